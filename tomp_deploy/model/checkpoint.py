@@ -1,0 +1,265 @@
+"""Checkpoints: the project's own format and the reference implementation's `.pth.tar` layout.
+
+Own format: one `torch.save` file of plain containers and tensors (loads with `weights_only=True`):
+`{"format": "tomp-deploy", "version": 1, "config": {...}, "state_dict": {...}, "meta": {...}}`.
+
+Reference format: a dict with the weights under `net` (the reference parameter names), a `constructor`
+record (`NetConstructor`: `fun_name`, `fun_module`, `args`, `kwds`) that decides the architecture, and
+training state (`settings`, `stats`, `optimizer`) pickled as classes of the reference package `ltr`.
+Such files are read with torch's restricted `weights_only` unpickler: classes of `ltr`/`pytracking`
+become inert records (attributes only, no code), and a file that asks for any other global is refused
+before anything in it is built.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from tomp_deploy.errors import ToMPError
+from tomp_deploy.model.config import ModelConfig
+from tomp_deploy.model.tomp import ToMPNet
+
+OWN_FORMAT = "tomp-deploy"
+OWN_FORMAT_VERSION = 1
+REFERENCE_PACKAGES = ("ltr.", "pytracking.")
+REFERENCE_UNUSED_PREFIXES = ("feature_extractor.layer4.", "feature_extractor.fc.")
+"""Reference backbones keep `layer4` and the ImageNet classifier; ToMP reads `layer3`, so these
+weights are dropped on load (and reported by `tomp-deploy inspect`)."""
+
+# Signatures of the reference constructors `tompnet50` / `tompnet101`, in positional order, with their
+# defaults; a checkpoint's constructor arguments override them.
+_REFERENCE_CONSTRUCTOR_PARAMS = (
+    "filter_size", "head_layer", "backbone_pretrained", "head_feat_blocks", "head_feat_norm", "final_conv",
+    "out_feature_dim", "frozen_backbone_layers", "nhead", "num_encoder_layers", "num_decoder_layers",
+    "dim_feedforward", "feature_sz", "use_test_frame_encoding",
+)
+_REFERENCE_CONSTRUCTORS = {
+    "tompnet50": ("resnet50", {"filter_size": 4}),
+    "tompnet101": ("resnet101", {"filter_size": 1}),
+}
+_REFERENCE_DEFAULTS = {
+    "head_layer": "layer3", "backbone_pretrained": True, "head_feat_blocks": 0, "head_feat_norm": True,
+    "final_conv": True, "out_feature_dim": 512, "frozen_backbone_layers": (), "nhead": 8,
+    "num_encoder_layers": 6, "num_decoder_layers": 6, "dim_feedforward": 2048, "feature_sz": 18,
+    "use_test_frame_encoding": True,
+}
+_REQUIRED_HEAD_LAYOUT = {"head_layer": "layer3", "head_feat_blocks": 0, "head_feat_norm": True, "final_conv": True}
+
+
+@dataclass
+class CheckpointInfo:
+    """Where a model came from; `tomp-deploy inspect` prints it and export records it."""
+
+    path: str
+    format: str
+    sha256: str
+    meta: dict = field(default_factory=dict)
+    dropped_keys: list[str] = field(default_factory=list)
+
+
+class _InertRecord:
+    """Stands in for a class of the reference package: keeps the pickled attributes, runs nothing."""
+
+    def __init__(self, *args, **kwargs):
+        self.args = args
+        self.kwargs = kwargs
+
+    def __setstate__(self, state):
+        if isinstance(state, tuple) and len(state) == 2:  # (dict state, slots state)
+            state = {**(state[0] or {}), **(state[1] or {})}
+        if isinstance(state, dict):
+            self.__dict__.update(state)
+        else:
+            self.state = state
+
+
+def _inert_class(qualified_name: str) -> type:
+    module, _, name = qualified_name.rpartition(".")
+    return type(name, (_InertRecord,), {"__module__": module, "__qualname__": name})
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _read_checkpoint(path: Path) -> dict:
+    if not path.exists():
+        raise ToMPError(f"Checkpoint {path} does not exist. Check the path (or pass --model tiny).")
+    if path.is_dir():
+        raise ToMPError(f"{path} is a folder, not a checkpoint file.")
+    try:
+        needed_globals = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except (RuntimeError, zipfile.BadZipFile, pickle.UnpicklingError, EOFError, ValueError) as exc:
+        raise ToMPError(
+            f"{path} is not a readable PyTorch checkpoint ({exc.__class__.__name__}: {exc}). "
+            "The file may be truncated by an interrupted download: fetch it again."
+        ) from None
+    foreign = sorted(g for g in needed_globals if not g.startswith(REFERENCE_PACKAGES))
+    if foreign:
+        raise ToMPError(
+            f"Refusing to load {path}: its pickle asks for {', '.join(foreign)}, which could run code. "
+            "ToMP checkpoints hold only tensors, plain containers and records of the reference package "
+            "'ltr'. If you trust the file, re-save just its 'net' and 'constructor' entries."
+        )
+    records = [(_inert_class(name), name) for name in needed_globals]
+    try:
+        with torch.serialization.safe_globals(records):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # the restricted unpickler raises plain Exceptions for odd content
+        raise ToMPError(
+            f"{path} could not be read as a checkpoint ({exc.__class__.__name__}: {str(exc).splitlines()[0]}). "
+            "The file is corrupt or truncated: fetch or export it again."
+        ) from None
+
+
+def _config_from_constructor(constructor: object, path: Path) -> ModelConfig:
+    fun_name = getattr(constructor, "fun_name", None)
+    if fun_name not in _REFERENCE_CONSTRUCTORS:
+        raise ToMPError(
+            f"{path} holds a '{fun_name}' network, not ToMP: tomp-deploy loads tompnet50 and tompnet101 "
+            "checkpoints of the reference implementation."
+        )
+    backbone, specific_defaults = _REFERENCE_CONSTRUCTORS[fun_name]
+    kwargs = {**_REFERENCE_DEFAULTS, **specific_defaults}
+    kwargs.update(zip(_REFERENCE_CONSTRUCTOR_PARAMS, getattr(constructor, "args", ()) or ()))
+    kwargs.update(getattr(constructor, "kwds", {}) or {})
+    wrong_layout = {k: kwargs[k] for k, v in _REQUIRED_HEAD_LAYOUT.items() if kwargs.get(k) != v}
+    if wrong_layout:
+        raise ToMPError(
+            f"{path} is a ToMP variant this toolkit does not support ({wrong_layout}); supported is "
+            f"{_REQUIRED_HEAD_LAYOUT}."
+        )
+    return ModelConfig(
+        backbone=backbone,
+        feature_dim=int(kwargs["out_feature_dim"]),
+        num_heads=int(kwargs["nhead"]),
+        num_encoder_layers=int(kwargs["num_encoder_layers"]),
+        num_decoder_layers=int(kwargs["num_decoder_layers"]),
+        dim_feedforward=int(kwargs["dim_feedforward"]),
+        feature_size=int(kwargs["feature_sz"]),
+        use_test_frame_encoding=bool(kwargs["use_test_frame_encoding"]),
+        head_filter_size=int(kwargs["filter_size"]),
+    )
+
+
+def _check_weights(model: ToMPNet, state_dict: dict, path: Path) -> None:
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    mismatched = sorted(
+        f"{k}: file {tuple(state_dict[k].shape)} vs model {tuple(expected[k].shape)}"
+        for k in set(expected) & set(state_dict)
+        if tuple(state_dict[k].shape) != tuple(expected[k].shape)
+    )
+    problems = []
+    for title, names in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", mismatched)):
+        if names:
+            shown = "\n    ".join(names[:20]) + (f"\n    ... and {len(names) - 20} more" if len(names) > 20 else "")
+            problems.append(f"  {title} ({len(names)}):\n    {shown}")
+    if problems:
+        raise ToMPError(
+            f"The weights in {path} do not fit the {model.config.backbone} ToMP architecture its config "
+            "describes:\n" + "\n".join(problems) + "\nThe checkpoint is damaged or of another architecture."
+        )
+
+
+def _plain(value: object) -> object:
+    """Reference records turned into plain data for reporting."""
+    if isinstance(value, _InertRecord):
+        return {k: _plain(v) for k, v in vars(value).items()}
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return repr(value)
+
+
+def load_checkpoint(path: str | Path) -> tuple[ModelConfig, dict, CheckpointInfo]:
+    """Reads either checkpoint format -> (config, state dict with this model's names, provenance)."""
+    path = Path(path)
+    content = _read_checkpoint(path)
+    if not isinstance(content, dict):
+        raise ToMPError(f"{path} is a PyTorch file but not a ToMP checkpoint (it holds a {type(content).__name__}).")
+    digest = sha256_of(path)
+    if content.get("format") == OWN_FORMAT:
+        if content.get("version") != OWN_FORMAT_VERSION:
+            raise ToMPError(
+                f"{path} is tomp-deploy checkpoint version {content.get('version')}; this release reads "
+                f"version {OWN_FORMAT_VERSION}. Upgrade tomp-deploy."
+            )
+        config = ModelConfig.from_dict(content["config"])
+        info = CheckpointInfo(str(path), OWN_FORMAT, digest, meta=dict(content.get("meta", {})))
+        return config, content["state_dict"], info
+    if "net" in content and isinstance(content["net"], dict):
+        constructor = content.get("constructor")
+        if constructor is None:
+            raise ToMPError(
+                f"{path} has reference-format weights but no 'constructor' record, so its architecture "
+                "is unknown. Re-save it with the constructor of the network that produced it."
+            )
+        config = _config_from_constructor(constructor, path)
+        weights = content["net"]
+        dropped = sorted(k for k in weights if k.startswith(REFERENCE_UNUSED_PREFIXES))
+        state_dict = {k: v for k, v in weights.items() if not k.startswith(REFERENCE_UNUSED_PREFIXES)}
+        settings = content.get("settings")
+        meta = {
+            "epoch": content.get("epoch"),
+            "net_type": content.get("net_type"),
+            "constructor": f"{getattr(constructor, 'fun_module', '?')}.{constructor.fun_name}",
+            "constructor_kwargs": _plain(getattr(constructor, "kwds", {})),
+            "description": getattr(settings, "description", None),
+        }
+        return config, state_dict, CheckpointInfo(str(path), "reference", digest, meta, dropped)
+    raise ToMPError(
+        f"{path} is a PyTorch file but not a ToMP checkpoint: it has neither tomp-deploy's 'format' "
+        f"nor the reference's 'net' entry (keys: {sorted(map(str, content))[:10]})."
+    )
+
+
+def load_model(path: str | Path, device: str = "cpu") -> ToMPNet:
+    """Loads a ToMP checkpoint of either format into an eval-mode `ToMPNet` on `device`.
+
+    The network's `checkpoint_info` tells where it came from.
+    """
+    config, state_dict, info = load_checkpoint(path)
+    model = ToMPNet(config)
+    _check_weights(model, state_dict, Path(path))
+    model.load_state_dict(state_dict, strict=True)
+    model.checkpoint_info = info
+    return model.eval().to(device)
+
+
+def save_checkpoint(model: ToMPNet, path: str | Path, meta: dict | None = None) -> Path:
+    """Writes `model` in the project's own format, atomically (a kill never leaves a partial file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    content = {
+        "format": OWN_FORMAT,
+        "version": OWN_FORMAT_VERSION,
+        "config": model.config.to_dict(),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "meta": dict(meta or {}),
+    }
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(content, tmp_name)
+        os.replace(tmp_name, path)
+    finally:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+    return path

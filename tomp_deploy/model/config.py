@@ -1,0 +1,101 @@
+"""Model configurations and their presets: the one source of truth for architecture constants.
+
+Importing this module needs no torch, so the runtime and `model.json` readers can use it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+from tomp_deploy.errors import ToMPError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+BACKBONE_CHANNELS = {"resnet18": 256, "resnet34": 256, "resnet50": 1024, "resnet101": 1024}
+"""Channels of each supported torchvision ResNet's `layer3` output (stride 16)."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of one ToMP network. Every backend and export reads its sizes from here."""
+
+    backbone: str = "resnet50"
+    feature_dim: int = 256
+    num_heads: int = 8
+    num_encoder_layers: int = 6
+    num_decoder_layers: int = 6
+    dim_feedforward: int = 2048
+    feature_size: int = 18
+    feature_stride: int = 16
+    memory_size: int = 2
+    use_test_frame_encoding: bool = True
+    head_filter_size: int = 1
+    """The reference's `filter_size`; it only enters the head features' L2-norm scale."""
+
+    def __post_init__(self) -> None:
+        if self.backbone not in BACKBONE_CHANNELS:
+            raise ToMPError(
+                f"Unsupported backbone {self.backbone!r}; choose one of {sorted(BACKBONE_CHANNELS)}."
+            )
+        if self.feature_dim % self.num_heads:
+            raise ToMPError(
+                f"feature_dim {self.feature_dim} is not divisible by num_heads {self.num_heads}."
+            )
+        if self.feature_dim % 4:
+            raise ToMPError(f"feature_dim {self.feature_dim} must be a multiple of 4 (box encoding MLP).")
+
+    @property
+    def search_size(self) -> int:
+        """Side of the square image crop fed to the backbone (288 for the paper)."""
+        return self.feature_size * self.feature_stride
+
+    @property
+    def backbone_channels(self) -> int:
+        return BACKBONE_CHANNELS[self.backbone]
+
+    @property
+    def head_norm_scale(self) -> float:
+        return math.sqrt(1.0 / (self.feature_dim * self.head_filter_size * self.head_filter_size))
+
+    @property
+    def num_tokens(self) -> int:
+        """Tokens in the predictor's sequence: memory frames then the test frame, F*F each."""
+        return (self.memory_size + 1) * self.feature_size * self.feature_size
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "ModelConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ToMPError(
+                f"Unknown model config keys {unknown}; known keys are {sorted(known)}. "
+                "The file was written by another version of tomp-deploy or is not a ToMP config."
+            )
+        return cls(**values)
+
+
+PRESETS: dict[str, ModelConfig] = {
+    "tomp50": ModelConfig(backbone="resnet50"),
+    "tomp101": ModelConfig(backbone="resnet101"),
+    "tiny": ModelConfig(
+        backbone="resnet18",
+        feature_dim=64,
+        num_heads=4,
+        num_encoder_layers=2,
+        num_decoder_layers=2,
+        dim_feedforward=256,
+    ),
+}
+"""`tomp50`/`tomp101` are the paper's networks; `tiny` runs the same code paths at CPU-test size."""
+
+
+def preset(name: str) -> ModelConfig:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ToMPError(f"Unknown preset {name!r}; choose one of {sorted(PRESETS)}.") from None

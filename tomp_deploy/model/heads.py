@@ -1,0 +1,76 @@
+"""The `head` graph: ToMP's classifier and dense box regressor applied with the predicted weights."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from tomp_deploy.model.config import ModelConfig
+
+
+def correlate(feat: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Per-cell dot product of `feat` [1,C,H,W] with `weights` [1,C] -> [1,H,W] (a 1x1 filter)."""
+    batch, _, height, width = feat.shape
+    return (weights.unsqueeze(1) @ feat.flatten(2)).reshape(batch, height, width)
+
+
+class LinearFilterClassifier(nn.Module):
+    """Projects the target model w to classifier weights and correlates them with the test feature."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.linear = nn.Linear(channels, channels)
+
+    def forward(self, feat: torch.Tensor, target_model: torch.Tensor) -> torch.Tensor:
+        return correlate(feat, self.linear(target_model))
+
+
+def _conv_gn_relu(channels: int) -> list[nn.Module]:
+    return [nn.Conv2d(channels, channels, 3, padding=1), nn.GroupNorm(1, channels), nn.ReLU(inplace=True)]
+
+
+class DenseBoxRegressor(nn.Module):
+    """Attention = correlation with the projected weights, multiplied into the features, then four
+    conv+GroupNorm(1)+ReLU blocks, a 3x3 conv to 4 channels and `exp` -> ltrb per cell.
+
+    `exp` of an FP16 logit overflows above 11.09; ltrb is a distance divided by the crop size, so
+    logits are clamped at 10 (ltrb <= 22026 crops), which no valid box reaches: FP32 results are unchanged.
+    """
+
+    max_logit = 10.0
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.linear = nn.Linear(channels, channels)
+        self.tower = nn.Sequential(*(layer for _ in range(4) for layer in _conv_gn_relu(channels)))
+        self.bbreg_layer = nn.Conv2d(channels, 4, kernel_size=3, padding=1)
+
+    def forward(self, feat: torch.Tensor, target_model: torch.Tensor) -> torch.Tensor:
+        attention = correlate(feat, self.linear(target_model))
+        tower = self.tower(attention.unsqueeze(1) * feat)
+        return torch.exp(self.bbreg_layer(tower).clamp(max=self.max_logit))
+
+
+class ToMPHead(nn.Module):
+    """The reference's `head` module (its parameter names) whose forward is the contract `head` graph.
+
+    It also owns the head feature extractor and the filter predictor, as the reference does, so that
+    checkpoint names match; those two run inside the `backbone` and `predictor` graphs.
+    """
+
+    def __init__(self, config: ModelConfig, feature_extractor: nn.Module, filter_predictor: nn.Module):
+        super().__init__()
+        self.feature_extractor = feature_extractor
+        self.filter_predictor = filter_predictor
+        self.classifier = LinearFilterClassifier(config.feature_dim)
+        self.bb_regressor = DenseBoxRegressor(config.feature_dim)
+
+    def forward(
+        self,
+        cls_filter: torch.Tensor,
+        cls_feat: torch.Tensor,
+        bbreg_filter: torch.Tensor,
+        bbreg_feat: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> `scores` [1,F,F], `ltrb` [1,4,F,F]."""
+        return self.classifier(cls_feat, cls_filter), self.bb_regressor(bbreg_feat, bbreg_filter)

@@ -1,0 +1,162 @@
+"""DETR-style post-norm Transformer of ToMP's model predictor, batch-first, with key padding masks.
+
+Parameter names and shapes follow the reference implementation (which uses `nn.MultiheadAttention`),
+so its checkpoints load unchanged. Attention is written out rather than calling
+`nn.MultiheadAttention` so that the exported graph is plain MatMul/Softmax (parsed by every TensorRT
+10 release) and so that a masked key gets exactly zero weight.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class MultiheadAttention(nn.Module):
+    """Multi-head attention with the parameter layout of `nn.MultiheadAttention` (packed in-projection)."""
+
+    def __init__(self, embed_dim: int, num_heads: int):
+        super().__init__()
+        self.embed_dim = embed_dim
+        self.num_heads = num_heads
+        self.head_dim = embed_dim // num_heads
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * embed_dim, embed_dim))
+        self.in_proj_bias = nn.Parameter(torch.zeros(3 * embed_dim))
+        self.out_proj = nn.Linear(embed_dim, embed_dim)
+        nn.init.xavier_uniform_(self.in_proj_weight)
+        nn.init.zeros_(self.out_proj.bias)
+
+    def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        batch, length, _ = x.shape
+        return x.reshape(batch, length, self.num_heads, self.head_dim).transpose(1, 2)
+
+    def forward(
+        self,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        key_padding_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """query [B,Lq,E], key/value [B,Lk,E], key_padding_mask bool [B,Lk] (True hides the key)."""
+        w_q, w_k, w_v = self.in_proj_weight.chunk(3)
+        b_q, b_k, b_v = self.in_proj_bias.chunk(3)
+        # Scaling q before the product keeps the logits in FP16 range (as nn.MultiheadAttention does).
+        q = self._split_heads(F.linear(query, w_q, b_q) * (1.0 / math.sqrt(self.head_dim)))
+        k = self._split_heads(F.linear(key, w_k, b_k))
+        v = self._split_heads(F.linear(value, w_v, b_v))
+        logits = q @ k.transpose(-2, -1)
+        if key_padding_mask is not None:
+            hidden = key_padding_mask[:, None, None, :]
+            logits = logits.masked_fill(hidden, float("-inf"))
+        attended = torch.softmax(logits, dim=-1) @ v
+        batch, _, length, _ = attended.shape
+        return self.out_proj(attended.transpose(1, 2).reshape(batch, length, self.embed_dim))
+
+
+class EncoderLayer(nn.Module):
+    def __init__(self, d_model: int, num_heads: int, dim_feedforward: int):
+        super().__init__()
+        self.self_attn = MultiheadAttention(d_model, num_heads)
+        self.linear1 = nn.Linear(d_model, dim_feedforward)
+        self.linear2 = nn.Linear(dim_feedforward, d_model)
+        self.norm1 = nn.LayerNorm(d_model)
+        self.norm2 = nn.LayerNorm(d_model)
+
+    def forward(self, src: torch.Tensor, pos: torch.Tensor, key_padding_mask: torch.Tensor) -> torch.Tensor:
+        q = k = src + pos
+        src = self.norm1(src + self.self_attn(q, k, src, key_padding_mask))
+        return self.norm2(src + self.linear2(F.relu(self.linear1(src))))
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, d_model: int, num_heads: int, dim_feedforward: int):
+        super().__init__()
+        self.self_attn = MultiheadAttention(d_model, num_heads)
+        self.multihead_attn = MultiheadAttention(d_model, num_heads)
+        self.linear1 = nn.Linear(d_model, dim_feedforward)
+        self.linear2 = nn.Linear(dim_feedforward, d_model)
+        self.norm1 = nn.LayerNorm(d_model)
+        self.norm2 = nn.LayerNorm(d_model)
+        self.norm3 = nn.LayerNorm(d_model)
+
+    def forward(
+        self,
+        tgt: torch.Tensor,
+        memory: torch.Tensor,
+        pos: torch.Tensor,
+        query_pos: torch.Tensor,
+        key_padding_mask: torch.Tensor,
+    ) -> torch.Tensor:
+        q = k = tgt + query_pos
+        tgt = self.norm1(tgt + self.self_attn(q, k, tgt))
+        cross = self.multihead_attn(tgt + query_pos, memory + pos, memory, key_padding_mask)
+        tgt = self.norm2(tgt + cross)
+        return self.norm3(tgt + self.linear2(F.relu(self.linear1(tgt))))
+
+
+class TransformerEncoder(nn.Module):
+    def __init__(self, layer: EncoderLayer, num_layers: int):
+        super().__init__()
+        self.layers = nn.ModuleList(copy.deepcopy(layer) for _ in range(num_layers))
+
+    def forward(self, src: torch.Tensor, pos: torch.Tensor, key_padding_mask: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            src = layer(src, pos, key_padding_mask)
+        return src
+
+
+class TransformerDecoder(nn.Module):
+    def __init__(self, layer: DecoderLayer, num_layers: int, d_model: int):
+        super().__init__()
+        self.layers = nn.ModuleList(copy.deepcopy(layer) for _ in range(num_layers))
+        self.norm = nn.LayerNorm(d_model)
+
+    def forward(self, tgt, memory, pos, query_pos, key_padding_mask):
+        for layer in self.layers:
+            tgt = layer(tgt, memory, pos, query_pos, key_padding_mask)
+        return self.norm(tgt)
+
+
+class Transformer(nn.Module):
+    """Encoder over all tokens, decoder with the given queries; both see the same key padding mask."""
+
+    def __init__(self, d_model: int, num_heads: int, num_encoder_layers: int, num_decoder_layers: int,
+                 dim_feedforward: int):
+        super().__init__()
+        self.d_model = d_model
+        self.encoder = TransformerEncoder(EncoderLayer(d_model, num_heads, dim_feedforward), num_encoder_layers)
+        self.decoder = TransformerDecoder(
+            DecoderLayer(d_model, num_heads, dim_feedforward), num_decoder_layers, d_model
+        )
+        for p in self.parameters():
+            if p.dim() > 1:
+                nn.init.xavier_uniform_(p)
+
+    def forward(self, src, pos, query_embed, key_padding_mask):
+        """src/pos [B,N,E], query_embed [Q,E], mask [B,N] -> (decoder output [B,Q,E], encoder memory [B,N,E])."""
+        query_pos = query_embed.unsqueeze(0).expand(src.shape[0], -1, -1)
+        memory = self.encoder(src, pos, key_padding_mask)
+        decoded = self.decoder(torch.zeros_like(query_pos), memory, pos, query_pos, key_padding_mask)
+        return decoded, memory
+
+
+def sine_position_encoding(feature_size: int, channels: int) -> torch.Tensor:
+    """ToMP's positional encoding of an F x F frame, [channels, F, F].
+
+    Cell (y, x) has normalised coordinates ((x+0.5)/F, (y+0.5)/F); with `depth = channels/4` linear
+    frequencies `i * F/depth * pi` (i = 1..depth) the channels are sin of every frequency applied to
+    (x, y) interleaved, then cos likewise (the reference's 'lin_sine' with anti-aliasing).
+    """
+    depth = channels // 4
+    eps = 1e-6
+    coords = (torch.arange(1, feature_size + 1, dtype=torch.float32) - 0.5) / (feature_size + eps)
+    y, x = torch.meshgrid(coords, coords, indexing="ij")
+    xy = torch.stack([x, y], dim=-1)  # [F, F, 2]
+    factor = feature_size / depth
+    freqs = torch.arange(1, depth + 1, dtype=torch.float32) * factor * math.pi
+    angles = (xy[..., None, :] * freqs[:, None]).reshape(feature_size, feature_size, 2 * depth)
+    return torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1).permute(2, 0, 1).contiguous()
