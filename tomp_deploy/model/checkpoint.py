@@ -96,15 +96,16 @@ def sha256_of(path: Path) -> str:
 
 def _read_checkpoint(path: Path) -> dict:
     if not path.exists():
-        raise ToMPError(f"Checkpoint {path} does not exist. Check the path (or pass --model tiny).")
+        raise ToMPError(f"Checkpoint {path} does not exist. Check the path.")
     if path.is_dir():
         raise ToMPError(f"{path} is a folder, not a checkpoint file.")
     try:
         needed_globals = torch.serialization.get_unsafe_globals_in_checkpoint(path)
     except (RuntimeError, zipfile.BadZipFile, pickle.UnpicklingError, EOFError, ValueError) as exc:
+        detail = str(exc).split(". ")[0]
         raise ToMPError(
-            f"{path} is not a readable PyTorch checkpoint ({exc.__class__.__name__}: {exc}). "
-            "The file may be truncated by an interrupted download: fetch it again."
+            f"{path} is not a readable PyTorch checkpoint ({detail}): it is truncated, corrupt or not a "
+            "checkpoint at all. Download or export it again."
         ) from None
     foreign = sorted(g for g in needed_globals if not g.startswith(REFERENCE_PACKAGES))
     if foreign:

@@ -1,0 +1,40 @@
+"""What installing the project put into the environment, and the CLI's entry point."""
+
+import subprocess
+import sys
+from importlib import metadata
+
+CONFLICTING_BUILDS = [
+    {"opencv-python", "opencv-python-headless", "opencv-contrib-python", "opencv-contrib-python-headless"},
+    {"onnxruntime", "onnxruntime-gpu", "onnxruntime-directml", "onnxruntime-openvino"},
+]
+
+
+def installed_distributions() -> set[str]:
+    return {dist.metadata["Name"].lower() for dist in metadata.distributions()}
+
+
+def test_one_build_of_opencv_and_onnxruntime():
+    installed = installed_distributions()
+    for family in CONFLICTING_BUILDS:
+        present = installed & family
+        assert len(present) == 1, f"expected exactly one of {sorted(family)}, found {sorted(present)}"
+
+
+def test_declared_dependencies_are_installed():
+    installed = installed_distributions()
+    required = [r for r in metadata.requires("tomp-deploy") if "extra ==" not in r]
+    for requirement in required:
+        name = requirement.split(">")[0].split("=")[0].split("<")[0].split(";")[0].strip().lower()
+        assert name in installed, f"{name} is a dependency but not installed"
+
+
+def test_console_script_help_lists_commands():
+    result = subprocess.run(["tomp-deploy", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "inspect" in result.stdout
+
+
+def test_package_root_does_not_import_torch():
+    code = "import sys, tomp_deploy; assert 'torch' not in sys.modules, 'tomp_deploy imported torch'"
+    subprocess.run([sys.executable, "-c", code], check=True)
