@@ -102,3 +102,127 @@ def inspect(
     for key, value in rows.items():
         table.add_row(key, value)
     console.print(table)
+
+
+def _output_paths(output: Path, count: int) -> list[Path]:
+    if count == 1:
+        return [output]
+    return [output.with_name(f"{output.stem}_{k + 1}{output.suffix}") for k in range(count)]
+
+
+@app.command()
+@user_errors
+def track(
+    source: Annotated[str, typer.Argument(help="Video file, folder of images (sorted by name) or camera index.")],
+    model: Annotated[Path, typer.Option(help="Checkpoint (or export/engine folder for those backends).")],
+    backend: Annotated[str, typer.Option(help="Inference backend.")] = "torch",
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    init_box: Annotated[
+        list[str] | None,
+        typer.Option(help="Initial box x,y,w,h in pixels; repeat for several targets. Optional for a "
+                          "folder with groundtruth.txt beside or above its images."),
+    ] = None,
+    output: Annotated[Path | None, typer.Option(help="Write x,y,w,h per frame (first line: the initial box).")] = None,
+    video_out: Annotated[Path | None, typer.Option(help="Write an MP4 with the boxes, scores and frame rate.")] = None,
+    show: Annotated[bool, typer.Option(help="Show the tracking in a window (q quits).")] = False,
+) -> None:
+    """Track one or more targets through a video, an image folder or a camera."""
+    import time
+
+    import numpy as np
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from tomp_deploy.backends import open_backend
+    from tomp_deploy.sources import (
+        FrameSource,
+        ResultWriter,
+        VideoWriter,
+        draw_overlay,
+        find_groundtruth,
+        first_groundtruth_box,
+        parse_box,
+    )
+    from tomp_deploy.tracker import MultiTargetTracker
+
+    frames = FrameSource(source)
+    if init_box:
+        boxes = [parse_box(text, "--init-box") for text in init_box]
+    else:
+        groundtruth = find_groundtruth(frames.folder) if frames.folder else None
+        if groundtruth is None:
+            raise ToMPError("No initial box: pass --init-box x,y,w,h (a folder with groundtruth.txt needs none).")
+        boxes = [first_groundtruth_box(groundtruth)]
+    if show:
+        _check_gui()
+
+    tracker = MultiTargetTracker(open_backend(backend, model, device=device))
+    writers = [ResultWriter(p) for p in _output_paths(output, len(boxes))] if output else []
+    video = None
+    written = 0
+    progress = Progress(
+        TextColumn("[bold]tracking[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[fps]}"),
+        TimeElapsedColumn(), console=console, transient=False,
+    )
+    stop_reason = None
+    try:
+        with progress:
+            task = progress.add_task("track", total=len(frames) or None, fps="")
+            recent: list[float] = []
+            for frame in frames:
+                started = time.perf_counter()
+                if frame.index == 0:
+                    tracker.initialize(frame.image, boxes)
+                    current, scores = [np.asarray(b) for b in boxes], [1.0] * len(boxes)
+                else:
+                    results = tracker.track(frame.image)
+                    current, scores = [r.box for r in results], [r.score for r in results]
+                    recent = (recent + [time.perf_counter() - started])[-30:]
+                fps = len(recent) / sum(recent) if recent else None
+                for writer, box in zip(writers, current):
+                    writer.write(box)
+                written = frame.index + 1
+                if video_out or show:
+                    canvas = draw_overlay(frame.image, current, scores, fps)
+                    if video_out:
+                        if video is None:
+                            video = VideoWriter(video_out, (frame.image.shape[1], frame.image.shape[0]))
+                        video.write(canvas)
+                    if show:
+                        import cv2
+
+                        cv2.imshow("tomp-deploy", canvas)
+                        if cv2.waitKey(1) & 0xFF == ord("q"):
+                            stop_reason = "stopped by the user"
+                            break
+                progress.update(task, advance=1, fps=f"{fps:.1f} FPS" if fps else "")
+        stop_reason = stop_reason or frames.stopped_early
+    except ToMPError as exc:
+        if written == 0:
+            raise
+        raise ToMPError(
+            f"{exc}\nStopped after {written} frames; "
+            + (f"their boxes are in {', '.join(str(w.path) for w in writers)}." if writers else "no --output was given.")
+        ) from None
+    finally:
+        for writer in writers:
+            writer.close()
+        if video is not None:
+            video.close()
+    if stop_reason:
+        console.print(f"[yellow]note:[/] {stop_reason}; {written} frames tracked.")
+    for writer in writers:
+        console.print(f"boxes: {writer.path} ({written} lines)")
+    if video is not None:
+        console.print(f"video: {video.path}")
+
+
+def _check_gui() -> None:
+    import cv2
+
+    try:
+        cv2.namedWindow("tomp-deploy")
+    except cv2.error:
+        raise ToMPError(
+            "--show needs a display and an OpenCV build with GUI support (opencv-python, not the headless "
+            "build). Use --video-out instead."
+        ) from None

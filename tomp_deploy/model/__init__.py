@@ -1,7 +1,7 @@
 """PyTorch ToMP: presets, the network split into the contract's graphs, checkpoints."""
 
 from tomp_deploy.model.checkpoint import CheckpointInfo, load_checkpoint, load_model, save_checkpoint
-from tomp_deploy.model.config import PRESETS, ModelConfig, preset
+from tomp_deploy.presets import PRESETS, ModelConfig, preset
 from tomp_deploy.model.tomp import ToMPNet
 
 __all__ = [

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from tomp_deploy.errors import ToMPError
-from tomp_deploy.model.config import ModelConfig
+from tomp_deploy.presets import ModelConfig
 from tomp_deploy.model.tomp import ToMPNet
 
 OWN_FORMAT = "tomp-deploy"

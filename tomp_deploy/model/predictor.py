@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from tomp_deploy.model.config import ModelConfig
+from tomp_deploy.presets import ModelConfig
 from tomp_deploy.model.transformer import Transformer, sine_position_encoding
 
 

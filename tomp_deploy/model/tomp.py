@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from tomp_deploy.model.backbone import BackboneGraph, build_head_features, build_resnet_trunk
-from tomp_deploy.model.config import ModelConfig
+from tomp_deploy.presets import ModelConfig
 from tomp_deploy.model.heads import ToMPHead
 from tomp_deploy.model.predictor import FilterPredictor
 

@@ -1,4 +1,4 @@
-"""Model configurations and their presets: the one source of truth for architecture constants.
+"""Model configurations, tracker parameters and their presets: the one source of truth for constants.
 
 Importing this module needs no torch, so the runtime and `model.json` readers can use it.
 """
@@ -15,6 +15,17 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 BACKBONE_CHANNELS = {"resnet18": 256, "resnet34": 256, "resnet50": 1024, "resnet101": 1024}
 """Channels of each supported torchvision ResNet's `layer3` output (stride 16)."""
+
+
+def _from_dict(cls, values: dict, what: str):
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ToMPError(
+            f"Unknown {what} keys {unknown}; known keys are {sorted(known)}. "
+            "The file was written by another version of tomp-deploy or is not a ToMP file."
+        )
+    return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -69,14 +80,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "ModelConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ToMPError(
-                f"Unknown model config keys {unknown}; known keys are {sorted(known)}. "
-                "The file was written by another version of tomp-deploy or is not a ToMP config."
-            )
-        return cls(**values)
+        return _from_dict(cls, values, "model config")
 
 
 PRESETS: dict[str, ModelConfig] = {
@@ -99,3 +103,36 @@ def preset(name: str) -> ModelConfig:
         return PRESETS[name]
     except KeyError:
         raise ToMPError(f"Unknown preset {name!r}; choose one of {sorted(PRESETS)}.") from None
+
+
+@dataclass(frozen=True)
+class TrackerParams:
+    """Online tracking parameters. Defaults are the reference `tomp50` (and `tomp101`) parameter files."""
+
+    search_area_scale: float = 5.0
+    border_mode: str = "inside_major"
+    patch_max_scale_change: float = 1.5
+    init_expansion_factor: int = 2
+    """The reference samples the annotated frame at twice the crop size and keeps the centre (its
+    `augmentation_expansion_factor`); this changes the crop's rounding, so it is kept."""
+    output_sigma_factor: float = 0.25
+    conf_ths: float = 0.9
+    target_not_found_threshold: float = 0.25
+    distractor_threshold: float = 0.8
+    hard_negative_threshold: float = 0.5
+    target_neighborhood_scale: float = 2.2
+    displacement_scale: float = 0.8
+    search_area_rescaling_at_occlusion: bool = True
+    min_box_size: float = 10.0
+    """Smallest width/height of the reported box in pixels when it is clipped to the image."""
+
+    def __post_init__(self) -> None:
+        if self.border_mode not in ("inside_major", "inside", "replicate"):
+            raise ToMPError(f"Unknown border_mode {self.border_mode!r}; use inside_major, inside or replicate.")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrackerParams":
+        return _from_dict(cls, values, "tracker parameter")

@@ -1,0 +1,90 @@
+"""Deterministic test inputs from numpy's PCG64 streams: the same on every machine and torch version.
+
+Used for the reference-parity data: the reference tracker was run (outside this repo) on exactly
+these weights and frames.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from tomp_deploy.model import ToMPNet, preset
+
+
+def seeded_model(preset_name: str = "tiny", seed: int = 0, score_gain: float = 1.0,
+                 zero_score_bias: bool = False, box_fraction: float | None = None) -> ToMPNet:
+    """A network whose every tensor comes from `default_rng(seed)`, in state-dict order.
+
+    Weights are normal with std 1/sqrt(fan_in); norms start at weight 1, bias 0; BatchNorm statistics
+    are mildly random. `score_gain` scales the classifier projection and `zero_score_bias` removes its
+    bias, which centres a random network's scores on 0 so that every localisation branch occurs.
+    `box_fraction` makes the box regressor predict boxes of about that fraction of the crop around each
+    cell (random regressors otherwise predict boxes that cover the whole image).
+    """
+    rng = np.random.default_rng(seed)
+    model = ToMPNet(preset(preset_name)).eval()
+    state = model.state_dict()
+    filled = {}
+    for name, tensor in state.items():
+        if name in filled or name.endswith("query_embed_fg_decoder.weight"):
+            continue
+        shape = tuple(tensor.shape)
+        if name.endswith("num_batches_tracked"):
+            value = np.array(0)
+        elif name.endswith("running_mean"):
+            value = rng.normal(0.0, 0.1, shape)
+        elif name.endswith("running_var"):
+            value = rng.uniform(0.5, 1.5, shape)
+        elif len(shape) >= 2:
+            value = rng.standard_normal(shape) / math.sqrt(np.prod(shape[1:]))
+        elif ("norm" in name or ".bn" in name or "bn1" in name or "downsample.1" in name or "tower" in name
+              or "box_encoding.1" in name or "box_encoding.4" in name) and name.endswith("weight"):
+            value = 1.0 + rng.normal(0.0, 0.1, shape)
+        else:
+            value = rng.normal(0.0, 0.05, shape)
+        filled[name] = torch.from_numpy(np.asarray(value)).to(tensor.dtype)
+    filled["head.filter_predictor.query_embed_fg_decoder.weight"] = filled["head.filter_predictor.query_embed_fg.weight"]
+    filled["head.classifier.linear.weight"] = filled["head.classifier.linear.weight"] * score_gain
+    if zero_score_bias:
+        filled["head.classifier.linear.bias"] = torch.zeros_like(filled["head.classifier.linear.bias"])
+    if box_fraction is not None:
+        filled["head.bb_regressor.bbreg_layer.weight"] = filled["head.bb_regressor.bbreg_layer.weight"] * 0.1
+        filled["head.bb_regressor.bbreg_layer.bias"] = torch.full((4,), math.log(box_fraction / 2))
+    model.load_state_dict(filled)
+    return model
+
+
+def smooth_texture(rng: np.random.Generator, height: int, width: int, cell: int) -> np.ndarray:
+    """Blocky RGB noise upsampled by nearest neighbour and box-blurred: a texture with structure."""
+    coarse = rng.uniform(0, 255, (height // cell + 2, width // cell + 2, 3))
+    fine = np.repeat(np.repeat(coarse, cell, axis=0), cell, axis=1)[:height, :width]
+    kernel = np.ones(cell) / cell
+    for axis in (0, 1):
+        fine = np.apply_along_axis(lambda v: np.convolve(v, kernel, mode="same"), axis, fine)
+    return fine
+
+
+def moving_target_sequence(seed: int = 0, frames: int = 30, scale: float = 1.0):
+    """Frames (uint8 RGB, 320x240 times `scale`) of a textured box moving and growing over a textured
+    background, and its boxes."""
+    rng = np.random.default_rng(seed)
+    height, width = int(240 * scale), int(320 * scale)
+    background = smooth_texture(rng, height, width, 16)
+    target = smooth_texture(rng, int(120 * scale), int(120 * scale), 6) * 0.5 + 120
+    images, boxes = [], []
+    for i in range(frames):
+        t = i / max(frames - 1, 1)
+        w = (40 + 30 * t) * scale
+        h = (30 + 10 * math.sin(3 * t)) * scale
+        x = (30 + 200 * t + 10 * math.sin(7 * t)) * scale
+        y = (60 + 90 * t * t) * scale
+        image = background.copy()
+        x0, y0 = int(round(x)), int(round(y))
+        x1, y1 = min(int(round(x + w)), width), min(int(round(y + h)), height)
+        image[y0:y1, x0:x1] = target[: y1 - y0, : x1 - x0]
+        images.append(np.clip(image, 0, 255).astype(np.uint8))
+        boxes.append([x0, y0, x1 - x0, y1 - y0])
+    return images, np.array(boxes, dtype=np.float64)

@@ -1,0 +1,35 @@
+"""Inference backends behind one protocol; each is imported only when asked for.
+
+`open_backend("onnxruntime", ...)` never imports torch, so the runtime embeds without it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from tomp_deploy.backends.base import Backend
+from tomp_deploy.errors import ToMPError
+
+BACKENDS = {
+    "torch": ("tomp_deploy.backends.torch_backend", "TorchBackend"),
+}
+"""Backend name -> (module, class). Each class takes (model path, device, ...)."""
+
+
+def open_backend(name: str, model: str | Path, device: str = "cpu") -> Backend:
+    """Loads `model` into the named backend."""
+    if name not in BACKENDS:
+        raise ToMPError(f"Unknown backend {name!r}; available backends: {', '.join(BACKENDS)}.")
+    module_name, class_name = BACKENDS[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ToMPError(
+            f"The {name} backend needs the Python package '{exc.name}', which is not installed. "
+            "Install tomp-deploy with its dependencies (pip install -e .)."
+        ) from None
+    return getattr(module, class_name)(model, device=device)
+
+
+__all__ = ["BACKENDS", "Backend", "open_backend"]

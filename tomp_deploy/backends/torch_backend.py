@@ -1,0 +1,48 @@
+"""The PyTorch reference backend (fp32, CPU or CUDA)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tomp_deploy.errors import ToMPError
+from tomp_deploy.model import ToMPNet, load_model
+
+
+class TorchBackend:
+    """Runs a `ToMPNet` in fp32 under `torch.inference_mode`; numpy in, numpy out."""
+
+    name = "torch"
+
+    def __init__(self, model: ToMPNet | str | Path, device: str = "cpu"):
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise ToMPError("--device cuda was asked for, but PyTorch sees no CUDA GPU. Use --device cpu.")
+        self.device = torch.device(device)
+        network = model if isinstance(model, ToMPNet) else load_model(model)
+        self.model = network.to(self.device).eval()
+        self.config = self.model.config
+
+    def _tensor(self, array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
+
+    @staticmethod
+    def _numpy(*tensors: torch.Tensor) -> tuple[np.ndarray, ...]:
+        return tuple(t.float().cpu().numpy() for t in tensors)
+
+    @torch.inference_mode()
+    def backbone(self, image: np.ndarray) -> np.ndarray:
+        return self._numpy(self.model.backbone(self._tensor(image)))[0]
+
+    @torch.inference_mode()
+    def predictor(self, train_feat, train_label, train_ltrb, test_feat, key_padding_mask):
+        outputs = self.model.predictor(
+            *(self._tensor(a) for a in (train_feat, train_label, train_ltrb, test_feat, key_padding_mask))
+        )
+        return self._numpy(*outputs)
+
+    @torch.inference_mode()
+    def head(self, cls_filter, cls_feat, bbreg_filter, bbreg_feat):
+        outputs = self.model.head(*(self._tensor(a) for a in (cls_filter, cls_feat, bbreg_filter, bbreg_feat)))
+        return self._numpy(*outputs)

@@ -1,0 +1,186 @@
+"""Frame sources (video file, image folder, camera) and result files, through OpenCV."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from tomp_deploy.errors import ToMPError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+GROUNDTRUTH_NAMES = ("groundtruth.txt", "groundtruth_rect.txt")
+
+
+@dataclass
+class Frame:
+    index: int
+    image: np.ndarray
+    """RGB uint8 [H, W, 3]."""
+    name: str
+
+
+def _to_rgb(image: np.ndarray) -> np.ndarray:
+    """OpenCV's BGR/BGRA/grey decode -> RGB (grey replicated, alpha dropped)."""
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def _natural_key(path: Path) -> list:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
+
+
+class FrameSource:
+    """Iterates RGB frames of a video file, a folder of images (sorted by name) or a camera index."""
+
+    def __init__(self, source: str | Path):
+        self.source = str(source)
+        self.folder: Path | None = None
+        self.frame_paths: list[Path] = []
+        path = Path(self.source)
+        if self.source.isdigit() and not path.exists():
+            self.kind = "camera"
+        elif path.is_dir():
+            self.kind = "folder"
+            self.folder = path
+            self.frame_paths = sorted(
+                (p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key
+            )
+            if not self.frame_paths:
+                raise ToMPError(f"The folder {path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}).")
+        elif path.is_file():
+            self.kind = "video"
+        else:
+            raise ToMPError(f"{self.source} is neither a video file, a folder of images nor a camera index.")
+        self.stopped_early: str | None = None
+        """Why iteration ended before the source's announced end (a broken or short video)."""
+
+    def __len__(self) -> int:
+        if self.kind == "folder":
+            return len(self.frame_paths)
+        if self.kind == "video":
+            capture = cv2.VideoCapture(self.source)
+            count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+            capture.release()
+            return max(count, 0)
+        return 0
+
+    def __iter__(self) -> Iterator[Frame]:
+        if self.kind == "folder":
+            yield from self._folder_frames()
+        else:
+            yield from self._capture_frames()
+
+    def _folder_frames(self) -> Iterator[Frame]:
+        for index, path in enumerate(self.frame_paths):
+            image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+            if image is None or image.size == 0:
+                raise ToMPError(f"Frame {index} ({path}) cannot be decoded: the image file is corrupt or empty.")
+            if image.dtype != np.uint8:
+                image = cv2.convertScaleAbs(image, alpha=255.0 / max(float(image.max()), 1.0))
+            yield Frame(index, _to_rgb(image), path.name)
+
+    def _capture_frames(self) -> Iterator[Frame]:
+        capture = cv2.VideoCapture(int(self.source) if self.kind == "camera" else self.source)
+        if not capture.isOpened():
+            what = "camera" if self.kind == "camera" else "video file"
+            raise ToMPError(f"Cannot open {what} {self.source}: OpenCV could not read it (unknown codec or not a video).")
+        announced = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if self.kind == "video" else 0
+        index = 0
+        try:
+            while True:
+                ok, image = capture.read()
+                if not ok or image is None:
+                    break
+                yield Frame(index, _to_rgb(image), f"{index:06d}")
+                index += 1
+        finally:
+            capture.release()
+        if index == 0:
+            raise ToMPError(f"{self.source} yielded no frame: the video is empty or cannot be decoded.")
+        if announced > 0 and index < announced:
+            self.stopped_early = f"the video ended after {index} of its {announced} announced frames"
+
+
+def find_groundtruth(folder: Path) -> Path | None:
+    """The annotation file of a LaSOT/OTB-style sequence: beside the images or one level up."""
+    for directory in (folder, folder.parent):
+        for name in GROUNDTRUTH_NAMES:
+            candidate = directory / name
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def parse_box(text: str, origin: str = "box") -> np.ndarray:
+    """x,y,w,h separated by commas, tabs or spaces."""
+    parts = [p for p in re.split(r"[,\s]+", text.strip()) if p]
+    try:
+        values = np.array([float(p) for p in parts], dtype=np.float64)
+    except ValueError:
+        raise ToMPError(f"{origin}: {text.strip()!r} is not four numbers x,y,w,h.") from None
+    if values.shape != (4,):
+        raise ToMPError(f"{origin}: expected four numbers x,y,w,h, got {len(values)} in {text.strip()!r}.")
+    return values
+
+
+def first_groundtruth_box(path: Path) -> np.ndarray:
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if line.strip():
+            return parse_box(line, f"{path} line {number}")
+    raise ToMPError(f"{path} is empty: it should hold one x,y,w,h box per frame.")
+
+
+class ResultWriter:
+    """Writes one `x,y,w,h` line per frame as it comes (the reference's result format), flushed each
+    time, so that a run that stops mid-way keeps every box written so far."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._file = open(path, "w")
+
+    def write(self, box: np.ndarray) -> None:
+        self._file.write(",".join(f"{v:.4f}" for v in box) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def draw_overlay(image: np.ndarray, boxes: list[np.ndarray], scores: list[float], fps: float | None) -> np.ndarray:
+    """A BGR copy of an RGB frame with the boxes, their scores and the frame rate drawn on it."""
+    canvas = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    colours = [(0, 255, 0), (0, 128, 255), (255, 0, 255), (255, 255, 0), (0, 0, 255)]
+    for i, (box, score) in enumerate(zip(boxes, scores)):
+        colour = colours[i % len(colours)]
+        x, y, w, h = (int(round(v)) for v in box)
+        cv2.rectangle(canvas, (x, y), (x + w, y + h), colour, 2)
+        cv2.putText(canvas, f"{score:.2f}", (x, max(y - 5, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
+    if fps is not None:
+        cv2.putText(canvas, f"{fps:.1f} FPS", (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2, cv2.LINE_AA)
+    return canvas
+
+
+class VideoWriter:
+    """MP4 output of annotated frames."""
+
+    def __init__(self, path: Path, frame_size: tuple[int, int], fps: float = 30.0):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, frame_size)
+        if not self._writer.isOpened():
+            raise ToMPError(f"Cannot write the video {path}: OpenCV has no MP4 encoder here or the folder is not writable.")
+
+    def write(self, bgr: np.ndarray) -> None:
+        self._writer.write(bgr)
+
+    def close(self) -> None:
+        self._writer.release()
