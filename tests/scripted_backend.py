@@ -1,0 +1,49 @@
+"""A numpy backend whose outputs follow a script, for testing the tracker's decisions in isolation."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tomp_deploy.presets import preset
+
+
+class ScriptedBackend:
+    """`backbone` tags each feature with a running id; `head` returns the next scripted score map and
+    ltrb boxes of `box_cells` cells around every cell. Every predictor call's inputs are recorded."""
+
+    name = "scripted"
+
+    def __init__(self, score_maps: list[np.ndarray], box_size: float = 64.0):
+        self.config = preset("tiny")
+        self.score_maps = list(score_maps)
+        self.box_size = box_size
+        self.features_made = 0
+        self.predictor_calls: list[dict] = []
+
+    def backbone(self, image: np.ndarray) -> np.ndarray:
+        c, f = self.config.feature_dim, self.config.feature_size
+        feats = np.empty((image.shape[0], c, f, f), np.float32)
+        for i in range(image.shape[0]):
+            self.features_made += 1
+            feats[i] = self.features_made
+        return feats
+
+    def predictor(self, train_feat, train_label, train_ltrb, test_feat, key_padding_mask):
+        self.predictor_calls.append({
+            "memory_ids": train_feat[:, 0, 0, 0].copy(), "test_id": float(test_feat[0, 0, 0, 0]),
+            "labels": train_label.copy(), "ltrb": train_ltrb.copy(), "mask": key_padding_mask.copy(),
+        })
+        c = self.config.feature_dim
+        return np.zeros((1, c), np.float32), np.zeros((1, c), np.float32), test_feat, test_feat
+
+    def head(self, cls_filter, cls_feat, bbreg_filter, bbreg_feat):
+        f = self.config.feature_size
+        ltrb = np.full((1, 4, f, f), self.box_size / 2 / self.config.search_size, np.float32)
+        return self.score_maps.pop(0)[None].astype(np.float32), ltrb
+
+
+def peak_map(peaks: dict[tuple[int, int], float], size: int = 18) -> np.ndarray:
+    scores = np.zeros((size, size), np.float32)
+    for (row, col), value in peaks.items():
+        scores[row, col] = value
+    return scores

@@ -1,0 +1,128 @@
+"""`tomp-deploy track` on the sources users give it."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.seeded import moving_target_sequence, seeded_model
+from tomp_deploy.model import save_checkpoint
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    return save_checkpoint(seeded_model("tiny", 2, 0.6, True, 0.2), tmp_path_factory.mktemp("model") / "tiny.pt")
+
+
+@pytest.fixture(scope="module")
+def sequence():
+    return moving_target_sequence(0, 8)
+
+
+def write_lasot_sequence(root: Path, images, boxes) -> Path:
+    """LaSOT layout: <class>/<class>-<n>/img/00000001.jpg with groundtruth.txt beside img/."""
+    sequence = root / "car" / "car-1"
+    (sequence / "img").mkdir(parents=True)
+    for index, image in enumerate(images, start=1):
+        cv2.imwrite(str(sequence / "img" / f"{index:08d}.jpg"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    np.savetxt(sequence / "groundtruth.txt", boxes, fmt="%d", delimiter=",")
+    return sequence / "img"
+
+
+def write_video(path: Path, images, fourcc="MJPG") -> Path:
+    height, width = images[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), 25, (width, height))
+    for image in images:
+        writer.write(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
+
+
+def run_track(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tomp_deploy", "track", *map(str, args)], capture_output=True, text=True)
+
+
+def read_boxes(path: Path) -> np.ndarray:
+    return np.loadtxt(path, delimiter=",", ndmin=2)
+
+
+def test_lasot_folder_needs_no_init_box(tmp_path, checkpoint, sequence):
+    images, boxes = sequence
+    folder = write_lasot_sequence(tmp_path, images, boxes)
+    out = tmp_path / "boxes.txt"
+    video = tmp_path / "tracked.mp4"
+    result = run_track(folder, "--model", checkpoint, "--output", out, "--video-out", video)
+    assert result.returncode == 0, result.stderr
+    written = read_boxes(out)
+    assert written.shape == (8, 4)
+    np.testing.assert_allclose(written[0], boxes[0])
+    capture = cv2.VideoCapture(str(video))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 8
+    assert (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))) == (320, 240)
+
+
+def test_video_file_with_init_box_and_two_targets(tmp_path, checkpoint, sequence):
+    images, boxes = sequence
+    video = write_video(tmp_path / "clip.avi", images)
+    out = tmp_path / "boxes.txt"
+    result = run_track(video, "--model", checkpoint, "--init-box", "30,60,40,30", "--init-box", "200 150 50 40",
+                       "--output", out)
+    assert result.returncode == 0, result.stderr
+    first, second = read_boxes(tmp_path / "boxes_1.txt"), read_boxes(tmp_path / "boxes_2.txt")
+    assert first.shape == second.shape == (8, 4)
+    np.testing.assert_allclose(second[0], [200, 150, 50, 40])
+
+
+def test_missing_init_box_without_groundtruth(tmp_path, checkpoint, sequence):
+    video = write_video(tmp_path / "clip.avi", sequence[0])
+    result = run_track(video, "--model", checkpoint)
+    assert result.returncode == 2
+    assert "--init-box" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_corrupt_frame_keeps_boxes_so_far(tmp_path, checkpoint, sequence):
+    images, boxes = sequence
+    folder = write_lasot_sequence(tmp_path, images, boxes)
+    (folder / "00000005.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    out = tmp_path / "boxes.txt"
+    result = run_track(folder, "--model", checkpoint, "--output", out)
+    assert result.returncode == 2
+    assert "00000005.jpg" in result.stderr and "Stopped after 4 frames" in result.stderr
+    assert read_boxes(out).shape == (4, 4)
+
+
+def test_video_that_ends_early(tmp_path, checkpoint, sequence):
+    video = write_video(tmp_path / "clip.avi", sequence[0] * 2)
+    data = video.read_bytes()
+    video.write_bytes(data[: len(data) // 2])
+    out = tmp_path / "boxes.txt"
+    result = run_track(video, "--model", checkpoint, "--init-box", "30,60,40,30", "--output", out)
+    assert result.returncode == 0, result.stderr
+    kept = read_boxes(out).shape[0]
+    assert 0 < kept < 16
+    assert f"ended after {kept} of its 16 announced frames" in result.stdout.replace("\n", " ")
+
+
+def test_unreadable_video(tmp_path, checkpoint):
+    video = tmp_path / "broken.mp4"
+    video.write_bytes(b"this is not a video" * 100)
+    result = run_track(video, "--model", checkpoint, "--init-box", "1,1,5,5")
+    assert result.returncode == 2
+    assert "broken.mp4" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_unknown_backend(tmp_path, checkpoint, sequence):
+    folder = write_lasot_sequence(tmp_path, *sequence)
+    result = run_track(folder, "--model", checkpoint, "--backend", "nope")
+    assert result.returncode == 2
+    assert "Unknown backend 'nope'" in result.stderr
+
+
+def test_malformed_init_box(tmp_path, checkpoint, sequence):
+    folder = write_lasot_sequence(tmp_path, *sequence)
+    result = run_track(folder, "--model", checkpoint, "--init-box", "1,2,three,4")
+    assert result.returncode == 2
+    assert "not four numbers" in result.stderr
