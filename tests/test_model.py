@@ -180,3 +180,19 @@ def test_paper_presets(name):
     assert (config.dim_feedforward, config.search_size, config.feature_size, config.memory_size) == (2048, 288, 18, 2)
     assert config.backbone_channels == 1024
     assert math.isclose(config.head_norm_scale, math.sqrt(1 / 256))
+
+
+def test_group_norm_matches_torch_and_survives_fp16():
+    from tomp_deploy.model.heads import SingleGroupNorm
+
+    torch.manual_seed(0)
+    norm = SingleGroupNorm(256)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+        norm.bias.normal_()
+    x = torch.randn(1, 256, FEAT, FEAT) * 300
+    expected = F.group_norm(x, 1, norm.weight, norm.bias, norm.eps)
+    assert relative_error(norm(x), expected) < 1e-5
+    assert not torch.isfinite((x.half() * x.half()).sum())  # the plain variance overflows in FP16
+    half = norm.half()(x.half()).float()
+    assert relative_error(half, expected) < 1e-2

@@ -13,6 +13,7 @@ from tomp_deploy.errors import ToMPError
 
 BACKENDS = {
     "torch": ("tomp_deploy.backends.torch_backend", "TorchBackend"),
+    "onnxruntime": ("tomp_deploy.backends.onnxruntime_backend", "OnnxRuntimeBackend"),
 }
 """Backend name -> (module, class). Each class takes (model path, device, ...)."""
 

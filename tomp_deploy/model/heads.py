@@ -25,8 +25,25 @@ class LinearFilterClassifier(nn.Module):
         return correlate(feat, self.linear(target_model))
 
 
+class SingleGroupNorm(nn.GroupNorm):
+    """`GroupNorm(1, C)` evaluated on x / max|x|, which leaves the value unchanged (the norm is scale
+    invariant; eps is rescaled to match) but keeps every intermediate within FP16 range: the variance
+    over C*H*W elements of the raw activations overflows 65504 in FP16."""
+
+    def __init__(self, channels: int):
+        super().__init__(1, channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        peak = x.abs().amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-12)
+        unit = x / peak
+        centred = unit - unit.mean(dim=(1, 2, 3), keepdim=True)
+        variance = (centred * centred).mean(dim=(1, 2, 3), keepdim=True)
+        normalised = centred * torch.rsqrt(variance + self.eps / (peak * peak))
+        return normalised * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+
+
 def _conv_gn_relu(channels: int) -> list[nn.Module]:
-    return [nn.Conv2d(channels, channels, 3, padding=1), nn.GroupNorm(1, channels), nn.ReLU(inplace=True)]
+    return [nn.Conv2d(channels, channels, 3, padding=1), SingleGroupNorm(channels), nn.ReLU(inplace=True)]
 
 
 class DenseBoxRegressor(nn.Module):

@@ -45,8 +45,9 @@ class FilterPredictor(nn.Module):
         # The reference registers the same embedding twice; both names appear in its checkpoints.
         self.query_embed_fg_decoder = self.query_embed_fg
         self.use_test_frame_encoding = config.use_test_frame_encoding
-        pos = sine_position_encoding(config.feature_size, d)
-        self.register_buffer("frame_pos", pos.flatten(1).transpose(0, 1), persistent=False)  # [F*F, C]
+        frame_pos = sine_position_encoding(config.feature_size, d).flatten(1).transpose(0, 1)  # [F*F, C]
+        # Every frame has the same encoding; precomputed for the longest sequence, sliced per call.
+        self.register_buffer("sequence_pos", frame_pos.repeat(config.memory_size + 1, 1)[None], persistent=False)
 
     def forward(
         self,
@@ -72,7 +73,7 @@ class FilterPredictor(nn.Module):
 
         tokens = torch.cat([train_tokens, test_tokens], dim=0)
         src = tokens.unsqueeze(0).expand(2, -1, -1)
-        pos = self.frame_pos.repeat(num_train + 1, 1).unsqueeze(0).expand(2, -1, -1)
+        pos = self.sequence_pos[:, : tokens.shape[0]]
 
         decoded, memory = self.transformer(src, pos, self.query_embed_fg_decoder.weight, key_padding_mask)
         filters = decoded[:, 0, :]  # [2, C]

@@ -42,8 +42,9 @@ class MultiheadAttention(nn.Module):
         key_padding_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """query [B,Lq,E], key/value [B,Lk,E], key_padding_mask bool [B,Lk] (True hides the key)."""
-        w_q, w_k, w_v = self.in_proj_weight.chunk(3)
-        b_q, b_k, b_v = self.in_proj_bias.chunk(3)
+        e = self.embed_dim
+        w_q, w_k, w_v = self.in_proj_weight[:e], self.in_proj_weight[e:2 * e], self.in_proj_weight[2 * e:]
+        b_q, b_k, b_v = self.in_proj_bias[:e], self.in_proj_bias[e:2 * e], self.in_proj_bias[2 * e:]
         # Scaling q before the product keeps the logits in FP16 range (as nn.MultiheadAttention does).
         q = self._split_heads(F.linear(query, w_q, b_q) * (1.0 / math.sqrt(self.head_dim)))
         k = self._split_heads(F.linear(key, w_k, b_k))

@@ -1,0 +1,93 @@
+"""ONNX Runtime backend over an export folder (torch-free)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from tomp_deploy.contract import BATCH, GRAPHS, graph_io
+from tomp_deploy.errors import ToMPError
+from tomp_deploy.exported import ExportedModel, read_export
+
+PROVIDERS = {"tensorrt": "TensorrtExecutionProvider", "cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}
+"""Short names of the execution providers, in their order of preference (TensorRT, then CUDA, then CPU)."""
+
+
+def resolve_providers(requested: list[str]) -> list[str]:
+    """The requested providers in fallback order, CPU last; an unavailable one is an error."""
+    unknown = [p for p in requested if p not in PROVIDERS]
+    if unknown:
+        raise ToMPError(f"Unknown execution provider(s) {unknown}; choose from {', '.join(PROVIDERS)}.")
+    available = set(ort.get_available_providers())
+    missing = [p for p in requested if PROVIDERS[p] not in available]
+    if missing:
+        raise ToMPError(
+            f"ONNX Runtime here has no {', '.join(missing)} execution provider (available: "
+            f"{', '.join(sorted(available))}). Install onnxruntime-gpu instead of onnxruntime for cuda/tensorrt."
+        )
+    return [PROVIDERS[p] for p in PROVIDERS if p in requested or p == "cpu"]
+
+
+class OnnxRuntimeBackend:
+    """Runs the three exported graphs with ONNX Runtime; numpy in, numpy out.
+
+    Graph optimisation is at its highest level. numpy inputs are bound without copies on the CPU
+    provider, so the tracker's memory features are handed over as they are each frame.
+    """
+
+    name = "onnxruntime"
+
+    def __init__(self, export: str | Path | ExportedModel, device: str = "cpu", providers: list[str] | None = None,
+                 threads: int | None = None, graphs: dict[str, bytes] | None = None,
+                 optimization: ort.GraphOptimizationLevel = ort.GraphOptimizationLevel.ORT_ENABLE_ALL):
+        """`graphs` replaces the folder's ONNX files with other serialised models of the same contract
+        (the FP16 check runs its emulated copies this way)."""
+        self.exported = export if isinstance(export, ExportedModel) else read_export(export)
+        self.config = self.exported.config
+        self.tracker_params = self.exported.tracker
+        self.providers = resolve_providers(providers or (["cuda"] if device.startswith("cuda") else ["cpu"]))
+        options = ort.SessionOptions()
+        options.graph_optimization_level = optimization
+        options.log_severity_level = 3
+        if threads:
+            options.intra_op_num_threads = threads
+        self.sessions = {}
+        for graph in GRAPHS:
+            source = graphs[graph] if graphs else str(self.exported.graph_path(graph))
+            try:
+                self.sessions[graph] = ort.InferenceSession(source, options, providers=self.providers)
+            except Exception as exc:  # ORT raises its own exception types for bad or foreign files
+                raise ToMPError(
+                    f"ONNX Runtime cannot load the {graph} graph of {self.exported.folder}: "
+                    f"{str(exc).splitlines()[0]}. Export the model again."
+                ) from None
+            self._check_io(graph)
+
+    def _check_io(self, graph: str) -> None:
+        session = self.sessions[graph]
+        inputs, outputs = graph_io(self.config)[graph]
+        actual = [(a.name, [d if isinstance(d, int) else BATCH for d in a.shape]) for a in session.get_inputs()]
+        actual += [(a.name, [d if isinstance(d, int) else BATCH for d in a.shape]) for a in session.get_outputs()]
+        expected = [(s.name, list(s.shape)) for s in inputs + outputs]
+        if actual != expected:
+            raise ToMPError(
+                f"The {graph} graph in {self.exported.folder} has inputs/outputs {actual}, but its model.json "
+                f"describes {expected}: the folder mixes files of different models. Export the model again."
+            )
+
+    def _run(self, graph: str, *arrays: np.ndarray) -> list[np.ndarray]:
+        session = self.sessions[graph]
+        feeds = {meta.name: np.ascontiguousarray(a) for meta, a in zip(session.get_inputs(), arrays)}
+        return session.run(None, feeds)
+
+    def backbone(self, image: np.ndarray) -> np.ndarray:
+        return self._run("backbone", image.astype(np.float32, copy=False))[0]
+
+    def predictor(self, train_feat, train_label, train_ltrb, test_feat, key_padding_mask):
+        return tuple(self._run("predictor", train_feat, train_label, train_ltrb, test_feat,
+                               key_padding_mask.astype(bool, copy=False)))
+
+    def head(self, cls_filter, cls_feat, bbreg_filter, bbreg_feat):
+        return tuple(self._run("head", cls_filter, cls_feat, bbreg_filter, bbreg_feat))
