@@ -10,7 +10,7 @@ import torch
 
 from tests.reference_checkpoints import LAYOUT, ltr_package_installed, reference_state_dict, write_reference_checkpoint
 from tomp_deploy import ToMPError, load_model
-from tomp_deploy.model import ToMPNet, preset, save_checkpoint
+from tomp_deploy.model import save_checkpoint
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

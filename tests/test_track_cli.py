@@ -8,7 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.seeded import moving_target_sequence, seeded_model
+from tests.seeded import seeded_model
+from tests.sequences import moving_target_sequence
 from tomp_deploy.model import save_checkpoint
 
 

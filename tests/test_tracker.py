@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from tests.scripted_backend import ScriptedBackend, peak_map
-from tests.seeded import moving_target_sequence, seeded_model
+from tests.seeded import seeded_model
+from tests.sequences import moving_target_sequence
 from tomp_deploy import ToMPError
 from tomp_deploy.backends.torch_backend import TorchBackend
 from tomp_deploy.localization import localize
@@ -120,7 +121,8 @@ def test_memory_labels_and_boxes_of_the_annotated_frame():
     scale = 200 / 288
     offset = (119.5 - 120) / scale
     x1 = 143.5 + offset - (57.6 - 1) / 2
-    np.testing.assert_allclose(call["ltrb"][0][:, 9, 9], np.array([152 - x1, 152 - x1, x1 + 57.6 - 152, x1 + 57.6 - 152]) / 288, rtol=1e-5)
+    expected = np.array([152 - x1, 152 - x1, x1 + 57.6 - 152, x1 + 57.6 - 152]) / 288  # cell (9, 9) at (152, 152)
+    np.testing.assert_allclose(call["ltrb"][0][:, 9, 9], expected, rtol=1e-5)
     label = call["labels"][0]
     sigma = np.sqrt((18 / 288 * 40 / scale) ** 2) / 4
     center = 18 * (119.5 - 120) / 200

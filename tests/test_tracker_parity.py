@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.seeded import moving_target_sequence, seeded_model
+from tests.seeded import seeded_model
+from tests.sequences import moving_target_sequence
 from tomp_deploy.backends.torch_backend import TorchBackend
 from tomp_deploy.geometry import iou
 from tomp_deploy.tracker import ToMPTracker

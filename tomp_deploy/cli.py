@@ -226,3 +226,99 @@ def _check_gui() -> None:
             "--show needs a display and an OpenCV build with GUI support (opencv-python, not the headless "
             "build). Use --video-out instead."
         ) from None
+
+
+@app.command("export")
+@user_errors
+def export_command(
+    model: Annotated[Path, typer.Argument(help="Checkpoint to export (tomp-deploy or reference format).")],
+    out: Annotated[Path, typer.Option(help="Folder for backbone/predictor/head.onnx and model.json.")],
+    opset: Annotated[int, typer.Option(help="ONNX opset (18..20; TensorRT 10.0 parses up to 20).")] = 18,
+    force: Annotated[bool, typer.Option(help="Overwrite a non-empty output folder.")] = False,
+    check_fp16: Annotated[bool, typer.Option("--check-fp16", help="Run FP16 copies and report their error.")] = False,
+    device: Annotated[str, typer.Option(help="Where --check-fp16 runs: cpu (emulated) or cuda (native).")] = "cpu",
+) -> None:
+    """Export a checkpoint as the split ONNX graphs and check them for TensorRT 10."""
+    from export.onnx_export import export_model
+    from tomp_deploy.exported import read_export
+    from tomp_deploy.model import load_model
+
+    with console.status("loading the checkpoint") as status:
+        network = load_model(model)
+        reports = export_model(network, out, opset=opset, force=force, progress=lambda text: status.update(text))
+    table = Table(title=f"ONNX export of {model.name} (opset {opset})")
+    for column in ("graph", "size", "ops", "checks"):
+        table.add_column(column)
+    for report in reports:
+        checks = "  ".join(f"{k}: {v}" for k, v in report.checks.items() if k != "opset")
+        table.add_row(report.graph, f"{report.size_bytes / 1e6:.1f} MB", str(report.op_count), checks)
+    console.print(table)
+    console.print(f"wrote {out}/{{backbone,predictor,head}}.onnx and model.json")
+    if check_fp16:
+        from export.fp16 import check_fp16 as run_check
+
+        with console.status("running FP16 copies"):
+            mode, errors = run_check(read_export(out), device)
+        table = Table(title=f"FP16 vs FP32: {mode}")
+        for column in ("graph", "output", "max abs error", "max rel error", "finite"):
+            table.add_column(column)
+        for e in errors:
+            table.add_row(e.graph, e.output, f"{e.max_abs:.2e}", f"{e.max_rel:.2e}", "yes" if e.finite else "[red]NO[/]")
+        console.print(table)
+
+
+@app.command()
+@user_errors
+def parity(
+    a: Annotated[str, typer.Argument(help="Reference, as BACKEND:PATH (e.g. torch:model.pth.tar).")],
+    b: Annotated[str, typer.Argument(help="Candidate, as BACKEND:PATH (e.g. onnxruntime:exports/model).")],
+    sequence: Annotated[Path, typer.Option(help="Image folder with groundtruth.txt beside or above it.")],
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    rtol: Annotated[float, typer.Option(help="Largest relative error allowed on contract outputs.")] = 1e-4,
+    min_iou: Annotated[float, typer.Option(help="Smallest IoU allowed between the two trackers' boxes.")] = 0.999,
+) -> None:
+    """Compare two backends on every contract output and over a whole sequence."""
+    import numpy as np
+
+    from tomp_deploy.backends import open_backend, parse_backend_spec
+    from tomp_deploy.parity import RecordingBackend, compare_contract, compare_sequences, track_sequence
+    from tomp_deploy.sources import FrameSource, find_groundtruth, first_groundtruth_box
+
+    frames = FrameSource(sequence)
+    groundtruth = find_groundtruth(frames.folder) if frames.folder else None
+    if groundtruth is None:
+        raise ToMPError(f"--sequence {sequence} must be an image folder with groundtruth.txt beside or above it.")
+    init_box = first_groundtruth_box(groundtruth)
+    backends = [open_backend(*parse_backend_spec(spec), device=device) for spec in (a, b)]
+    if backends[0].config != backends[1].config:
+        raise ToMPError(f"{a} and {b} are different models (their configs differ); compare exports of one checkpoint.")
+    images = [frame.image for frame in frames]
+    recorder = RecordingBackend(backends[0])
+    with console.status(f"tracking {len(images)} frames with {a}"):
+        boxes_a = track_sequence(recorder, images, init_box)
+    with console.status(f"tracking {len(images)} frames with {b}"):
+        boxes_b = track_sequence(backends[1], images, init_box)
+    recorded = {graph: calls[:3] for graph, calls in recorder.calls.items()}
+    outputs = compare_contract(backends[0], backends[1], recorded)
+    tracking = compare_sequences(boxes_a, boxes_b)
+
+    table = Table(title=f"Contract outputs: {b} vs {a}")
+    for column in ("graph", "output", "max abs error", "max rel error", f"<= {rtol:g}"):
+        table.add_column(column)
+    for row in outputs:
+        table.add_row(row.graph, row.output, f"{row.max_abs:.2e}", f"{row.max_rel:.2e}",
+                      "yes" if row.max_rel <= rtol else "[red]no[/]")
+    console.print(table)
+    worst = tracking.worst_frame
+    table = Table(title=f"Tracking over {len(images)} frames of {sequence}")
+    for column in ("", "mean", "min / max", "worst frame"):
+        table.add_column(column)
+    table.add_row("IoU", f"{tracking.ious.mean():.5f}", f"{tracking.ious.min():.5f}", str(worst))
+    table.add_row("centre error (px)", f"{tracking.centre_errors.mean():.3f}",
+                  f"{tracking.centre_errors.max():.3f}", str(int(np.argmax(tracking.centre_errors))))
+    console.print(table)
+    within = all(r.max_rel <= rtol for r in outputs) and tracking.ious.min() >= min_iou
+    console.print("[green]within tolerance[/]" if within else
+                  f"[red]outside tolerance[/] (rel. error <= {rtol:g} per output, IoU >= {min_iou:g} per frame)")
+    if not within:
+        raise typer.Exit(code=1)

@@ -15,11 +15,19 @@ BACKENDS = {
     "torch": ("tomp_deploy.backends.torch_backend", "TorchBackend"),
     "onnxruntime": ("tomp_deploy.backends.onnxruntime_backend", "OnnxRuntimeBackend"),
 }
-"""Backend name -> (module, class). Each class takes (model path, device, ...)."""
+"""Backend name -> (module, class). Each class takes (model, device=..., **options)."""
 
 
-def open_backend(name: str, model: str | Path, device: str = "cpu") -> Backend:
-    """Loads `model` into the named backend."""
+def parse_backend_spec(spec: str) -> tuple[str, str]:
+    """'backend:path' -> (backend, path), for commands that compare several backends."""
+    name, separator, path = spec.partition(":")
+    if not separator or not path:
+        raise ToMPError(f"{spec!r} is not BACKEND:PATH (e.g. torch:tomp50.pth.tar or onnxruntime:exports/tomp50).")
+    return name, path
+
+
+def open_backend(name: str, model: str | Path, device: str = "cpu", **options) -> Backend:
+    """Loads `model` into the named backend; `options` go to the backend (e.g. `threads` for onnxruntime)."""
     if name not in BACKENDS:
         raise ToMPError(f"Unknown backend {name!r}; available backends: {', '.join(BACKENDS)}.")
     module_name, class_name = BACKENDS[name]
@@ -30,7 +38,7 @@ def open_backend(name: str, model: str | Path, device: str = "cpu") -> Backend:
             f"The {name} backend needs the Python package '{exc.name}', which is not installed. "
             "Install tomp-deploy with its dependencies (pip install -e .)."
         ) from None
-    return getattr(module, class_name)(model, device=device)
+    return getattr(module, class_name)(model, device=device, **options)
 
 
-__all__ = ["BACKENDS", "Backend", "open_backend"]
+__all__ = ["BACKENDS", "Backend", "open_backend", "parse_backend_spec"]

@@ -24,8 +24,8 @@ from pathlib import Path
 import torch
 
 from tomp_deploy.errors import ToMPError
-from tomp_deploy.presets import ModelConfig
 from tomp_deploy.model.tomp import ToMPNet
+from tomp_deploy.presets import ModelConfig
 
 OWN_FORMAT = "tomp-deploy"
 OWN_FORMAT_VERSION = 1

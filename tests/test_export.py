@@ -1,0 +1,243 @@
+"""Export to ONNX, the ONNX Runtime backend against the PyTorch reference, FP16 copies, bad inputs."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from export.fp16 import check_fp16, emulate_fp16
+from export.onnx_export import check_graph, export_model
+from export.trt_ops import unsupported_nodes
+from tests.reference_checkpoints import write_reference_checkpoint
+from tests.seeded import seeded_model
+from tests.sequences import moving_target_sequence
+from tomp_deploy import ToMPError
+from tomp_deploy.backends.onnxruntime_backend import OnnxRuntimeBackend
+from tomp_deploy.backends.torch_backend import TorchBackend
+from tomp_deploy.contract import graph_io
+from tomp_deploy.exported import read_export
+from tomp_deploy.model import save_checkpoint
+from tomp_deploy.parity import compare_sequences, relative_error, track_sequence
+
+FEAT = 18
+
+
+@pytest.fixture(scope="module")
+def tiny_export(tmp_path_factory):
+    network = seeded_model("tiny", 2, 0.6, True, 0.2)
+    folder = tmp_path_factory.mktemp("export") / "tiny"
+    export_model(network, folder)
+    return network, folder
+
+
+def contract_inputs(config, memory_frames: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    c, t, cells = config.feature_dim, config.memory_size, FEAT * FEAT
+    image = rng.uniform(0, 255, (1, 3, 288, 288)).astype(np.float32)
+    train_feat = rng.normal(0, 0.06, (t, c, FEAT, FEAT)).astype(np.float32)
+    labels = rng.uniform(0, 1, (t, FEAT, FEAT)).astype(np.float32)
+    ltrb = rng.uniform(-0.3, 0.5, (t, 4, FEAT, FEAT)).astype(np.float32)
+    test_feat = rng.normal(0, 0.06, (1, c, FEAT, FEAT)).astype(np.float32)
+    mask = np.zeros((2, config.num_tokens), bool)
+    mask[1, cells:t * cells] = True
+    if memory_frames == 1:
+        mask[:, cells:2 * cells] = True
+    return image, (train_feat, labels, ltrb, test_feat, mask)
+
+
+def assert_contract_parity(torch_backend, ort_backend, memory_frames):
+    image, predictor_inputs = contract_inputs(torch_backend.config, memory_frames)
+    assert relative_error(torch_backend.backbone(image), ort_backend.backbone(image))[1] <= 1e-4
+    reference = torch_backend.predictor(*predictor_inputs)
+    candidate = ort_backend.predictor(*predictor_inputs)
+    for a, b in zip(reference, candidate):
+        assert relative_error(a, b)[1] <= 1e-4
+    head_inputs = (reference[0], reference[2], reference[1], reference[3])
+    for a, b in zip(torch_backend.head(*head_inputs), ort_backend.head(*head_inputs)):
+        assert relative_error(a, b)[1] <= 1e-4
+
+
+@pytest.mark.parametrize("memory_frames", [1, 2])
+def test_tiny_graphs_match_pytorch(tiny_export, memory_frames):
+    network, folder = tiny_export
+    assert_contract_parity(TorchBackend(network), OnnxRuntimeBackend(folder), memory_frames)
+
+
+@pytest.mark.parametrize("preset_name", ["tomp50", "tomp101"])
+def test_full_size_graphs_match_pytorch_and_fp16_scores(tmp_path, preset_name):
+    network = seeded_model(preset_name, 1, 0.5, True, 0.2)
+    export_model(network, tmp_path / preset_name)
+    exported = read_export(tmp_path / preset_name)
+    ort_backend = OnnxRuntimeBackend(exported)
+    for memory_frames in (1, 2):
+        assert_contract_parity(TorchBackend(network), ort_backend, memory_frames)
+    manifest = exported.manifest
+    assert manifest["opset"] == 18
+    assert manifest["graphs"]["predictor"]["inputs"][4] == {
+        "name": "key_padding_mask", "shape": [2, 3 * FEAT * FEAT], "dtype": "bool"}
+    mode, errors = check_fp16(exported)
+    assert "emulated" in mode
+    assert all(e.finite for e in errors)
+    scores = next(e for e in errors if e.output == "scores")
+    assert scores.max_rel <= 1e-2
+
+
+def test_exported_io_follows_the_contract(tiny_export):
+    network, folder = tiny_export
+    expected = graph_io(network.config)
+    for graph, (inputs, outputs) in expected.items():
+        model = onnx.load(str(folder / f"{graph}.onnx"))
+        actual_inputs = [(i.name, [d.dim_value or d.dim_param for d in i.type.tensor_type.shape.dim],
+                          i.type.tensor_type.elem_type) for i in model.graph.input]
+        assert actual_inputs == [(s.name, list(s.shape), TensorProto.BOOL if s.dtype == "bool" else TensorProto.FLOAT)
+                                 for s in inputs]
+        assert [o.name for o in model.graph.output] == [s.name for s in outputs]
+    batch = np.random.default_rng(0).uniform(0, 255, (3, 3, 288, 288)).astype(np.float32)
+    feats = OnnxRuntimeBackend(folder).backbone(batch)
+    assert feats.shape == (3, network.config.feature_dim, FEAT, FEAT)  # dynamic batch
+
+
+def test_onnxruntime_tracks_like_torch(tiny_export):
+    network, folder = tiny_export
+    frames, boxes = moving_target_sequence(0, 30)
+    reference = track_sequence(TorchBackend(network), frames, boxes[0])
+    candidate = track_sequence(OnnxRuntimeBackend(folder), frames, boxes[0])
+    assert compare_sequences(reference, candidate).ious.min() >= 0.999
+
+
+def test_fp16_emulation_rounds_and_overflows():
+    nodes = [helper.make_node("Mul", ["x", "x"], ["y"]), helper.make_node("Add", ["y", "x"], ["z"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3])],
+                              [helper.make_tensor_value_info("z", TensorProto.FLOAT, [3])])
+    model = emulate_fp16(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]))
+    onnx.checker.check_model(model)
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    (z,) = session.run(None, {"x": np.array([1.0001, 300.0, 0.1], np.float32)})
+    # 1.0001 rounds to 1 in FP16 (1 + 1 = 2); 300^2 = 90000 > 65504 overflows; 0.1 -> 0.0999755859375.
+    half_tenth = float(np.float16(0.1))
+    np.testing.assert_array_equal(z, np.array([2.0, np.inf, np.float16(half_tenth * half_tenth + half_tenth)], np.float32))
+
+
+def test_onnxruntime_path_imports_no_torch(tiny_export):
+    _, folder = tiny_export
+    script = f"""
+import sys
+sys.modules['torch'] = None
+from tests.sequences import moving_target_sequence
+from tomp_deploy.backends import open_backend
+from tomp_deploy.parity import track_sequence
+frames, boxes = moving_target_sequence(0, 3)
+print(len(track_sequence(open_backend('onnxruntime', {str(folder)!r}), frames, boxes[0])))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "3"
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "tomp_deploy", *map(str, args)], capture_output=True, text=True)
+
+
+def test_export_cli_refuses_existing_folder(tmp_path, tiny_export):
+    network, _ = tiny_export
+    checkpoint = save_checkpoint(network, tmp_path / "tiny.pt")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "something").write_text("keep me")
+    result = run_cli("export", checkpoint, "--out", out)
+    assert result.returncode == 2 and "--force" in result.stderr
+    assert (out / "something").exists()
+    result = run_cli("export", checkpoint, "--out", out, "--force")
+    assert result.returncode == 0, result.stderr
+    assert {p.name for p in out.iterdir()} == {"backbone.onnx", "predictor.onnx", "head.onnx", "model.json"}
+    assert "TensorRT 10 ops: pass" in result.stdout.replace("\n", " ") or "pass" in result.stdout
+
+
+@pytest.mark.parametrize("kind", ["corrupt", "foreign"])
+def test_export_cli_bad_checkpoint(tmp_path, kind):
+    checkpoint = tmp_path / "model.pth.tar"
+    if kind == "corrupt":
+        checkpoint.write_bytes(b"PK\x03\x04 truncated")
+    else:
+        write_reference_checkpoint(checkpoint, fun_name="dimpnet50")
+    result = run_cli("export", checkpoint, "--out", tmp_path / "out")
+    assert result.returncode == 2
+    assert result.stderr.startswith("error:") and "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_unsupported_operator_is_named(tmp_path):
+    nodes = [helper.make_node("Relu", ["x"], ["r"], name="fine"),
+             helper.make_node("Unique", ["r"], ["y"], name="the_unique_node")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    assert unsupported_nodes(model) == ["node 'the_unique_node' (Unique): operator not supported by TensorRT 10's ONNX parser"]
+    path = tmp_path / "bad.onnx"
+    onnx.save(model, path)
+    with pytest.raises(ToMPError, match="the_unique_node"):
+        check_graph(path, "bad", 18)
+
+
+def test_operator_restrictions():
+    axes = helper.make_tensor_value_info("axes", TensorProto.INT64, [1])
+    nodes = [helper.make_node("ReduceMean", ["x", "axes"], ["y"], name="dynamic_axes"),
+             helper.make_node("Resize", ["x", "", "scales"], ["z"], name="cubic", mode="cubic")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, 4]), axes],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None),
+                               helper.make_tensor_value_info("z", TensorProto.FLOAT, None)],
+                              initializer=[onnx.numpy_helper.from_array(np.ones(4, np.float32), "scales")])
+    problems = unsupported_nodes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]))
+    assert any("dynamic_axes" in p and "axes" in p for p in problems)
+    assert any("cubic" in p and "resize mode" in p for p in problems)
+
+
+def test_backend_refuses_folder_of_another_model(tmp_path, tiny_export):
+    _, folder = tiny_export
+    other = tmp_path / "other"
+    export_model(seeded_model("tiny", 3), other)
+    mixed = tmp_path / "mixed"
+    shutil.copytree(folder, mixed)
+    shutil.copy(other / "predictor.onnx", mixed / "predictor.onnx")
+    with pytest.raises(ToMPError, match="hash differs"):
+        OnnxRuntimeBackend(mixed)
+
+    # A model.json of a different architecture beside these graphs: the shapes disagree.
+    manifest = json.loads((folder / "model.json").read_text())
+    manifest["model"]["feature_dim"] = 128
+    manifest["model"]["num_heads"] = 8
+    for graph in manifest["graphs"].values():
+        graph["inputs"] = [dict(s, shape=[128 if d == 64 else d for d in s["shape"]]) for s in graph["inputs"]]
+        graph["outputs"] = [dict(s, shape=[128 if d == 64 else d for d in s["shape"]]) for s in graph["outputs"]]
+    relabelled = tmp_path / "relabelled"
+    shutil.copytree(folder, relabelled)
+    (relabelled / "model.json").write_text(json.dumps(manifest))
+    with pytest.raises(ToMPError, match="mixes files of different models"):
+        OnnxRuntimeBackend(relabelled)
+
+
+@pytest.mark.parametrize("kind", ["checkpoint_for_onnxruntime", "export_for_torch"])
+def test_model_of_the_wrong_kind_for_a_backend(tmp_path, tiny_export, kind):
+    network, folder = tiny_export
+    checkpoint = save_checkpoint(network, tmp_path / "tiny.pt")
+    frames, boxes = moving_target_sequence(0, 2)
+    sequence = tmp_path / "seq"
+    (sequence / "img").mkdir(parents=True)
+    import cv2
+
+    for index, frame in enumerate(frames):
+        cv2.imwrite(str(sequence / "img" / f"{index:04d}.png"), frame)
+    backend, model = ("onnxruntime", checkpoint) if kind == "checkpoint_for_onnxruntime" else ("torch", folder)
+    result = run_cli("track", sequence / "img", "--model", model, "--backend", backend, "--init-box", "30,60,40,30")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert ("not an export folder" in result.stderr) or ("is a folder, not a checkpoint" in result.stderr)
