@@ -90,6 +90,10 @@ def simplify(path: Path) -> None:
     model = onnxscript.optimizer.optimize(model, input_size_limit=FOLD_SIZE_LIMIT, output_size_limit=FOLD_SIZE_LIMIT)
     while foldable := foldable_nodes(model.graph):
         _fold_node(model, foldable[0])
+    used = {i for n in model.graph.node for i in n.input} | {o.name for o in model.graph.output}
+    unused = [i for i in model.graph.initializer if i.name not in used]
+    for initializer in unused:
+        model.graph.initializer.remove(initializer)
     onnx.save(model, str(path))
 
 

@@ -51,6 +51,8 @@ class OnnxRuntimeBackend:
         options = ort.SessionOptions()
         options.graph_optimization_level = optimization
         options.log_severity_level = 3
+        # The three sessions run one after another; a pool left spinning steals the cores of the next.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads:
             options.intra_op_num_threads = threads
         self.sessions = {}

@@ -1,9 +1,10 @@
 """DETR-style post-norm Transformer of ToMP's model predictor, batch-first, with key padding masks.
 
 Parameter names and shapes follow the reference implementation (which uses `nn.MultiheadAttention`),
-so its checkpoints load unchanged. Attention is written out rather than calling
-`nn.MultiheadAttention` so that the exported graph is plain MatMul/Softmax (parsed by every TensorRT
-10 release) and so that a masked key gets exactly zero weight.
+so its checkpoints load unchanged. Attention is `scaled_dot_product_attention` with an additive
+0/-inf key bias rather than `nn.MultiheadAttention`: PyTorch runs it as a fused kernel, the exported
+graph is plain MatMul/Add/Softmax (parsed by every TensorRT 10 release; the scale is applied to q and k
+before their product, which keeps FP16 logits in range), and a hidden key gets exactly zero weight.
 """
 
 from __future__ import annotations
@@ -39,23 +40,29 @@ class MultiheadAttention(nn.Module):
         query: torch.Tensor,
         key: torch.Tensor,
         value: torch.Tensor,
-        key_padding_mask: torch.Tensor | None = None,
+        key_bias: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """query [B,Lq,E], key/value [B,Lk,E], key_padding_mask bool [B,Lk] (True hides the key)."""
+        """query [B,Lq,E], key/value [B,Lk,E], key_bias [B,1,1,Lk]: 0 for a visible key, -inf for a
+        hidden one (see `key_padding_bias`)."""
         e = self.embed_dim
         w_q, w_k, w_v = self.in_proj_weight[:e], self.in_proj_weight[e:2 * e], self.in_proj_weight[2 * e:]
         b_q, b_k, b_v = self.in_proj_bias[:e], self.in_proj_bias[e:2 * e], self.in_proj_bias[2 * e:]
-        # Scaling q before the product keeps the logits in FP16 range (as nn.MultiheadAttention does).
-        q = self._split_heads(F.linear(query, w_q, b_q) * (1.0 / math.sqrt(self.head_dim)))
+        q = self._split_heads(F.linear(query, w_q, b_q))
         k = self._split_heads(F.linear(key, w_k, b_k))
         v = self._split_heads(F.linear(value, w_v, b_v))
-        logits = q @ k.transpose(-2, -1)
-        if key_padding_mask is not None:
-            hidden = key_padding_mask[:, None, None, :]
-            logits = logits.masked_fill(hidden, float("-inf"))
-        attended = torch.softmax(logits, dim=-1) @ v
+        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=key_bias)
         batch, _, length, _ = attended.shape
         return self.out_proj(attended.transpose(1, 2).reshape(batch, length, self.embed_dim))
+
+
+def key_padding_bias(key_padding_mask: torch.Tensor) -> torch.Tensor:
+    """bool [B,N] (True hides the key) -> additive attention bias [B,1,1,N] of 0 / -inf.
+
+    Computed once per call and broadcast-added to the logits of every layer: a hidden key gets exactly
+    zero weight, and an addition is much cheaper than a masked select over [B,heads,N,N] logits.
+    """
+    zeros = torch.zeros(key_padding_mask.shape, dtype=torch.float32, device=key_padding_mask.device)
+    return zeros.masked_fill(key_padding_mask, float("-inf"))[:, None, None, :]
 
 
 class EncoderLayer(nn.Module):
@@ -67,9 +74,9 @@ class EncoderLayer(nn.Module):
         self.norm1 = nn.LayerNorm(d_model)
         self.norm2 = nn.LayerNorm(d_model)
 
-    def forward(self, src: torch.Tensor, pos: torch.Tensor, key_padding_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, src: torch.Tensor, pos: torch.Tensor, key_bias: torch.Tensor) -> torch.Tensor:
         q = k = src + pos
-        src = self.norm1(src + self.self_attn(q, k, src, key_padding_mask))
+        src = self.norm1(src + self.self_attn(q, k, src, key_bias))
         return self.norm2(src + self.linear2(F.relu(self.linear1(src))))
 
 
@@ -90,11 +97,11 @@ class DecoderLayer(nn.Module):
         memory: torch.Tensor,
         pos: torch.Tensor,
         query_pos: torch.Tensor,
-        key_padding_mask: torch.Tensor,
+        key_bias: torch.Tensor,
     ) -> torch.Tensor:
         q = k = tgt + query_pos
         tgt = self.norm1(tgt + self.self_attn(q, k, tgt))
-        cross = self.multihead_attn(tgt + query_pos, memory + pos, memory, key_padding_mask)
+        cross = self.multihead_attn(tgt + query_pos, memory + pos, memory, key_bias)
         tgt = self.norm2(tgt + cross)
         return self.norm3(tgt + self.linear2(F.relu(self.linear1(tgt))))
 
@@ -104,9 +111,9 @@ class TransformerEncoder(nn.Module):
         super().__init__()
         self.layers = nn.ModuleList(copy.deepcopy(layer) for _ in range(num_layers))
 
-    def forward(self, src: torch.Tensor, pos: torch.Tensor, key_padding_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, src: torch.Tensor, pos: torch.Tensor, key_bias: torch.Tensor) -> torch.Tensor:
         for layer in self.layers:
-            src = layer(src, pos, key_padding_mask)
+            src = layer(src, pos, key_bias)
         return src
 
 
@@ -116,9 +123,9 @@ class TransformerDecoder(nn.Module):
         self.layers = nn.ModuleList(copy.deepcopy(layer) for _ in range(num_layers))
         self.norm = nn.LayerNorm(d_model)
 
-    def forward(self, tgt, memory, pos, query_pos, key_padding_mask):
+    def forward(self, tgt, memory, pos, query_pos, key_bias):
         for layer in self.layers:
-            tgt = layer(tgt, memory, pos, query_pos, key_padding_mask)
+            tgt = layer(tgt, memory, pos, query_pos, key_bias)
         return self.norm(tgt)
 
 
@@ -140,8 +147,9 @@ class Transformer(nn.Module):
     def forward(self, src, pos, query_embed, key_padding_mask):
         """src/pos [B,N,E], query_embed [Q,E], mask [B,N] -> (decoder output [B,Q,E], encoder memory [B,N,E])."""
         query_pos = query_embed.unsqueeze(0).expand(src.shape[0], -1, -1)
-        memory = self.encoder(src, pos, key_padding_mask)
-        decoded = self.decoder(torch.zeros_like(query_pos), memory, pos, query_pos, key_padding_mask)
+        key_bias = key_padding_bias(key_padding_mask)
+        memory = self.encoder(src, pos, key_bias)
+        decoded = self.decoder(torch.zeros_like(query_pos), memory, pos, query_pos, key_bias)
         return decoded, memory
 
 
