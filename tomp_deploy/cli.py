@@ -322,3 +322,114 @@ def parity(
                   f"[red]outside tolerance[/] (rel. error <= {rtol:g} per output, IoU >= {min_iou:g} per frame)")
     if not within:
         raise typer.Exit(code=1)
+
+
+@app.command()
+@user_errors
+def synth(
+    out: Annotated[Path, typer.Argument(help="Folder to write the benchmark into (LaSOT layout).")],
+    sequences: Annotated[int, typer.Option(help="Number of sequences.")] = 10,
+    frames: Annotated[int, typer.Option(help="Frames per sequence.")] = 100,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed writes the same benchmark.")] = 0,
+) -> None:
+    """Write a synthetic benchmark: textured targets with motion, scale change, occlusion, distractors."""
+    from rich.progress import Progress
+
+    from tomp_deploy.synth import generate_benchmark
+
+    if sequences < 1 or frames < 2:
+        raise ToMPError("--sequences must be at least 1 and --frames at least 2.")
+    with Progress(console=console) as progress:
+        task = progress.add_task("writing sequences", total=sequences)
+        generate_benchmark(out, sequences, frames, seed, progress=lambda name: progress.advance(task))
+    console.print(f"wrote {sequences} sequences of {frames} frames to {out} (LaSOT layout, --format lasot)")
+
+
+def _print_score(score, title: str) -> None:
+    table = Table(title=title)
+    for column in ("", "AUC", "precision", "norm. precision", "sequences"):
+        table.add_column(column, justify="right")
+    overall = score.to_json()
+    row = overall["overall"]
+    table.add_row("overall", f"{row['auc']:.1f}", f"{row['precision']:.1f}", f"{row['norm_precision']:.1f}",
+                  str(row["sequences"]))
+    for attribute, values in overall.get("attributes", {}).items():
+        table.add_row(attribute, f"{values['auc']:.1f}", f"{values['precision']:.1f}",
+                      f"{values['norm_precision']:.1f}", str(values["sequences"]))
+    console.print(table)
+
+
+def _score_outputs(scores: dict, json_path: Path | None, plot_path: Path | None, title: str) -> None:
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        payload = next(iter(scores.values())).to_json() if len(scores) == 1 else {
+            name: score.to_json() for name, score in scores.items()}
+        json_path.write_text(json.dumps(payload, indent=2))
+        console.print(f"scores: {json_path}")
+    if plot_path:
+        from tomp_deploy.scoring import plot_scores
+
+        console.print(f"plot: {plot_scores(scores, plot_path, title)}")
+
+
+@app.command()
+@user_errors
+def score(
+    dataset_root: Annotated[Path, typer.Option(help="Dataset folder.")],
+    results: Annotated[list[Path], typer.Option(help="Results folder (one x,y,w,h file per sequence); repeat to "
+                                                     "compare trackers in one plot.")],
+    format: Annotated[str, typer.Option(help="Dataset layout: lasot, lasot_extension, got10k, trackingnet, otb, "
+                                             "nfs, uav123, vot, folder.")] = "lasot",
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the scores as JSON (percent).")] = None,
+    plot: Annotated[Path | None, typer.Option(help="Write success and precision plots (PNG).")] = None,
+    missing: Annotated[str, typer.Option(help="A missing results file: 'error' or 'zero' (count as failure).")] = "error",
+) -> None:
+    """Score result files: success AUC, precision, normalised precision, per attribute, with plots."""
+    from tomp_deploy.datasets import open_dataset
+    from tomp_deploy.scoring import score_results
+
+    sequences = open_dataset(dataset_root, format)
+    scores = {folder.name: score_results(sequences, folder, missing) for folder in results}
+    for name, value in scores.items():
+        if value.missing:
+            console.print(f"[yellow]note:[/] {len(value.missing)} missing sequences of {name} counted as zero")
+        _print_score(value, f"{name} on {dataset_root} ({format})")
+    _score_outputs(scores, json_out, plot, dataset_root.name)
+
+
+@app.command("eval")
+@user_errors
+def eval_command(
+    dataset_root: Annotated[Path, typer.Option(help="Dataset folder.")],
+    model: Annotated[Path, typer.Option(help="Checkpoint or export folder, as the backend takes it.")],
+    format: Annotated[str, typer.Option(help="Dataset layout (see 'score').")] = "lasot",
+    backend: Annotated[str, typer.Option(help="Inference backend.")] = "torch",
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    workers: Annotated[int, typer.Option(help="Sequences tracked in parallel processes.")] = 1,
+    results: Annotated[Path | None, typer.Option(help="Results folder (default results/<model>_<backend>).")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the scores as JSON.")] = None,
+    plot: Annotated[Path | None, typer.Option(help="Write success and precision plots (PNG).")] = None,
+) -> None:
+    """Track every sequence of a dataset (resuming finished ones), then score the results."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from tomp_deploy.datasets import open_dataset
+    from tomp_deploy.evaluation import evaluate, result_is_complete
+    from tomp_deploy.scoring import score_results
+
+    sequences = open_dataset(dataset_root, format)
+    results = results or Path("results") / f"{model.stem}_{backend}"
+    done = sum(result_is_complete(results / f"{s.name}.txt", s) for s in sequences)
+    if done:
+        console.print(f"resuming: {done} of {len(sequences)} sequences already have results in {results}")
+    remaining_frames = sum(len(s.frames) for s in sequences if not result_is_complete(results / f"{s.name}.txt", s))
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console) as progress:
+        frames_task = progress.add_task("frames", total=remaining_frames if workers <= 1 else None, visible=workers <= 1)
+        sequence_task = progress.add_task("sequences", total=len(sequences), completed=done)
+        evaluate(sequences, backend, str(model), results, device, workers,
+                 on_frame=lambda: progress.advance(frames_task),
+                 on_sequence=lambda name: progress.advance(sequence_task))
+    value = score_results(sequences, results)
+    _print_score(value, f"{model.name} ({backend}) on {dataset_root}")
+    _score_outputs({f"{model.stem} ({backend})": value}, json_out, plot, dataset_root.name)
