@@ -1,0 +1,121 @@
+"""Synthetic benchmark, `eval` with resume, `score` from result files, and their bad inputs."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.seeded import seeded_model
+from tomp_deploy import ToMPError
+from tomp_deploy.datasets import open_dataset
+from tomp_deploy.evaluation import evaluate
+from tomp_deploy.model import save_checkpoint
+from tomp_deploy.scoring import score_results
+from tomp_deploy.synth import ATTRIBUTES, generate_benchmark
+
+
+@pytest.fixture(scope="module")
+def benchmark(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("synth")
+    generate_benchmark(root, sequences=3, frames=12, seed=5)
+    return root
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    return save_checkpoint(seeded_model("tiny", 2, 0.6, True, 0.2), tmp_path_factory.mktemp("model") / "tiny.pt")
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "tomp_deploy", *map(str, args)], capture_output=True, text=True)
+
+
+def test_synthetic_benchmark_is_deterministic_lasot(benchmark, tmp_path):
+    generate_benchmark(tmp_path, sequences=3, frames=12, seed=5)
+    for a, b in zip(sorted(benchmark.rglob("*.*")), sorted(tmp_path.rglob("*.*"))):
+        assert a.relative_to(benchmark) == b.relative_to(tmp_path)
+        assert a.read_bytes() == b.read_bytes()
+    sequences = open_dataset(benchmark, "lasot")
+    assert [s.name for s in sequences] == ["synthetic-1", "synthetic-2", "synthetic-3"]
+    for sequence in sequences:
+        assert len(sequence.frames) == 12 and set(sequence.attributes) <= set(ATTRIBUTES)
+        assert (sequence.ground_truth[:, 2:] > 0).all()
+    other = tmp_path / "other"
+    generate_benchmark(other, sequences=1, frames=12, seed=6)
+    assert (other / "synthetic" / "synthetic-1" / "groundtruth.txt").read_text() != \
+        (benchmark / "synthetic" / "synthetic-1" / "groundtruth.txt").read_text()
+
+
+def test_eval_resumes_and_matches_a_fresh_score(benchmark, checkpoint, tmp_path):
+    sequences = open_dataset(benchmark, "lasot")
+    results = tmp_path / "results"
+
+    class Interrupted(Exception):
+        pass
+
+    def stop_after_first(name):
+        raise Interrupted(name)
+
+    with pytest.raises(Interrupted):
+        evaluate(sequences, "torch", str(checkpoint), results, on_sequence=stop_after_first)
+    first = results / "synthetic-1.txt"
+    assert first.is_file() and not (results / "synthetic-2.txt").exists()
+    written = first.stat().st_mtime_ns
+
+    json_path, plot_path = tmp_path / "eval.json", tmp_path / "eval.png"
+    result = run_cli("eval", "--dataset-root", benchmark, "--model", checkpoint, "--results", results,
+                     "--json", json_path, "--plot", plot_path)
+    assert result.returncode == 0, result.stderr
+    assert "resuming: 1 of 3" in result.stdout
+    assert first.stat().st_mtime_ns == written  # the finished sequence was not tracked again
+    assert all((results / f"synthetic-{k}_time.txt").is_file() for k in (1, 2, 3))
+    assert plot_path.stat().st_size > 10_000
+
+    fresh = tmp_path / "fresh.json"
+    assert run_cli("score", "--dataset-root", benchmark, "--results", results, "--json", fresh).returncode == 0
+    assert json.loads(json_path.read_text()) == json.loads(fresh.read_text())
+    report = json.loads(fresh.read_text())
+    assert report["overall"]["sequences"] == 3 and set(report["sequences"]) == {s.name for s in sequences}
+    assert 0 <= report["overall"]["auc"] <= 100
+
+
+def test_score_of_ground_truth_is_perfect(benchmark, tmp_path):
+    for sequence in open_dataset(benchmark, "lasot"):
+        np.savetxt(tmp_path / f"{sequence.name}.txt", sequence.ground_truth, fmt="%.2f", delimiter=",")
+    score = score_results(open_dataset(benchmark, "lasot"), tmp_path)
+    visible = np.mean([s.valid.mean() for s in open_dataset(benchmark, "lasot")])
+    assert score.to_json()["overall"]["precision"] == pytest.approx(visible * 100)
+
+
+def test_missing_results_are_reported(benchmark, tmp_path):
+    sequences = open_dataset(benchmark, "lasot")
+    np.savetxt(tmp_path / "synthetic-1.txt", sequences[0].ground_truth, delimiter=",")
+    with pytest.raises(ToMPError, match="2 of 3 sequences have no results file.*synthetic-2, synthetic-3"):
+        score_results(sequences, tmp_path)
+    counted = score_results(sequences, tmp_path, missing="zero")
+    assert counted.missing == ["synthetic-2", "synthetic-3"]
+    assert counted.to_json()["sequences"]["synthetic-2"]["auc"] == 0.0
+    result = run_cli("score", "--dataset-root", benchmark, "--results", tmp_path)
+    assert result.returncode == 2 and "--missing zero" in result.stderr
+
+
+def test_results_with_wrong_lines_name_the_file(benchmark, tmp_path):
+    sequences = open_dataset(benchmark, "lasot")
+    for sequence in sequences:
+        np.savetxt(tmp_path / f"{sequence.name}.txt", sequence.ground_truth, delimiter=",")
+    short = tmp_path / "synthetic-2.txt"
+    short.write_text("\n".join(short.read_text().splitlines()[:-2]) + "\n")
+    with pytest.raises(ToMPError, match="synthetic-2.txt: 10 boxes for the 12 frames"):
+        score_results(sequences, tmp_path)
+    short.write_text("1,2,3,4\n1,2,three,4\n")
+    with pytest.raises(ToMPError, match="synthetic-2.txt line 2"):
+        score_results(sequences, tmp_path)
+
+
+def test_dataset_root_in_wrong_layout(tmp_path, checkpoint):
+    (tmp_path / "frames").mkdir()
+    result = run_cli("eval", "--dataset-root", tmp_path, "--model", checkpoint)
+    assert result.returncode == 2 and "LaSOT layout" in result.stderr and "Traceback" not in result.stderr
