@@ -52,17 +52,18 @@ def _first_frame_only(path: Path, count: int) -> np.ndarray:
     return boxes
 
 
-def read_lasot(root: Path, dataset: str = "lasot") -> list[Sequence]:
+def read_lasot(root: Path, dataset: str = "lasot", training: bool = False) -> list[Sequence]:
     """ROOT/<class>/<class>-<n>/{img/00000001.jpg, groundtruth.txt, full_occlusion.txt, out_of_view.txt};
-    a testing_set.txt at ROOT restricts to those sequences; ROOT/attributes.json gives attributes."""
+    a testing_set.txt at ROOT selects the test sequences (`training=True`: all the others);
+    ROOT/attributes.json gives attributes."""
     layout = "LaSOT layout ROOT/<class>/<class>-<n>/img/00000001.jpg with groundtruth.txt beside img/"
     folders = sorted(p.parent for p in root.glob("*/*/groundtruth.txt"))
     if not folders:
         raise ToMPError(f"{root} is not in the {layout}: no ROOT/*/*/groundtruth.txt found.")
     listing = root / "testing_set.txt"
     if listing.is_file():
-        wanted = set(listing.read_text().split())
-        folders = [f for f in folders if f.name in wanted]
+        listed = set(listing.read_text().split())
+        folders = [f for f in folders if (f.name in listed) != training]
     attributes = json.loads((root / "attributes.json").read_text()) if (root / "attributes.json").is_file() else {}
     sequences = []
     for folder in folders:

@@ -244,8 +244,10 @@ def load_model(path: str | Path, device: str = "cpu") -> ToMPNet:
     return model.eval().to(device)
 
 
-def save_checkpoint(model: ToMPNet, path: str | Path, meta: dict | None = None) -> Path:
-    """Writes `model` in the project's own format, atomically (a kill never leaves a partial file)."""
+def save_checkpoint(model: ToMPNet, path: str | Path, meta: dict | None = None, training: dict | None = None) -> Path:
+    """Writes `model` in the project's own format, atomically (a kill never leaves a partial file).
+
+    `training` (optimiser state, epoch) is kept for resuming; `load_model` ignores it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     content = {
@@ -255,6 +257,8 @@ def save_checkpoint(model: ToMPNet, path: str | Path, meta: dict | None = None) 
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "meta": dict(meta or {}),
     }
+    if training is not None:
+        content["training"] = training
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:

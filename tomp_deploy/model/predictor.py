@@ -49,6 +49,33 @@ class FilterPredictor(nn.Module):
         # Every frame has the same encoding; precomputed for the longest sequence, sliced per call.
         self.register_buffer("sequence_pos", frame_pos.repeat(config.memory_size + 1, 1)[None], persistent=False)
 
+    def _tokens(self, train_feat, train_label, train_ltrb, test_feat) -> torch.Tensor:
+        """Encoded sequences [B, (T+1)*F*F, C] of B sequences: T memory frames then the test frame.
+
+        train_feat [B,T,C,F,F], train_label [B,T,F,F], train_ltrb [B,T,4,F,F], test_feat [B,C,F,F].
+        A memory frame's token is feat + label * e_fg + phi(ltrb); a test token is feat (+ e_test).
+        """
+        batch, num_train, channels, height, width = train_feat.shape
+        cells = height * width
+        fg = self.query_embed_fg.weight  # [1, C]
+        train_tokens = train_feat.flatten(3).transpose(2, 3)  # [B, T, F*F, C]
+        train_tokens = train_tokens + train_label.reshape(batch, num_train, cells, 1) * fg
+        ltrb_seq = train_ltrb.flatten(3).permute(0, 2, 1, 3).reshape(batch, 4, num_train * cells)
+        ltrb_enc = self.box_encoding(ltrb_seq).reshape(batch, channels, num_train, cells).permute(0, 2, 3, 1)
+        train_tokens = (train_tokens + ltrb_enc).reshape(batch, num_train * cells, channels)
+        test_tokens = test_feat.flatten(2).transpose(1, 2)  # [B, F*F, C]
+        if self.use_test_frame_encoding:
+            test_tokens = test_tokens + self.query_embed_test.weight
+        return torch.cat([train_tokens, test_tokens], dim=1)
+
+    def _predict(self, tokens: torch.Tensor, key_padding_mask: torch.Tensor, shape) -> tuple[torch.Tensor, torch.Tensor]:
+        """Transformer over [R, N, C] token rows -> target models [R, C] and encoded test features [R,C,F,F]."""
+        channels, height, width = shape
+        pos = self.sequence_pos[:, : tokens.shape[1]]
+        decoded, memory = self.transformer(tokens, pos, self.query_embed_fg_decoder.weight, key_padding_mask)
+        test_enc = memory[:, -height * width:, :].transpose(1, 2).reshape(tokens.shape[0], channels, height, width)
+        return decoded[:, 0, :], test_enc
+
     def forward(
         self,
         train_feat: torch.Tensor,
@@ -57,25 +84,15 @@ class FilterPredictor(nn.Module):
         test_feat: torch.Tensor,
         key_padding_mask: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        num_train, channels, height, width = train_feat.shape
-        cells = height * width
-        fg = self.query_embed_fg.weight  # [1, C]
-
-        train_tokens = train_feat.flatten(2).transpose(1, 2)  # [T, F*F, C]
-        train_tokens = train_tokens + train_label.reshape(num_train, cells, 1) * fg
-        ltrb_seq = train_ltrb.flatten(2).permute(1, 0, 2).reshape(1, 4, num_train * cells)
-        ltrb_enc = self.box_encoding(ltrb_seq).reshape(channels, num_train, cells).permute(1, 2, 0)
-        train_tokens = (train_tokens + ltrb_enc).reshape(num_train * cells, channels)
-
-        test_tokens = test_feat.flatten(2).transpose(1, 2).reshape(cells, channels)
-        if self.use_test_frame_encoding:
-            test_tokens = test_tokens + self.query_embed_test.weight
-
-        tokens = torch.cat([train_tokens, test_tokens], dim=0)
-        src = tokens.unsqueeze(0).expand(2, -1, -1)
-        pos = self.sequence_pos[:, : tokens.shape[0]]
-
-        decoded, memory = self.transformer(src, pos, self.query_embed_fg_decoder.weight, key_padding_mask)
-        filters = decoded[:, 0, :]  # [2, C]
-        test_enc = memory[:, num_train * cells:, :].transpose(1, 2).reshape(2, channels, height, width)
+        tokens = self._tokens(train_feat[None], train_label[None], train_ltrb[None], test_feat)
+        filters, test_enc = self._predict(tokens.expand(2, -1, -1), key_padding_mask, test_feat.shape[1:])
         return filters[0:1], filters[1:2], test_enc[0:1], test_enc[1:2]
+
+    def predict_batch(self, train_feat, train_label, train_ltrb, test_feat) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training form: one stage over all memory frames for each of B sequences, no mask.
+
+        Shapes as in `_tokens`; returns the target models [B, C] and encoded test features [B, C, F, F].
+        """
+        tokens = self._tokens(train_feat, train_label, train_ltrb, test_feat)
+        visible = torch.zeros(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
+        return self._predict(tokens, visible, test_feat.shape[1:])

@@ -1,0 +1,221 @@
+"""The training module: sampling, processing geometry, losses, frozen layers, learning rates, a real
+short run, resumption after a kill, and bad input."""
+
+import dataclasses
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tomp_deploy import ToMPError, load_model
+from tomp_deploy.datasets.readers import read_lasot
+from train.config import apply_overrides, preset
+from train.data import FrameSampler, TrainSequence, load_sources, parse_data_spec
+from train.losses import giou_loss, hinge_classification_loss
+from train.processing import crop_around, jittered_box, process, sampling_region, training_label
+from train.trainer import Trainer
+
+SMALL = dataclasses.replace(preset("tiny"), samples_per_epoch=16, batch_size=4, num_workers=0,
+                            synthetic_sequences=2, synthetic_frames=12, warmup_steps=2)
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory):
+    run = tmp_path_factory.mktemp("run")
+    return load_sources({"synthetic": None}, SMALL, run), run
+
+
+def test_sampler_chooses_visible_frames_in_a_window():
+    visible = np.zeros(1000, bool)
+    visible[[10, 300, 400, 450, 460, 900]] = True
+    sequence = TrainSequence([Path(f"{i}.jpg") for i in range(1000)], np.ones((1000, 4)), visible)
+    config = dataclasses.replace(SMALL, max_gap=100)
+    sampler = FrameSampler({"synthetic": [sequence]}, {"synthetic": 1}, config)
+    for index in range(50):
+        _, train, test = sampler.sample(sampler.rng(0, index))
+        assert len(train) == 2 and len(test) == 1
+        assert all(visible[f] for f in train + test)
+        anchor = train[0]
+        assert anchor - 100 <= train[1] < anchor < test[0] <= anchor + 100  # the window of max_gap frames
+    assert sampler.sample(sampler.rng(0, 3))[1:] == sampler.sample(sampler.rng(0, 3))[1:]  # pure in (epoch, index)
+
+
+def test_datasets_are_mixed_by_weight():
+    one = TrainSequence([Path("a.jpg")], np.ones((1, 4)), np.array([True]))
+    two = TrainSequence([Path("b.jpg")], np.ones((1, 4)), np.array([True]))
+    sampler = FrameSampler({"lasot": [one], "coco": [two]}, {"lasot": 3, "coco": 1}, SMALL)
+    picks = [sampler.sample(sampler.rng(0, i))[0] is one for i in range(2000)]
+    assert np.mean(picks) == pytest.approx(0.75, abs=0.03)
+
+
+def test_jitter_and_crop_geometry():
+    rng = np.random.default_rng(0)
+    box = np.array([280.0, 190.0, 40.0, 20.0])
+    assert np.array_equal(jittered_box(box, rng, 0.0, 0.0), box)  # training frames: no jitter
+    image = np.zeros((400, 600, 3), np.float32)
+    _, mapped = crop_around(image, box, box, SMALL, 288)
+    # Search region 5 x sqrt(40 * 20) = 141.4 px around the box centre (300, 200): scale 288 / 141 px.
+    side = round(5 * math.sqrt(800))
+    scale = 288 / side
+    assert mapped[2] == pytest.approx(40 * scale, rel=0.02) and mapped[3] == pytest.approx(20 * scale, rel=0.02)
+    centre = mapped[:2] + mapped[2:] / 2
+    np.testing.assert_allclose(centre, [144, 144], atol=2.5)
+    near_top = np.array([280.0, 20.0, 40.0, 20.0])  # the region would start 40 px above the image:
+    _, shifted = crop_around(image, near_top, near_top, SMALL, 288)  # inside_major moves it down
+    assert shifted[1] + shifted[3] / 2 == pytest.approx(30 * scale, abs=2.5)
+
+
+def test_training_targets_by_hand():
+    model = load_model_config()
+    box = np.array([124.0, 124.0, 40.0, 40.0])  # centred at 144 = the crop centre
+    label = training_label(box, model, SMALL)
+    sigma = 0.25 / 5 * 18
+    np.testing.assert_allclose(label[8:10, 8:10], math.exp(-0.5 * 0.5 / sigma**2), rtol=1e-6)
+    region = sampling_region(box, 18, 16, 1.0)
+    # Cells whose centres (16k + 8) lie strictly within 16 px of 144: 136 and 152 -> cells 8 and 9.
+    assert np.flatnonzero(region[0].any(axis=0)).tolist() == [8, 9]
+    assert region.sum() == 4
+
+
+def load_model_config():
+    from tomp_deploy.presets import preset as model_preset
+
+    return model_preset("tiny")
+
+
+def test_process_outputs(sources):
+    loaded, _ = sources
+    sampler = FrameSampler(loaded, {"synthetic": 1}, SMALL)
+    rng = sampler.rng(0, 0)
+    sample = process(*sampler.sample(rng), rng, load_model_config(), SMALL)
+    assert sample["train_images"].shape == (2, 3, 288, 288) and sample["test_images"].shape == (1, 3, 288, 288)
+    assert sample["train_ltrb"].shape == (2, 4, 18, 18) and sample["test_region"].sum() >= 1
+    assert 0 <= sample["test_images"].min() and sample["test_images"].max() <= 255
+
+
+def test_hinge_loss_by_hand():
+    scores = torch.tensor([[0.5, -0.3], [0.8, 0.2]])
+    labels = torch.tensor([[0.0, 0.01], [1.0, 0.5]])
+    # Below 0.05: relu(score) vs 0 -> 0.5^2 and 0; above: (0.8-1)^2 and (0.2-0.5)^2.
+    expected = (0.25 + 0 + 0.04 + 0.09) / 4
+    assert hinge_classification_loss(scores, labels, 0.05).item() == pytest.approx(expected)
+
+
+def test_giou_loss_by_hand():
+    target = torch.tensor([1.0, 1.0, 1.0, 1.0]).view(4, 1, 1)  # a 2x2 box around the cell
+    same, _ = giou_loss(target.clone(), target)
+    assert same.item() == pytest.approx(0.0, abs=1e-6)
+    pred = torch.tensor([1.0, 1.0, 3.0, 1.0]).view(4, 1, 1)  # 4x2 box sharing the left half
+    loss, ious = giou_loss(pred, target)
+    assert ious.item() == pytest.approx(4 / 8, rel=1e-5)  # IoU 4/8, enclosing box = union -> GIoU = IoU
+    assert loss.item() == pytest.approx(0.5, rel=1e-5)
+    weights = torch.tensor([0.0]).view(1, 1, 1)
+    assert giou_loss(pred, target, weights)[0].item() == pytest.approx(0.5, rel=1e-5)  # all-zero weights: mean
+
+
+def test_frozen_parameters_and_two_learning_rates(sources, tmp_path):
+    loaded, _ = sources
+    config = dataclasses.replace(SMALL, trainable_backbone_layers=("layer3",), lr_head=1e-3, lr_backbone=1e-5,
+                                 warmup_steps=0)
+    trainer = Trainer(config, FrameSampler(loaded, {"synthetic": 1}, config), tmp_path)
+    groups = {g["name"]: g for g in trainer.optimizer.param_groups}
+    assert groups["head"]["lr"] == 1e-3 and groups["backbone"]["lr"] == 1e-5
+    backbone = dict(trainer.model.feature_extractor.named_parameters())
+    trained = {id(p) for p in groups["backbone"]["params"]}
+    assert all(id(p) in trained for n, p in backbone.items() if n.startswith("layer3") and "bn" not in n
+               and "downsample.1" not in n)
+    before = {n: p.detach().clone() for n, p in backbone.items()}
+    buffers = {n: b.clone() for n, b in trainer.model.feature_extractor.named_buffers()}
+    head_before = trainer.model.head.classifier.linear.weight.detach().clone()
+    trainer.train_epoch(0)
+    for name, parameter in trainer.model.feature_extractor.named_parameters():
+        frozen = not name.startswith("layer3") or ".bn" in name or "downsample.1" in name
+        assert torch.equal(parameter, before[name]) == frozen, name
+    for name, buffer in trainer.model.feature_extractor.named_buffers():
+        assert torch.equal(buffer, buffers[name]), name  # BatchNorm statistics stay frozen
+    assert not torch.equal(trainer.model.head.classifier.linear.weight, head_before)
+
+
+def test_kill_and_resume_equals_uninterrupted(sources, tmp_path):
+    loaded, _ = sources
+    sampler = FrameSampler(loaded, {"synthetic": 1}, SMALL)
+    straight = Trainer(SMALL, sampler, tmp_path / "a")
+    straight.fit(2)
+
+    killed = Trainer(SMALL, sampler, tmp_path / "b")
+    killed.fit(1)
+    with pytest.raises(KeyboardInterrupt):
+        killed.train_epoch(1, stop_after_steps=2)
+    resumed = Trainer(SMALL, sampler, tmp_path / "b", resume=True)
+    assert resumed.start_epoch == 1
+    resumed.fit(2)
+    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), name
+    state_a, state_b = straight.optimizer.state_dict(), resumed.optimizer.state_dict()
+    for key in state_a["state"]:
+        assert torch.equal(state_a["state"][key]["exp_avg"], state_b["state"][key]["exp_avg"])
+    assert [g["lr"] for g in state_a["param_groups"]] == [g["lr"] for g in state_b["param_groups"]]
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "tomp_deploy", *map(str, args)], capture_output=True, text=True)
+
+
+def test_one_epoch_run_loads_exports_and_tracks(tmp_path):
+    run = tmp_path / "run"
+    result = run_cli("train", "--preset", "tiny", "--data", "synthetic", "--out", run, "--set", "samples_per_epoch=96",
+                     "--set", "batch_size=4", "--set", "num_workers=1", "--set", "synthetic_sequences=3",
+                     "--set", "synthetic_frames=12")
+    assert result.returncode == 0, result.stderr
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert len(metrics) == 1 and metrics[0]["epoch"] == 1
+    assert metrics[0]["last_quarter_loss"] < metrics[0]["first_quarter_loss"]
+    model = load_model(run / "latest.pt")
+    assert model.config.backbone == "resnet18"
+    exported = tmp_path / "export"
+    assert run_cli("export", run / "latest.pt", "--out", exported).returncode == 0
+    sequence = read_lasot(run / "synthetic-data")[0]
+    boxes = tmp_path / "boxes.txt"
+    tracked = run_cli("track", sequence.frames[0].parent, "--model", exported, "--backend", "onnxruntime",
+                      "--output", boxes)
+    assert tracked.returncode == 0, tracked.stderr
+    assert len(boxes.read_text().splitlines()) == 12
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--data", "lasot=/does/not/exist"], "does not exist"),
+    (["--data", "imagenet=/tmp"], "Unknown training dataset 'imagenet'"),
+    (["--data", "synthetic", "--set", "learning_rate=3"], "Unknown training setting 'learning_rate'"),
+    (["--data", "synthetic", "--set", "epochs=many"], "epochs=many"),
+])
+def test_bad_input_fails_before_training(tmp_path, args, message):
+    result = run_cli("train", "--preset", "tiny", "--out", tmp_path / "run", *args)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "run" / "latest.pt").exists()
+
+
+def test_wrong_layout_and_empty_dataset(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ToMPError, match="LaSOT layout"):
+        load_sources(parse_data_spec(f"lasot={tmp_path / 'empty'}"), SMALL, tmp_path)
+    with pytest.raises(ToMPError, match="not a COCO root"):
+        load_sources(parse_data_spec(f"coco={tmp_path / 'empty'}"), SMALL, tmp_path)
+
+
+def test_resume_from_another_preset_is_refused(sources, tmp_path):
+    loaded, _ = sources
+    Trainer(SMALL, FrameSampler(loaded, {"synthetic": 1}, SMALL), tmp_path).fit(1)
+    other = dataclasses.replace(SMALL, model="tomp50")
+    with pytest.raises(ToMPError, match="'tiny' model preset, not 'tomp50'"):
+        Trainer(other, FrameSampler(loaded, {"synthetic": 1}, other), tmp_path, resume=True)
+
+
+def test_overrides():
+    config = apply_overrides(SMALL, ["lr_milestones=3,5", "pretrained=false", "dataset_weights=lasot:2,coco:1"])
+    assert config.lr_milestones == (3, 5) and config.pretrained is False
+    assert config.dataset_weights == {"lasot": 2.0, "coco": 1.0}

@@ -1,0 +1,108 @@
+"""Training presets: the one place every training setting comes from; each can be overridden."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from tomp_deploy.errors import ToMPError
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: str = "tomp50"
+    """Model preset (tomp_deploy.presets)."""
+    pretrained: bool = True
+    """ImageNet backbone through torchvision's weights API."""
+    epochs: int = 300
+    samples_per_epoch: int = 40000
+    batch_size: int = 36
+    num_workers: int = 8
+    seed: int = 0
+    dataset_weights: dict[str, float] = field(default_factory=lambda: {"lasot": 1, "got10k": 1, "trackingnet": 1, "coco": 1})
+    num_train_frames: int = 2
+    num_test_frames: int = 1
+    max_gap: int = 200
+    search_area_factor: float = 5.0
+    output_sigma_factor: float = 0.25
+    center_jitter_train: float = 0.0
+    center_jitter_test: float = 4.5
+    scale_jitter_train: float = 0.0
+    scale_jitter_test: float = 0.5
+    crop_type: str = "inside_major"
+    max_scale_change: float = 1.5
+    center_sampling_radius: float = 1.0
+    grayscale_probability: float = 0.05
+    flip_probability: float = 0.5
+    brightness_jitter: float = 0.2
+    hinge_threshold: float = 0.05
+    weight_clf: float = 100.0
+    weight_giou: float = 1.0
+    lr_head: float = 1e-4
+    lr_backbone: float = 2e-5
+    weight_decay: float = 1e-4
+    lr_milestones: tuple[int, ...] = (150, 250)
+    lr_gamma: float = 0.2
+    warmup_steps: int = 0
+    """Steps over which the learning rates ramp up linearly from 0 at the start of training."""
+    trainable_backbone_layers: tuple[str, ...] = ("layer3",)
+    """Backbone stages trained at `lr_backbone`; the others, and every backbone BatchNorm, stay frozen."""
+    mixed_precision: bool = True
+    """Automatic mixed precision on CUDA (ignored on CPU)."""
+    synthetic_sequences: int = 60
+    synthetic_frames: int = 100
+    """Size of the benchmark `--data synthetic` writes into the run folder."""
+
+
+PRESETS = {
+    "tomp50": TrainConfig(model="tomp50"),
+    "tomp101": TrainConfig(model="tomp101"),
+    "tiny": TrainConfig(
+        model="tiny", pretrained=False, epochs=1, samples_per_epoch=400, batch_size=8, num_workers=2,
+        dataset_weights={"synthetic": 1}, lr_head=1e-4, lr_backbone=1e-4, lr_milestones=(30, 40), warmup_steps=50,
+        trainable_backbone_layers=("layer1", "layer2", "layer3"), synthetic_sequences=40, synthetic_frames=60,
+    ),
+}
+"""`tomp50`/`tomp101`: the paper's recipe. `tiny`: a CPU-sized run on synthetic data; without ImageNet
+weights its whole backbone trains, at higher learning rates."""
+
+
+def preset(name: str) -> TrainConfig:
+    if name not in PRESETS:
+        raise ToMPError(f"Unknown training preset {name!r}; choose one of {', '.join(PRESETS)}.")
+    return PRESETS[name]
+
+
+def _convert(text: str, example):
+    if isinstance(example, bool):
+        if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+            raise ValueError(f"{text!r} is not a boolean")
+        return text.lower() in ("true", "1", "yes")
+    if isinstance(example, int):
+        return int(text)
+    if isinstance(example, float):
+        return float(text)
+    if isinstance(example, tuple):
+        items = [p for p in text.split(",") if p]
+        return tuple(_convert(p, example[0]) if example else p for p in items)
+    if isinstance(example, dict):
+        pairs = [p.split(":", 1) for p in text.split(",") if p]
+        return {k: float(v) for k, v in pairs}
+    return text
+
+
+def apply_overrides(config: TrainConfig, overrides: list[str]) -> TrainConfig:
+    """`key=value` overrides (tuples as a,b,c; dicts as k:v,k:v); an unknown key or bad value is an error."""
+    known = {f.name: f for f in dataclasses.fields(config)}
+    changes = {}
+    for item in overrides:
+        key, separator, value = item.partition("=")
+        if not separator:
+            raise ToMPError(f"Override {item!r} is not key=value.")
+        if key not in known:
+            raise ToMPError(f"Unknown training setting {key!r}; known settings: {', '.join(sorted(known))}.")
+        try:
+            changes[key] = _convert(value, getattr(config, key))
+        except (ValueError, TypeError) as exc:
+            raise ToMPError(f"Override {item!r}: {exc}.") from None
+    return dataclasses.replace(config, **changes)

@@ -1,0 +1,218 @@
+"""The training loop: frozen backbone stages, AdamW with two learning rates, step decay, AMP on CUDA,
+DistributedDataParallel under torchrun, atomic per-epoch checkpoints and exact resumption."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Dataset
+from torch.utils.data.distributed import DistributedSampler
+
+from tomp_deploy.errors import ToMPError
+from tomp_deploy.model import ToMPNet, save_checkpoint
+from tomp_deploy.presets import preset as model_preset
+from train.config import TrainConfig
+from train.data import FrameSampler
+from train.losses import giou_loss, hinge_classification_loss
+from train.processing import process
+
+LATEST = "latest.pt"
+
+
+class SampleDataset(Dataset):
+    """`samples_per_epoch` samples; sample i of epoch e depends on (seed, e, i) only."""
+
+    def __init__(self, sampler: FrameSampler, config: TrainConfig):
+        self.sampler = sampler
+        self.config = config
+        self.model_config = model_preset(config.model)
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return self.config.samples_per_epoch
+
+    def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+        rng = self.sampler.rng(self.epoch, index)
+        sequence, train_ids, test_ids = self.sampler.sample(rng)
+        return process(sequence, train_ids, test_ids, rng, self.model_config, self.config)
+
+
+def seed_worker(worker_id: int) -> None:
+    """Each loader worker gets its own numpy/torch seeds derived from the loader's base seed."""
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+
+
+def freeze_backbone(model: ToMPNet, config: TrainConfig) -> None:
+    """Only `trainable_backbone_layers` of the backbone learn; every backbone BatchNorm stays frozen."""
+    backbone = model.feature_extractor
+    for name, parameter in backbone.named_parameters():
+        parameter.requires_grad = name.split(".")[0] in config.trainable_backbone_layers and ".bn" not in name \
+            and "downsample.1" not in name
+    for module in backbone.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.eval()
+
+
+def param_groups(model: ToMPNet, config: TrainConfig) -> list[dict]:
+    backbone = [p for p in model.feature_extractor.parameters() if p.requires_grad]
+    return [{"params": list(model.head.parameters()), "lr": config.lr_head, "name": "head"},
+            {"params": backbone, "lr": config.lr_backbone, "name": "backbone"}]
+
+
+def forward_losses(model: ToMPNet, batch: dict[str, torch.Tensor], config: TrainConfig) -> dict[str, torch.Tensor]:
+    train_images, test_images = batch["train_images"], batch["test_images"]
+    size, frames = train_images.shape[0], train_images.shape[1]
+    images = torch.cat([train_images.flatten(0, 1), test_images[:, 0]])
+    feats = model.backbone(images)
+    train_feat = feats[: size * frames].unflatten(0, (size, frames))
+    test_feat = feats[size * frames:]
+    weights, encoded = model.predictor.predict_batch(train_feat, batch["train_label"], batch["train_ltrb"], test_feat)
+    scores = model.head.classifier(encoded, weights)
+    ltrb = model.head.bb_regressor(encoded, weights)
+    clf = hinge_classification_loss(scores, batch["test_label"][:, 0], config.hinge_threshold)
+    giou, ious = giou_loss(ltrb, batch["test_ltrb"][:, 0], batch["test_region"][:, 0])
+    return {"loss": config.weight_clf * clf + config.weight_giou * giou, "clf": clf, "giou": giou,
+            "iou": ious.mean() if ious.numel() else torch.zeros(())}
+
+
+def _distributed() -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, sampler: FrameSampler, run_dir: Path, device: str = "cpu",
+                 resume: bool = False, tensorboard: bool = False, progress=None):
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.rank, self.world = _distributed()
+        if device.startswith("cuda") and torch.cuda.is_available() and self.world > 1:
+            device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise ToMPError("--device cuda was asked for, but PyTorch sees no CUDA GPU. Use --device cpu.")
+        self.device = torch.device(device)
+        self.progress = progress
+        torch.manual_seed(config.seed)
+        self.model = ToMPNet(model_preset(config.model), pretrained_backbone=config.pretrained)
+        freeze_backbone(self.model, config)
+        self.model.to(self.device)
+        self.optimizer = torch.optim.AdamW(param_groups(self.model, config), lr=config.lr_head,
+                                           weight_decay=config.weight_decay)
+        self.start_epoch = 0
+        if resume:
+            self._resume()
+        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(
+            self.optimizer, list(config.lr_milestones), config.lr_gamma, last_epoch=self.start_epoch - 1)
+        self.amp = config.mixed_precision and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.network = self.model
+        if self.world > 1:
+            self.network = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.dataset = SampleDataset(sampler, config)
+        self.writer = self._tensorboard() if tensorboard and self.rank == 0 else None
+
+    def _tensorboard(self):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise ToMPError("--tensorboard needs the 'tensorboard' package: pip install tensorboard.") from None
+        return SummaryWriter(str(self.run_dir / "tensorboard"))
+
+    def _resume(self) -> None:
+        path = self.run_dir / LATEST
+        if not path.is_file():
+            raise ToMPError(f"--resume: {path} does not exist; start the run without --resume.")
+        content = torch.load(path, map_location="cpu", weights_only=True)
+        saved = content.get("meta", {}).get("train_config", {})
+        if saved.get("model") != self.config.model:
+            raise ToMPError(
+                f"--resume: {path} was trained with the {saved.get('model')!r} model preset, not "
+                f"{self.config.model!r}; resume with the same preset or start a new run folder."
+            )
+        self.model.load_state_dict(content["state_dict"])
+        self.optimizer.load_state_dict(content["training"]["optimizer"])
+        self.start_epoch = int(content["training"]["epoch"])
+
+    def _loader(self, epoch: int) -> DataLoader:
+        self.dataset.epoch = epoch
+        sampler = DistributedSampler(self.dataset, self.world, self.rank, shuffle=False) if self.world > 1 else None
+        generator = torch.Generator().manual_seed(self.config.seed * 1000 + epoch)
+        return DataLoader(self.dataset, batch_size=self.config.batch_size, sampler=sampler, drop_last=True,
+                          num_workers=self.config.num_workers, worker_init_fn=seed_worker, generator=generator,
+                          persistent_workers=False, pin_memory=self.device.type == "cuda")
+
+    def train_epoch(self, epoch: int, stop_after_steps: int | None = None) -> dict[str, float]:
+        """One epoch; `stop_after_steps` ends it early (tests use it to simulate a killed run)."""
+        self.network.train()
+        freeze_backbone(self.model, self.config)
+        totals: dict[str, float] = {}
+        step_losses: list[float] = []
+        steps, samples, started = 0, 0, time.perf_counter()
+        loader = self._loader(epoch)
+        scheduled = [group["lr"] for group in self.optimizer.param_groups]
+        for batch in loader:
+            global_step = epoch * len(loader) + steps
+            if global_step < self.config.warmup_steps:
+                for group, lr in zip(self.optimizer.param_groups, scheduled):
+                    group["lr"] = lr * (global_step + 1) / self.config.warmup_steps
+            batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+            with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+                losses = forward_losses(self.network if self.world == 1 else self.network.module, batch, self.config)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(losses["loss"]).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            steps += 1
+            samples += batch["test_images"].shape[0] * self.world
+            for key, value in losses.items():
+                totals[key] = totals.get(key, 0.0) + float(value.detach())
+            step_losses.append(float(losses["loss"].detach()))
+            if self.progress:
+                self.progress(epoch, steps, len(loader), {k: v / steps for k, v in totals.items()},
+                              samples / (time.perf_counter() - started), self.optimizer.param_groups[0]["lr"])
+            if stop_after_steps is not None and steps >= stop_after_steps:
+                raise KeyboardInterrupt(f"stopped after {steps} steps")
+        if steps == 0:
+            raise ToMPError("The epoch had no full batch: raise samples_per_epoch or lower batch_size.")
+        for group, lr in zip(self.optimizer.param_groups, scheduled):
+            group["lr"] = lr
+        self.scheduler.step()
+        elapsed = time.perf_counter() - started
+        quarter = max(len(step_losses) // 4, 1)
+        return {**{k: v / steps for k, v in totals.items()}, "samples_per_s": samples / elapsed, "seconds": elapsed,
+                "first_quarter_loss": float(np.mean(step_losses[:quarter])),
+                "last_quarter_loss": float(np.mean(step_losses[-quarter:])),
+                "lr_head": self.optimizer.param_groups[0]["lr"], "lr_backbone": self.optimizer.param_groups[1]["lr"]}
+
+    def save(self, epoch: int, metrics: dict) -> Path:
+        meta = {"train_config": json.loads(json.dumps(dataclasses.asdict(self.config))), "epoch": epoch, "metrics": metrics}
+        training = {"epoch": epoch, "optimizer": self.optimizer.state_dict()}
+        path = save_checkpoint(self.model, self.run_dir / "checkpoints" / f"epoch_{epoch:04d}.pt", meta, training)
+        save_checkpoint(self.model, self.run_dir / LATEST, meta, training)
+        return path
+
+    def fit(self, epochs: int) -> list[dict]:
+        history = []
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        for epoch in range(self.start_epoch, epochs):
+            metrics = {"epoch": epoch + 1, **self.train_epoch(epoch)}
+            if self.rank == 0:
+                self.save(epoch + 1, metrics)
+                with open(self.run_dir / "metrics.jsonl", "a") as f:
+                    f.write(json.dumps(metrics) + "\n")
+                if self.writer:
+                    for key, value in metrics.items():
+                        self.writer.add_scalar(key, value, epoch + 1)
+            history.append(metrics)
+        return history
