@@ -23,10 +23,10 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks.machine import machine_facts
 from export.onnx_export import export_model
 from tomp_deploy.backends import open_backend
 from tomp_deploy.contract import GRAPHS
+from tomp_deploy.machine import machine_facts
 from tomp_deploy.model import ToMPNet, preset, save_checkpoint
 from tomp_deploy.tracker import STAGES, ToMPTracker
 

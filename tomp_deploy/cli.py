@@ -58,12 +58,14 @@ def user_errors(command):
 @app.command()
 @user_errors
 def inspect(
-    checkpoint: Annotated[Path, typer.Argument(help="A tomp-deploy or reference (.pth.tar) checkpoint.")],
+    checkpoint: Annotated[Path, typer.Argument(help="A tomp-deploy or reference (.pth.tar) checkpoint, or 'tiny'.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the same facts as JSON.")] = False,
 ) -> None:
     """Show a checkpoint's architecture, parameter count and provenance."""
     from tomp_deploy.model import load_model
+    from tomp_deploy.models import resolve_model
 
+    checkpoint = resolve_model(checkpoint)
     model = load_model(checkpoint)
     info = model.checkpoint_info
     config = model.config
@@ -114,7 +116,7 @@ def _output_paths(output: Path, count: int) -> list[Path]:
 @user_errors
 def track(
     source: Annotated[str, typer.Argument(help="Video file, folder of images (sorted by name) or camera index.")],
-    model: Annotated[Path, typer.Option(help="Checkpoint (or export/engine folder for those backends).")],
+    model: Annotated[Path, typer.Option(help="Checkpoint (or export/engine folder for those backends), or 'tiny'.")],
     backend: Annotated[str, typer.Option(help="Inference backend.")] = "torch",
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     init_box: Annotated[
@@ -155,7 +157,9 @@ def track(
     if show:
         _check_gui()
 
-    tracker = MultiTargetTracker(open_backend(backend, model, device=device))
+    from tomp_deploy.models import resolve_model
+
+    tracker = MultiTargetTracker(open_backend(backend, resolve_model(model), device=device))
     writers = [ResultWriter(p) for p in _output_paths(output, len(boxes))] if output else []
     video = None
     written = 0
@@ -231,7 +235,7 @@ def _check_gui() -> None:
 @app.command("export")
 @user_errors
 def export_command(
-    model: Annotated[Path, typer.Argument(help="Checkpoint to export (tomp-deploy or reference format).")],
+    model: Annotated[Path, typer.Argument(help="Checkpoint to export (tomp-deploy or reference format), or 'tiny'.")],
     out: Annotated[Path, typer.Option(help="Folder for backbone/predictor/head.onnx and model.json.")],
     opset: Annotated[int, typer.Option(help="ONNX opset (18..20; TensorRT 10.0 parses up to 20).")] = 18,
     force: Annotated[bool, typer.Option(help="Overwrite a non-empty output folder.")] = False,
@@ -242,9 +246,10 @@ def export_command(
     from export.onnx_export import export_model
     from tomp_deploy.exported import read_export
     from tomp_deploy.model import load_model
+    from tomp_deploy.models import resolve_model
 
     with console.status("loading the checkpoint") as status:
-        network = load_model(model)
+        network = load_model(resolve_model(model))
         reports = export_model(network, out, opset=opset, force=force, progress=lambda text: status.update(text))
     table = Table(title=f"ONNX export of {model.name} (opset {opset})")
     for column in ("graph", "size", "ops", "checks"):
@@ -289,7 +294,12 @@ def parity(
     if groundtruth is None:
         raise ToMPError(f"--sequence {sequence} must be an image folder with groundtruth.txt beside or above it.")
     init_box = first_groundtruth_box(groundtruth)
-    backends = [open_backend(*parse_backend_spec(spec), device=device) for spec in (a, b)]
+    from tomp_deploy.models import resolve_model
+
+    backends = []
+    for spec in (a, b):
+        name, path = parse_backend_spec(spec)
+        backends.append(open_backend(name, resolve_model(path), device=device))
     if backends[0].config != backends[1].config:
         raise ToMPError(f"{a} and {b} are different models (their configs differ); compare exports of one checkpoint.")
     images = [frame.image for frame in frames]
@@ -401,7 +411,7 @@ def score(
 @user_errors
 def eval_command(
     dataset_root: Annotated[Path, typer.Option(help="Dataset folder.")],
-    model: Annotated[Path, typer.Option(help="Checkpoint or export folder, as the backend takes it.")],
+    model: Annotated[Path, typer.Option(help="Checkpoint or export folder, as the backend takes it, or 'tiny'.")],
     format: Annotated[str, typer.Option(help="Dataset layout (see 'score').")] = "lasot",
     backend: Annotated[str, typer.Option(help="Inference backend.")] = "torch",
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
@@ -415,8 +425,10 @@ def eval_command(
 
     from tomp_deploy.datasets import open_dataset
     from tomp_deploy.evaluation import evaluate, result_is_complete
+    from tomp_deploy.models import resolve_model
     from tomp_deploy.scoring import score_results
 
+    model = resolve_model(model)
     sequences = open_dataset(dataset_root, format)
     results = results or Path("results") / f"{model.stem}_{backend}"
     done = sum(result_is_complete(results / f"{s.name}.txt", s) for s in sequences)
@@ -490,3 +502,149 @@ def train(
         console.print(f"epoch {metrics['epoch']}: loss {metrics['loss']:.4f}, mean IoU {metrics['iou']:.3f}, "
                       f"{metrics['samples_per_s']:.1f} samples/s")
     console.print(f"checkpoint: {out / 'latest.pt'} (load it with load_model, export it with tomp-deploy export)")
+
+
+def _bench_sequences(dataset_root: str, format: str, sequences: int | None, out: Path, frames: int, seed: int):
+    from tomp_deploy.datasets import open_dataset
+
+    if dataset_root == "synthetic":
+        from tomp_deploy.synth import generate_benchmark
+
+        root = out / "synthetic"
+        if not (root / "attributes.json").is_file():
+            with console.status("writing the synthetic benchmark"):
+                generate_benchmark(root, sequences or 3, frames, seed)
+        loaded = open_dataset(root, "lasot")
+    else:
+        loaded = open_dataset(dataset_root, format)
+    if sequences is not None:
+        if sequences < 1:
+            raise ToMPError("--sequences must be at least 1.")
+        loaded = loaded[:sequences]
+    return loaded
+
+
+def _print_bench(report: dict, out: Path) -> None:
+    from tomp_deploy.tracker import STAGES
+
+    table = Table(title=f"bench: {Path(report['model']).name} on {len(report['sequences'])} sequences "
+                        f"({report['machine']['device']}), reference {report['reference']}")
+    for column in ("backend", "status", "AUC", "ΔAUC", "prec.", "norm. prec.", "IoU ref mean/min", "score err",
+                   "FPS", "ms " + "/".join(STAGES)):
+        table.add_column(column)
+    for name, entry in report["backends"].items():
+        if entry["status"] != "ok":
+            table.add_row(name, f"[yellow]{entry['status']}[/]", entry["error"][:60], *[""] * 7)
+            continue
+        delta = entry.get("delta_auc")
+        score = entry.get("score_max_rel_error")
+        table.add_row(
+            name, "ok", f"{entry['auc']:.1f}", "" if delta is None else f"{delta:+.2f}", f"{entry['precision']:.1f}",
+            f"{entry['norm_precision']:.1f}", f"{entry.get('iou_mean', 1):.4f}/{entry.get('iou_min', 1):.4f}",
+            "" if score is None else f"{score:.1e}", f"{entry['fps']:.1f} ({entry['fps_p10']:.1f}-{entry['fps_p90']:.1f})",
+            "/".join(f"{entry['stage_ms'][s]:.1f}" for s in STAGES))
+    console.print(table)
+    for kind in ("json", "md", "png"):
+        console.print(f"{kind}: {out / f'bench.{kind}'}")
+
+
+def _run_bench(model: Path, backend_names: list[str], sequences, out: Path, device: str, warmup: int, command: str):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from tomp_deploy.bench import bench as run
+
+    total = sum(len(s.frames) - 1 for s in sequences)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console) as progress:
+        task = progress.add_task("bench", total=total)
+
+        def status(text: str) -> None:
+            progress.update(task, description=text, completed=0 if text.endswith("tracking") else None)
+
+        return run(model, backend_names, sequences, out, device, warmup, progress=status,
+                   on_frame=lambda: progress.advance(task), command=command)
+
+
+@app.command("bench")
+@user_errors
+def bench_command(
+    model: Annotated[Path, typer.Option(help="Checkpoint or export folder, or 'tiny'.")],
+    backends: Annotated[str, typer.Option(help="Comma-separated backends; torch (fp32) is always the reference.")]
+        = "torch,onnxruntime",
+    dataset_root: Annotated[str, typer.Option(help="Dataset folder, or 'synthetic' (written into --out).")] = "synthetic",
+    format: Annotated[str, typer.Option(help="Dataset layout (see 'score').")] = "lasot",
+    sequences: Annotated[int | None, typer.Option(help="Use the first N sequences.")] = None,
+    warmup: Annotated[int, typer.Option(help="Frames per backend left out of the timing.")] = 5,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    out: Annotated[Path, typer.Option(help="Folder for bench.json, bench.md and bench.png.")] = Path("bench"),
+) -> None:
+    """Accuracy parity and FPS of every backend against the PyTorch reference, side by side."""
+    import sys
+
+    from tomp_deploy.models import resolve_model
+
+    names = [b.strip() for b in backends.split(",") if b.strip()]
+    loaded = _bench_sequences(dataset_root, format, sequences, out, 60, 0)
+    report = _run_bench(resolve_model(model), names, loaded, out, device, warmup, " ".join(["tomp-deploy", *sys.argv[1:]]))
+    _print_bench(report, out)
+
+
+@app.command()
+@user_errors
+def demo(
+    out: Annotated[Path, typer.Option(help="Folder for everything the demo writes.")] = Path("demo-output"),
+    model: Annotated[Path, typer.Option(help="Checkpoint to use instead of the shipped tiny model.")] = Path("tiny"),
+    sequences: Annotated[int, typer.Option(help="Synthetic sequences to write and benchmark.")] = 3,
+    frames: Annotated[int, typer.Option(help="Frames per synthetic sequence.")] = 60,
+) -> None:
+    """The whole pipeline on the embedded default: synthetic data, shipped tiny model, ONNX export,
+    engines where TensorRT exists, a tracked video, and a benchmark of every available backend."""
+    import importlib.util
+    import sys
+
+    from export.onnx_export import export_model
+    from tomp_deploy.backends import open_backend
+    from tomp_deploy.bench import read_rgb
+    from tomp_deploy.datasets import open_dataset
+    from tomp_deploy.model import load_model
+    from tomp_deploy.models import resolve_model
+    from tomp_deploy.sources import VideoWriter, draw_overlay
+    from tomp_deploy.synth import generate_benchmark
+    from tomp_deploy.tracker import ToMPTracker
+
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint = resolve_model(model)
+    with console.status("writing a synthetic benchmark") as status:
+        data = out / "synthetic"
+        generate_benchmark(data, sequences, frames, seed=7,
+                           progress=lambda name: status.update(f"writing synthetic sequence {name}"))
+        status.update(f"exporting {checkpoint.name} to ONNX")
+        export_model(load_model(checkpoint), out / "export", force=True)
+    console.print(f"[green]✓[/] synthetic benchmark: {data}")
+    console.print(f"[green]✓[/] ONNX export: {out / 'export'}")
+    if importlib.util.find_spec("tensorrt") is None:
+        console.print("[yellow]-[/] TensorRT engines: skipped (TensorRT is not installed; pip install "
+                      "'tomp-deploy[tensorrt]' on a machine with an NVIDIA GPU)")
+    else:
+        console.print("[yellow]-[/] TensorRT engines: skipped (this release has no TensorRT engine builder yet)")
+
+    sequence = open_dataset(data, "lasot")[0]
+    tracker = ToMPTracker(open_backend("onnxruntime", out / "export"))
+    video_path = out / "tracked.mp4"
+    with console.status(f"tracking {sequence.name} into {video_path}"):
+        first = read_rgb(sequence.frames[0])
+        video = VideoWriter(video_path, (first.shape[1], first.shape[0]))
+        tracker.initialize(first, sequence.init_box)
+        video.write(draw_overlay(first, [sequence.init_box], [1.0], None))
+        for path in sequence.frames[1:]:
+            frame = read_rgb(path)
+            result = tracker.track(frame)
+            video.write(draw_overlay(frame, [result.box], [result.score], 1 / max(sum(result.times.values()), 1e-9)))
+        video.close()
+    console.print(f"[green]✓[/] tracked video: {video_path}")
+
+    report = _run_bench(checkpoint, ["torch", "onnxruntime"], open_dataset(data, "lasot"), out, "cpu", 5,
+                        " ".join(["tomp-deploy", *sys.argv[1:]]))
+    _print_bench(report, out)
+    console.print(f"[bold]done[/]: video {video_path}, benchmark {out / 'bench.json'}, {out / 'bench.md'}, "
+                  f"{out / 'bench.png'}")

@@ -170,4 +170,6 @@ def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     y2 = np.minimum(a[:, 1] + a[:, 3], b[:, 1] + b[:, 3])
     intersection = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
     union = a[:, 2] * a[:, 3] + b[:, 2] * b[:, 3] - intersection
-    return np.where(union > 0, intersection / np.where(union > 0, union, 1), 0.0)
+    overlap = np.where(union > 0, intersection / np.where(union > 0, union, 1), 0.0)
+    # (x + w) - x can differ from w in the last bit: identical boxes get exactly 1.
+    return np.where((a == b).all(axis=1) & (union > 0), 1.0, overlap)

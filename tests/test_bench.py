@@ -1,0 +1,94 @@
+"""`tomp-deploy bench` and `tomp-deploy demo`."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import pytest
+
+from tests.seeded import seeded_model
+from tomp_deploy import ToMPError
+from tomp_deploy.backends import BACKENDS
+from tomp_deploy.bench import bench
+from tomp_deploy.datasets import open_dataset
+from tomp_deploy.model import save_checkpoint
+from tomp_deploy.synth import generate_benchmark
+
+FIELDS = {"status", "auc", "precision", "norm_precision", "delta_auc", "iou_mean", "iou_min", "fps", "stage_ms"}
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    return save_checkpoint(seeded_model("tiny", 2, 0.6, True, 0.2), tmp_path_factory.mktemp("model") / "tiny.pt")
+
+
+@pytest.fixture(scope="module")
+def sequences(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    generate_benchmark(root, sequences=2, frames=10, seed=3)
+    return open_dataset(root, "lasot")
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "tomp_deploy", *map(str, args)], capture_output=True, text=True)
+
+
+def test_bench_report_schema_and_reference(checkpoint, sequences, tmp_path):
+    report = bench(checkpoint, ["torch", "onnxruntime"], sequences, tmp_path, warmup=2)
+    assert report["reference"] == "torch" and {"cpu", "versions"} <= set(report["machine"])
+    assert set(report["backends"]) == {"torch", "onnxruntime"}
+    for entry in report["backends"].values():
+        assert FIELDS <= set(entry) and entry["status"] == "ok"
+        assert set(entry["stage_ms"]) == {"crop", "backbone", "predictor", "head", "decode"}
+    reference = report["backends"]["torch"]
+    assert reference["delta_auc"] == 0 and reference["iou_mean"] == 1 and reference["iou_min"] == 1
+    candidate = report["backends"]["onnxruntime"]
+    assert candidate["iou_min"] >= 0.999 and candidate["score_max_rel_error"] <= 1e-4
+    assert json.loads((tmp_path / "bench.json").read_text()) == json.loads(json.dumps(report))
+    assert "| onnxruntime | ok |" in (tmp_path / "bench.md").read_text()
+    assert (tmp_path / "bench.png").stat().st_size > 10_000
+
+
+def test_failing_backend_is_reported_and_the_others_written(checkpoint, sequences, tmp_path, monkeypatch):
+    from tomp_deploy.backends.onnxruntime_backend import OnnxRuntimeBackend
+
+    calls = {"count": 0}
+    original = OnnxRuntimeBackend.head
+
+    def breaks_on_the_fifth_frame(self, *arrays):
+        calls["count"] += 1
+        if calls["count"] == 5:
+            raise RuntimeError("device lost")
+        return original(self, *arrays)
+
+    monkeypatch.setattr(OnnxRuntimeBackend, "head", breaks_on_the_fifth_frame)
+    report = bench(checkpoint, ["onnxruntime"], sequences, tmp_path, warmup=1)
+    assert report["backends"]["onnxruntime"] == {"status": "failed", "error": "RuntimeError: device lost"}
+    assert report["backends"]["torch"]["status"] == "ok"
+    assert json.loads((tmp_path / "bench.json").read_text())["backends"]["onnxruntime"]["status"] == "failed"
+
+
+def test_bad_bench_input(checkpoint, sequences, tmp_path):
+    with pytest.raises(ToMPError, match="Unknown backend"):
+        bench(checkpoint, ["tensorflow"], sequences, tmp_path)
+    with pytest.raises(ToMPError, match="neither a checkpoint file nor an export folder"):
+        bench(tmp_path, ["torch"], sequences, tmp_path / "out")
+    with pytest.raises(ToMPError, match="no sequence"):
+        bench(checkpoint, ["torch"], [], tmp_path)
+    result = run_cli("bench", "--model", checkpoint, "--backends", "torch,nope", "--out", tmp_path / "cli")
+    assert result.returncode == 2 and "Unknown backend(s) ['nope']" in result.stderr
+    assert sorted(BACKENDS) == ["onnxruntime", "torch"]
+
+
+def test_demo_pipeline_on_a_small_setting(checkpoint, tmp_path):
+    out = tmp_path / "demo"
+    result = run_cli("demo", "--model", checkpoint, "--out", out, "--sequences", "1", "--frames", "12")
+    assert result.returncode == 0, result.stderr
+    capture = cv2.VideoCapture(str(out / "tracked.mp4"))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 12
+    report = json.loads((out / "bench.json").read_text())
+    assert {name: entry["status"] for name, entry in report["backends"].items()} == {"torch": "ok", "onnxruntime": "ok"}
+    assert (out / "bench.md").is_file() and (out / "bench.png").is_file()
+    assert "TensorRT engines: skipped" in result.stdout
