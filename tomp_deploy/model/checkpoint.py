@@ -13,7 +13,6 @@ before anything in it is built.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import tempfile
@@ -24,6 +23,7 @@ from pathlib import Path
 import torch
 
 from tomp_deploy.errors import ToMPError
+from tomp_deploy.exported import file_sha256
 from tomp_deploy.model.tomp import ToMPNet
 from tomp_deploy.presets import ModelConfig
 
@@ -84,14 +84,6 @@ class _InertRecord:
 def _inert_class(qualified_name: str) -> type:
     module, _, name = qualified_name.rpartition(".")
     return type(name, (_InertRecord,), {"__module__": module, "__qualname__": name})
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _read_checkpoint(path: Path) -> dict:
@@ -195,7 +187,7 @@ def load_checkpoint(path: str | Path) -> tuple[ModelConfig, dict, CheckpointInfo
     content = _read_checkpoint(path)
     if not isinstance(content, dict):
         raise ToMPError(f"{path} is a PyTorch file but not a ToMP checkpoint (it holds a {type(content).__name__}).")
-    digest = sha256_of(path)
+    digest = file_sha256(path)
     if content.get("format") == OWN_FORMAT:
         if content.get("version") != OWN_FORMAT_VERSION:
             raise ToMPError(
