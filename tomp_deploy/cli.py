@@ -127,6 +127,7 @@ def track(
     output: Annotated[Path | None, typer.Option(help="Write x,y,w,h per frame (first line: the initial box).")] = None,
     video_out: Annotated[Path | None, typer.Option(help="Write an MP4 with the boxes, scores and frame rate.")] = None,
     show: Annotated[bool, typer.Option(help="Show the tracking in a window (q quits).")] = False,
+    threads: Annotated[int | None, typer.Option(help="Intra-op threads (onnxruntime backend).")] = None,
 ) -> None:
     """Track one or more targets through a video, an image folder or a camera."""
     import time
@@ -159,7 +160,8 @@ def track(
 
     from tomp_deploy.models import resolve_model
 
-    tracker = MultiTargetTracker(open_backend(backend, resolve_model(model), device=device))
+    options = {"threads": threads} if threads else {}
+    tracker = MultiTargetTracker(open_backend(backend, resolve_model(model), device=device, **options))
     writers = [ResultWriter(p) for p in _output_paths(output, len(boxes))] if output else []
     video = None
     written = 0
