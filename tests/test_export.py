@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import onnx
 import pytest
@@ -241,3 +242,20 @@ def test_model_of_the_wrong_kind_for_a_backend(tmp_path, tiny_export, kind):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert ("not an export folder" in result.stderr) or ("is a folder, not a checkpoint" in result.stderr)
+
+
+def test_fp16_copy_of_the_trained_tiny_model_tracks_like_fp32(tmp_path):
+    from export.fp16 import fp16_backend
+    from tomp_deploy.datasets import open_dataset
+    from tomp_deploy.model import load_model
+    from tomp_deploy.models import resolve_model
+    from tomp_deploy.synth import generate_benchmark
+
+    export_model(load_model(resolve_model("tiny")), tmp_path / "export")
+    exported = read_export(tmp_path / "export")
+    generate_benchmark(tmp_path / "data", sequences=2, frames=40, seed=11)
+    for sequence in open_dataset(tmp_path / "data", "lasot"):
+        frames = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in sequence.frames]
+        reference = track_sequence(OnnxRuntimeBackend(exported), frames, sequence.init_box)
+        half = track_sequence(fp16_backend(exported)[0], frames, sequence.init_box)
+        assert compare_sequences(reference, half).ious.min() >= 0.98, sequence.name

@@ -38,3 +38,16 @@ def test_console_script_help_lists_commands():
 def test_package_root_does_not_import_torch():
     code = "import sys, tomp_deploy; assert 'torch' not in sys.modules, 'tomp_deploy imported torch'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_shipped_tiny_model():
+    from tomp_deploy.model import load_model
+    from tomp_deploy.models import resolve_model
+
+    path = resolve_model("tiny")
+    assert path.stat().st_size <= 10 * 1024 * 1024
+    model = load_model(path)
+    assert model.config.backbone == "resnet18"
+    assert "trained_with" in model.checkpoint_info.meta
+    result = subprocess.run(["tomp-deploy", "inspect", "tiny", "--json"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

@@ -57,7 +57,7 @@ class ModelFiles:
             from tomp_deploy.model import load_model
 
             progress("exporting the checkpoint to ONNX")
-            self.export = out / "export"
+            self.export = out / ".work" / "export"
             export_model(load_model(self.checkpoint), self.export, force=True)
         return self.export
 

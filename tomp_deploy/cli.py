@@ -512,7 +512,7 @@ def _bench_sequences(dataset_root: str, format: str, sequences: int | None, out:
     if dataset_root == "synthetic":
         from tomp_deploy.synth import generate_benchmark
 
-        root = out / "synthetic"
+        root = out / ".work" / "synthetic"
         if not (root / "attributes.json").is_file():
             with console.status("writing the synthetic benchmark"):
                 generate_benchmark(root, sequences or 3, frames, seed)
