@@ -48,7 +48,7 @@ class ModelFiles:
         raise ToMPError(f"--model {path} is neither a checkpoint file nor an export folder (with {MANIFEST}).")
 
     def for_backend(self, name: str, out: Path, progress) -> Path:
-        if name in ("torch",):
+        if name == "torch":
             if self.checkpoint is None:
                 raise ToMPError("the export folder names no checkpoint that exists here, so torch cannot run it")
             return self.checkpoint
