@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from tomp_deploy.errors import ToMPError
@@ -49,7 +50,7 @@ def user_errors(command):
         try:
             return command(*args, **kwargs)
         except ToMPError as exc:
-            error_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+            error_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=2) from None
 
     return wrapper
@@ -650,3 +651,26 @@ def demo(
     _print_bench(report, out)
     console.print(f"[bold]done[/]: video {video_path}, benchmark {out / 'bench.json'}, {out / 'bench.md'}, "
                   f"{out / 'bench.png'}")
+
+
+@app.command()
+@user_errors
+def build(
+    export_dir: Annotated[Path, typer.Argument(help="Export folder (tomp-deploy export).")],
+    out: Annotated[Path, typer.Option(help="Engine folder to write.")],
+    precision: Annotated[str, typer.Option(help="fp16 (normalisations and softmax pinned to fp32) or fp32.")] = "fp16",
+    workspace: Annotated[float, typer.Option(help="Builder workspace in GB.")] = 4.0,
+    timing_cache: Annotated[Path | None, typer.Option(help="Timing cache file, read and updated.")] = None,
+    max_batch: Annotated[int, typer.Option(help="Largest backbone batch (targets tracked at once).")] = 4,
+) -> None:
+    """Compile the split ONNX graphs into TensorRT engines for this GPU, with a manifest."""
+    from engines.builder import build_engines
+    from engines.plan import PRECISIONS
+
+    if precision not in PRECISIONS:
+        raise ToMPError(f"--precision must be one of {', '.join(PRECISIONS)}.")
+    with console.status("building TensorRT engines") as status:
+        manifest = build_engines(export_dir, out, precision, workspace, timing_cache, max_batch,
+                                 report=lambda text: status.update(text))
+    console.print(f"built {precision} engines for {manifest.gpu_name} (SM {manifest.compute_capability}, TensorRT "
+                  f"{manifest.tensorrt}) in {manifest.build_seconds:.0f} s: {out}")

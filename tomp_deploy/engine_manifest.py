@@ -1,0 +1,84 @@
+"""The manifest of an engine folder and its checks against this machine and the export it came from.
+
+An engine folder holds backbone/predictor/head.engine, the export's model.json and manifest.json:
+TensorRT version, GPU name and compute capability, precision, the ONNX files' hashes, build options and
+build time. A serialized TensorRT engine runs only with the TensorRT release and the GPU it was built
+for, so any difference is an error that says to rebuild. Importing this module needs no TensorRT.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from tomp_deploy.errors import ToMPError
+
+ENGINE_FORMAT = "tomp-deploy-engines"
+ENGINE_VERSION = 1
+ENGINE_MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class Machine:
+    tensorrt: str
+    gpu_name: str
+    compute_capability: str
+
+
+@dataclass
+class EngineManifest:
+    tensorrt: str
+    gpu_name: str
+    compute_capability: str
+    precision: str
+    onnx_sha256: dict[str, str]
+    build_options: dict = field(default_factory=dict)
+    built_at: str = ""
+    build_seconds: float = 0.0
+
+    def write(self, folder: Path) -> Path:
+        path = Path(folder) / ENGINE_MANIFEST
+        path.write_text(json.dumps({"format": ENGINE_FORMAT, "version": ENGINE_VERSION, **asdict(self)}, indent=2))
+        return path
+
+    @classmethod
+    def read(cls, folder: Path) -> "EngineManifest":
+        path = Path(folder) / ENGINE_MANIFEST
+        if not path.is_file():
+            raise ToMPError(f"{folder} is not an engine folder: {ENGINE_MANIFEST} is missing. Build it with "
+                            "'tomp-deploy build EXPORT_DIR --out ENGINE_DIR'.")
+        try:
+            content = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ToMPError(f"{path} is not valid JSON ({exc}); rebuild the engines.") from None
+        if content.pop("format", None) != ENGINE_FORMAT or content.pop("version", None) != ENGINE_VERSION:
+            raise ToMPError(f"{path} is not a tomp-deploy engine manifest of version {ENGINE_VERSION}; rebuild the engines.")
+        try:
+            return cls(**content)
+        except TypeError as exc:
+            raise ToMPError(f"{path} is incomplete or of another version ({exc}); rebuild the engines.") from None
+
+
+def mismatches(manifest: EngineManifest, machine: Machine, export_sha256: dict[str, str] | None = None) -> list[str]:
+    """Every way the engines do not fit this machine or the given export (graph -> ONNX hash)."""
+    problems = []
+    if manifest.tensorrt != machine.tensorrt:
+        problems.append(f"built with TensorRT {manifest.tensorrt}, this machine has TensorRT {machine.tensorrt}")
+    if manifest.compute_capability != machine.compute_capability:
+        problems.append(f"built for compute capability {manifest.compute_capability} ({manifest.gpu_name}), this GPU "
+                        f"is {machine.compute_capability} ({machine.gpu_name})")
+    elif manifest.gpu_name != machine.gpu_name:
+        problems.append(f"built on a {manifest.gpu_name}, this GPU is a {machine.gpu_name}")
+    if export_sha256 is not None:
+        for graph, digest in sorted(export_sha256.items()):
+            if manifest.onnx_sha256.get(graph) != digest:
+                problems.append(f"the {graph} engine was not built from this export's {graph}.onnx (hash differs)")
+    return problems
+
+
+def check_engines(manifest: EngineManifest, machine: Machine, export_sha256: dict[str, str] | None = None) -> None:
+    problems = mismatches(manifest, machine, export_sha256)
+    if problems:
+        raise ToMPError("These TensorRT engines cannot run here:\n  " + "\n  ".join(problems)
+                        + "\nRebuild them on this machine: tomp-deploy build EXPORT_DIR --out ENGINE_DIR")
