@@ -121,7 +121,7 @@ def test_giou_loss_by_hand():
 def test_frozen_parameters_and_two_learning_rates(sources, tmp_path):
     loaded, _ = sources
     config = dataclasses.replace(SMALL, trainable_backbone_layers=("layer3",), lr_head=1e-3, lr_backbone=1e-5,
-                                 warmup_steps=0)
+                                 warmup_steps=0, freeze_backbone_batchnorm=True)
     trainer = Trainer(config, FrameSampler(loaded, {"synthetic": 1}, config), tmp_path)
     groups = {g["name"]: g for g in trainer.optimizer.param_groups}
     assert groups["head"]["lr"] == 1e-3 and groups["backbone"]["lr"] == 1e-5
@@ -219,3 +219,14 @@ def test_overrides():
     config = apply_overrides(SMALL, ["lr_milestones=3,5", "pretrained=false", "dataset_weights=lasot:2,coco:1"])
     assert config.lr_milestones == (3, 5) and config.pretrained is False
     assert config.dataset_weights == {"lasot": 2.0, "coco": 1.0}
+
+
+def test_batchnorm_learns_when_not_frozen(sources, tmp_path):
+    loaded, _ = sources
+    config = dataclasses.replace(SMALL, freeze_backbone_batchnorm=False, samples_per_epoch=8)
+    trainer = Trainer(config, FrameSampler(loaded, {"synthetic": 1}, config), tmp_path)
+    statistics = trainer.model.feature_extractor.layer3[0].bn1.running_mean.clone()
+    conv1_bn = trainer.model.feature_extractor.bn1.weight.detach().clone()
+    trainer.train_epoch(0)
+    assert not torch.equal(trainer.model.feature_extractor.layer3[0].bn1.running_mean, statistics)
+    assert torch.equal(trainer.model.feature_extractor.bn1.weight, conv1_bn)  # conv1's stage is not trained

@@ -46,7 +46,10 @@ class TrainConfig:
     warmup_steps: int = 0
     """Steps over which the learning rates ramp up linearly from 0 at the start of training."""
     trainable_backbone_layers: tuple[str, ...] = ("layer3",)
-    """Backbone stages trained at `lr_backbone`; the others, and every backbone BatchNorm, stay frozen."""
+    """Backbone stages trained at `lr_backbone`; the others stay frozen."""
+    freeze_backbone_batchnorm: bool = True
+    """Keep every backbone BatchNorm at its (ImageNet) statistics, as the paper does. A backbone trained
+    from scratch needs them learning instead."""
     mixed_precision: bool = True
     """Automatic mixed precision on CUDA (ignored on CPU)."""
     synthetic_sequences: int = 60
@@ -60,11 +63,12 @@ PRESETS = {
     "tiny": TrainConfig(
         model="tiny", pretrained=False, epochs=1, samples_per_epoch=400, batch_size=8, num_workers=2,
         dataset_weights={"synthetic": 1}, lr_head=1e-4, lr_backbone=1e-4, lr_milestones=(30, 40), warmup_steps=50,
-        trainable_backbone_layers=("layer1", "layer2", "layer3"), synthetic_sequences=40, synthetic_frames=60,
+        trainable_backbone_layers=("layer1", "layer2", "layer3"), freeze_backbone_batchnorm=False,
+        synthetic_sequences=40, synthetic_frames=60,
     ),
 }
 """`tomp50`/`tomp101`: the paper's recipe. `tiny`: a CPU-sized run on synthetic data; without ImageNet
-weights its whole backbone trains, at higher learning rates."""
+weights its backbone stages and BatchNorms train too."""
 
 
 def preset(name: str) -> TrainConfig:

@@ -51,14 +51,17 @@ def seed_worker(worker_id: int) -> None:
 
 
 def freeze_backbone(model: ToMPNet, config: TrainConfig) -> None:
-    """Only `trainable_backbone_layers` of the backbone learn; every backbone BatchNorm stays frozen."""
+    """Only `trainable_backbone_layers` of the backbone learn; with `freeze_backbone_batchnorm` every
+    backbone BatchNorm keeps its weights and running statistics."""
     backbone = model.feature_extractor
     for name, parameter in backbone.named_parameters():
-        parameter.requires_grad = name.split(".")[0] in config.trainable_backbone_layers and ".bn" not in name \
-            and "downsample.1" not in name
-    for module in backbone.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.eval()
+        is_batchnorm = ".bn" in name or name.startswith("bn") or "downsample.1" in name
+        parameter.requires_grad = name.split(".")[0] in config.trainable_backbone_layers and not (
+            is_batchnorm and config.freeze_backbone_batchnorm)
+    if config.freeze_backbone_batchnorm:
+        for module in backbone.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.eval()
 
 
 def param_groups(model: ToMPNet, config: TrainConfig) -> list[dict]:
