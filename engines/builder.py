@@ -3,41 +3,16 @@
 from __future__ import annotations
 
 import datetime
-import importlib
 import shutil
 import time
 from pathlib import Path
 
 from engines.plan import fp32_layers, profile_shapes
+from tomp_deploy.backends.tensorrt_backend import require, this_machine
 from tomp_deploy.contract import GRAPHS
-from tomp_deploy.engine_manifest import EngineManifest, Machine
+from tomp_deploy.engine_manifest import EngineManifest
 from tomp_deploy.errors import ToMPError
 from tomp_deploy.exported import MANIFEST, read_export
-
-INSTALL_HINT = ("pip install 'tomp-deploy[tensorrt]' (TensorRT 10 wheels from NVIDIA's package index and pycuda), "
-                "on a machine with an NVIDIA GPU and driver")
-
-
-def require(module: str):
-    """Imports TensorRT or pycuda, or says which one is missing and how to get it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise ToMPError(f"The Python package '{module.split('.')[0]}' is not installed; {INSTALL_HINT}.") from None
-
-
-def this_machine() -> Machine:
-    trt = require("tensorrt")
-    cuda = require("pycuda.driver")
-    try:
-        cuda.init()
-        if cuda.Device.count() == 0:
-            raise ToMPError("No CUDA GPU is visible; TensorRT engines need an NVIDIA GPU.")
-        device = cuda.Device(0)
-    except cuda.Error as exc:
-        raise ToMPError(f"CUDA cannot be initialised ({exc}); check the NVIDIA driver and CUDA_VISIBLE_DEVICES.") from None
-    major, minor = device.compute_capability()
-    return Machine(trt.__version__, device.name(), f"{major}.{minor}")
 
 
 class _Progress:

@@ -1,11 +1,9 @@
 """What a TensorRT build needs to decide, computed without TensorRT: optimisation profiles from the
-export's contract shapes, the layers kept in FP32 under FP16, and the I/O buffer sizes."""
+export's contract shapes and the layers kept in FP32 under FP16."""
 
 from __future__ import annotations
 
-import math
-
-from tomp_deploy.contract import BATCH, TensorSpec, graph_io
+from tomp_deploy.contract import BATCH, graph_io
 from tomp_deploy.errors import ToMPError
 from tomp_deploy.exported import ExportedModel
 
@@ -15,7 +13,6 @@ FP32_LAYER_KINDS = frozenset({"NORMALIZATION", "REDUCE", "SOFTMAX"})
 and GroupNorm's reductions) accumulate over hundreds to tens of thousands of values, and softmax turns
 small logit errors into weight errors. The graphs are written to stay in FP16 range; pinning these keeps
 their accumulation exact as well, at little cost (they are a small share of the FLOPs)."""
-DTYPE_BYTES = {"float32": 4, "float16": 2, "bool": 1}
 
 
 def profile_shapes(exported: ExportedModel, max_batch: int) -> dict[str, dict[str, tuple]]:
@@ -40,9 +37,3 @@ def fp32_layers(layers: list[tuple[str, str]], precision: str) -> list[str]:
     if precision == "fp32":
         return []
     return [name for name, kind in layers if kind in FP32_LAYER_KINDS]
-
-
-def buffer_bytes(spec: TensorSpec, max_batch: int) -> int:
-    """Bytes of a host or device buffer for the tensor at the largest batch (I/O stays fp32/bool)."""
-    shape = [max_batch if d == BATCH else d for d in spec.shape]
-    return math.prod(shape) * DTYPE_BYTES[spec.dtype]

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from tomp_deploy.backends.base import HostTracking
 from tomp_deploy.presets import preset
 
 
-class ScriptedBackend:
+class ScriptedBackend(HostTracking):
     """`backbone` tags each feature with a running id; `head` returns the next scripted score map and
     ltrb boxes of `box_cells` cells around every cell. Every predictor call's inputs are recorded."""
 

@@ -1,5 +1,6 @@
 """`tomp-deploy bench` and `tomp-deploy demo`."""
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import cv2
 import pytest
+import torch
 
 from tests.seeded import seeded_model
 from tomp_deploy import ToMPError
@@ -73,13 +75,13 @@ def test_failing_backend_is_reported_and_the_others_written(checkpoint, sequence
 def test_bad_bench_input(checkpoint, sequences, tmp_path):
     with pytest.raises(ToMPError, match="Unknown backend"):
         bench(checkpoint, ["tensorflow"], sequences, tmp_path)
-    with pytest.raises(ToMPError, match="neither a checkpoint file nor an export folder"):
+    with pytest.raises(ToMPError, match="neither a checkpoint file, an export folder"):
         bench(tmp_path, ["torch"], sequences, tmp_path / "out")
     with pytest.raises(ToMPError, match="no sequence"):
         bench(checkpoint, ["torch"], [], tmp_path)
     result = run_cli("bench", "--model", checkpoint, "--backends", "torch,nope", "--out", tmp_path / "cli")
     assert result.returncode == 2 and "Unknown backend(s) ['nope']" in result.stderr
-    assert sorted(BACKENDS) == ["onnxruntime", "torch"]
+    assert sorted(BACKENDS) == ["onnxruntime", "tensorrt", "torch", "torch-cuda"]
 
 
 def test_demo_pipeline_on_a_small_setting(checkpoint, tmp_path):
@@ -92,3 +94,15 @@ def test_demo_pipeline_on_a_small_setting(checkpoint, tmp_path):
     assert {name: entry["status"] for name, entry in report["backends"].items()} == {"torch": "ok", "onnxruntime": "ok"}
     assert (out / "bench.md").is_file() and (out / "bench.png").is_file()
     assert "TensorRT engines: skipped" in result.stdout
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None or torch.cuda.is_available(),
+                    reason="a GPU backend can run here")
+def test_gpu_backends_are_skipped_with_their_reason(checkpoint, sequences, tmp_path):
+    report = bench(checkpoint, ["tensorrt", "torch-cuda"], sequences, tmp_path, warmup=1)
+    entries = report["backends"]
+    assert entries["torch"]["status"] == "ok"
+    assert entries["tensorrt"]["status"] == "skipped" and "'tensorrt' is not installed" in entries["tensorrt"]["error"]
+    assert entries["torch-cuda"]["status"] == "skipped" and "needs an NVIDIA GPU" in entries["torch-cuda"]["error"]
+    assert not (tmp_path / ".work" / "export").exists(), "no export is made for a backend that cannot run"
+    assert "| tensorrt | skipped: The Python package 'tensorrt' is not installed" in (tmp_path / "bench.md").read_text()

@@ -1,18 +1,19 @@
 """Engine-building logic that needs no TensorRT: profiles, precision pinning, buffers, manifests, and
 the errors of a machine without TensorRT. Tests that build engines are marked `tensorrt`."""
 
+import dataclasses
 import importlib.util
 import subprocess
 import sys
 
 import pytest
 
-from engines.plan import buffer_bytes, fp32_layers, profile_shapes
+from engines.plan import fp32_layers, profile_shapes
 from export.onnx_export import export_model
 from tests.seeded import seeded_model
 from tomp_deploy import ToMPError
-from tomp_deploy.contract import TensorSpec
-from tomp_deploy.engine_manifest import EngineManifest, Machine, check_engines, mismatches
+from tomp_deploy.contract import TensorSpec, graph_io
+from tomp_deploy.engine_manifest import EngineManifest, EngineTensor, Machine, check_engines, io_mismatches, mismatches
 from tomp_deploy.exported import read_export
 
 
@@ -45,9 +46,9 @@ def test_precision_pinning_decisions():
 
 
 def test_buffer_sizes():
-    assert buffer_bytes(TensorSpec("image", ("batch", 3, 288, 288)), 4) == 4 * 3 * 288 * 288 * 4
-    assert buffer_bytes(TensorSpec("key_padding_mask", (2, 972), "bool"), 4) == 2 * 972
-    assert buffer_bytes(TensorSpec("train_feat", (2, 256, 18, 18)), 8) == 2 * 256 * 18 * 18 * 4
+    assert TensorSpec("image", ("batch", 3, 288, 288)).nbytes(4) == 4 * 3 * 288 * 288 * 4
+    assert TensorSpec("key_padding_mask", (2, 972), "bool").nbytes(4) == 2 * 972
+    assert TensorSpec("train_feat", (2, 256, 18, 18)).nbytes(8) == 2 * 256 * 18 * 18 * 4
 
 
 def manifest() -> EngineManifest:
@@ -91,3 +92,33 @@ def test_build_without_tensorrt_exits_2_naming_the_package(exported, tmp_path):
                              str(tmp_path / "engines")], capture_output=True, text=True)
     assert result.returncode == 2
     assert "'tensorrt' is not installed" in result.stderr and "tomp-deploy[tensorrt]" in result.stderr
+
+
+def engine_tensors(config, graph):
+    inputs, outputs = graph_io(config)[graph]
+    return [EngineTensor(s.name, is_input, tuple(-1 if d == "batch" else d for d in s.shape), s.dtype)
+            for specs, is_input in ((inputs, True), (outputs, False)) for s in specs]
+
+
+def test_engine_io_is_checked_against_the_contract(exported):
+    config = exported.config
+    inputs, outputs = graph_io(config)["predictor"]
+    assert io_mismatches("predictor", inputs, outputs, engine_tensors(config, "predictor")) == []
+    assert io_mismatches("backbone", *graph_io(config)["backbone"], engine_tensors(config, "backbone")) == []
+
+    tensors = engine_tensors(config, "predictor")
+    tensors[0] = dataclasses.replace(tensors[0], dtype="float16")
+    tensors[3] = dataclasses.replace(tensors[3], is_input=False)
+    tensors[4] = dataclasses.replace(tensors[4], name="mask")
+    tensors[5] = dataclasses.replace(tensors[5], shape=(2, 64))
+    assert io_mismatches("predictor", inputs, outputs, tensors) == [
+        "predictor engine lacks the tensor 'key_padding_mask'",
+        "predictor engine has an unexpected tensor 'mask'",
+        "predictor engine's 'train_feat' is float16, the contract's float32",
+        "predictor engine's 'test_feat' is an output, the contract's an input",
+        "predictor engine's 'cls_filter' has shape (2, 64), the contract's (1, 64)",
+    ]
+    static_batch = engine_tensors(config, "backbone")
+    static_batch[0] = dataclasses.replace(static_batch[0], shape=(1, 3, 288, 288))
+    assert io_mismatches("backbone", *graph_io(config)["backbone"], static_batch) == [
+        "backbone engine's 'image' has shape (1, 3, 288, 288), the contract's (-1, 3, 288, 288)"]

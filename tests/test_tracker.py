@@ -10,6 +10,7 @@ from tests.scripted_backend import ScriptedBackend, peak_map
 from tests.seeded import seeded_model
 from tests.sequences import moving_target_sequence
 from tomp_deploy import ToMPError
+from tomp_deploy.backends.base import HostMemory
 from tomp_deploy.backends.torch_backend import TorchBackend
 from tomp_deploy.localization import localize
 from tomp_deploy.presets import TrackerParams, preset
@@ -67,7 +68,7 @@ def test_both_peaks_near_is_uncertain():
 
 
 def test_search_area_rescaling_after_loss():
-    state = TargetState(preset("tiny"), PARAMS, (240, 320, 3), np.array([100, 100, 40, 40]))
+    state = TargetState(preset("tiny"), PARAMS, (240, 320, 3), np.array([100, 100, 40, 40]), HostMemory(preset("tiny")))
     state.target_scales = [1.0, 2.0, 1.5, 1.2]
     state._rescale_search_area()  # 1st loss: last max(2, 1) = 2 scales >= 1.2 -> (1.5 + 1.2) / 2
     assert state.target_scale == pytest.approx(1.35)
@@ -150,7 +151,7 @@ def test_tracker_only_uses_the_contract():
         tracker = ToMPTracker(backend)
         tracker.initialize(images[0], boxes[0])
         results.append([tracker.track(image).box for image in images[1:]])
-    assert wrapped.used <= {"backbone", "predictor", "head", "config"}
+    assert wrapped.used <= {"extract", "new_memory", "locate", "config"}
     np.testing.assert_array_equal(results[0], results[1])
 
 
@@ -159,8 +160,8 @@ def test_several_targets_share_one_backbone_call():
     network = seeded_model("tiny", 2, 0.6, True, 0.2)
     backend = TorchBackend(network)
     calls = []
-    original = backend.backbone
-    backend.backbone = lambda batch: calls.append(batch.shape[0]) or original(batch)
+    original = backend.extract
+    backend.extract = lambda batch: calls.append(batch.shape[0]) or original(batch)
     multi = MultiTargetTracker(backend)
     second = np.array([200, 150, 50, 40.0])
     multi.initialize(images[0], [boxes[0], second])

@@ -18,7 +18,9 @@ import cv2
 import numpy as np
 
 from tomp_deploy.backends import BACKENDS, open_backend
+from tomp_deploy.backends.tensorrt_backend import require
 from tomp_deploy.datasets import Sequence
+from tomp_deploy.engine_manifest import ENGINE_MANIFEST
 from tomp_deploy.errors import ToMPError
 from tomp_deploy.exported import MANIFEST
 from tomp_deploy.geometry import iou
@@ -33,10 +35,12 @@ RECORDED_FRAMES = 5
 
 @dataclass
 class ModelFiles:
-    """The forms of one model a benchmark can use: checkpoint (torch), export folder (onnxruntime)."""
+    """The forms of one model a benchmark can use: checkpoint (torch, torch-cuda), export folder
+    (onnxruntime), engine folder (tensorrt). Missing forms are made from the checkpoint when asked for."""
 
     checkpoint: Path | None = None
     export: Path | None = None
+    engines: Path | None = None
 
     @classmethod
     def from_path(cls, path: Path) -> "ModelFiles":
@@ -44,15 +48,38 @@ class ModelFiles:
             return cls(checkpoint=path)
         if (path / MANIFEST).is_file():
             recorded = (json.loads((path / MANIFEST).read_text()).get("checkpoint") or {}).get("path")
-            return cls(checkpoint=Path(recorded) if recorded and Path(recorded).is_file() else None, export=path)
-        raise ToMPError(f"--model {path} is neither a checkpoint file nor an export folder (with {MANIFEST}).")
+            checkpoint = Path(recorded) if recorded and Path(recorded).is_file() else None
+            if (path / ENGINE_MANIFEST).is_file():
+                return cls(checkpoint=checkpoint, engines=path)
+            return cls(checkpoint=checkpoint, export=path)
+        raise ToMPError(f"--model {path} is neither a checkpoint file, an export folder (with {MANIFEST}) nor an "
+                        f"engine folder (with {ENGINE_MANIFEST}).")
 
     def for_backend(self, name: str, out: Path, progress) -> Path:
-        if name == "torch":
+        if name in ("torch", "torch-cuda"):
             if self.checkpoint is None:
-                raise ToMPError("the export folder names no checkpoint that exists here, so torch cannot run it")
+                raise ToMPError(f"the model folder names no checkpoint that exists here, so {name} cannot run it")
             return self.checkpoint
+        if name == "tensorrt":
+            return self.engine_folder(out, progress)
+        return self.export_folder(out, progress)
+
+    def engine_folder(self, out: Path, progress) -> Path:
+        if self.engines is None:
+            from engines.builder import build_engines
+
+            require("tensorrt")  # before exporting: without TensorRT the backend is skipped at once
+            require("pycuda.driver")
+            export = self.export_folder(out, progress)
+            progress("building TensorRT engines")
+            self.engines = out / ".work" / "engines"
+            build_engines(export, self.engines, report=progress)
+        return self.engines
+
+    def export_folder(self, out: Path, progress) -> Path:
         if self.export is None:
+            if self.checkpoint is None:
+                raise ToMPError("an engine folder cannot be run by ONNX Runtime and names no checkpoint to export")
             from export.onnx_export import export_model  # the one step that needs the export tooling
             from tomp_deploy.model import load_model
 
@@ -128,14 +155,14 @@ def summarise(name: str, run: BackendRun, sequences: list[Sequence], reference: 
     return entry
 
 
-def bench(model: Path, backends: list[str], sequences: list[Sequence], out: Path, device: str = "cpu",
+def bench(model: Path | ModelFiles, backends: list[str], sequences: list[Sequence], out: Path, device: str = "cpu",
           warmup: int = 5, progress=lambda text: None, on_frame=lambda: None, command: str = "") -> dict:
     unknown = [b for b in backends if b not in BACKENDS]
     if unknown:
         raise ToMPError(f"Unknown backend(s) {unknown}; available backends: {', '.join(BACKENDS)}.")
     if not sequences:
         raise ToMPError("The dataset holds no sequence to benchmark.")
-    files = ModelFiles.from_path(model)
+    files = model if isinstance(model, ModelFiles) else ModelFiles.from_path(model)
     names = [REFERENCE] + [b for b in backends if b != REFERENCE]
     out.mkdir(parents=True, exist_ok=True)
     runs: dict[str, BackendRun] = {}

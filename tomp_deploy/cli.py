@@ -459,6 +459,8 @@ def train(
                                            "or 'synthetic'.")] = "synthetic",
     epochs: Annotated[int | None, typer.Option(help="Epochs (default: the preset's).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue from OUT/latest.pt with its optimiser and epoch.")] = False,
+    init: Annotated[Path | None, typer.Option(help="Start from this checkpoint's weights (fine-tuning; "
+                                                    "fresh optimiser and epochs). A name such as 'tiny' works too.")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a preset setting, key=value.")] = None,
     no_pretrained: Annotated[bool, typer.Option("--no-pretrained", help="No ImageNet backbone weights.")] = False,
     device: Annotated[str, typer.Option(help="cpu or cuda (under torchrun: one GPU per process).")] = "cpu",
@@ -469,6 +471,7 @@ def train(
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from tomp_deploy.models import resolve_model
     from train.config import apply_overrides
     from train.config import preset as train_preset
     from train.data import FrameSampler, load_sources, parse_data_spec
@@ -496,7 +499,9 @@ def train(
             progress.update(task, completed=step, total=steps, epoch=f"{epoch + 1}/{config.epochs}",
                             loss=losses["loss"], clf=losses["clf"], giou=losses["giou"], lr=lr, rate=rate)
 
-        trainer = Trainer(config, sampler, out, device=device, resume=resume, tensorboard=tensorboard, progress=report)
+        trainer = Trainer(config, sampler, out, device=device, resume=resume,
+                          init=resolve_model(str(init)) if init is not None else None,
+                          tensorboard=tensorboard, progress=report)
         if trainer.start_epoch >= config.epochs:
             raise ToMPError(f"{out}/latest.pt already finished epoch {trainer.start_epoch} of {config.epochs}; "
                             "raise --epochs to continue.")
@@ -551,7 +556,7 @@ def _print_bench(report: dict, out: Path) -> None:
         console.print(f"{kind}: {out / f'bench.{kind}'}")
 
 
-def _run_bench(model: Path, backend_names: list[str], sequences, out: Path, device: str, warmup: int, command: str):
+def _run_bench(model, backend_names: list[str], sequences, out: Path, device: str, warmup: int, command: str):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from tomp_deploy.bench import bench as run
@@ -602,12 +607,14 @@ def demo(
 ) -> None:
     """The whole pipeline on the embedded default: synthetic data, shipped tiny model, ONNX export,
     engines where TensorRT exists, a tracked video, and a benchmark of every available backend."""
-    import importlib.util
     import sys
 
+    import torch
+
+    from engines.builder import build_engines
     from export.onnx_export import export_model
     from tomp_deploy.backends import open_backend
-    from tomp_deploy.bench import read_rgb
+    from tomp_deploy.bench import ModelFiles, read_rgb
     from tomp_deploy.datasets import open_dataset
     from tomp_deploy.model import load_model
     from tomp_deploy.models import resolve_model
@@ -625,11 +632,18 @@ def demo(
         export_model(load_model(checkpoint), out / "export", force=True)
     console.print(f"[green]✓[/] synthetic benchmark: {data}")
     console.print(f"[green]✓[/] ONNX export: {out / 'export'}")
-    if importlib.util.find_spec("tensorrt") is None:
-        console.print("[yellow]-[/] TensorRT engines: skipped (TensorRT is not installed; pip install "
-                      "'tomp-deploy[tensorrt]' on a machine with an NVIDIA GPU)")
-    else:
-        console.print("[yellow]-[/] TensorRT engines: skipped (this release has no TensorRT engine builder yet)")
+    files = ModelFiles(checkpoint=checkpoint, export=out / "export")
+    backends = ["torch", "onnxruntime"]
+    if torch.cuda.is_available():
+        backends.append("torch-cuda")
+    try:
+        with console.status("building TensorRT engines") as status:
+            build_engines(out / "export", out / "engines", report=status.update)
+        files.engines = out / "engines"
+        backends.append("tensorrt")
+        console.print(f"[green]✓[/] TensorRT engines: {files.engines}")
+    except ToMPError as exc:
+        console.print(f"[yellow]-[/] TensorRT engines: skipped ({escape(str(exc))})")
 
     sequence = open_dataset(data, "lasot")[0]
     tracker = ToMPTracker(open_backend("onnxruntime", out / "export"))
@@ -646,7 +660,7 @@ def demo(
         video.close()
     console.print(f"[green]✓[/] tracked video: {video_path}")
 
-    report = _run_bench(checkpoint, ["torch", "onnxruntime"], open_dataset(data, "lasot"), out, "cpu", 5,
+    report = _run_bench(files, backends, open_dataset(data, "lasot"), out, "cpu", 5,
                         " ".join(["tomp-deploy", *sys.argv[1:]]))
     _print_bench(report, out)
     console.print(f"[bold]done[/]: video {video_path}, benchmark {out / 'bench.json'}, {out / 'bench.md'}, "

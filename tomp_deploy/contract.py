@@ -6,12 +6,14 @@ builder derives its optimisation profiles from it. A symbolic dimension is writt
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from tomp_deploy.presets import ModelConfig
 
 GRAPHS = ("backbone", "predictor", "head")
 BATCH = "batch"
+DTYPE_BYTES = {"float32": 4, "float16": 2, "bool": 1}
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,13 @@ class TensorSpec:
 
     def to_dict(self) -> dict:
         return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+
+    def concrete_shape(self, batch: int) -> tuple[int, ...]:
+        return tuple(batch if d == BATCH else d for d in self.shape)
+
+    def nbytes(self, batch: int) -> int:
+        """Bytes of a host or device buffer for this tensor at `batch` (I/O stays float32/bool)."""
+        return math.prod(self.concrete_shape(batch)) * DTYPE_BYTES[self.dtype]
 
 
 def graph_io(config: ModelConfig) -> dict[str, tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]]:

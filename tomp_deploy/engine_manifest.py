@@ -12,6 +12,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from tomp_deploy.contract import BATCH, TensorSpec
 from tomp_deploy.errors import ToMPError
 
 ENGINE_FORMAT = "tomp-deploy-engines"
@@ -82,3 +83,35 @@ def check_engines(manifest: EngineManifest, machine: Machine, export_sha256: dic
     if problems:
         raise ToMPError("These TensorRT engines cannot run here:\n  " + "\n  ".join(problems)
                         + "\nRebuild them on this machine: tomp-deploy build EXPORT_DIR --out ENGINE_DIR")
+
+
+@dataclass(frozen=True)
+class EngineTensor:
+    """One I/O tensor as a deserialized engine reports it (-1 marks a dynamic dimension)."""
+
+    name: str
+    is_input: bool
+    shape: tuple[int, ...]
+    dtype: str
+
+
+def io_mismatches(graph: str, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...],
+                  actual: list[EngineTensor]) -> list[str]:
+    """How an engine's I/O differs from the contract's (names, direction, dtype, shape)."""
+    expected = {spec.name: (True, spec) for spec in inputs} | {spec.name: (False, spec) for spec in outputs}
+    found = {tensor.name: tensor for tensor in actual}
+    problems = [f"{graph} engine lacks the tensor '{name}'" for name in expected if name not in found]
+    problems += [f"{graph} engine has an unexpected tensor '{name}'" for name in found if name not in expected]
+    for name, (is_input, spec) in expected.items():
+        tensor = found.get(name)
+        if tensor is None:
+            continue
+        if tensor.is_input != is_input:
+            problems.append(f"{graph} engine's '{name}' is an {'input' if tensor.is_input else 'output'}, "
+                            f"the contract's an {'input' if is_input else 'output'}")
+        if tensor.dtype != spec.dtype:
+            problems.append(f"{graph} engine's '{name}' is {tensor.dtype}, the contract's {spec.dtype}")
+        wanted = tuple(-1 if d == BATCH else d for d in spec.shape)
+        if tuple(tensor.shape) != wanted:
+            problems.append(f"{graph} engine's '{name}' has shape {tuple(tensor.shape)}, the contract's {wanted}")
+    return problems

@@ -39,8 +39,8 @@ class ExportedModel:
         return self.folder / self.manifest["graphs"][graph]["file"]
 
 
-def read_export(folder: str | Path, verify_hashes: bool = True) -> ExportedModel:
-    """Reads and cross-checks an export folder; every inconsistency is a `ToMPError` saying what to do."""
+def read_manifest(folder: str | Path) -> ExportedModel:
+    """Reads and cross-checks `model.json` alone (an engine folder carries it without the ONNX files)."""
     folder = Path(folder)
     manifest_path = folder / MANIFEST
     if not folder.is_dir():
@@ -62,9 +62,6 @@ def read_export(folder: str | Path, verify_hashes: bool = True) -> ExportedModel
         entry = manifest["graphs"].get(graph)
         if entry is None:
             raise ToMPError(f"{manifest_path} lists no '{graph}' graph; export the model again.")
-        path = folder / entry["file"]
-        if not path.is_file():
-            raise ToMPError(f"{path} is missing from the export folder; export the model again.")
         inputs, outputs = expected_io[graph]
         recorded = (entry["inputs"], entry["outputs"])
         if recorded != ([s.to_dict() for s in inputs], [s.to_dict() for s in outputs]):
@@ -72,9 +69,19 @@ def read_export(folder: str | Path, verify_hashes: bool = True) -> ExportedModel
                 f"The {graph} graph's recorded inputs/outputs in {manifest_path} do not match the model config "
                 "it records (another model's files were mixed in); export the model again."
             )
-        if verify_hashes and file_sha256(path) != entry["sha256"]:
+    return ExportedModel(folder, config, tracker, manifest)
+
+
+def read_export(folder: str | Path, verify_hashes: bool = True) -> ExportedModel:
+    """Reads and cross-checks an export folder; every inconsistency is a `ToMPError` saying what to do."""
+    exported = read_manifest(folder)
+    for graph in GRAPHS:
+        path = exported.graph_path(graph)
+        if not path.is_file():
+            raise ToMPError(f"{path} is missing from the export folder; export the model again.")
+        if verify_hashes and file_sha256(path) != exported.manifest["graphs"][graph]["sha256"]:
             raise ToMPError(
                 f"{path} is not the file {MANIFEST} was written for (its hash differs): it was replaced or "
                 "damaged. Export the model again."
             )
-    return ExportedModel(folder, config, tracker, manifest)
+    return exported

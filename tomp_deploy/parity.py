@@ -6,14 +6,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tomp_deploy.backends.base import Backend
+from tomp_deploy.backends.base import Backend, HostTracking
 from tomp_deploy.contract import GRAPHS, graph_io
 from tomp_deploy.geometry import iou
 from tomp_deploy.tracker import ToMPTracker
 
 
-class RecordingBackend:
-    """Passes calls through to a backend and keeps the inputs of every contract call."""
+class RecordingBackend(HostTracking):
+    """Passes contract calls through to a backend and keeps their inputs; tracking goes through the
+    contract on the host, so every call a tracker makes is recorded."""
 
     def __init__(self, inner: Backend):
         self.inner = inner

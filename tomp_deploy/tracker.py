@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tomp_deploy.backends.base import Backend
+from tomp_deploy.backends.base import Backend, FeatureMemory
 from tomp_deploy.errors import ToMPError
 from tomp_deploy.geometry import (
     Patch,
@@ -88,7 +88,8 @@ class TargetState:
     """Everything the tracker knows about one target; the backend calls are left to the caller so that
     several targets can share one batched backbone call."""
 
-    def __init__(self, config: ModelConfig, params: TrackerParams, frame_shape: tuple[int, ...], box: np.ndarray):
+    def __init__(self, config: ModelConfig, params: TrackerParams, frame_shape: tuple[int, ...], box: np.ndarray,
+                 memory: FeatureMemory):
         self.config = config
         self.params = params
         self.frame_shape = frame_shape[:2]
@@ -104,7 +105,7 @@ class TargetState:
 
         slots = config.memory_size
         cells = config.feature_size
-        self.memory_feat: np.ndarray | None = None
+        self.memory = memory
         self.memory_label = np.zeros((slots, cells, cells), np.float32)
         self.memory_box = np.zeros((slots, 4), np.float64)
         self.memory_valid = np.zeros(slots, bool)
@@ -119,15 +120,14 @@ class TargetState:
         patch = sample_patch(frame, self.init_sample_pos, np.full(2, self.target_scale * expanded), expanded)
         return Patch(center_crop(patch.pixels, size), patch.coords)
 
-    def set_initial_feature(self, feat: np.ndarray) -> None:
-        config = self.config
-        self.memory_feat = np.zeros((config.memory_size, *feat.shape), np.float32)
-        self._store(0, feat, self.pos, self.init_sample_pos, self.target_scale)
+    def set_initial_feature(self, features, index: int) -> None:
+        self._store(0, features, index, self.pos, self.init_sample_pos, self.target_scale)
 
-    def _store(self, slot: int, feat: np.ndarray, pos: np.ndarray, sample_pos: np.ndarray, sample_scale: float) -> None:
+    def _store(self, slot: int, features, index: int, pos: np.ndarray, sample_pos: np.ndarray,
+               sample_scale: float) -> None:
         size = self.config.search_size
         center = self.config.feature_size * (pos - sample_pos) / (sample_scale * size)
-        self.memory_feat[slot] = feat
+        self.memory.store(slot, features, index)
         self.memory_label[slot] = gaussian_label(self.config.feature_size, self.sigma, center)
         self.memory_box[slot] = box_in_crop(pos, self.target_size, sample_pos, sample_scale, size)
         self.memory_valid[slot] = True
@@ -146,7 +146,8 @@ class TargetState:
             max_scale_change=self.params.patch_max_scale_change,
         )
 
-    def predictor_inputs(self, test_feat: np.ndarray) -> tuple[np.ndarray, ...]:
+    def predictor_inputs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The predictor's `train_label`, `train_ltrb` and `key_padding_mask` for the current memory."""
         config = self.config
         cells = config.feature_size * config.feature_size
         ltrb = np.stack([encode_ltrb(b, config.feature_size, config.feature_stride) for b in self.memory_box])
@@ -156,9 +157,9 @@ class TargetState:
             hidden_in_bbreg = hidden_in_cls or slot > 0  # the box regressor sees the annotated frame only
             mask[0, slot * cells:(slot + 1) * cells] = hidden_in_cls
             mask[1, slot * cells:(slot + 1) * cells] = hidden_in_bbreg
-        return self.memory_feat, self.memory_label, ltrb, test_feat[None], mask
+        return self.memory_label, ltrb, mask
 
-    def update(self, patch: Patch, test_feat: np.ndarray, scores: np.ndarray, ltrb: np.ndarray) -> TrackResult:
+    def update(self, patch: Patch, features, index: int, scores: np.ndarray, ltrb: np.ndarray) -> TrackResult:
         config, params = self.config, self.params
         size = config.search_size
         sample_pos, sample_scale = sample_location(patch.coords, size)
@@ -177,7 +178,7 @@ class TargetState:
 
         confident = found.flag not in (NOT_FOUND, UNCERTAIN) and found.max_score > params.conf_ths
         if confident:
-            self._store(self._replace_slot(), test_feat, self.pos, sample_pos, sample_scale)
+            self._store(self._replace_slot(), features, index, self.pos, sample_pos, sample_scale)
 
         output = np.array([
             self.pos[1] - (self.target_size[1] - 1) / 2,
@@ -238,11 +239,12 @@ class MultiTargetTracker:
         frame = as_rgb_frame(frame)
         if len(boxes) == 0:
             raise ToMPError("No target to track: give at least one initial box.")
-        self.targets = [TargetState(self.backend.config, self.params, frame.shape, box) for box in boxes]
+        self.targets = [TargetState(self.backend.config, self.params, frame.shape, box, self.backend.new_memory())
+                        for box in boxes]
         patches = [t.initial_patch(frame) for t in self.targets]
-        feats = self._backbone(patches)
-        for target, feat in zip(self.targets, feats):
-            target.set_initial_feature(feat)
+        features = self._backbone(patches)
+        for index, target in enumerate(self.targets):
+            target.set_initial_feature(features, index)
         self.frame_index = 0
 
     def track(self, frame: np.ndarray) -> list[TrackResult]:
@@ -260,23 +262,19 @@ class MultiTargetTracker:
             )
         patches = [t.search_patch(frame) for t in self.targets]
         cropped = time.perf_counter()
-        feats = self._backbone(patches)
+        features = self._backbone(patches)
         featured = time.perf_counter()
         shared = {"crop": cropped - started, "backbone": featured - cropped}
 
         results = []
-        for target, patch, feat in zip(self.targets, patches, feats):
-            t0 = time.perf_counter()
-            cls_filter, bbreg_filter, cls_feat, bbreg_feat = self.backend.predictor(*target.predictor_inputs(feat))
-            t1 = time.perf_counter()
-            scores, ltrb = self.backend.head(cls_filter, cls_feat, bbreg_filter, bbreg_feat)
-            t2 = time.perf_counter()
-            result = target.update(patch, feat, scores[0], ltrb[0])
-            t3 = time.perf_counter()
-            result.times = {**shared, "predictor": t1 - t0, "head": t2 - t1, "decode": t3 - t2}
+        for index, (target, patch) in enumerate(zip(self.targets, patches)):
+            located = self.backend.locate(target.memory, features, index, *target.predictor_inputs())
+            decode_started = time.perf_counter()
+            result = target.update(patch, features, index, located.scores, located.ltrb)
+            result.times = {**shared, **located.seconds, "decode": time.perf_counter() - decode_started}
             results.append(result)
         return results
 
-    def _backbone(self, patches: list[Patch]) -> np.ndarray:
+    def _backbone(self, patches: list[Patch]):
         batch = np.stack([p.pixels.transpose(2, 0, 1) for p in patches]).astype(np.float32)
-        return self.backend.backbone(batch)
+        return self.backend.extract(batch)

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
 from tomp_deploy.errors import ToMPError
-from tomp_deploy.model import ToMPNet, save_checkpoint
+from tomp_deploy.model import ToMPNet, load_model, save_checkpoint
 from tomp_deploy.presets import preset as model_preset
 from train.config import TrainConfig
 from train.data import FrameSampler
@@ -95,7 +95,7 @@ def _distributed() -> tuple[int, int]:
 
 class Trainer:
     def __init__(self, config: TrainConfig, sampler: FrameSampler, run_dir: Path, device: str = "cpu",
-                 resume: bool = False, tensorboard: bool = False, progress=None):
+                 resume: bool = False, init: Path | None = None, tensorboard: bool = False, progress=None):
         self.config = config
         self.run_dir = Path(run_dir)
         self.rank, self.world = _distributed()
@@ -107,11 +107,16 @@ class Trainer:
         self.progress = progress
         torch.manual_seed(config.seed)
         self.model = ToMPNet(model_preset(config.model), pretrained_backbone=config.pretrained)
+        if init is not None:
+            if resume:
+                raise ToMPError("--init and --resume exclude each other: --resume already restores the weights.")
+            self._initialise(Path(init))
         freeze_backbone(self.model, config)
         self.model.to(self.device)
         self.optimizer = torch.optim.AdamW(param_groups(self.model, config), lr=config.lr_head,
                                            weight_decay=config.weight_decay)
         self.start_epoch = 0
+        self.initialised_from = str(init) if init is not None else None
         if resume:
             self._resume()
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(
@@ -132,6 +137,17 @@ class Trainer:
             raise ToMPError("--tensorboard needs the 'tensorboard' package: pip install tensorboard.") from None
         return SummaryWriter(str(self.run_dir / "tensorboard"))
 
+    def _initialise(self, path: Path) -> None:
+        """Starts from the weights of any loadable checkpoint (fine-tuning); optimiser and epochs start fresh."""
+        trained = load_model(path)
+        if trained.config != self.model.config:
+            raise ToMPError(
+                f"--init: {path} holds another architecture ({trained.config.backbone}, feature_dim "
+                f"{trained.config.feature_dim}) than the {self.config.model!r} preset builds; pick the matching "
+                "--preset or another checkpoint."
+            )
+        self.model.load_state_dict(trained.state_dict())
+
     def _resume(self) -> None:
         path = self.run_dir / LATEST
         if not path.is_file():
@@ -146,6 +162,7 @@ class Trainer:
         self.model.load_state_dict(content["state_dict"])
         self.optimizer.load_state_dict(content["training"]["optimizer"])
         self.start_epoch = int(content["training"]["epoch"])
+        self.initialised_from = content.get("meta", {}).get("initialised_from")
 
     def _loader(self, epoch: int) -> DataLoader:
         self.dataset.epoch = epoch
@@ -199,7 +216,8 @@ class Trainer:
                 "lr_head": self.optimizer.param_groups[0]["lr"], "lr_backbone": self.optimizer.param_groups[1]["lr"]}
 
     def save(self, epoch: int, metrics: dict) -> Path:
-        meta = {"train_config": json.loads(json.dumps(dataclasses.asdict(self.config))), "epoch": epoch, "metrics": metrics}
+        meta = {"train_config": json.loads(json.dumps(dataclasses.asdict(self.config))), "epoch": epoch, "metrics": metrics,
+                "initialised_from": self.initialised_from}
         training = {"epoch": epoch, "optimizer": self.optimizer.state_dict()}
         path = save_checkpoint(self.model, self.run_dir / "checkpoints" / f"epoch_{epoch:04d}.pt", meta, training)
         save_checkpoint(self.model, self.run_dir / LATEST, meta, training)

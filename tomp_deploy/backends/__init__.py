@@ -14,8 +14,11 @@ from tomp_deploy.errors import ToMPError
 BACKENDS = {
     "torch": ("tomp_deploy.backends.torch_backend", "TorchBackend"),
     "onnxruntime": ("tomp_deploy.backends.onnxruntime_backend", "OnnxRuntimeBackend"),
+    "torch-cuda": ("tomp_deploy.backends.torch_cuda_backend", "TorchCudaBackend"),
+    "tensorrt": ("tomp_deploy.backends.tensorrt_backend", "TensorRTBackend"),
 }
-"""Backend name -> (module, class). Each class takes (model, device=..., **options)."""
+"""Backend name -> (module, class). Each class takes (model, device=..., **options): a checkpoint for
+torch and torch-cuda, an export folder for onnxruntime, an engine folder for tensorrt."""
 
 
 def parse_backend_spec(spec: str) -> tuple[str, str]:
@@ -26,10 +29,16 @@ def parse_backend_spec(spec: str) -> tuple[str, str]:
     return name, path
 
 
+GPU_ONLY = ("torch-cuda", "tensorrt")
+"""Backends that run only on a CUDA GPU: they take cuda:0 when the device given is the CPU."""
+
+
 def open_backend(name: str, model: str | Path, device: str = "cpu", **options) -> Backend:
     """Loads `model` into the named backend; `options` go to the backend (e.g. `threads` for onnxruntime)."""
     if name not in BACKENDS:
         raise ToMPError(f"Unknown backend {name!r}; available backends: {', '.join(BACKENDS)}.")
+    if name in GPU_ONLY and not device.startswith("cuda"):
+        device = "cuda"
     module_name, class_name = BACKENDS[name]
     try:
         module = importlib.import_module(module_name)

@@ -1,19 +1,46 @@
-"""The one interface every inference backend implements: the split-graph contract on numpy arrays."""
+"""The one interface every inference backend implements.
+
+Two levels: the split-graph contract on numpy arrays (`backbone`, `predictor`, `head`: what parity
+checks compare), and the tracking path the tracker drives (`extract`, `new_memory`, `locate`), which
+lets a GPU backend keep features and memory frames on the device and hand back only score maps and
+boxes. `HostTracking` implements the tracking path over the contract for backends that work on
+host arrays.
+"""
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from tomp_deploy.presets import ModelConfig
 
 
+@dataclass
+class Located:
+    """What `locate` returns for one target: the score map [F,F], the ltrb map [4,F,F] (host float32)
+    and the seconds spent in the predictor and the head."""
+
+    scores: np.ndarray
+    ltrb: np.ndarray
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+class FeatureMemory(Protocol):
+    """The memory frames' features of one target, held where the backend computes."""
+
+    def store(self, slot: int, features: Any, index: int) -> None:
+        """Copies feature `index` of an `extract` batch into memory slot `slot`."""
+        ...
+
+
 @runtime_checkable
 class Backend(Protocol):
     """Runs the three contract graphs. Stateless apart from the loaded model: the tracker owns memory.
 
-    All arrays are float32 (the mask bool), shaped as DESIGN.md's contract table says.
+    Contract arrays are float32 (the mask bool), shaped as DESIGN.md's contract table says.
     """
 
     name: str
@@ -39,3 +66,48 @@ class Backend(Protocol):
     ) -> tuple[np.ndarray, np.ndarray]:
         """-> `scores` [1,F,F], `ltrb` [1,4,F,F]."""
         ...
+
+    def extract(self, image: np.ndarray) -> Any:
+        """Backbone features of the crops `image` [B,3,S,S], left where the backend keeps them; only
+        `FeatureMemory.store` and `locate` read them. Returns when they are ready."""
+        ...
+
+    def new_memory(self) -> FeatureMemory:
+        """An empty memory of `config.memory_size` slots for one target."""
+        ...
+
+    def locate(self, memory: FeatureMemory, features: Any, index: int, train_label: np.ndarray,
+               train_ltrb: np.ndarray, key_padding_mask: np.ndarray) -> Located:
+        """Predictor and head for feature `index` of `features` against `memory` (labels, ltrb and mask
+        as the contract's predictor inputs)."""
+        ...
+
+
+class HostMemory:
+    """Memory features as one numpy array [T,C,F,F], the predictor's `train_feat` as is."""
+
+    def __init__(self, config: ModelConfig):
+        cells = config.feature_size
+        self.feat = np.zeros((config.memory_size, config.feature_dim, cells, cells), np.float32)
+
+    def store(self, slot: int, features: np.ndarray, index: int) -> None:
+        self.feat[slot] = features[index]
+
+
+class HostTracking:
+    """The tracking path over the numpy contract, for backends whose arrays live on the host."""
+
+    def extract(self, image: np.ndarray) -> np.ndarray:
+        return self.backbone(image)
+
+    def new_memory(self) -> HostMemory:
+        return HostMemory(self.config)
+
+    def locate(self, memory: HostMemory, features: np.ndarray, index: int, train_label: np.ndarray,
+               train_ltrb: np.ndarray, key_padding_mask: np.ndarray) -> Located:
+        started = time.perf_counter()
+        cls_filter, bbreg_filter, cls_feat, bbreg_feat = self.predictor(
+            memory.feat, train_label, train_ltrb, features[index][None], key_padding_mask)
+        predicted = time.perf_counter()
+        scores, ltrb = self.head(cls_filter, cls_feat, bbreg_filter, bbreg_feat)
+        return Located(scores[0], ltrb[0], {"predictor": predicted - started, "head": time.perf_counter() - predicted})

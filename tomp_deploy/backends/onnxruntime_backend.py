@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from tomp_deploy.backends.base import HostTracking
 from tomp_deploy.contract import BATCH, GRAPHS, graph_io
 from tomp_deploy.errors import ToMPError
 from tomp_deploy.exported import ExportedModel, read_export
@@ -30,7 +31,7 @@ def resolve_providers(requested: list[str]) -> list[str]:
     return [PROVIDERS[p] for p in PROVIDERS if p in requested or p == "cpu"]
 
 
-class OnnxRuntimeBackend:
+class OnnxRuntimeBackend(HostTracking):
     """Runs the three exported graphs with ONNX Runtime; numpy in, numpy out.
 
     Graph optimisation is at its highest level. numpy inputs are bound without copies on the CPU

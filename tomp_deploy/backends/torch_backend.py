@@ -7,11 +7,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from tomp_deploy.backends.base import HostTracking
 from tomp_deploy.errors import ToMPError
 from tomp_deploy.model import ToMPNet, load_model
 
 
-class TorchBackend:
+class TorchBackend(HostTracking):
     """Runs a `ToMPNet` in fp32 under `torch.inference_mode`; numpy in, numpy out."""
 
     name = "torch"

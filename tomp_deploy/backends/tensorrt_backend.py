@@ -1,0 +1,283 @@
+"""TensorRT backend over an engine folder (`tomp-deploy build`); torch-free, device memory through pycuda.
+
+Every I/O tensor owns one device buffer and one pinned host buffer for the life of the backend, bound
+once by name with `set_tensor_address`; the head's inputs are the predictor's output buffers, so a
+frame's filters and encoded features never leave the GPU. All work is queued on one CUDA stream with
+`execute_async_v3`. A target's memory frames are a device buffer of their own, filled device to device
+from the backbone's output, and copied device to device into the predictor's input each frame (fixed
+addresses are what lets the per-frame calls be captured as CUDA graphs).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tomp_deploy.backends.base import Located
+from tomp_deploy.contract import GRAPHS, TensorSpec, graph_io
+from tomp_deploy.engine_manifest import EngineManifest, EngineTensor, Machine, check_engines, io_mismatches
+from tomp_deploy.errors import ToMPError
+from tomp_deploy.exported import read_manifest
+
+INSTALL_HINT = ("pip install 'tomp-deploy[tensorrt]' (TensorRT 10 wheels from NVIDIA's package index, pycuda "
+                "and cuda-python), on a machine with an NVIDIA GPU and driver")
+TRT_DTYPES = {"FLOAT": "float32", "HALF": "float16", "BOOL": "bool"}
+
+
+def require(module: str):
+    """Imports TensorRT, pycuda or cuda-python, or says which one is missing and how to get it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ToMPError(f"The Python package '{module.split('.')[0]}' is not installed; {INSTALL_HINT}.") from None
+
+
+def cuda_device(index: int = 0):
+    """pycuda's driver module and the device, or a clear error when CUDA or a GPU is missing."""
+    cuda = require("pycuda.driver")
+    try:
+        cuda.init()
+        count = cuda.Device.count()
+    except cuda.Error as exc:
+        raise ToMPError(f"CUDA cannot be initialised ({exc}); check the NVIDIA driver and CUDA_VISIBLE_DEVICES.") from None
+    if index >= count:
+        raise ToMPError(f"No CUDA GPU {index} is visible ({count} found); TensorRT engines need an NVIDIA GPU. "
+                        "Check the driver and CUDA_VISIBLE_DEVICES, or use --backend onnxruntime.")
+    return cuda, cuda.Device(index)
+
+
+def this_machine(index: int = 0) -> Machine:
+    trt = require("tensorrt")
+    _, device = cuda_device(index)
+    major, minor = device.compute_capability()
+    return Machine(trt.__version__, device.name(), f"{major}.{minor}")
+
+
+def _device_index(device: str) -> int:
+    if device == "cuda":
+        return 0
+    name, _, index = device.partition(":")
+    if name != "cuda" or not index.isdigit():
+        raise ToMPError(f"The tensorrt backend runs on a CUDA device ('cuda' or 'cuda:N'), not {device!r}.")
+    return int(index)
+
+
+@dataclass
+class DeviceFeatures:
+    """A batch of backbone features in the backbone's output buffer (valid until the next `extract`)."""
+
+    pointer: int
+    batch: int
+    item_bytes: int
+
+
+class DeviceMemory:
+    """A target's memory features: one device buffer of `slots` features, written device to device."""
+
+    def __init__(self, cuda, stream, slots: int, item_bytes: int):
+        self._cuda, self._stream, self.item_bytes = cuda, stream, item_bytes
+        self.buffer = cuda.mem_alloc(slots * item_bytes)
+        cuda.memset_d8(self.buffer, 0, slots * item_bytes)
+
+    def store(self, slot: int, features: DeviceFeatures, index: int) -> None:
+        if not 0 <= index < features.batch:
+            raise IndexError(f"feature {index} of a batch of {features.batch}")
+        self._cuda.memcpy_dtod_async(int(self.buffer) + slot * self.item_bytes,
+                                     features.pointer + index * self.item_bytes, self.item_bytes, self._stream)
+
+
+class CapturedLaunch:
+    """One engine's `execute_async_v3` captured as a CUDA graph with cuda-python's runtime API (pycuda
+    has no stream capture). Valid while the bound addresses and input shapes stay as they were."""
+
+    def __init__(self, context, stream_handle: int):
+        try:
+            from cuda.bindings import runtime as cudart
+        except ImportError:
+            cudart = require("cuda.cudart")
+        self._cudart, self._stream = cudart, stream_handle
+        if not context.execute_async_v3(stream_handle):  # TensorRT finishes deferred setup on a first run
+            raise ToMPError("TensorRT failed to run an engine before CUDA graph capture.")
+        self._check(cudart.cudaStreamBeginCapture(stream_handle,
+                                                  cudart.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal))
+        launched = context.execute_async_v3(stream_handle)
+        graph = self._check(cudart.cudaStreamEndCapture(stream_handle))
+        if not launched:
+            raise ToMPError("TensorRT could not be captured into a CUDA graph; run without --cuda-graphs.")
+        self._exec = self._check(cudart.cudaGraphInstantiate(graph, 0))
+
+    def _check(self, result):
+        error, *values = result
+        if error != self._cudart.cudaError_t.cudaSuccess:
+            raise ToMPError(f"CUDA graph capture failed ({error}); run without --cuda-graphs.")
+        return values[0] if values else None
+
+    def __call__(self) -> bool:
+        self._check(self._cudart.cudaGraphLaunch(self._exec, self._stream))
+        return True
+
+
+class TensorRTBackend:
+    """`--backend tensorrt`: the three engines of an engine folder on one GPU.
+
+    The folder's manifest must match this machine (TensorRT version, GPU) and the export it carries
+    (`model.json`, whose ONNX hashes the engines were built from); anything else is an error that says
+    to rebuild. `cuda_graphs` replays the predictor and head as CUDA graphs.
+    """
+
+    name = "tensorrt"
+
+    def __init__(self, engines: str | Path, device: str = "cuda", cuda_graphs: bool = False):
+        folder = Path(engines)
+        manifest = EngineManifest.read(folder)
+        exported = read_manifest(folder)
+        trt = require("tensorrt")
+        index = _device_index(device)
+        cuda, gpu = cuda_device(index)
+        check_engines(manifest, this_machine(index),
+                      {g: exported.manifest["graphs"][g]["sha256"] for g in GRAPHS})
+        self.config, self.tracker_params = exported.config, exported.tracker
+        self.precision = manifest.precision
+        self.max_batch = int(manifest.build_options.get("max_batch", 1))
+        self._cuda = cuda
+        self._context = gpu.retain_primary_context()
+        self._context.push()
+        self.stream = cuda.Stream()
+        self._logger = trt.Logger(trt.Logger.WARNING)
+        self._runtime = trt.Runtime(self._logger)
+        self._io = graph_io(self.config)
+        self.engines, self.contexts = {}, {}
+        self.device_buffers, self.host_buffers = {}, {}
+        for graph in GRAPHS:
+            self._load(trt, folder / f"{graph}.engine", graph)
+        self.item_bytes = self._spec("backbone", "feat").nbytes(1)
+        self._launch = {graph: self._execute(graph) for graph in GRAPHS}
+        if cuda_graphs:
+            for graph in ("predictor", "head"):
+                self._launch[graph] = CapturedLaunch(self.contexts[graph], self.stream.handle)
+            self.stream.synchronize()
+        self._events = [cuda.Event() for _ in range(3)]
+
+    def _spec(self, graph: str, name: str) -> TensorSpec:
+        inputs, outputs = self._io[graph]
+        return next(spec for spec in inputs + outputs if spec.name == name)
+
+    def _load(self, trt, path: Path, graph: str) -> None:
+        if not path.is_file():
+            raise ToMPError(f"{path} is missing from the engine folder; rebuild it with 'tomp-deploy build'.")
+        engine = self._runtime.deserialize_cuda_engine(path.read_bytes())
+        if engine is None:
+            raise ToMPError(f"TensorRT {trt.__version__} cannot deserialize {path}: it is damaged or was built by "
+                            "another TensorRT. Rebuild it with 'tomp-deploy build'.")
+        tensors = []
+        for i in range(engine.num_io_tensors):
+            name = engine.get_tensor_name(i)
+            tensors.append(EngineTensor(name, engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT,
+                                        tuple(engine.get_tensor_shape(name)),
+                                        TRT_DTYPES.get(engine.get_tensor_dtype(name).name, "other")))
+        inputs, outputs = self._io[graph]
+        problems = io_mismatches(graph, inputs, outputs, tensors)
+        if problems:
+            raise ToMPError(f"{path} does not follow the split-graph contract of its model.json:\n  "
+                            + "\n  ".join(problems) + "\nRebuild the engines from the matching export.")
+        context = engine.create_execution_context()
+        for spec in inputs + outputs:
+            if spec.name not in self.device_buffers:
+                self.device_buffers[spec.name] = self._cuda.mem_alloc(spec.nbytes(self.max_batch))
+                self.host_buffers[spec.name] = self._cuda.pagelocked_empty(
+                    spec.concrete_shape(self.max_batch), np.bool_ if spec.dtype == "bool" else np.float32)
+            context.set_tensor_address(spec.name, int(self.device_buffers[spec.name]))
+        for spec in inputs:
+            context.set_input_shape(spec.name, spec.concrete_shape(1))
+        self.engines[graph], self.contexts[graph] = engine, context
+
+    def _execute(self, graph: str):
+        context = self.contexts[graph]
+
+        def launch() -> bool:
+            return context.execute_async_v3(self.stream.handle)
+
+        return launch
+
+    def _run(self, graph: str) -> None:
+        if not self._launch[graph]():
+            raise ToMPError(f"TensorRT failed to run the {graph} engine; see the TensorRT messages above.")
+
+    def _upload(self, name: str, array: np.ndarray) -> None:
+        host = self.host_buffers[name][: array.shape[0]] if name == "image" else self.host_buffers[name]
+        host[...] = array
+        self._cuda.memcpy_htod_async(self.device_buffers[name], host, self.stream)
+
+    def _download(self, name: str, batch: int = 1) -> np.ndarray:
+        host = self.host_buffers[name][:batch]
+        self._cuda.memcpy_dtoh_async(host, self.device_buffers[name], self.stream)
+        return host
+
+    # --- tracking path: features and memory stay on the GPU ---
+    def extract(self, image: np.ndarray) -> DeviceFeatures:
+        batch = image.shape[0]
+        if batch > self.max_batch:
+            raise ToMPError(f"{batch} targets need a backbone batch of {batch}, but the engines were built for at "
+                            f"most {self.max_batch}; rebuild with 'tomp-deploy build --max-batch {batch}'.")
+        self._upload("image", image)
+        self.contexts["backbone"].set_input_shape("image", self._spec("backbone", "image").concrete_shape(batch))
+        self._run("backbone")
+        self.stream.synchronize()
+        return DeviceFeatures(int(self.device_buffers["feat"]), batch, self.item_bytes)
+
+    def new_memory(self) -> DeviceMemory:
+        return DeviceMemory(self._cuda, self.stream, self.config.memory_size, self.item_bytes)
+
+    def locate(self, memory: DeviceMemory, features: DeviceFeatures, index: int, train_label: np.ndarray,
+               train_ltrb: np.ndarray, key_padding_mask: np.ndarray) -> Located:
+        cuda, stream = self._cuda, self.stream
+        cuda.memcpy_dtod_async(self.device_buffers["train_feat"], memory.buffer,
+                               self.config.memory_size * self.item_bytes, stream)
+        cuda.memcpy_dtod_async(self.device_buffers["test_feat"], features.pointer + index * self.item_bytes,
+                               self.item_bytes, stream)
+        self._upload("train_label", train_label)
+        self._upload("train_ltrb", train_ltrb)
+        self._upload("key_padding_mask", key_padding_mask)
+        start, middle, end = self._events
+        start.record(stream)
+        self._run("predictor")
+        middle.record(stream)
+        self._run("head")
+        end.record(stream)
+        scores, ltrb = self._download("scores"), self._download("ltrb")
+        stream.synchronize()
+        return Located(scores[0].copy(), ltrb[0].copy(),
+                       {"predictor": start.time_till(middle) / 1000, "head": middle.time_till(end) / 1000})
+
+    # --- the numpy contract, for parity checks ---
+    def backbone(self, image: np.ndarray) -> np.ndarray:
+        features = self.extract(image)
+        result = self._download("feat", features.batch)
+        self.stream.synchronize()
+        return result.copy()
+
+    def predictor(self, train_feat, train_label, train_ltrb, test_feat, key_padding_mask):
+        for name, array in zip(("train_feat", "train_label", "train_ltrb", "test_feat", "key_padding_mask"),
+                               (train_feat, train_label, train_ltrb, test_feat, key_padding_mask)):
+            self._upload(name, array)
+        self._run("predictor")
+        outputs = [self._download(name) for name in ("cls_filter", "bbreg_filter", "cls_feat", "bbreg_feat")]
+        self.stream.synchronize()
+        return tuple(o.copy() for o in outputs)
+
+    def head(self, cls_filter, cls_feat, bbreg_filter, bbreg_feat):
+        for name, array in zip(("cls_filter", "cls_feat", "bbreg_filter", "bbreg_feat"),
+                               (cls_filter, cls_feat, bbreg_filter, bbreg_feat)):
+            self._upload(name, array)
+        self._run("head")
+        outputs = [self._download(name) for name in ("scores", "ltrb")]
+        self.stream.synchronize()
+        return tuple(o.copy() for o in outputs)
+
+    def close(self) -> None:
+        """Releases the CUDA context this backend pushed (buffers go with their Python objects)."""
+        self.stream.synchronize()
+        self._context.pop()
