@@ -122,6 +122,15 @@ def test_unknown_backend(tmp_path, checkpoint, sequence):
     assert "Unknown backend 'nope'" in result.stderr
 
 
+def test_backend_option_for_another_backend(tmp_path, checkpoint, sequence):
+    folder = write_lasot_sequence(tmp_path, *sequence)
+    result = run_track(folder, "--model", checkpoint, "--backend", "torch", "--precision", "fp16")
+    assert result.returncode == 2
+    assert "--precision applies to the torch-cuda backend, not torch" in result.stderr
+    result = run_track(folder, "--model", checkpoint, "--backend", "onnxruntime", "--cuda-graphs")
+    assert "--cuda-graphs applies to the torch-cuda and tensorrt backend, not onnxruntime" in result.stderr
+
+
 def test_malformed_init_box(tmp_path, checkpoint, sequence):
     folder = write_lasot_sequence(tmp_path, *sequence)
     result = run_track(folder, "--model", checkpoint, "--init-box", "1,2,three,4")

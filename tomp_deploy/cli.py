@@ -113,6 +113,22 @@ def _output_paths(output: Path, count: int) -> list[Path]:
     return [output.with_name(f"{output.stem}_{k + 1}{output.suffix}") for k in range(count)]
 
 
+BACKEND_OPTIONS = {"threads": ("onnxruntime",), "precision": ("torch-cuda",), "cuda_graphs": ("torch-cuda", "tensorrt")}
+
+
+def _backend_options(backend: str, **given) -> dict:
+    """The options given on the command line, each checked to apply to the chosen backend."""
+    options = {}
+    for name, value in given.items():
+        if value is None:
+            continue
+        if backend not in BACKEND_OPTIONS[name]:
+            flag = "--" + name.replace("_", "-")
+            raise ToMPError(f"{flag} applies to the {' and '.join(BACKEND_OPTIONS[name])} backend, not {backend}.")
+        options[name] = value
+    return options
+
+
 @app.command()
 @user_errors
 def track(
@@ -129,6 +145,9 @@ def track(
     video_out: Annotated[Path | None, typer.Option(help="Write an MP4 with the boxes, scores and frame rate.")] = None,
     show: Annotated[bool, typer.Option(help="Show the tracking in a window (q quits).")] = False,
     threads: Annotated[int | None, typer.Option(help="Intra-op threads (onnxruntime backend).")] = None,
+    precision: Annotated[str | None, typer.Option(help="fp16, bf16 or fp32 (torch-cuda backend; default fp16).")] = None,
+    cuda_graphs: Annotated[bool | None, typer.Option(
+        help="Replay the per-frame calls as CUDA graphs (torch-cuda: on by default; tensorrt: off).")] = None,
 ) -> None:
     """Track one or more targets through a video, an image folder or a camera."""
     import time
@@ -161,7 +180,7 @@ def track(
 
     from tomp_deploy.models import resolve_model
 
-    options = {"threads": threads} if threads else {}
+    options = _backend_options(backend, threads=threads, precision=precision, cuda_graphs=cuda_graphs)
     tracker = MultiTargetTracker(open_backend(backend, resolve_model(model), device=device, **options))
     writers = [ResultWriter(p) for p in _output_paths(output, len(boxes))] if output else []
     video = None
