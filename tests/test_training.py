@@ -12,8 +12,11 @@ import numpy as np
 import pytest
 import torch
 
+from tests.seeded import seeded_model
 from tomp_deploy import ToMPError, load_model
 from tomp_deploy.datasets.readers import read_lasot
+from tomp_deploy.model import ToMPNet, save_checkpoint
+from tomp_deploy.presets import preset as model_preset
 from train.config import apply_overrides, preset
 from train.data import FrameSampler, TrainSequence, load_sources, parse_data_spec
 from train.losses import giou_loss, hinge_classification_loss
@@ -230,3 +233,24 @@ def test_batchnorm_learns_when_not_frozen(sources, tmp_path):
     trainer.train_epoch(0)
     assert not torch.equal(trainer.model.feature_extractor.layer3[0].bn1.running_mean, statistics)
     assert torch.equal(trainer.model.feature_extractor.bn1.weight, conv1_bn)  # conv1's stage is not trained
+
+
+def test_init_starts_from_a_checkpoint_with_a_fresh_optimiser(sources, tmp_path):
+    loaded, _ = sources
+    source = save_checkpoint(seeded_model("tiny", 5), tmp_path / "source.pt")
+    trainer = Trainer(SMALL, FrameSampler(loaded, {"synthetic": 1}, SMALL), tmp_path / "run", init=source)
+    expected = load_model(source).state_dict()
+    assert all(torch.equal(value, expected[name]) for name, value in trainer.model.state_dict().items())
+    assert trainer.start_epoch == 0 and not trainer.optimizer.state
+    trainer.fit(1)
+    saved = torch.load(tmp_path / "run" / "latest.pt", weights_only=True)
+    assert saved["meta"]["initialised_from"] == str(source)
+
+
+def test_init_refuses_another_architecture_and_resume(sources, tmp_path):
+    loaded, _ = sources
+    other = save_checkpoint(ToMPNet(dataclasses.replace(model_preset("tiny"), feature_dim=32)), tmp_path / "other.pt")
+    with pytest.raises(ToMPError, match="--init: .* another architecture"):
+        Trainer(SMALL, FrameSampler(loaded, {"synthetic": 1}, SMALL), tmp_path / "a", init=other)
+    with pytest.raises(ToMPError, match="--init and --resume exclude each other"):
+        Trainer(SMALL, FrameSampler(loaded, {"synthetic": 1}, SMALL), tmp_path / "b", init=other, resume=True)
