@@ -55,13 +55,14 @@ class MultiheadAttention(nn.Module):
         return self.out_proj(attended.transpose(1, 2).reshape(batch, length, self.embed_dim))
 
 
-def key_padding_bias(key_padding_mask: torch.Tensor) -> torch.Tensor:
+def key_padding_bias(key_padding_mask: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """bool [B,N] (True hides the key) -> additive attention bias [B,1,1,N] of 0 / -inf.
 
     Computed once per call and broadcast-added to the logits of every layer: a hidden key gets exactly
     zero weight, and an addition is much cheaper than a masked select over [B,heads,N,N] logits.
+    `dtype` is the attention's: a bias of the query's dtype keeps the fused fp16/bf16 kernels eligible.
     """
-    zeros = torch.zeros(key_padding_mask.shape, dtype=torch.float32, device=key_padding_mask.device)
+    zeros = torch.zeros(key_padding_mask.shape, dtype=dtype, device=key_padding_mask.device)
     return zeros.masked_fill(key_padding_mask, float("-inf"))[:, None, None, :]
 
 
@@ -147,7 +148,7 @@ class Transformer(nn.Module):
     def forward(self, src, pos, query_embed, key_padding_mask):
         """src/pos [B,N,E], query_embed [Q,E], mask [B,N] -> (decoder output [B,Q,E], encoder memory [B,N,E])."""
         query_pos = query_embed.unsqueeze(0).expand(src.shape[0], -1, -1)
-        key_bias = key_padding_bias(key_padding_mask)
+        key_bias = key_padding_bias(key_padding_mask, src.dtype)
         memory = self.encoder(src, pos, key_bias)
         decoded = self.decoder(torch.zeros_like(query_pos), memory, pos, query_pos, key_bias)
         return decoded, memory
