@@ -39,7 +39,7 @@ def run_cli(*args):
 
 def test_bench_report_schema_and_reference(checkpoint, sequences, tmp_path):
     report = bench(checkpoint, ["torch", "onnxruntime"], sequences, tmp_path, warmup=2)
-    assert report["reference"] == "torch" and {"cpu", "versions"} <= set(report["machine"])
+    assert report["reference"] == "torch" and {"cpu", "gpus", "versions"} <= set(report["machine"])
     assert set(report["backends"]) == {"torch", "onnxruntime"}
     for entry in report["backends"].values():
         assert FIELDS <= set(entry) and entry["status"] == "ok"
@@ -106,3 +106,16 @@ def test_gpu_backends_are_skipped_with_their_reason(checkpoint, sequences, tmp_p
     assert entries["torch-cuda"]["status"] == "skipped" and "needs an NVIDIA GPU" in entries["torch-cuda"]["error"]
     assert not (tmp_path / ".work" / "export").exists(), "no export is made for a backend that cannot run"
     assert "| tensorrt | skipped: The Python package 'tensorrt' is not installed" in (tmp_path / "bench.md").read_text()
+
+
+def test_machine_facts_name_the_gpus_the_driver_reports(tmp_path, monkeypatch):
+    from tomp_deploy.machine import gpu_names
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert gpu_names() == [], "no nvidia-smi: no GPU"
+    tool = tmp_path / "nvidia-smi"
+    tool.write_text("#!/bin/sh\nprintf 'NVIDIA H100 80GB HBM3, 570.86.15\\nNVIDIA GeForce RTX 4090, 570.86.15\\n'\n")
+    tool.chmod(0o755)
+    assert gpu_names() == ["NVIDIA H100 80GB HBM3 (driver 570.86.15)", "NVIDIA GeForce RTX 4090 (driver 570.86.15)"]
+    tool.write_text("#!/bin/sh\necho 'NVIDIA-SMI has failed because it could not communicate with the driver' >&2\nexit 9\n")
+    assert gpu_names() == [], "a driver that does not answer: no GPU"

@@ -217,8 +217,9 @@ def bench(model: Path | ModelFiles, backends: list[str], sequences: list[Sequenc
 
 def markdown(report: dict) -> str:
     lines = [f"# tomp-deploy bench: {Path(report['model']).name}", "",
-             f"{report['date']} on {report['machine']['cpu']} ({report['machine']['cpu_count']} cores), "
-             f"device {report['machine']['device']}; {len(report['sequences'])} sequences, {report['frames']} frames.",
+             f"{report['date']} on {report['machine']['cpu']} ({report['machine']['cpu_count']} cores)"
+             f"{''.join(f', {gpu}' for gpu in report['machine']['gpus'])}, device {report['machine']['device']}; "
+             f"{len(report['sequences'])} sequences, {report['frames']} frames.",
              f"Command: `{report['command']}`", "",
              "| backend | status | AUC | ΔAUC | precision | norm. prec. | IoU vs ref (mean/min) | score err | FPS (p10-p90) "
              "| crop/backbone/predictor/head/decode ms |",

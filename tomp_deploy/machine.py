@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
+import subprocess
 from importlib import metadata
 
 
@@ -18,9 +20,23 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def gpu_names() -> list[str]:
+    """The NVIDIA GPUs the driver reports (empty without a driver); asked of nvidia-smi so that a
+    torch-free runtime can record them too."""
+    if shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        listed = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
+                                capture_output=True, text=True, timeout=20, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [f"{name.strip()} (driver {driver.strip()})" for name, _, driver in
+            (line.partition(",") for line in listed.splitlines() if line.strip())]
+
+
 def machine_facts() -> dict:
     versions = {}
-    for package in ("torch", "onnxruntime", "onnx", "numpy", "opencv-python", "tensorrt"):
+    for package in ("torch", "onnxruntime", "onnxruntime-gpu", "onnx", "numpy", "opencv-python", "tensorrt", "pycuda", "cuda-python"):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
@@ -28,6 +44,7 @@ def machine_facts() -> dict:
     return {
         "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
+        "gpus": gpu_names(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "versions": versions,
