@@ -254,3 +254,25 @@ def test_init_refuses_another_architecture_and_resume(sources, tmp_path):
         Trainer(SMALL, FrameSampler(loaded, {"synthetic": 1}, SMALL), tmp_path / "a", init=other)
     with pytest.raises(ToMPError, match="--init and --resume exclude each other"):
         Trainer(SMALL, FrameSampler(loaded, {"synthetic": 1}, SMALL), tmp_path / "b", init=other, resume=True)
+
+
+def test_shipping_a_fine_tuned_model_keeps_the_provenance_it_started_from(tmp_path):
+    from train.ship import ship
+
+    shipped = save_checkpoint(seeded_model("tiny", 2), tmp_path / "tiny.pt",
+                              meta={"trained_with": "tomp-deploy train --preset tiny ...", "training_seconds": 100.0})
+    tuned = seeded_model("tiny", 3)
+    run = save_checkpoint(tuned, tmp_path / "run" / "latest.pt",
+                          meta={"train_config": {"model": "tiny", "seed": 0}, "epoch": 4, "metrics": {"loss": 0.5},
+                                "initialised_from": str(shipped)})
+    ship(run, shipped, "tomp-deploy train --init tiny ...", seconds=50.0)
+    provenance = json.loads((tmp_path / "tiny.json").read_text())
+    assert provenance["trained_with"] == "tomp-deploy train --init tiny ..." and provenance["epochs"] == 4
+    assert provenance["initialised_from"]["file"] == "tiny.pt"
+    assert provenance["initialised_from"]["trained_with"] == "tomp-deploy train --preset tiny ..."
+    assert provenance["total_training_seconds"] == 150.0
+    reloaded = load_model(shipped)
+    assert reloaded.checkpoint_info.meta == provenance
+    for name, value in tuned.state_dict().items():
+        if value.is_floating_point():
+            torch.testing.assert_close(reloaded.state_dict()[name], value.half().float(), rtol=0, atol=0)

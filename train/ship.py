@@ -17,9 +17,17 @@ from tomp_deploy.machine import machine_facts
 from tomp_deploy.model import load_model, save_checkpoint
 
 
+def _meta(checkpoint: Path) -> dict:
+    return torch.load(checkpoint, map_location="cpu", weights_only=True).get("meta") or {}
+
+
 def ship(checkpoint: Path, target: Path, command: str, seconds: float | None) -> Path:
+    """A model fine-tuned with `train --init` keeps the provenance of the model it started from (read
+    before `target` is overwritten, since that is often the same file)."""
     model = load_model(checkpoint)
-    trained = torch.load(checkpoint, map_location="cpu", weights_only=True)["meta"]
+    trained = _meta(checkpoint)
+    start = trained.get("initialised_from")
+    earlier = _meta(Path(start)) if start and Path(start).is_file() else None
     provenance = {
         "trained_with": command,
         "train_config": trained.get("train_config"),
@@ -31,6 +39,11 @@ def ship(checkpoint: Path, target: Path, command: str, seconds: float | None) ->
         "shipped": datetime.date.today().isoformat(),
         "storage": "float16 (loaded as float32)",
     }
+    if earlier is not None:
+        provenance["initialised_from"] = {"file": Path(start).name, **earlier}
+        earlier_seconds = earlier.get("total_training_seconds") or earlier.get("training_seconds")
+        if seconds is not None and earlier_seconds is not None:
+            provenance["total_training_seconds"] = seconds + earlier_seconds
     save_checkpoint(model.half(), target, meta=provenance)
     (target.parent / f"{target.stem}.json").write_text(json.dumps(provenance, indent=2))
     return target
