@@ -222,6 +222,7 @@ import sys
 sys.modules['torch'] = None  # any 'import torch' now fails
 import numpy as np
 import tomp_deploy.tracker, tomp_deploy.sources, tomp_deploy.backends, tomp_deploy.cli
+import tomp_deploy.backends.tensorrt_backend, tomp_deploy.engine_manifest, tomp_deploy.bench
 from tests.scripted_backend import ScriptedBackend, peak_map
 tracker = tomp_deploy.tracker.ToMPTracker(ScriptedBackend([peak_map({(9, 9): 0.95})]))
 frame = np.zeros((120, 160, 3), np.uint8)
