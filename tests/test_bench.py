@@ -92,7 +92,9 @@ def test_demo_pipeline_on_a_small_setting(checkpoint, tmp_path):
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 12
     report = json.loads((out / "bench.json").read_text())
     assert {name: entry["status"] for name, entry in report["backends"].items()} == {"torch": "ok", "onnxruntime": "ok"}
-    assert (out / "bench.md").is_file() and (out / "bench.png").is_file()
+    assert report["model"] == str(checkpoint)
+    assert (out / "bench.md").read_text().startswith(f"# tomp-deploy bench: {checkpoint.name}")
+    assert (out / "bench.png").is_file()
     assert "TensorRT engines: skipped" in result.stdout
 
 

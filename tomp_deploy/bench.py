@@ -203,7 +203,7 @@ def bench(model: Path | ModelFiles, backends: list[str], sequences: list[Sequenc
         "reference": REFERENCE,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": command,
-        "model": str(model),
+        "model": str(files.checkpoint or files.export or files.engines),
         "sequences": [s.name for s in sequences],
         "frames": sum(len(s.frames) for s in sequences),
         "warmup_frames": warmup,
