@@ -245,8 +245,9 @@ def test_model_of_the_wrong_kind_for_a_backend(tmp_path, tiny_export, kind):
     assert ("not an export folder" in result.stderr) or ("is a folder, not a checkpoint" in result.stderr)
 
 
-@pytest.mark.xfail(strict=True, reason="open in issue 4: the shipped tiny model's FP16 copy leaves IoU 0.98 on some "
-                   "frame of held-out sequences; its score peaks are not yet well separated")
+@pytest.mark.xfail(strict=True, reason="issue 4 (blocked): the shipped tiny model's FP16 copy drifts from FP32 in "
+                   "closed-loop tracking: score maps agree within 1e-2, but a sub-pixel box difference changes the next "
+                   "crop, to which its box regressor answers with a box at IoU ~0.9, and the trackers part")
 def test_fp16_copy_of_the_trained_tiny_model_tracks_like_fp32(tmp_path):
     from export.fp16 import fp16_backend
     from tomp_deploy.datasets import open_dataset
