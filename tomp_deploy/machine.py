@@ -36,7 +36,8 @@ def gpu_names() -> list[str]:
 
 def machine_facts() -> dict:
     versions = {}
-    for package in ("torch", "onnxruntime", "onnxruntime-gpu", "onnx", "numpy", "opencv-python", "tensorrt", "pycuda", "cuda-python"):
+    for package in ("torch", "onnxruntime", "onnxruntime-gpu", "onnx", "numpy", "opencv-python", "tensorrt", "pycuda",
+                    "cuda-python"):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
