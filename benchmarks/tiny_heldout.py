@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tomp_deploy.datasets import open_dataset
+from tomp_deploy.datasets import Sequence, open_dataset
 from tomp_deploy.evaluation import evaluate
 from tomp_deploy.machine import machine_facts
 from tomp_deploy.models import resolve_model
@@ -25,6 +25,18 @@ from tomp_deploy.scoring import score_results
 from tomp_deploy.synth import generate_benchmark
 
 RESULTS = Path(__file__).parent / "results"
+
+
+def score_against_static_box(sequences: list[Sequence], model: Path, work: Path) -> dict[str, dict]:
+    """Scores `model` (torch backend) and a tracker that never moves its box on `sequences`; results go under `work`."""
+    tracked = work / "tracked"
+    evaluate(sequences, "torch", str(model), tracked)
+    static = work / "static"
+    static.mkdir()
+    for sequence in sequences:
+        boxes = np.repeat(sequence.init_box[None], len(sequence.frames), axis=0)
+        np.savetxt(static / f"{sequence.name}.txt", boxes, fmt="%.2f", delimiter=",")
+    return {"model": score_results(sequences, tracked).to_json(), "static_box": score_results(sequences, static).to_json()}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -38,16 +50,7 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder) / "heldout"
         generate_benchmark(root, args.sequences, args.frames, args.seed)
-        sequences = open_dataset(root, "lasot")
-        tracked = Path(folder) / "tracked"
-        evaluate(sequences, "torch", str(model), tracked)
-        static = Path(folder) / "static"
-        static.mkdir()
-        for sequence in sequences:
-            boxes = np.repeat(sequence.init_box[None], len(sequence.frames), axis=0)
-            np.savetxt(static / f"{sequence.name}.txt", boxes, fmt="%.2f", delimiter=",")
-        scores = {"model": score_results(sequences, tracked).to_json(),
-                  "static_box": score_results(sequences, static).to_json()}
+        scores = score_against_static_box(open_dataset(root, "lasot"), model, Path(folder))
     report = {
         "benchmark": "tiny_heldout",
         "date": datetime.date.today().isoformat(),

@@ -56,21 +56,12 @@ def test_shipped_tiny_model():
 def test_shipped_tiny_model_tracks_sequences_it_was_not_trained_on(tmp_path):
     """The shipped model's accuracy, on synthetic sequences of a seed other than its training data's
     (benchmarks/results/tiny_heldout.md has the larger run), against a box that never moves."""
-    import numpy as np
-
+    from benchmarks.tiny_heldout import score_against_static_box
     from tomp_deploy.datasets import open_dataset
-    from tomp_deploy.evaluation import evaluate
     from tomp_deploy.models import resolve_model
-    from tomp_deploy.scoring import score_results
     from tomp_deploy.synth import generate_benchmark
 
     generate_benchmark(tmp_path / "heldout", 4, 50, seed=7)
-    sequences = open_dataset(tmp_path / "heldout", "lasot")
-    evaluate(sequences, "torch", str(resolve_model("tiny")), tmp_path / "tracked")
-    (tmp_path / "static").mkdir()
-    for sequence in sequences:
-        static = np.repeat(sequence.init_box[None], len(sequence.frames), axis=0)
-        np.savetxt(tmp_path / "static" / f"{sequence.name}.txt", static, delimiter=",")
-    tracked = score_results(sequences, tmp_path / "tracked").to_json()["overall"]["auc"]
-    never_moves = score_results(sequences, tmp_path / "static").to_json()["overall"]["auc"]
+    scores = score_against_static_box(open_dataset(tmp_path / "heldout", "lasot"), resolve_model("tiny"), tmp_path)
+    tracked, never_moves = scores["model"]["overall"]["auc"], scores["static_box"]["overall"]["auc"]
     assert tracked >= 50 and tracked >= never_moves + 25, (tracked, never_moves)
