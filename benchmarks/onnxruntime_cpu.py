@@ -26,9 +26,10 @@ from rich.table import Table
 from export.onnx_export import export_model
 from tomp_deploy.backends import open_backend
 from tomp_deploy.contract import GRAPHS
-from tomp_deploy.machine import machine_facts
+from tomp_deploy.driver import track_frames
+from tomp_deploy.host_facts import host_facts
 from tomp_deploy.model import ToMPNet, preset, save_checkpoint
-from tomp_deploy.tracker import STAGES, ToMPTracker
+from tomp_deploy.tracker import STAGES
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -49,9 +50,9 @@ def moving_square_frames(count: int, width: int = 320, height: int = 240, seed: 
 def graph_latency(backend, inputs: dict, repeats: int) -> dict[str, float]:
     latency = {}
     for graph in GRAPHS:
-        arrays = inputs[graph][:1] if graph == "backbone" else inputs[graph]
+        arrays = inputs[graph][0]
         if graph == "backbone":
-            arrays = [arrays[0][:1]]
+            arrays = (arrays[0][:1],)
         function = getattr(backend, graph)
         function(*arrays)
         times = []
@@ -64,17 +65,12 @@ def graph_latency(backend, inputs: dict, repeats: int) -> dict[str, float]:
 
 
 def tracker_speed(backend, frames, box, warmup: int = 3) -> dict:
-    tracker = ToMPTracker(backend)
-    tracker.initialize(frames[0], box)
     totals, stages = [], {stage: [] for stage in STAGES}
-    for index, frame in enumerate(frames[1:]):
-        started = time.perf_counter()
-        result = tracker.track(frame)
-        elapsed = time.perf_counter() - started
-        if index >= warmup:
-            totals.append(elapsed)
+    for step in track_frames(backend, frames, [box]):
+        if step.index > warmup:
+            totals.append(step.seconds)
             for stage in STAGES:
-                stages[stage].append(result.times[stage])
+                stages[stage].append(step.results[0].times[stage])
     totals = np.array(totals)
     return {
         "fps": float(1 / np.median(totals)),
@@ -131,7 +127,7 @@ def main(argv: list[str] | None = None) -> dict:
         "preset": args.preset,
         "date": datetime.date.today().isoformat(),
         "command": "python -m benchmarks.onnxruntime_cpu " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "machine": machine_facts(),
+        "machine": host_facts(),
         "torch_threads": torch.get_num_threads(),
         "results": results,
         "reference_tracker_fps": args.reference_fps,

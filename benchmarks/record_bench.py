@@ -22,9 +22,10 @@ import torch
 from rich.console import Console
 
 from tomp_deploy.bench import bench
+from tomp_deploy.cli.model_forms import ModelForms
 from tomp_deploy.datasets import open_dataset
 from tomp_deploy.model import ToMPNet, preset, save_checkpoint
-from tomp_deploy.models import resolve_model
+from tomp_deploy.shipped import resolve_model
 from tomp_deploy.synth import generate_benchmark
 
 RESULTS = Path(__file__).parent / "results"
@@ -56,7 +57,8 @@ def main(argv: list[str] | None = None) -> dict:
         generate_benchmark(work / "synthetic", args.sequences, args.frames, DATA_SEED)
         sequences = open_dataset(work / "synthetic", "lasot")
         model = model_file(args.model, work)
-        report = bench(model, args.backends.split(","), sequences, out, args.device, args.warmup,
+        forms = ModelForms.from_path(model, out / ".work")
+        report = bench(forms.name, forms.for_backend, args.backends.split(","), sequences, out, args.device, args.warmup,
                        progress=lambda text: console.log(text), command=command)
     shutil.rmtree(out / ".work", ignore_errors=True)
     console.print((out / "bench.md").read_text())

@@ -19,9 +19,9 @@ import numpy as np
 
 from tomp_deploy.datasets import Sequence, open_dataset
 from tomp_deploy.evaluation import evaluate
-from tomp_deploy.machine import machine_facts
-from tomp_deploy.models import resolve_model
+from tomp_deploy.host_facts import host_facts
 from tomp_deploy.scoring import score_results
+from tomp_deploy.shipped import resolve_model
 from tomp_deploy.synth import generate_benchmark
 
 RESULTS = Path(__file__).parent / "results"
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> dict:
         "date": datetime.date.today().isoformat(),
         "command": "python -m benchmarks.tiny_heldout " + " ".join(argv if argv is not None else sys.argv[1:]),
         "model": str(model),
-        "machine": machine_facts(),
+        "machine": host_facts(),
         "overall": {name: value["overall"] for name, value in scores.items()},
         "sequences": {name: value["sequences"] for name, value in scores.items()},
     }

@@ -8,11 +8,11 @@ import time
 from pathlib import Path
 
 from engines.plan import fp32_layers, profile_shapes
-from tomp_deploy.backends.tensorrt_backend import require, this_machine
 from tomp_deploy.contract import GRAPHS
 from tomp_deploy.engine_manifest import EngineManifest
 from tomp_deploy.errors import ToMPError
-from tomp_deploy.exported import MANIFEST, read_export
+from tomp_deploy.export_manifest import EXPORT_MANIFEST_FILE, read_export
+from tomp_deploy.gpu import current_engine_target, require
 
 
 class _Progress:
@@ -51,7 +51,7 @@ def _parse(trt, builder, logger, path: Path):
 def build_engines(export_dir: Path, out: Path, precision: str = "fp16", workspace_gb: float = 4.0,
                   timing_cache: Path | None = None, max_batch: int = 4, report=lambda text: None) -> EngineManifest:
     trt = require("tensorrt")
-    machine = this_machine()
+    target = current_engine_target()
     exported = read_export(export_dir)
     profiles = profile_shapes(exported, max_batch)
     out.mkdir(parents=True, exist_ok=True)
@@ -92,10 +92,10 @@ def build_engines(export_dir: Path, out: Path, precision: str = "fp16", workspac
         cache_bytes = bytes(cache.serialize())
     if timing_cache:
         timing_cache.write_bytes(cache_bytes)
-    shutil.copy(Path(export_dir) / MANIFEST, out / MANIFEST)
+    shutil.copy(Path(export_dir) / EXPORT_MANIFEST_FILE, out / EXPORT_MANIFEST_FILE)
     manifest = EngineManifest(
-        tensorrt=machine.tensorrt, gpu_name=machine.gpu_name, compute_capability=machine.compute_capability,
-        precision=precision, onnx_sha256={g: exported.manifest["graphs"][g]["sha256"] for g in GRAPHS},
+        tensorrt=target.tensorrt, gpu_name=target.gpu_name, compute_capability=target.compute_capability,
+        precision=precision, onnx_sha256=exported.graph_hashes(),
         build_options={"workspace_gb": workspace_gb, "max_batch": max_batch,
                        "timing_cache": str(timing_cache) if timing_cache else None, "fp32_layers": pinned},
         built_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

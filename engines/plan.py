@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from tomp_deploy.contract import BATCH, graph_io
 from tomp_deploy.errors import ToMPError
-from tomp_deploy.exported import ExportedModel
+from tomp_deploy.export_manifest import ExportFolder
 
 PRECISIONS = ("fp16", "fp32")
 FP32_LAYER_KINDS = frozenset({"NORMALIZATION", "REDUCE", "SOFTMAX"})
@@ -15,9 +15,9 @@ small logit errors into weight errors. The graphs are written to stay in FP16 ra
 their accumulation exact as well, at little cost (they are a small share of the FLOPs)."""
 
 
-def profile_shapes(exported: ExportedModel, max_batch: int) -> dict[str, dict[str, tuple]]:
+def profile_shapes(exported: ExportFolder, max_batch: int) -> dict[str, dict[str, tuple]]:
     """graph -> input name -> (min, opt, max) shape; only the backbone's batch varies (1..max_batch)."""
-    limit = int(exported.manifest.get("max_batch", 1))
+    limit = exported.manifest.max_batch
     if not 1 <= max_batch <= limit:
         raise ToMPError(f"--max-batch {max_batch} is outside 1..{limit}, the batch range the ONNX export allows.")
     profiles = {}

@@ -9,8 +9,6 @@ TensorRT's FP16 kernels accumulate it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -18,7 +16,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from tomp_deploy.backends.onnxruntime_backend import OnnxRuntimeBackend
 from tomp_deploy.contract import GRAPHS
-from tomp_deploy.exported import ExportedModel
+from tomp_deploy.export_manifest import ExportFolder
+from tomp_deploy.parity import OutputComparison, compare_contract
 
 EMULATED = "emulated (fp32 arithmetic, every tensor rounded to fp16) on the CPU provider"
 NATIVE = "native fp16 on the CUDA provider"
@@ -64,17 +63,7 @@ def native_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
     return convert_float_to_float16(model, keep_io_types=True)
 
 
-@dataclass
-class OutputError:
-    graph: str
-    output: str
-    max_abs: float
-    max_rel: float
-    """max |fp16 - fp32| / max |fp32|"""
-    finite: bool
-
-
-def fp16_backend(exported: ExportedModel, device: str = "cpu") -> tuple[OnnxRuntimeBackend, str]:
+def fp16_backend(exported: ExportFolder, device: str = "cpu") -> tuple[OnnxRuntimeBackend, str]:
     """An ONNX Runtime backend running FP16 copies of the graphs, and how they run."""
     native = device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers()
     graphs = {
@@ -84,18 +73,6 @@ def fp16_backend(exported: ExportedModel, device: str = "cpu") -> tuple[OnnxRunt
     # Emulation must keep every cast pair: ORT's optimiser would remove them as redundant.
     level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL if native else ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     return OnnxRuntimeBackend(exported, device=device, graphs=graphs, optimization=level), NATIVE if native else EMULATED
-
-
-def compare_outputs(reference: dict[str, list[np.ndarray]], candidate: dict[str, list[np.ndarray]],
-                    names: dict[str, list[str]]) -> list[OutputError]:
-    errors = []
-    for graph in GRAPHS:
-        for name, a, b in zip(names[graph], reference[graph], candidate[graph]):
-            a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-            diff = np.abs(a - b)
-            errors.append(OutputError(graph, name, float(diff.max()), float(diff.max() / max(np.abs(a).max(), 1e-12)),
-                                      bool(np.isfinite(b).all())))
-    return errors
 
 
 def _textured_crops(count: int, size: int, seed: int = 0) -> np.ndarray:
@@ -113,7 +90,7 @@ def _textured_crops(count: int, size: int, seed: int = 0) -> np.ndarray:
     return np.stack(crops).astype(np.float32)
 
 
-def contract_inputs(backend: OnnxRuntimeBackend) -> dict[str, list[np.ndarray]]:
+def contract_inputs(backend: OnnxRuntimeBackend) -> dict[str, list[tuple[np.ndarray, ...]]]:
     """Realistic inputs of each graph: textured crops, their features, centred labels and boxes,
     and the predictor's outputs, all computed by `backend` (the FP32 reference)."""
     from tomp_deploy.geometry import encode_ltrb, gaussian_label
@@ -129,16 +106,13 @@ def contract_inputs(backend: OnnxRuntimeBackend) -> dict[str, list[np.ndarray]]:
     mask[1, cells * cells:2 * cells * cells] = True
     predictor_inputs = [feats[:2], labels, ltrb, feats[2:3], mask]
     cls_filter, bbreg_filter, cls_feat, bbreg_feat = backend.predictor(*predictor_inputs)
-    return {"backbone": [images], "predictor": predictor_inputs,
-            "head": [cls_filter, cls_feat, bbreg_filter, bbreg_feat]}
+    return {"backbone": [(images,)], "predictor": [tuple(predictor_inputs)],
+            "head": [(cls_filter, cls_feat, bbreg_filter, bbreg_feat)]}
 
 
-def check_fp16(exported: ExportedModel, device: str = "cpu") -> tuple[str, list[OutputError]]:
+def check_fp16(exported: ExportFolder, device: str = "cpu") -> tuple[str, list[OutputComparison]]:
     """Runs each graph's FP32 and FP16 copies on the same realistic inputs -> (how FP16 ran, errors)."""
     reference = OnnxRuntimeBackend(exported, device=device)
     candidate, mode = fp16_backend(exported, device)
-    inputs = contract_inputs(reference)
-    names = {g: [o.name for o in reference.sessions[g].get_outputs()] for g in GRAPHS}
-    run = lambda backend: {g: getattr(backend, g)(*inputs[g]) for g in GRAPHS}  # noqa: E731
-    as_lists = lambda outputs: {g: list(v) if isinstance(v, tuple) else [v] for g, v in outputs.items()}  # noqa: E731
-    return mode, compare_outputs(as_lists(run(reference)), as_lists(run(candidate)), names)
+    with reference, candidate:
+        return mode, compare_contract(reference, candidate, contract_inputs(reference))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import logging
 import shutil
 from dataclasses import dataclass, field
@@ -18,7 +17,8 @@ from onnx.reference import ReferenceEvaluator
 from export.trt_ops import unsupported_nodes
 from tomp_deploy.contract import BATCH, GRAPHS, TensorSpec, graph_io
 from tomp_deploy.errors import ToMPError
-from tomp_deploy.exported import EXPORT_FORMAT, EXPORT_VERSION, MANIFEST, file_sha256
+from tomp_deploy.export_manifest import ExportManifest, GraphFile, SourceCheckpoint
+from tomp_deploy.manifest_files import file_sha256
 from tomp_deploy.model import ToMPNet
 from tomp_deploy.presets import TrackerParams
 
@@ -190,7 +190,8 @@ def prepare_output_folder(out: Path, force: bool) -> None:
 
 def export_model(model: ToMPNet, out: Path, opset: int = DEFAULT_OPSET, force: bool = False,
                  tracker: TrackerParams | None = None, progress=None) -> list[GraphReport]:
-    """Writes backbone.onnx, predictor.onnx, head.onnx and model.json into `out`."""
+    """Writes backbone.onnx, predictor.onnx, head.onnx and model.json into `out`; the tracker parameters
+recorded are `tracker`, else the checkpoint's own."""
     if not 18 <= opset <= 20:
         raise ToMPError(f"--opset {opset} is outside 18..20 (torch's exporter emits >= 18, TensorRT 10.0 parses <= 20).")
     out = Path(out)
@@ -210,24 +211,17 @@ def export_model(model: ToMPNet, out: Path, opset: int = DEFAULT_OPSET, force: b
             progress(f"checking {graph}")
         reports.append(check_graph(path, graph, opset))
     info = getattr(model, "checkpoint_info", None)
-    manifest = {
-        "format": EXPORT_FORMAT,
-        "version": EXPORT_VERSION,
-        "model": model.config.to_dict(),
-        "tracker": (tracker or TrackerParams()).to_dict(),
-        "checkpoint": {"path": info.path, "format": info.format, "sha256": info.sha256} if info else None,
-        "opset": opset,
-        "exporter": f"torch.onnx.export(dynamo=True), torch {torch.__version__}, onnx {onnx.__version__}",
-        "max_batch": MAX_EXPORT_BATCH,
-        "graphs": {
-            graph: {
-                "file": f"{graph}.onnx",
-                "sha256": file_sha256(out / f"{graph}.onnx"),
-                "inputs": [s.to_dict() for s in io_specs[graph][0]],
-                "outputs": [s.to_dict() for s in io_specs[graph][1]],
-            }
+    ExportManifest(
+        model=model.config,
+        tracker=tracker or (info.tracker_params if info else TrackerParams()),
+        checkpoint=SourceCheckpoint(info.path, info.format, info.sha256) if info else None,
+        opset=opset,
+        exporter=f"torch.onnx.export(dynamo=True), torch {torch.__version__}, onnx {onnx.__version__}",
+        max_batch=MAX_EXPORT_BATCH,
+        graphs={
+            graph: GraphFile(f"{graph}.onnx", file_sha256(out / f"{graph}.onnx"),
+                             [s.to_dict() for s in io_specs[graph][0]], [s.to_dict() for s in io_specs[graph][1]])
             for graph in GRAPHS
         },
-    }
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    ).write(out)
     return reports

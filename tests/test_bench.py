@@ -14,6 +14,7 @@ from tests.seeded import seeded_model
 from tomp_deploy import ToMPError
 from tomp_deploy.backends import BACKENDS
 from tomp_deploy.bench import bench
+from tomp_deploy.cli.model_forms import ModelForms
 from tomp_deploy.datasets import open_dataset
 from tomp_deploy.model import save_checkpoint
 from tomp_deploy.synth import generate_benchmark
@@ -33,12 +34,18 @@ def sequences(tmp_path_factory):
     return open_dataset(root, "lasot")
 
 
+def run_bench(model: Path, backends, sequences, out: Path, **options) -> dict:
+    """`bench` as the CLI calls it: missing model forms are made under OUT/.work."""
+    forms = ModelForms.from_path(model, out / ".work")
+    return bench(forms.name, forms.for_backend, backends, sequences, out, **options)
+
+
 def run_cli(*args):
     return subprocess.run([sys.executable, "-m", "tomp_deploy", *map(str, args)], capture_output=True, text=True)
 
 
 def test_bench_report_schema_and_reference(checkpoint, sequences, tmp_path):
-    report = bench(checkpoint, ["torch", "onnxruntime"], sequences, tmp_path, warmup=2)
+    report = run_bench(checkpoint, ["torch", "onnxruntime"], sequences, tmp_path, warmup=2)
     assert report["reference"] == "torch" and {"cpu", "gpus", "versions"} <= set(report["machine"])
     assert set(report["backends"]) == {"torch", "onnxruntime"}
     for entry in report["backends"].values():
@@ -66,7 +73,7 @@ def test_failing_backend_is_reported_and_the_others_written(checkpoint, sequence
         return original(self, *arrays)
 
     monkeypatch.setattr(OnnxRuntimeBackend, "head", breaks_on_the_fifth_frame)
-    report = bench(checkpoint, ["onnxruntime"], sequences, tmp_path, warmup=1)
+    report = run_bench(checkpoint, ["onnxruntime"], sequences, tmp_path, warmup=1)
     assert report["backends"]["onnxruntime"] == {"status": "failed", "error": "RuntimeError: device lost"}
     assert report["backends"]["torch"]["status"] == "ok"
     assert json.loads((tmp_path / "bench.json").read_text())["backends"]["onnxruntime"]["status"] == "failed"
@@ -74,11 +81,11 @@ def test_failing_backend_is_reported_and_the_others_written(checkpoint, sequence
 
 def test_bad_bench_input(checkpoint, sequences, tmp_path):
     with pytest.raises(ToMPError, match="Unknown backend"):
-        bench(checkpoint, ["tensorflow"], sequences, tmp_path)
+        run_bench(checkpoint, ["tensorflow"], sequences, tmp_path)
     with pytest.raises(ToMPError, match="neither a checkpoint file, an export folder"):
-        bench(tmp_path, ["torch"], sequences, tmp_path / "out")
+        run_bench(tmp_path, ["torch"], sequences, tmp_path / "out")
     with pytest.raises(ToMPError, match="no sequence"):
-        bench(checkpoint, ["torch"], [], tmp_path)
+        run_bench(checkpoint, ["torch"], [], tmp_path)
     result = run_cli("bench", "--model", checkpoint, "--backends", "torch,nope", "--out", tmp_path / "cli")
     assert result.returncode == 2 and "Unknown backend(s) ['nope']" in result.stderr
     assert sorted(BACKENDS) == ["onnxruntime", "tensorrt", "torch", "torch-cuda"]
@@ -101,17 +108,17 @@ def test_demo_pipeline_on_a_small_setting(checkpoint, tmp_path):
 @pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None or torch.cuda.is_available(),
                     reason="a GPU backend can run here")
 def test_gpu_backends_are_skipped_with_their_reason(checkpoint, sequences, tmp_path):
-    report = bench(checkpoint, ["tensorrt", "torch-cuda"], sequences, tmp_path, warmup=1)
+    report = run_bench(checkpoint, ["tensorrt", "torch-cuda"], sequences, tmp_path, warmup=1)
     entries = report["backends"]
     assert entries["torch"]["status"] == "ok"
     assert entries["tensorrt"]["status"] == "skipped" and "'tensorrt' is not installed" in entries["tensorrt"]["error"]
     assert entries["torch-cuda"]["status"] == "skipped" and "needs an NVIDIA GPU" in entries["torch-cuda"]["error"]
     assert not (tmp_path / ".work" / "export").exists(), "no export is made for a backend that cannot run"
-    assert "| tensorrt | skipped: The Python package 'tensorrt' is not installed" in (tmp_path / "bench.md").read_text()
+    assert "| tensorrt | skipped | The Python package 'tensorrt' is not installed" in (tmp_path / "bench.md").read_text()
 
 
-def test_machine_facts_name_the_gpus_the_driver_reports(tmp_path, monkeypatch):
-    from tomp_deploy.machine import gpu_names
+def test_host_facts_name_the_gpus_the_driver_reports(tmp_path, monkeypatch):
+    from tomp_deploy.host_facts import gpu_names
 
     monkeypatch.setenv("PATH", str(tmp_path))
     assert gpu_names() == [], "no nvidia-smi: no GPU"

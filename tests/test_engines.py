@@ -13,8 +13,8 @@ from export.onnx_export import export_model
 from tests.seeded import seeded_model
 from tomp_deploy import ToMPError
 from tomp_deploy.contract import TensorSpec, graph_io
-from tomp_deploy.engine_manifest import EngineManifest, EngineTensor, Machine, check_engines, io_mismatches, mismatches
-from tomp_deploy.exported import read_export
+from tomp_deploy.engine_manifest import EngineManifest, EngineTarget, EngineTensor, check_engines, io_mismatches, mismatches
+from tomp_deploy.export_manifest import read_export
 
 
 @pytest.fixture(scope="module")
@@ -62,17 +62,17 @@ def test_manifest_round_trip(tmp_path):
 
 
 def test_manifest_mismatches():
-    here = Machine("10.3.0", "NVIDIA GeForce RTX 4090", "8.9")
+    here = EngineTarget("10.3.0", "NVIDIA GeForce RTX 4090", "8.9")
     assert mismatches(manifest(), here, {"backbone": "a", "predictor": "b", "head": "c"}) == []
-    assert mismatches(manifest(), Machine("10.5.0", here.gpu_name, "8.9")) == [
+    assert mismatches(manifest(), EngineTarget("10.5.0", here.gpu_name, "8.9")) == [
         "built with TensorRT 10.3.0, this machine has TensorRT 10.5.0"]
-    assert "compute capability 8.9" in mismatches(manifest(), Machine("10.3.0", "NVIDIA H100", "9.0"))[0]
-    assert mismatches(manifest(), Machine("10.3.0", "NVIDIA RTX 6000 Ada", "8.9")) == [
+    assert "compute capability 8.9" in mismatches(manifest(), EngineTarget("10.3.0", "NVIDIA H100", "9.0"))[0]
+    assert mismatches(manifest(), EngineTarget("10.3.0", "NVIDIA RTX 6000 Ada", "8.9")) == [
         "built on a NVIDIA GeForce RTX 4090, this GPU is a NVIDIA RTX 6000 Ada"]
     assert mismatches(manifest(), here, {"backbone": "a", "predictor": "x", "head": "c"}) == [
         "the predictor engine was not built from this export's predictor.onnx (hash differs)"]
     with pytest.raises(ToMPError, match="Rebuild them on this machine: tomp-deploy build"):
-        check_engines(manifest(), Machine("10.5.0", "NVIDIA H100", "9.0"))
+        check_engines(manifest(), EngineTarget("10.5.0", "NVIDIA H100", "9.0"))
 
 
 def test_manifest_read_errors(tmp_path):

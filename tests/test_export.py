@@ -21,7 +21,7 @@ from tomp_deploy import ToMPError
 from tomp_deploy.backends.onnxruntime_backend import OnnxRuntimeBackend
 from tomp_deploy.backends.torch_backend import TorchBackend
 from tomp_deploy.contract import graph_io
-from tomp_deploy.exported import read_export
+from tomp_deploy.export_manifest import read_export
 from tomp_deploy.model import save_checkpoint
 from tomp_deploy.parity import compare_sequences, relative_error, track_sequence
 
@@ -78,8 +78,8 @@ def test_full_size_graphs_match_pytorch_and_fp16_scores(tmp_path, preset_name):
     for memory_frames in (1, 2):
         assert_contract_parity(TorchBackend(network), ort_backend, memory_frames)
     manifest = exported.manifest
-    assert manifest["opset"] == 18
-    assert manifest["graphs"]["predictor"]["inputs"][4] == {
+    assert manifest.opset == 18
+    assert manifest.graphs["predictor"].inputs[4] == {
         "name": "key_padding_mask", "shape": [2, 3 * FEAT * FEAT], "dtype": "bool"}
     mode, errors = check_fp16(exported)
     assert "emulated" in mode
@@ -252,7 +252,7 @@ def test_fp16_copy_of_the_trained_tiny_model_tracks_like_fp32(tmp_path):
     from export.fp16 import fp16_backend
     from tomp_deploy.datasets import open_dataset
     from tomp_deploy.model import load_model
-    from tomp_deploy.models import resolve_model
+    from tomp_deploy.shipped import resolve_model
     from tomp_deploy.synth import generate_benchmark
 
     export_model(load_model(resolve_model("tiny")), tmp_path / "export")

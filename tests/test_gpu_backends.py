@@ -22,11 +22,11 @@ from tomp_deploy.backends import open_backend
 from tomp_deploy.backends.onnxruntime_backend import OnnxRuntimeBackend
 from tomp_deploy.backends.torch_backend import TorchBackend
 from tomp_deploy.backends.torch_cuda_backend import TensorMemory, TensorTracking
-from tomp_deploy.engine_manifest import ENGINE_MANIFEST, EngineManifest
-from tomp_deploy.exported import MANIFEST
+from tomp_deploy.engine_manifest import ENGINE_MANIFEST_FILE, EngineManifest
+from tomp_deploy.export_manifest import EXPORT_MANIFEST_FILE
 from tomp_deploy.model import load_model, save_checkpoint
-from tomp_deploy.models import resolve_model
 from tomp_deploy.parity import RecordingBackend, compare_contract, compare_sequences, track_sequence
+from tomp_deploy.shipped import resolve_model
 
 SCORE_TOLERANCE = 1e-2
 MIN_IOU = 0.98
@@ -98,8 +98,8 @@ def trained_export(tmp_path_factory):
 
 def engine_folder_without_engines(export_folder, folder):
     folder.mkdir()
-    shutil.copy(export_folder / MANIFEST, folder / MANIFEST)
-    hashes = {g: e["sha256"] for g, e in json.loads((export_folder / MANIFEST).read_text())["graphs"].items()}
+    shutil.copy(export_folder / EXPORT_MANIFEST_FILE, folder / EXPORT_MANIFEST_FILE)
+    hashes = {g: e["sha256"] for g, e in json.loads((export_folder / EXPORT_MANIFEST_FILE).read_text())["graphs"].items()}
     EngineManifest("10.3.0", "NVIDIA H100 80GB HBM3", "9.0", "fp16", hashes, {"max_batch": 4}).write(folder)
     return folder
 
@@ -112,7 +112,7 @@ def test_tensorrt_backend_without_tensorrt_names_the_package(trained_export, tmp
 
 
 def test_tensorrt_backend_refuses_a_folder_that_is_not_an_engine_folder(trained_export):
-    with pytest.raises(ToMPError, match=f"{ENGINE_MANIFEST} is missing"):
+    with pytest.raises(ToMPError, match=f"{ENGINE_MANIFEST_FILE} is missing"):
         open_backend("tensorrt", trained_export)
 
 
@@ -158,7 +158,7 @@ def test_torch_cuda_fp16_tracks_like_the_cpu_fp32_reference(tmp_path):
 def tensorrt_or_skip():
     if importlib.util.find_spec("tensorrt") is None or importlib.util.find_spec("pycuda") is None:
         pytest.skip("TensorRT and pycuda are not installed (pip install 'tomp-deploy[tensorrt]')")
-    from tomp_deploy.backends.tensorrt_backend import cuda_device
+    from tomp_deploy.gpu import cuda_device
 
     try:
         cuda_device()
@@ -214,8 +214,8 @@ def test_tensorrt_refuses_engines_of_another_machine_or_export(tiny_engines, tmp
                                   ("onnx_sha256", {"backbone": "0", "predictor": "0", "head": "0"}, "hash differs")):
         folder = tmp_path / field
         shutil.copytree(tiny_engines, folder)
-        manifest = json.loads((folder / ENGINE_MANIFEST).read_text())
+        manifest = json.loads((folder / ENGINE_MANIFEST_FILE).read_text())
         manifest[field] = value
-        (folder / ENGINE_MANIFEST).write_text(json.dumps(manifest))
+        (folder / ENGINE_MANIFEST_FILE).write_text(json.dumps(manifest))
         with pytest.raises(ToMPError, match=f"(?s){message}.*Rebuild"):
             TensorRTBackend(folder)

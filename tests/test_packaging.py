@@ -42,7 +42,7 @@ def test_package_root_does_not_import_torch():
 
 def test_shipped_tiny_model():
     from tomp_deploy.model import load_model
-    from tomp_deploy.models import resolve_model
+    from tomp_deploy.shipped import resolve_model
 
     path = resolve_model("tiny")
     assert path.stat().st_size <= 10 * 1024 * 1024
@@ -58,7 +58,7 @@ def test_shipped_tiny_model_tracks_sequences_it_was_not_trained_on(tmp_path):
     (benchmarks/results/tiny_heldout.md has the larger run), against a box that never moves."""
     from benchmarks.tiny_heldout import score_against_static_box
     from tomp_deploy.datasets import open_dataset
-    from tomp_deploy.models import resolve_model
+    from tomp_deploy.shipped import resolve_model
     from tomp_deploy.synth import generate_benchmark
 
     generate_benchmark(tmp_path / "heldout", 4, 50, seed=7)

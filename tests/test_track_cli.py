@@ -126,13 +126,70 @@ def test_backend_option_for_another_backend(tmp_path, checkpoint, sequence):
     folder = write_lasot_sequence(tmp_path, *sequence)
     result = run_track(folder, "--model", checkpoint, "--backend", "torch", "--precision", "fp16")
     assert result.returncode == 2
-    assert "--precision applies to the torch-cuda backend, not torch" in result.stderr
+    assert "--precision does not apply to the torch backend" in result.stderr
     result = run_track(folder, "--model", checkpoint, "--backend", "onnxruntime", "--cuda-graphs")
-    assert "--cuda-graphs applies to the torch-cuda and tensorrt backend, not onnxruntime" in result.stderr
+    assert "--cuda-graphs does not apply to the onnxruntime backend" in result.stderr
 
 
 def test_malformed_init_box(tmp_path, checkpoint, sequence):
     folder = write_lasot_sequence(tmp_path, *sequence)
     result = run_track(folder, "--model", checkpoint, "--init-box", "1,2,three,4")
     assert result.returncode == 2
-    assert "not four numbers" in result.stderr
+    assert "--init-box: '1,2,three,4' is not a row of numbers" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def shipped_export(tmp_path_factory) -> Path:
+    from export.onnx_export import export_model
+    from tomp_deploy.model import load_model
+    from tomp_deploy.shipped import resolve_model
+
+    folder = tmp_path_factory.mktemp("export") / "tiny"
+    export_model(load_model(resolve_model("tiny")), folder)
+    return folder
+
+
+def edit_tracker_params(export: Path, **changes) -> Path:
+    import json
+    import shutil
+
+    edited = export.parent / f"edited-{'-'.join(changes)}"
+    shutil.copytree(export, edited)
+    manifest = json.loads((edited / "model.json").read_text())
+    manifest["tracker"].update(changes)
+    (edited / "model.json").write_text(json.dumps(manifest))
+    return edited
+
+
+def test_tracker_follows_the_exports_tracker_parameters(tmp_path, shipped_export):
+    """A threshold no score reaches makes every frame 'not found', so the box never moves: the tracker must
+    take that from model.json, in the Python API and on the command line, and --tracker-param overrides it."""
+    from tomp_deploy.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from tomp_deploy.tracker import ToMPTracker
+
+    never_found = edit_tracker_params(shipped_export, target_not_found_threshold=2.0)
+    with OnnxRuntimeBackend(never_found) as backend:
+        assert ToMPTracker(backend).params.target_not_found_threshold == 2.0
+
+    from tomp_deploy.datasets import open_dataset
+    from tomp_deploy.synth import generate_benchmark
+
+    generate_benchmark(tmp_path / "synthetic", 1, 12, seed=7)  # the kind of sequence the shipped model knows
+    folder = open_dataset(tmp_path / "synthetic", "lasot")[0].frames[0].parent
+    runs = {"recorded": (shipped_export, []), "edited": (never_found, []),
+            "overridden": (never_found, ["--tracker-param", "target_not_found_threshold=0.25"])}
+    boxes = {}
+    for name, (model, extra) in runs.items():
+        result = run_track(folder, "--model", model, "--backend", "onnxruntime", "--output", tmp_path / f"{name}.txt",
+                           *extra)
+        assert result.returncode == 0, result.stderr
+        boxes[name] = read_boxes(tmp_path / f"{name}.txt")
+    assert (boxes["edited"] == boxes["edited"][0]).all(), "the box moved although no frame can be found"
+    assert not (boxes["recorded"] == boxes["recorded"][0]).all(), "the shipped model follows the target"
+    np.testing.assert_array_equal(boxes["overridden"], boxes["recorded"])
+
+
+def test_unknown_tracker_parameter(tmp_path, shipped_export, sequence):
+    folder = write_lasot_sequence(tmp_path, *sequence)
+    result = run_track(folder, "--model", shipped_export, "--backend", "onnxruntime", "--tracker-param", "speed=3")
+    assert result.returncode == 2 and "Unknown tracker parameter 'speed'" in result.stderr

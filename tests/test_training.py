@@ -16,8 +16,9 @@ from tests.seeded import seeded_model
 from tomp_deploy import ToMPError, load_model
 from tomp_deploy.datasets.readers import read_lasot
 from tomp_deploy.model import ToMPNet, save_checkpoint
+from tomp_deploy.overrides import apply_overrides
 from tomp_deploy.presets import preset as model_preset
-from train.config import apply_overrides, preset
+from train.config import preset
 from train.data import FrameSampler, TrainSequence, load_sources, parse_data_spec
 from train.losses import giou_loss, hinge_classification_loss
 from train.processing import crop_around, jittered_box, process, sampling_region, training_label
@@ -144,19 +145,37 @@ def test_frozen_parameters_and_two_learning_rates(sources, tmp_path):
     assert not torch.equal(trainer.model.head.classifier.linear.weight, head_before)
 
 
-def test_kill_and_resume_equals_uninterrupted(sources, tmp_path):
-    loaded, _ = sources
-    sampler = FrameSampler(loaded, {"synthetic": 1}, SMALL)
-    straight = Trainer(SMALL, sampler, tmp_path / "a")
-    straight.fit(2)
+def interrupt_after(steps: int):
+    """A progress callback that interrupts the run after `steps` steps, as Ctrl-C or a kill would."""
+    def report(epoch, step, *_):
+        if step >= steps:
+            raise KeyboardInterrupt(f"interrupted after {step} steps")
+    return report
 
-    killed = Trainer(SMALL, sampler, tmp_path / "b")
+
+@pytest.mark.parametrize("mixed_precision", [(), ("cpu",)], ids=["fp32", "amp"])
+def test_kill_and_resume_equals_uninterrupted(sources, tmp_path, mixed_precision):
+    """With AMP the gradient scaler's state (scale, growth tracker) must come back too: a resumed run
+    that restarted from the initial scale would skip steps the straight run took. Two steps an epoch:
+    fp16 autocast is slow on a CPU."""
+    loaded, _ = sources
+    config = dataclasses.replace(SMALL, mixed_precision=mixed_precision, samples_per_epoch=4, batch_size=2)
+    sampler = FrameSampler(loaded, {"synthetic": 1}, config)
+    straight = Trainer(config, sampler, tmp_path / "a")
+    straight.fit(2)
+    assert straight.amp == bool(mixed_precision)
+
+    killed = Trainer(config, sampler, tmp_path / "b")
     killed.fit(1)
+    killed.progress = interrupt_after(1)
     with pytest.raises(KeyboardInterrupt):
-        killed.train_epoch(1, stop_after_steps=2)
-    resumed = Trainer(SMALL, sampler, tmp_path / "b", resume=True)
+        killed.train_epoch(1)
+    resumed = Trainer(config, sampler, tmp_path / "b", resume=True)
     assert resumed.start_epoch == 1
+    saved = torch.load(tmp_path / "b" / "latest.pt", weights_only=True)["training"]["scaler"]
+    assert resumed.scaler.state_dict() == saved
     resumed.fit(2)
+    assert resumed.scaler.state_dict() == straight.scaler.state_dict()
     for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(a, b), name
     state_a, state_b = straight.optimizer.state_dict(), resumed.optimizer.state_dict()
@@ -276,3 +295,22 @@ def test_shipping_a_fine_tuned_model_keeps_the_provenance_it_started_from(tmp_pa
     for name, value in tuned.state_dict().items():
         if value.is_floating_point():
             torch.testing.assert_close(reloaded.state_dict()[name], value.half().float(), rtol=0, atol=0)
+
+
+def test_non_finite_loss_stops_training_and_keeps_the_last_checkpoint(sources, tmp_path, monkeypatch):
+    import train.trainer as trainer_module
+
+    loaded, _ = sources
+    trainer = Trainer(SMALL, FrameSampler(loaded, {"synthetic": 1}, SMALL), tmp_path)
+    trainer.fit(1)
+    saved = (tmp_path / "latest.pt").read_bytes()
+    real = trainer_module.forward_losses
+
+    def diverging(*args):
+        losses = real(*args)
+        return {**losses, "loss": losses["loss"] * float("nan")}
+
+    monkeypatch.setattr(trainer_module, "forward_losses", diverging)
+    with pytest.raises(ToMPError, match="loss became nan at epoch 2, step 1: training diverged"):
+        trainer.fit(2)
+    assert (tmp_path / "latest.pt").read_bytes() == saved

@@ -11,82 +11,25 @@ from __future__ import annotations
 import datetime
 import json
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from tomp_deploy.backends import BACKENDS, open_backend
-from tomp_deploy.backends.tensorrt_backend import require
 from tomp_deploy.datasets import Sequence
-from tomp_deploy.engine_manifest import ENGINE_MANIFEST
+from tomp_deploy.driver import track_frames
 from tomp_deploy.errors import ToMPError
-from tomp_deploy.exported import MANIFEST
 from tomp_deploy.geometry import iou
-from tomp_deploy.machine import machine_facts
+from tomp_deploy.host_facts import host_facts
 from tomp_deploy.metrics import average, sequence_curves
 from tomp_deploy.parity import RecordingBackend, compare_contract
-from tomp_deploy.tracker import STAGES, ToMPTracker
+from tomp_deploy.sources import FrameSource
+from tomp_deploy.tracker import STAGES
 
 REFERENCE = "torch"
 RECORDED_FRAMES = 5
-
-
-@dataclass
-class ModelFiles:
-    """The forms of one model a benchmark can use: checkpoint (torch, torch-cuda), export folder
-    (onnxruntime), engine folder (tensorrt). Missing forms are made from the checkpoint when asked for."""
-
-    checkpoint: Path | None = None
-    export: Path | None = None
-    engines: Path | None = None
-
-    @classmethod
-    def from_path(cls, path: Path) -> "ModelFiles":
-        if path.is_file():
-            return cls(checkpoint=path)
-        if (path / MANIFEST).is_file():
-            recorded = (json.loads((path / MANIFEST).read_text()).get("checkpoint") or {}).get("path")
-            checkpoint = Path(recorded) if recorded and Path(recorded).is_file() else None
-            if (path / ENGINE_MANIFEST).is_file():
-                return cls(checkpoint=checkpoint, engines=path)
-            return cls(checkpoint=checkpoint, export=path)
-        raise ToMPError(f"--model {path} is neither a checkpoint file, an export folder (with {MANIFEST}) nor an "
-                        f"engine folder (with {ENGINE_MANIFEST}).")
-
-    def for_backend(self, name: str, out: Path, progress) -> Path:
-        if name in ("torch", "torch-cuda"):
-            if self.checkpoint is None:
-                raise ToMPError(f"the model folder names no checkpoint that exists here, so {name} cannot run it")
-            return self.checkpoint
-        if name == "tensorrt":
-            return self.engine_folder(out, progress)
-        return self.export_folder(out, progress)
-
-    def engine_folder(self, out: Path, progress) -> Path:
-        if self.engines is None:
-            from engines.builder import build_engines
-
-            require("tensorrt")  # before exporting: without TensorRT the backend is skipped at once
-            require("pycuda.driver")
-            export = self.export_folder(out, progress)
-            progress("building TensorRT engines")
-            self.engines = out / ".work" / "engines"
-            build_engines(export, self.engines, report=progress)
-        return self.engines
-
-    def export_folder(self, out: Path, progress) -> Path:
-        if self.export is None:
-            if self.checkpoint is None:
-                raise ToMPError("an engine folder cannot be run by ONNX Runtime and names no checkpoint to export")
-            from export.onnx_export import export_model  # the one step that needs the export tooling
-            from tomp_deploy.model import load_model
-
-            progress("exporting the checkpoint to ONNX")
-            self.export = out / ".work" / "export"
-            export_model(load_model(self.checkpoint), self.export, force=True)
-        return self.export
 
 
 @dataclass
@@ -98,29 +41,22 @@ class BackendRun:
     stage_seconds: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
 
 
-def read_rgb(path: Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ToMPError(f"{path} cannot be read; the dataset is incomplete.")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
 def run_backend(backend, sequences: list[Sequence], warmup: int, on_frame) -> BackendRun:
     run = BackendRun()
     timed = 0
     for sequence in sequences:
-        frames = [read_rgb(p) for p in sequence.frames]
-        tracker = ToMPTracker(backend)
-        tracker.initialize(frames[0], sequence.init_box)
-        boxes = [sequence.init_box]
-        for frame in frames[1:]:
-            result = tracker.track(frame)
-            boxes.append(result.box)
+        frames = [frame.image for frame in FrameSource.of_images(sequence.frames)]  # decoded before timing
+        boxes = []
+        for step in track_frames(backend, frames, [sequence.init_box]):
+            boxes.append(step.boxes[0])
+            if step.index == 0:
+                continue
             timed += 1
             if timed > warmup:
-                run.frame_seconds.append(sum(result.times.values()))
+                times = step.results[0].times
+                run.frame_seconds.append(sum(times.values()))
                 for stage in STAGES:
-                    run.stage_seconds[stage].append(result.times[stage])
+                    run.stage_seconds[stage].append(times[stage])
             on_frame()
         run.boxes[sequence.name] = np.array(boxes)
     return run
@@ -155,59 +91,64 @@ def summarise(name: str, run: BackendRun, sequences: list[Sequence], reference: 
     return entry
 
 
-def bench(model: Path | ModelFiles, backends: list[str], sequences: list[Sequence], out: Path, device: str = "cpu",
-          warmup: int = 5, progress=lambda text: None, on_frame=lambda: None, command: str = "") -> dict:
+def bench(model_name: str, model_for: Callable[[str], Path], backends: list[str], sequences: list[Sequence], out: Path,
+          device: str = "cpu", warmup: int = 5, progress=lambda text: None, on_frame=lambda: None,
+          command: str = "") -> dict:
+    """Runs every backend (torch first, the reference) over `sequences`; `model_for(backend)` gives the
+    model file or folder that backend takes, or raises `ToMPError` to have it reported as skipped."""
     unknown = [b for b in backends if b not in BACKENDS]
     if unknown:
         raise ToMPError(f"Unknown backend(s) {unknown}; available backends: {', '.join(BACKENDS)}.")
     if not sequences:
         raise ToMPError("The dataset holds no sequence to benchmark.")
-    files = model if isinstance(model, ModelFiles) else ModelFiles.from_path(model)
     names = [REFERENCE] + [b for b in backends if b != REFERENCE]
     out.mkdir(parents=True, exist_ok=True)
     runs: dict[str, BackendRun] = {}
-    loaded = {}
-    recorded = None
-    for name in names:
-        progress(f"{name}: loading")
-        try:
-            backend = open_backend(name, files.for_backend(name, out, progress), device=device)
-        except ToMPError as exc:
-            runs[name] = BackendRun(status="skipped", error=str(exc))
-            continue
-        try:
-            if name == REFERENCE:
-                backend = RecordingBackend(backend)
-            progress(f"{name}: tracking")
-            runs[name] = run_backend(backend, sequences, warmup, on_frame)
-            if name == REFERENCE:
-                recorded = {g: calls[:RECORDED_FRAMES] for g, calls in backend.calls.items()}
-                backend = backend.inner
-            loaded[name] = backend
-        except Exception as exc:  # a backend failing mid-run is reported; the others still run
-            runs[name] = BackendRun(status="failed", error=f"{exc.__class__.__name__}: {exc}")
-            traceback.print_exc(limit=2)
-    reference_run = runs.get(REFERENCE)
-    reference_ok = reference_run is not None and reference_run.status == "ok"
-    reference_curves = summarise(REFERENCE, reference_run, sequences, None, None, None) if reference_ok else None
-    report_backends = {}
-    for name in names:
-        score_error = None
-        if reference_ok and name in loaded:
-            rows = compare_contract(loaded[REFERENCE], loaded[name], recorded)
-            score_error = next(r.max_rel for r in rows if r.output == "scores")
-        report_backends[name] = summarise(name, runs[name], sequences, reference_curves,
-                                          reference_run if reference_ok else None, score_error)
+    score_errors: dict[str, float] = {}
+    reference = recorded = None
+    try:
+        for name in names:
+            progress(f"{name}: loading")
+            try:
+                backend = open_backend(name, model_for(name), device=device)
+            except ToMPError as exc:
+                runs[name] = BackendRun(status="skipped", error=str(exc))
+                continue
+            try:
+                progress(f"{name}: tracking")
+                if name == REFERENCE:
+                    reference = RecordingBackend(backend)
+                    runs[name] = run_backend(reference, sequences, warmup, on_frame)
+                    recorded = reference.first_calls(RECORDED_FRAMES)
+                    continue
+                runs[name] = run_backend(backend, sequences, warmup, on_frame)
+                if recorded is not None:
+                    rows = compare_contract(reference.inner, backend, recorded)
+                    score_errors[name] = next(r.max_rel for r in rows if r.output == "scores")
+            except Exception as exc:  # a backend failing mid-run is reported; the others still run
+                runs[name] = BackendRun(status="failed", error=f"{exc.__class__.__name__}: {exc}")
+                traceback.print_exc(limit=2)
+            finally:
+                if name != REFERENCE:
+                    backend.close()
+    finally:
+        if reference is not None:
+            reference.close()
+    if recorded is not None:
+        score_errors[REFERENCE] = 0.0
+    reference_run = runs[REFERENCE] if runs[REFERENCE].status == "ok" else None
+    reference_curves = summarise(REFERENCE, reference_run, sequences, None, None, None) if reference_run else None
     report = {
-        "machine": {**machine_facts(), "device": device},
+        "machine": {**host_facts(), "device": device},
         "reference": REFERENCE,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": command,
-        "model": str(files.checkpoint or files.export or files.engines),
+        "model": model_name,
         "sequences": [s.name for s in sequences],
         "frames": sum(len(s.frames) for s in sequences),
         "warmup_frames": warmup,
-        "backends": report_backends,
+        "backends": {name: summarise(name, runs[name], sequences, reference_curves, reference_run, score_errors.get(name))
+                     for name in names},
     }
     (out / "bench.json").write_text(json.dumps(report, indent=2))
     (out / "bench.md").write_text(markdown(report))
@@ -215,28 +156,47 @@ def bench(model: Path | ModelFiles, backends: list[str], sequences: list[Sequenc
     return report
 
 
-def markdown(report: dict) -> str:
-    lines = [f"# tomp-deploy bench: {Path(report['model']).name}", "",
-             f"{report['date']} on {report['machine']['cpu']} ({report['machine']['cpu_count']} cores)"
-             f"{''.join(f', {gpu}' for gpu in report['machine']['gpus'])}, device {report['machine']['device']}; "
-             f"{len(report['sequences'])} sequences, {report['frames']} frames.",
-             f"Command: `{report['command']}`", "",
-             "| backend | status | AUC | ΔAUC | precision | norm. prec. | IoU vs ref (mean/min) | score err | FPS (p10-p90) "
-             "| crop/backbone/predictor/head/decode ms |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+TABLE_COLUMNS = ("backend", "status", "AUC", "ΔAUC", "precision", "norm. prec.", "IoU vs ref (mean/min)", "score err",
+                 "FPS (p10-p90)", "ms " + "/".join(STAGES))
+
+
+def table_rows(report: dict) -> list[list[str]]:
+    """The bench table, one row of TABLE_COLUMNS per backend: what the terminal, Markdown and piped
+    output all show."""
+    rows = []
     for name, entry in report["backends"].items():
         if entry["status"] != "ok":
-            lines.append(f"| {name} | {entry['status']}: {entry['error']} |  |  |  |  |  |  |  |  |")
+            rows.append([name, entry["status"], entry["error"], *[""] * (len(TABLE_COLUMNS) - 3)])
             continue
-        stages = "/".join(f"{entry['stage_ms'][s]:.1f}" for s in STAGES)
-        delta = entry.get("delta_auc")
-        score = entry.get("score_max_rel_error")
-        lines.append(
-            f"| {name} | ok | {entry['auc']:.1f} | {'' if delta is None else f'{delta:+.2f}'} | {entry['precision']:.1f} "
-            f"| {entry['norm_precision']:.1f} | {entry.get('iou_mean', 1):.4f} / {entry.get('iou_min', 1):.4f} "
-            f"| {'' if score is None else f'{score:.1e}'} | {entry['fps']:.1f} ({entry['fps_p10']:.1f}-{entry['fps_p90']:.1f}) "
-            f"| {stages} |")
-    return "\n".join(lines) + "\n"
+        delta, score = entry.get("delta_auc"), entry.get("score_max_rel_error")
+        rows.append([
+            name, "ok", f"{entry['auc']:.1f}", "" if delta is None else f"{delta:+.2f}", f"{entry['precision']:.1f}",
+            f"{entry['norm_precision']:.1f}", f"{entry.get('iou_mean', 1):.4f} / {entry.get('iou_min', 1):.4f}",
+            "" if score is None else f"{score:.1e}", f"{entry['fps']:.1f} ({entry['fps_p10']:.1f}-{entry['fps_p90']:.1f})",
+            "/".join(f"{entry['stage_ms'][s]:.1f}" for s in STAGES)])
+    return rows
+
+
+def table_title(report: dict) -> str:
+    return (f"bench: {Path(report['model']).name} on {len(report['sequences'])} sequences "
+            f"({report['machine']['device']}), reference {report['reference']}")
+
+
+def markdown_table(columns, rows) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|").replace("\n", " ") for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def markdown(report: dict) -> str:
+    machine = report["machine"]
+    return "\n".join([
+        f"# tomp-deploy bench: {Path(report['model']).name}", "",
+        f"{report['date']} on {machine['cpu']} ({machine['cpu_count']} cores)"
+        f"{''.join(f', {gpu}' for gpu in machine['gpus'])}, device {machine['device']}; "
+        f"{len(report['sequences'])} sequences, {report['frames']} frames.",
+        f"Command: `{report['command']}`", "",
+        markdown_table(TABLE_COLUMNS, table_rows(report))]) + "\n"
 
 
 def plot(report: dict, runs: dict[str, BackendRun], sequences: list[Sequence], path: Path) -> None:

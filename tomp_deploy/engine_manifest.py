@@ -8,20 +8,23 @@ for, so any difference is an error that says to rebuild. Importing this module n
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from tomp_deploy.contract import BATCH, TensorSpec
 from tomp_deploy.errors import ToMPError
+from tomp_deploy.manifest_files import read_manifest_json, write_manifest_json
 
 ENGINE_FORMAT = "tomp-deploy-engines"
 ENGINE_VERSION = 1
-ENGINE_MANIFEST = "manifest.json"
+ENGINE_MANIFEST_FILE = "manifest.json"
+REBUILD = "rebuild the engines with 'tomp-deploy build EXPORT_DIR --out ENGINE_DIR'"
 
 
 @dataclass(frozen=True)
-class Machine:
+class EngineTarget:
+    """What a serialized engine is tied to: the TensorRT release and the GPU it runs on."""
+
     tensorrt: str
     gpu_name: str
     compute_capability: str
@@ -39,38 +42,28 @@ class EngineManifest:
     build_seconds: float = 0.0
 
     def write(self, folder: Path) -> Path:
-        path = Path(folder) / ENGINE_MANIFEST
-        path.write_text(json.dumps({"format": ENGINE_FORMAT, "version": ENGINE_VERSION, **asdict(self)}, indent=2))
-        return path
+        return write_manifest_json(Path(folder) / ENGINE_MANIFEST_FILE, ENGINE_FORMAT, ENGINE_VERSION, asdict(self))
 
     @classmethod
     def read(cls, folder: Path) -> "EngineManifest":
-        path = Path(folder) / ENGINE_MANIFEST
-        if not path.is_file():
-            raise ToMPError(f"{folder} is not an engine folder: {ENGINE_MANIFEST} is missing. Build it with "
-                            "'tomp-deploy build EXPORT_DIR --out ENGINE_DIR'.")
+        path = Path(folder) / ENGINE_MANIFEST_FILE
+        fields = read_manifest_json(path, ENGINE_FORMAT, ENGINE_VERSION, "tomp-deploy engine manifest", REBUILD)
         try:
-            content = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ToMPError(f"{path} is not valid JSON ({exc}); rebuild the engines.") from None
-        if content.pop("format", None) != ENGINE_FORMAT or content.pop("version", None) != ENGINE_VERSION:
-            raise ToMPError(f"{path} is not a tomp-deploy engine manifest of version {ENGINE_VERSION}; rebuild the engines.")
-        try:
-            return cls(**content)
+            return cls(**fields)
         except TypeError as exc:
-            raise ToMPError(f"{path} is incomplete or of another version ({exc}); rebuild the engines.") from None
+            raise ToMPError(f"{path} is incomplete or of another version ({exc}); {REBUILD}.") from None
 
 
-def mismatches(manifest: EngineManifest, machine: Machine, export_sha256: dict[str, str] | None = None) -> list[str]:
-    """Every way the engines do not fit this machine or the given export (graph -> ONNX hash)."""
+def mismatches(manifest: EngineManifest, target: EngineTarget, export_sha256: dict[str, str] | None = None) -> list[str]:
+    """Every way the engines do not fit this TensorRT and GPU or the given export (graph -> ONNX hash)."""
     problems = []
-    if manifest.tensorrt != machine.tensorrt:
-        problems.append(f"built with TensorRT {manifest.tensorrt}, this machine has TensorRT {machine.tensorrt}")
-    if manifest.compute_capability != machine.compute_capability:
+    if manifest.tensorrt != target.tensorrt:
+        problems.append(f"built with TensorRT {manifest.tensorrt}, this machine has TensorRT {target.tensorrt}")
+    if manifest.compute_capability != target.compute_capability:
         problems.append(f"built for compute capability {manifest.compute_capability} ({manifest.gpu_name}), this GPU "
-                        f"is {machine.compute_capability} ({machine.gpu_name})")
-    elif manifest.gpu_name != machine.gpu_name:
-        problems.append(f"built on a {manifest.gpu_name}, this GPU is a {machine.gpu_name}")
+                        f"is {target.compute_capability} ({target.gpu_name})")
+    elif manifest.gpu_name != target.gpu_name:
+        problems.append(f"built on a {manifest.gpu_name}, this GPU is a {target.gpu_name}")
     if export_sha256 is not None:
         for graph, digest in sorted(export_sha256.items()):
             if manifest.onnx_sha256.get(graph) != digest:
@@ -78,8 +71,8 @@ def mismatches(manifest: EngineManifest, machine: Machine, export_sha256: dict[s
     return problems
 
 
-def check_engines(manifest: EngineManifest, machine: Machine, export_sha256: dict[str, str] | None = None) -> None:
-    problems = mismatches(manifest, machine, export_sha256)
+def check_engines(manifest: EngineManifest, target: EngineTarget, export_sha256: dict[str, str] | None = None) -> None:
+    problems = mismatches(manifest, target, export_sha256)
     if problems:
         raise ToMPError("These TensorRT engines cannot run here:\n  " + "\n  ".join(problems)
                         + "\nRebuild them on this machine: tomp-deploy build EXPORT_DIR --out ENGINE_DIR")

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from tomp_deploy.box_text import format_box
 from tomp_deploy.datasets import Sequence
+from tomp_deploy.driver import track_frames
 from tomp_deploy.errors import ToMPError
+from tomp_deploy.overrides import overridden_tracker_params
+from tomp_deploy.presets import TrackerParams
+from tomp_deploy.sources import FrameSource
 
 _worker_backend = None
+_worker_params: TrackerParams | None = None
 
 
 def result_is_complete(path: Path, sequence: Sequence) -> bool:
@@ -29,63 +34,60 @@ def _write_atomically(path: Path, lines: list[str]) -> None:
     os.replace(temporary, path)
 
 
-def run_sequence(backend, sequence: Sequence, results: Path, on_frame: Callable[[], None] | None = None) -> str:
-    import cv2
-
-    from tomp_deploy.tracker import ToMPTracker
-
-    tracker = ToMPTracker(backend)
+def run_sequence(backend, sequence: Sequence, results: Path, on_frame: Callable[[], None] | None = None,
+                 params: TrackerParams | None = None) -> str:
     boxes, times = [], []
-    for index, frame_path in enumerate(sequence.frames):
-        image = cv2.imread(str(frame_path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise ToMPError(f"{sequence.name}: frame {index} ({frame_path}) cannot be read; the dataset is incomplete.")
-        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-        started = time.perf_counter()
-        if index == 0:
-            tracker.initialize(image, sequence.init_box)
-            box = sequence.init_box
-        else:
-            box = tracker.track(image).box
-        times.append(time.perf_counter() - started)
-        boxes.append(box)
-        if on_frame:
-            on_frame()
+    frames = (frame.image for frame in FrameSource.of_images(sequence.frames))
+    try:
+        for step in track_frames(backend, frames, [sequence.init_box], params):
+            boxes.append(step.boxes[0])
+            times.append(step.seconds)
+            if on_frame:
+                on_frame()
+    except ToMPError as exc:
+        raise ToMPError(f"Sequence {sequence.name}: {exc}") from None
     _write_atomically(results / f"{sequence.name}_time.txt", [f"{t:.6f}" for t in times])
-    _write_atomically(results / f"{sequence.name}.txt", [",".join(f"{v:.4f}" for v in b) for b in np.asarray(boxes)])
+    _write_atomically(results / f"{sequence.name}.txt", [format_box(b) for b in np.asarray(boxes)])
     return sequence.name
 
 
-def _init_worker(backend_name: str, model: str, device: str) -> None:
-    global _worker_backend
+def _open(backend_name: str, model: str, device: str, tracker_overrides: list[str]):
+    """The backend, and its model's tracker parameters with `tracker_overrides` applied (None: as recorded)."""
     from tomp_deploy.backends import open_backend
 
-    _worker_backend = open_backend(backend_name, model, device=device)
+    backend = open_backend(backend_name, model, device=device)
+    return backend, overridden_tracker_params(backend.tracker_params, tracker_overrides)
+
+
+def _init_worker(backend_name: str, model: str, device: str, tracker_overrides: list[str]) -> None:
+    global _worker_backend, _worker_params
+    _worker_backend, _worker_params = _open(backend_name, model, device, tracker_overrides)
 
 
 def _run_in_worker(arguments) -> str:
     sequence, results = arguments
-    return run_sequence(_worker_backend, sequence, results)
+    return run_sequence(_worker_backend, sequence, results, params=_worker_params)
 
 
 def evaluate(sequences: list[Sequence], backend_name: str, model: str, results: Path, device: str = "cpu",
-             workers: int = 1, on_frame=None, on_sequence=None) -> list[str]:
-    """Tracks every sequence without a complete result file; returns the names it ran."""
-    from tomp_deploy.backends import open_backend
-
+             workers: int = 1, tracker_overrides: list[str] = (), on_frame=None, on_sequence=None) -> list[str]:
+    """Tracks every sequence without a complete result file; returns the names it ran. `tracker_overrides`
+    (key=value) change the tracker parameters the model records."""
     results.mkdir(parents=True, exist_ok=True)
     todo = [s for s in sequences if not result_is_complete(results / f"{s.name}.txt", s)]
     if not todo:
         return []
     if workers <= 1:
-        backend = open_backend(backend_name, model, device=device)
-        for sequence in todo:
-            run_sequence(backend, sequence, results, on_frame)
-            if on_sequence:
-                on_sequence(sequence.name)
+        backend, params = _open(backend_name, model, device, list(tracker_overrides))
+        with backend:
+            for sequence in todo:
+                run_sequence(backend, sequence, results, on_frame, params)
+                if on_sequence:
+                    on_sequence(sequence.name)
     else:
         context = multiprocessing.get_context("spawn")
-        with context.Pool(workers, initializer=_init_worker, initargs=(backend_name, str(model), device)) as pool:
+        initargs = (backend_name, str(model), device, list(tracker_overrides))
+        with context.Pool(workers, initializer=_init_worker, initargs=initargs) as pool:
             for name in pool.imap_unordered(_run_in_worker, [(s, results) for s in todo]):
                 if on_sequence:
                     on_sequence(name)

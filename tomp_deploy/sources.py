@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,9 +9,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from tomp_deploy.box_text import format_box, parse_box
 from tomp_deploy.errors import ToMPError
+from tomp_deploy.images import IMAGE_SUFFIXES, list_images, read_rgb, to_rgb
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 GROUNDTRUTH_NAMES = ("groundtruth.txt", "groundtruth_rect.txt")
 
 
@@ -22,19 +22,6 @@ class Frame:
     image: np.ndarray
     """RGB uint8 [H, W, 3]."""
     name: str
-
-
-def _to_rgb(image: np.ndarray) -> np.ndarray:
-    """OpenCV's BGR/BGRA/grey decode -> RGB (grey replicated, alpha dropped)."""
-    if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
-    if image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
-def _natural_key(path: Path) -> list:
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
 
 
 class FrameSource:
@@ -50,9 +37,7 @@ class FrameSource:
         elif path.is_dir():
             self.kind = "folder"
             self.folder = path
-            self.frame_paths = sorted(
-                (p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key
-            )
+            self.frame_paths = list_images(path)
             if not self.frame_paths:
                 raise ToMPError(f"The folder {path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}).")
         elif path.is_file():
@@ -78,14 +63,22 @@ class FrameSource:
         else:
             yield from self._capture_frames()
 
+    @classmethod
+    def of_images(cls, paths: list[Path]) -> "FrameSource":
+        """The frames of a dataset sequence: these image files, in this order."""
+        if not paths:
+            raise ToMPError("A sequence needs at least one frame.")
+        source = cls(paths[0].parent)
+        source.frame_paths = list(paths)
+        return source
+
     def _folder_frames(self) -> Iterator[Frame]:
         for index, path in enumerate(self.frame_paths):
-            image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-            if image is None or image.size == 0:
-                raise ToMPError(f"Frame {index} ({path}) cannot be decoded: the image file is corrupt or empty.")
-            if image.dtype != np.uint8:
-                image = cv2.convertScaleAbs(image, alpha=255.0 / max(float(image.max()), 1.0))
-            yield Frame(index, _to_rgb(image), path.name)
+            try:
+                image = read_rgb(path)
+            except ToMPError as exc:
+                raise ToMPError(f"Frame {index}: {exc}") from None
+            yield Frame(index, image, path.name)
 
     def _capture_frames(self) -> Iterator[Frame]:
         capture = cv2.VideoCapture(int(self.source) if self.kind == "camera" else self.source)
@@ -99,7 +92,7 @@ class FrameSource:
                 ok, image = capture.read()
                 if not ok or image is None:
                     break
-                yield Frame(index, _to_rgb(image), f"{index:06d}")
+                yield Frame(index, to_rgb(image), f"{index:06d}")
                 index += 1
         finally:
             capture.release()
@@ -119,18 +112,6 @@ def find_groundtruth(folder: Path) -> Path | None:
     return None
 
 
-def parse_box(text: str, origin: str = "box") -> np.ndarray:
-    """x,y,w,h separated by commas, tabs or spaces."""
-    parts = [p for p in re.split(r"[,\s]+", text.strip()) if p]
-    try:
-        values = np.array([float(p) for p in parts], dtype=np.float64)
-    except ValueError:
-        raise ToMPError(f"{origin}: {text.strip()!r} is not four numbers x,y,w,h.") from None
-    if values.shape != (4,):
-        raise ToMPError(f"{origin}: expected four numbers x,y,w,h, got {len(values)} in {text.strip()!r}.")
-    return values
-
-
 def first_groundtruth_box(path: Path) -> np.ndarray:
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         if line.strip():
@@ -148,7 +129,7 @@ class ResultWriter:
         self._file = open(path, "w")
 
     def write(self, box: np.ndarray) -> None:
-        self._file.write(",".join(f"{v:.4f}" for v in box) + "\n")
+        self._file.write(format_box(box) + "\n")
         self._file.flush()
 
     def close(self) -> None:

@@ -15,6 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from tomp_deploy.images import read_rgb
+
 ATTRIBUTES = {
     "IV": "Illumination Variation", "POC": "Partial Occlusion", "MB": "Motion Blur", "CM": "Camera Motion",
     "BC": "Background Clutter", "SV": "Scale Variation", "FOC": "Full Occlusion", "FM": "Fast Motion",
@@ -30,8 +32,7 @@ def _sample_images() -> list[np.ndarray]:
 
     images = []
     for name in ("grace_hopper.jpg", "Minduka_Present_Blue_Pack.png"):
-        image = cv2.imread(str(cbook.get_sample_data(name, asfileobj=False)), cv2.IMREAD_COLOR)
-        images.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB).astype(np.float32))
+        images.append(read_rgb(Path(cbook.get_sample_data(name, asfileobj=False))).astype(np.float32))
     for name, key, colormap in (("topobathy.npz", "topo", "terrain"), ("jacksboro_fault_dem.npz", "elevation", "gist_earth")):
         with np.load(cbook.get_sample_data(name, asfileobj=False)) as data:
             relief = data[key].astype(np.float32)

@@ -212,11 +212,12 @@ class ToMPTracker:
     """Single-target ToMP tracking: `initialize(frame, box)`, then `track(frame)` per frame.
 
     Frames are RGB arrays (H x W x 3, uint8 or float 0..255; grey-scale and RGBA are converted).
+    `params` overrides the tracker parameters the backend's model records (`backend.tracker_params`).
     """
 
     def __init__(self, backend: Backend, params: TrackerParams | None = None):
         self.backend = backend
-        self.params = params or TrackerParams()
+        self.params = params or backend.tracker_params
         self._multi = MultiTargetTracker(backend, self.params)
 
     def initialize(self, frame: np.ndarray, box) -> None:
@@ -227,11 +228,12 @@ class ToMPTracker:
 
 
 class MultiTargetTracker:
-    """Several independent targets in one video; their crops go through one batched backbone call."""
+    """Several independent targets in one video; their crops go through one batched backbone call.
+    `params` overrides the tracker parameters the backend's model records (`backend.tracker_params`)."""
 
     def __init__(self, backend: Backend, params: TrackerParams | None = None):
         self.backend = backend
-        self.params = params or TrackerParams()
+        self.params = params or backend.tracker_params
         self.targets: list[TargetState] = []
         self.frame_index = 0
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
 from tomp_deploy.errors import ToMPError
+from tomp_deploy.presets import TrackerParams
 
 
 @dataclass(frozen=True)
@@ -23,14 +23,13 @@ class TrainConfig:
     num_train_frames: int = 2
     num_test_frames: int = 1
     max_gap: int = 200
-    search_area_factor: float = 5.0
-    output_sigma_factor: float = 0.25
+    tracker: TrackerParams = field(default_factory=TrackerParams)
+    """The crop and label settings training shares with tracking (search area, border mode, largest
+    aspect change of a crop, label sigma); saved in every checkpoint, so its tracker uses the same."""
     center_jitter_train: float = 0.0
     center_jitter_test: float = 4.5
     scale_jitter_train: float = 0.0
     scale_jitter_test: float = 0.5
-    crop_type: str = "inside_major"
-    max_scale_change: float = 1.5
     center_sampling_radius: float = 1.0
     grayscale_probability: float = 0.05
     flip_probability: float = 0.5
@@ -50,8 +49,9 @@ class TrainConfig:
     freeze_backbone_batchnorm: bool = True
     """Keep every backbone BatchNorm at its (ImageNet) statistics, as the paper does. A backbone trained
     from scratch needs them learning instead."""
-    mixed_precision: bool = True
-    """Automatic mixed precision on CUDA (ignored on CPU)."""
+    mixed_precision: tuple[str, ...] = ("cuda",)
+    """Device types on which training runs under fp16 autocast with a gradient scaler (`cpu` works too,
+    but is slower than fp32 on most CPUs)."""
     synthetic_sequences: int = 60
     synthetic_frames: int = 100
     """Size of the benchmark `--data synthetic` writes into the run folder."""
@@ -75,38 +75,3 @@ def preset(name: str) -> TrainConfig:
     if name not in PRESETS:
         raise ToMPError(f"Unknown training preset {name!r}; choose one of {', '.join(PRESETS)}.")
     return PRESETS[name]
-
-
-def _convert(text: str, example):
-    if isinstance(example, bool):
-        if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
-            raise ValueError(f"{text!r} is not a boolean")
-        return text.lower() in ("true", "1", "yes")
-    if isinstance(example, int):
-        return int(text)
-    if isinstance(example, float):
-        return float(text)
-    if isinstance(example, tuple):
-        items = [p for p in text.split(",") if p]
-        return tuple(_convert(p, example[0]) if example else p for p in items)
-    if isinstance(example, dict):
-        pairs = [p.split(":", 1) for p in text.split(",") if p]
-        return {k: float(v) for k, v in pairs}
-    return text
-
-
-def apply_overrides(config: TrainConfig, overrides: list[str]) -> TrainConfig:
-    """`key=value` overrides (tuples as a,b,c; dicts as k:v,k:v); an unknown key or bad value is an error."""
-    known = {f.name: f for f in dataclasses.fields(config)}
-    changes = {}
-    for item in overrides:
-        key, separator, value = item.partition("=")
-        if not separator:
-            raise ToMPError(f"Override {item!r} is not key=value.")
-        if key not in known:
-            raise ToMPError(f"Unknown training setting {key!r}; known settings: {', '.join(sorted(known))}.")
-        try:
-            changes[key] = _convert(value, getattr(config, key))
-        except (ValueError, TypeError) as exc:
-            raise ToMPError(f"Override {item!r}: {exc}.") from None
-    return dataclasses.replace(config, **changes)

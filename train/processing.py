@@ -9,6 +9,7 @@ import numpy as np
 
 from tomp_deploy.errors import ToMPError
 from tomp_deploy.geometry import encode_ltrb, gaussian_label, sample_patch
+from tomp_deploy.images import read_rgb
 from tomp_deploy.presets import ModelConfig
 from train.config import TrainConfig
 from train.data import TrainSequence
@@ -25,11 +26,11 @@ def jittered_box(box: np.ndarray, rng: np.random.Generator, scale_jitter: float,
 
 def crop_around(image: np.ndarray, box: np.ndarray, crop_box: np.ndarray, config: TrainConfig,
                 output_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Crops the search region of `crop_box` (search_area_factor x its size) and maps `box` into it."""
+    """Crops the search region of `crop_box` (the search area scale x its size) and maps `box` into it."""
     center = np.array([crop_box[1] + crop_box[3] / 2, crop_box[0] + crop_box[2] / 2])
-    side = math.sqrt(crop_box[2] * crop_box[3]) * config.search_area_factor
-    patch = sample_patch(image, center, np.array([side, side]), output_size, mode=config.crop_type,
-                         max_scale_change=config.max_scale_change)
+    side = math.sqrt(crop_box[2] * crop_box[3]) * config.tracker.search_area_scale
+    patch = sample_patch(image, center, np.array([side, side]), output_size, mode=config.tracker.border_mode,
+                         max_scale_change=config.tracker.patch_max_scale_change)
     top, left, bottom, right = patch.coords
     scale_y, scale_x = (bottom - top) / output_size, (right - left) / output_size
     mapped = np.array([(box[0] - left) / scale_x, (box[1] - top) / scale_y, box[2] / scale_x, box[3] / scale_y])
@@ -48,18 +49,18 @@ def sampling_region(box: np.ndarray, feature_size: int, stride: int, radius: flo
 
 
 def training_label(box: np.ndarray, model: ModelConfig, config: TrainConfig) -> np.ndarray:
-    """Gaussian of sigma (output_sigma_factor / search_area_factor) * F cells at the box centre."""
+    """Gaussian of sigma (output_sigma_factor / search_area_scale) * F cells at the box centre."""
     size, cells = model.search_size, model.feature_size
     center = np.array([box[1] + box[3] / 2, box[0] + box[2] / 2])
-    sigma = config.output_sigma_factor / config.search_area_factor * cells
+    sigma = config.tracker.output_sigma_factor / config.tracker.search_area_scale * cells
     return gaussian_label(cells, sigma, cells * (center - size / 2) / size)
 
 
 def _read(path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ToMPError(f"Training frame {path} cannot be read; the dataset is incomplete or corrupt.")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB).astype(np.float32)
+    try:
+        return read_rgb(path).astype(np.float32)
+    except ToMPError as exc:
+        raise ToMPError(f"Training frame {exc} The dataset is incomplete or corrupt.") from None
 
 
 def _flip(image: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

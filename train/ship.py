@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from tomp_deploy.machine import machine_facts
+from tomp_deploy.host_facts import host_facts
 from tomp_deploy.model import load_model, save_checkpoint
 
 
@@ -35,7 +35,7 @@ def ship(checkpoint: Path, target: Path, command: str, seconds: float | None) ->
         "final_epoch_metrics": trained.get("metrics"),
         "training_seconds": seconds,
         "synthetic_data_seed": 1000 + int((trained.get("train_config") or {}).get("seed", 0)),
-        "machine": machine_facts(),
+        "machine": host_facts(),
         "shipped": datetime.date.today().isoformat(),
         "storage": "float16 (loaded as float32)",
     }

@@ -115,14 +115,14 @@ class Trainer:
         self.model.to(self.device)
         self.optimizer = torch.optim.AdamW(param_groups(self.model, config), lr=config.lr_head,
                                            weight_decay=config.weight_decay)
+        self.amp = self.device.type in config.mixed_precision
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp)
         self.start_epoch = 0
         self.initialised_from = str(init) if init is not None else None
         if resume:
             self._resume()
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(
             self.optimizer, list(config.lr_milestones), config.lr_gamma, last_epoch=self.start_epoch - 1)
-        self.amp = config.mixed_precision and self.device.type == "cuda"
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.network = self.model
         if self.world > 1:
             self.network = torch.nn.parallel.DistributedDataParallel(
@@ -161,6 +161,8 @@ class Trainer:
             )
         self.model.load_state_dict(content["state_dict"])
         self.optimizer.load_state_dict(content["training"]["optimizer"])
+        if self.amp and "scaler" in content["training"]:
+            self.scaler.load_state_dict(content["training"]["scaler"])
         self.start_epoch = int(content["training"]["epoch"])
         self.initialised_from = content.get("meta", {}).get("initialised_from")
 
@@ -172,8 +174,8 @@ class Trainer:
                           num_workers=self.config.num_workers, worker_init_fn=seed_worker, generator=generator,
                           persistent_workers=False, pin_memory=self.device.type == "cuda")
 
-    def train_epoch(self, epoch: int, stop_after_steps: int | None = None) -> dict[str, float]:
-        """One epoch; `stop_after_steps` ends it early (tests use it to simulate a killed run)."""
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        """One epoch. A non-finite loss stops training with the last checkpoint left as it was."""
         self.network.train()
         freeze_backbone(self.model, self.config)
         totals: dict[str, float] = {}
@@ -189,6 +191,11 @@ class Trainer:
             batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
             with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
                 losses = forward_losses(self.network if self.world == 1 else self.network.module, batch, self.config)
+            if not torch.isfinite(losses["loss"]):
+                raise ToMPError(
+                    f"The training loss became {float(losses['loss'].detach())} at epoch {epoch + 1}, step {steps + 1}: training "
+                    f"diverged. {self.run_dir / LATEST} holds the last finished epoch; lower the learning rates "
+                    "(--set lr_head=..., lr_backbone=...) and continue with --resume, or start again.")
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(losses["loss"]).backward()
             self.scaler.step(self.optimizer)
@@ -201,8 +208,6 @@ class Trainer:
             if self.progress:
                 self.progress(epoch, steps, len(loader), {k: v / steps for k, v in totals.items()},
                               samples / (time.perf_counter() - started), self.optimizer.param_groups[0]["lr"])
-            if stop_after_steps is not None and steps >= stop_after_steps:
-                raise KeyboardInterrupt(f"stopped after {steps} steps")
         if steps == 0:
             raise ToMPError("The epoch had no full batch: raise samples_per_epoch or lower batch_size.")
         for group, lr in zip(self.optimizer.param_groups, scheduled):
@@ -217,8 +222,8 @@ class Trainer:
 
     def save(self, epoch: int, metrics: dict) -> Path:
         meta = {"train_config": json.loads(json.dumps(dataclasses.asdict(self.config))), "epoch": epoch, "metrics": metrics,
-                "initialised_from": self.initialised_from}
-        training = {"epoch": epoch, "optimizer": self.optimizer.state_dict()}
+                "initialised_from": self.initialised_from, "tracker": self.config.tracker.to_dict()}
+        training = {"epoch": epoch, "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict()}
         path = save_checkpoint(self.model, self.run_dir / "checkpoints" / f"epoch_{epoch:04d}.pt", meta, training)
         save_checkpoint(self.model, self.run_dir / LATEST, meta, training)
         return path
@@ -228,6 +233,7 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         for epoch in range(self.start_epoch, epochs):
             metrics = {"epoch": epoch + 1, **self.train_epoch(epoch)}
+            self.start_epoch = epoch + 1
             if self.rank == 0:
                 self.save(epoch + 1, metrics)
                 with open(self.run_dir / "metrics.jsonl", "a") as f:

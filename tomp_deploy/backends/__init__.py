@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from pathlib import Path
 
 from tomp_deploy.backends.base import Backend
@@ -47,7 +48,12 @@ def open_backend(name: str, model: str | Path, device: str = "cpu", **options) -
             f"The {name} backend needs the Python package '{exc.name}', which is not installed. "
             "Install tomp-deploy with its dependencies (pip install -e .)."
         ) from None
-    return getattr(module, class_name)(model, device=device, **options)
+    backend_class = getattr(module, class_name)
+    accepted = [p for p in list(inspect.signature(backend_class).parameters)[1:] if p != "device"]
+    for option in options:
+        if option not in accepted:
+            raise ToMPError(f"--{option.replace('_', '-')} does not apply to the {name} backend.")
+    return backend_class(model, device=device, **options)
 
 
 __all__ = ["BACKENDS", "Backend", "open_backend", "parse_backend_spec"]

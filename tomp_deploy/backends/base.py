@@ -4,7 +4,9 @@ Two levels: the split-graph contract on numpy arrays (`backbone`, `predictor`, `
 checks compare), and the tracking path the tracker drives (`extract`, `new_memory`, `locate`), which
 lets a GPU backend keep features and memory frames on the device and hand back only score maps and
 boxes. `HostTracking` implements the tracking path over the contract for backends that work on
-host arrays.
+host arrays. Every backend is a context manager: `close()` releases what it holds (GPU memory and
+contexts, sessions), and the tracker takes its parameters from `tracker_params`, the ones its model
+records.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from tomp_deploy.presets import ModelConfig
+from tomp_deploy.presets import ModelConfig, TrackerParams
 
 
 @dataclass
@@ -45,6 +47,8 @@ class Backend(Protocol):
 
     name: str
     config: ModelConfig
+    tracker_params: TrackerParams
+    """The tracker parameters the model records (export's model.json, a checkpoint's meta)."""
 
     def backbone(self, image: np.ndarray) -> np.ndarray:
         """`image` [B,3,S,S] RGB 0..255 -> `feat` [B,C,F,F]."""
@@ -82,6 +86,26 @@ class Backend(Protocol):
         as the contract's predictor inputs)."""
         ...
 
+    def close(self) -> None:
+        """Releases the model and whatever the backend holds; the backend is unusable afterwards."""
+        ...
+
+
+class BackendLifecycle:
+    """Defaults every backend shares: reference tracker parameters unless the model records others, and
+    use as a context manager that closes the backend."""
+
+    tracker_params: TrackerParams = TrackerParams()
+
+    def close(self) -> None:
+        """Nothing to release beyond what garbage collection frees."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
 
 class HostMemory:
     """Memory features as one numpy array [T,C,F,F], the predictor's `train_feat` as is."""
@@ -94,7 +118,7 @@ class HostMemory:
         self.feat[slot] = features[index]
 
 
-class HostTracking:
+class HostTracking(BackendLifecycle):
     """The tracking path over the numpy contract, for backends whose arrays live on the host."""
 
     def extract(self, image: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ import onnxruntime as ort
 from tomp_deploy.backends.base import HostTracking
 from tomp_deploy.contract import BATCH, GRAPHS, graph_io
 from tomp_deploy.errors import ToMPError
-from tomp_deploy.exported import ExportedModel, read_export
+from tomp_deploy.export_manifest import ExportFolder, read_export
 
 PROVIDERS = {"tensorrt": "TensorrtExecutionProvider", "cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}
 """Short names of the execution providers, in their order of preference (TensorRT, then CUDA, then CPU)."""
@@ -40,12 +40,12 @@ class OnnxRuntimeBackend(HostTracking):
 
     name = "onnxruntime"
 
-    def __init__(self, export: str | Path | ExportedModel, device: str = "cpu", providers: list[str] | None = None,
+    def __init__(self, export: str | Path | ExportFolder, device: str = "cpu", providers: list[str] | None = None,
                  threads: int | None = None, graphs: dict[str, bytes] | None = None,
                  optimization: ort.GraphOptimizationLevel = ort.GraphOptimizationLevel.ORT_ENABLE_ALL):
         """`graphs` replaces the folder's ONNX files with other serialised models of the same contract
         (the FP16 check runs its emulated copies this way)."""
-        self.exported = export if isinstance(export, ExportedModel) else read_export(export)
+        self.exported = export if isinstance(export, ExportFolder) else read_export(export)
         self.config = self.exported.config
         self.tracker_params = self.exported.tracker
         self.providers = resolve_providers(providers or (["cuda"] if device.startswith("cuda") else ["cpu"]))
@@ -94,3 +94,7 @@ class OnnxRuntimeBackend(HostTracking):
 
     def head(self, cls_filter, cls_feat, bbreg_filter, bbreg_feat):
         return tuple(self._run("head", cls_filter, cls_feat, bbreg_filter, bbreg_feat))
+
+    def close(self) -> None:
+        """Releases the three sessions (their memory arenas and thread pools)."""
+        self.sessions.clear()

@@ -10,50 +10,19 @@ addresses are what lets the per-frame calls be captured as CUDA graphs).
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from tomp_deploy.backends.base import Located
+from tomp_deploy.backends.base import BackendLifecycle, Located
 from tomp_deploy.contract import GRAPHS, TensorSpec, graph_io
-from tomp_deploy.engine_manifest import EngineManifest, EngineTensor, Machine, check_engines, io_mismatches
+from tomp_deploy.engine_manifest import EngineManifest, EngineTensor, check_engines, io_mismatches
 from tomp_deploy.errors import ToMPError
-from tomp_deploy.exported import read_manifest
+from tomp_deploy.export_manifest import read_export_manifest
+from tomp_deploy.gpu import cuda_device, current_engine_target, require
 
-INSTALL_HINT = ("pip install 'tomp-deploy[tensorrt]' (TensorRT 10 wheels from NVIDIA's package index, pycuda "
-                "and cuda-python), on a machine with an NVIDIA GPU and driver")
 TRT_DTYPES = {"FLOAT": "float32", "HALF": "float16", "BOOL": "bool"}
-
-
-def require(module: str):
-    """Imports TensorRT, pycuda or cuda-python, or says which one is missing and how to get it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise ToMPError(f"The Python package '{module.split('.')[0]}' is not installed; {INSTALL_HINT}.") from None
-
-
-def cuda_device(index: int = 0):
-    """pycuda's driver module and the device, or a clear error when CUDA or a GPU is missing."""
-    cuda = require("pycuda.driver")
-    try:
-        cuda.init()
-        count = cuda.Device.count()
-    except cuda.Error as exc:
-        raise ToMPError(f"CUDA cannot be initialised ({exc}); check the NVIDIA driver and CUDA_VISIBLE_DEVICES.") from None
-    if index >= count:
-        raise ToMPError(f"No CUDA GPU {index} is visible ({count} found); TensorRT engines need an NVIDIA GPU. "
-                        "Check the driver and CUDA_VISIBLE_DEVICES, or use --backend onnxruntime.")
-    return cuda, cuda.Device(index)
-
-
-def this_machine(index: int = 0) -> Machine:
-    trt = require("tensorrt")
-    _, device = cuda_device(index)
-    major, minor = device.compute_capability()
-    return Machine(trt.__version__, device.name(), f"{major}.{minor}")
 
 
 def _device_index(device: str) -> int:
@@ -120,7 +89,7 @@ class CapturedLaunch:
         return True
 
 
-class TensorRTBackend:
+class TensorRTBackend(BackendLifecycle):
     """`--backend tensorrt`: the three engines of an engine folder on one GPU.
 
     The folder's manifest must match this machine (TensorRT version, GPU) and the export it carries
@@ -133,12 +102,11 @@ class TensorRTBackend:
     def __init__(self, engines: str | Path, device: str = "cuda", cuda_graphs: bool = False):
         folder = Path(engines)
         manifest = EngineManifest.read(folder)
-        exported = read_manifest(folder)
+        exported = read_export_manifest(folder)
         trt = require("tensorrt")
         index = _device_index(device)
         cuda, gpu = cuda_device(index)
-        check_engines(manifest, this_machine(index),
-                      {g: exported.manifest["graphs"][g]["sha256"] for g in GRAPHS})
+        check_engines(manifest, current_engine_target(index), exported.graph_hashes())
         self.config, self.tracker_params = exported.config, exported.tracker
         self.precision = manifest.precision
         self.max_batch = int(manifest.build_options.get("max_batch", 1))

@@ -24,6 +24,9 @@ class TorchBackend(HostTracking):
         network = model if isinstance(model, ToMPNet) else load_model(model)
         self.model = network.to(self.device).eval()
         self.config = self.model.config
+        info = getattr(network, "checkpoint_info", None)
+        if info is not None:
+            self.tracker_params = info.tracker_params
 
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(array)).to(self.device)

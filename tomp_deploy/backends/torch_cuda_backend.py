@@ -172,3 +172,11 @@ class TorchCudaBackend(TensorTracking, TorchBackend):
         if self._head_graph is None:
             self._head_graph = GraphedCall(super()._run_head, list(inputs))
         return self._head_graph(*inputs)
+
+    def close(self) -> None:
+        """Drops the captured graphs and the model and returns their GPU memory to the driver."""
+        self._backbone_graphs.clear()
+        self._predictor_graph = self._head_graph = None
+        self.model = None
+        torch.cuda.synchronize(self.device)
+        torch.cuda.empty_cache()

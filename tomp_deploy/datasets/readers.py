@@ -11,8 +11,7 @@ import numpy as np
 
 from tomp_deploy.datasets.sequence import Sequence, load_boxes, load_flags, polygon_to_box
 from tomp_deploy.errors import ToMPError
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+from tomp_deploy.images import list_images
 
 OTB_FIRST_FRAME = {"BlurCar1": 247, "BlurCar3": 3, "BlurCar4": 18, "David": 300}
 """OTB-100 sequences whose annotation starts after image 1 (the benchmark's own configuration)."""
@@ -29,14 +28,10 @@ UAV123_FIRST_FRAME = {
 """UAV123 sequences cut from a longer video: the image their annotation starts at (others start at 1)."""
 
 
-def _numeric_key(path: Path) -> list:
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
-
-
 def _images(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise ToMPError(f"{folder} does not exist: the dataset is incomplete or in another layout.")
-    return sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_numeric_key)
+    return list_images(folder)
 
 
 def _require(path: Path, layout: str) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tomp_deploy.box_text import parse_row
 from tomp_deploy.errors import ToMPError
 
 
@@ -50,14 +51,10 @@ def load_boxes(path: Path, columns: int = 4, allow_short: bool = False) -> np.nd
     for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
         if not line.strip():
             continue
-        parts = [p for p in re.split(r"[,\s]+", line.strip()) if p]
-        try:
-            values = [float(p) for p in parts]
-        except ValueError:
-            raise ToMPError(f"{path} line {number}: {line.strip()!r} is not a row of numbers.") from None
+        values = parse_row(line, f"{path} line {number}")
         if len(values) != columns and not (allow_short and len(values) < columns):
             raise ToMPError(f"{path} line {number}: expected {columns} numbers, found {len(values)}.")
-        rows.append(values)
+        rows.append(values.tolist())
     if not rows:
         raise ToMPError(f"{path} holds no boxes.")
     return np.array(rows, dtype=np.float64)

@@ -23,9 +23,9 @@ from pathlib import Path
 import torch
 
 from tomp_deploy.errors import ToMPError
-from tomp_deploy.exported import file_sha256
+from tomp_deploy.manifest_files import file_sha256
 from tomp_deploy.model.tomp import ToMPNet
-from tomp_deploy.presets import ModelConfig
+from tomp_deploy.presets import ModelConfig, TrackerParams
 
 OWN_FORMAT = "tomp-deploy"
 OWN_FORMAT_VERSION = 1
@@ -63,6 +63,18 @@ class CheckpointInfo:
     sha256: str
     meta: dict = field(default_factory=dict)
     dropped_keys: list[str] = field(default_factory=list)
+
+    @property
+    def tracker_params(self) -> TrackerParams:
+        """The tracker parameters the checkpoint records (`meta["tracker"]`, written by training), else the
+        reference's defaults."""
+        recorded = self.meta.get("tracker")
+        if recorded is None:
+            return TrackerParams()
+        try:
+            return TrackerParams.from_dict(recorded)
+        except (TypeError, ValueError) as exc:
+            raise ToMPError(f"{self.path} records malformed tracker parameters ({exc}).") from None
 
 
 class _InertRecord:

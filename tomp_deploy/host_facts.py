@@ -1,4 +1,4 @@
-"""Facts about the machine a benchmark ran on, recorded next to its figures."""
+"""Facts about the host a benchmark or training run ran on (CPU, GPUs, package versions), recorded with its figures."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def gpu_names() -> list[str]:
             (line.partition(",") for line in listed.splitlines() if line.strip())]
 
 
-def machine_facts() -> dict:
+def host_facts() -> dict:
     versions = {}
     for package in ("torch", "onnxruntime", "onnxruntime-gpu", "onnx", "numpy", "opencv-python", "tensorrt", "pycuda",
                     "cuda-python"):

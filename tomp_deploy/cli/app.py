@@ -1,0 +1,62 @@
+"""The Typer application, its consoles and the error handling every command shares."""
+
+from __future__ import annotations
+
+import functools
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from tomp_deploy.errors import ToMPError
+
+app = typer.Typer(
+    name="tomp-deploy",
+    help="ToMP visual object tracking: PyTorch checkpoints, ONNX graphs, TensorRT engines, tracking.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_show_locals=False,
+)
+console = Console()
+error_console = Console(stderr=True)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from tomp_deploy import __version__
+
+        console.print(f"tomp-deploy {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """ToMP visual object tracking: PyTorch checkpoints, ONNX graphs, TensorRT engines, tracking."""
+
+
+def user_errors(command):
+    """Prints a `ToMPError` as one line on stderr and exits with code 2, without a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except ToMPError as exc:
+            error_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            raise typer.Exit(code=2) from None
+
+    return wrapper
+
+
+def command(name: str | None = None):
+    """Registers a function as a command whose user errors print as one line."""
+
+    def register(function):
+        return app.command(name)(user_errors(function))
+
+    return register

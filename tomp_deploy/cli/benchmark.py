@@ -1,0 +1,133 @@
+"""`bench`: accuracy parity and FPS of backends against the PyTorch reference; `demo`: the whole
+pipeline on the shipped model."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from tomp_deploy.cli.app import command, console
+from tomp_deploy.cli.model_forms import ModelForms
+from tomp_deploy.cli.options import Device, progress_bar
+from tomp_deploy.cli.render import print_bench
+from tomp_deploy.errors import ToMPError
+
+
+def _bench_sequences(dataset_root: str, format: str, sequences: int | None, out: Path, frames: int, seed: int):
+    from tomp_deploy.datasets import open_dataset
+
+    if dataset_root == "synthetic":
+        from tomp_deploy.synth import generate_benchmark
+
+        root = out / ".work" / "synthetic"
+        if not (root / "attributes.json").is_file():
+            with console.status("writing the synthetic benchmark"):
+                generate_benchmark(root, sequences or 3, frames, seed)
+        loaded = open_dataset(root, "lasot")
+    else:
+        loaded = open_dataset(dataset_root, format)
+    if sequences is not None:
+        if sequences < 1:
+            raise ToMPError("--sequences must be at least 1.")
+        loaded = loaded[:sequences]
+    return loaded
+
+
+def _run_bench(forms: ModelForms, backend_names: list[str], sequences, out: Path, device: str, warmup: int) -> dict:
+    from tomp_deploy.bench import bench
+
+    total = sum(len(s.frames) - 1 for s in sequences)
+    with progress_bar() as progress:
+        task = progress.add_task("bench", total=total)
+
+        def status(text: str) -> None:
+            progress.update(task, description=text, completed=0 if text.endswith("tracking") else None)
+
+        report = bench(forms.name, lambda backend: forms.for_backend(backend, status), backend_names, sequences, out,
+                       device, warmup, progress=status, on_frame=lambda: progress.advance(task),
+                       command=" ".join(["tomp-deploy", *sys.argv[1:]]))
+    print_bench(report)
+    for kind in ("json", "md", "png"):
+        console.print(f"{kind}: {out / f'bench.{kind}'}")
+    return report
+
+
+@command("bench")
+def bench_command(
+    model: Annotated[Path, typer.Option(help="Checkpoint, export or engine folder, or 'tiny'.")],
+    backends: Annotated[str, typer.Option(help="Comma-separated backends; torch (fp32) is always the reference.")]
+        = "torch,onnxruntime",
+    dataset_root: Annotated[str, typer.Option(help="Dataset folder, or 'synthetic' (written into --out).")] = "synthetic",
+    format: Annotated[str, typer.Option(help="Dataset layout (see 'score').")] = "lasot",
+    sequences: Annotated[int | None, typer.Option(help="Use the first N sequences.")] = None,
+    warmup: Annotated[int, typer.Option(help="Frames per backend left out of the timing.")] = 5,
+    device: Device = "cpu",
+    out: Annotated[Path, typer.Option(help="Folder for bench.json, bench.md and bench.png.")] = Path("bench"),
+) -> None:
+    """Accuracy parity and FPS of every backend against the PyTorch reference, side by side."""
+    from tomp_deploy.shipped import resolve_model
+
+    names = [b.strip() for b in backends.split(",") if b.strip()]
+    loaded = _bench_sequences(dataset_root, format, sequences, out, 60, 0)
+    _run_bench(ModelForms.from_path(resolve_model(model), out / ".work"), names, loaded, out, device, warmup)
+
+
+@command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Folder for everything the demo writes.")] = Path("demo-output"),
+    model: Annotated[Path, typer.Option(help="Checkpoint to use instead of the shipped tiny model.")] = Path("tiny"),
+    sequences: Annotated[int, typer.Option(help="Synthetic sequences to write and benchmark.")] = 3,
+    frames: Annotated[int, typer.Option(help="Frames per synthetic sequence.")] = 60,
+) -> None:
+    """The whole pipeline on the embedded default: synthetic data, shipped tiny model, ONNX export,
+    engines where TensorRT exists, a tracked video, and a benchmark of every available backend."""
+    import torch
+
+    from tomp_deploy.backends import open_backend
+    from tomp_deploy.datasets import open_dataset
+    from tomp_deploy.driver import track_frames
+    from tomp_deploy.shipped import resolve_model
+    from tomp_deploy.sources import FrameSource, VideoWriter, draw_overlay
+    from tomp_deploy.synth import generate_benchmark
+
+    out.mkdir(parents=True, exist_ok=True)
+    forms = ModelForms(checkpoint=resolve_model(model), work=out)
+    with console.status("writing a synthetic benchmark") as status:
+        data = out / "synthetic"
+        generate_benchmark(data, sequences, frames, seed=7,
+                           progress=lambda name: status.update(f"writing synthetic sequence {name}"))
+        forms.export_folder(status.update)
+    console.print(f"[green]✓[/] synthetic benchmark: {data}")
+    console.print(f"[green]✓[/] ONNX export: {forms.export}")
+    backends = ["torch", "onnxruntime"]
+    if torch.cuda.is_available():
+        backends.append("torch-cuda")
+    try:
+        with console.status("building TensorRT engines") as status:
+            forms.engine_folder(status.update)
+        backends.append("tensorrt")
+        console.print(f"[green]✓[/] TensorRT engines: {forms.engines}")
+    except ToMPError as exc:
+        console.print(f"[yellow]-[/] TensorRT engines: skipped ({escape(str(exc))})")
+
+    sequence = open_dataset(data, "lasot")[0]
+    video_path = out / "tracked.mp4"
+    with console.status(f"tracking {sequence.name} into {video_path}"), \
+            open_backend("onnxruntime", forms.export) as backend:
+        video = None
+        frames_in = (frame.image for frame in FrameSource.of_images(sequence.frames))
+        for step in track_frames(backend, frames_in, [sequence.init_box]):
+            if video is None:
+                video = VideoWriter(video_path, (step.image.shape[1], step.image.shape[0]))
+            fps = 1 / max(step.seconds, 1e-9) if step.index else None
+            video.write(draw_overlay(step.image, step.boxes, step.scores, fps))
+        video.close()
+    console.print(f"[green]✓[/] tracked video: {video_path}")
+
+    _run_bench(forms, backends, open_dataset(data, "lasot"), out, "cpu", 5)
+    console.print(f"[bold]done[/]: video {video_path}, benchmark {out / 'bench.json'}, {out / 'bench.md'}, "
+                  f"{out / 'bench.png'}")

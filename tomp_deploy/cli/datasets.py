@@ -1,0 +1,117 @@
+"""Commands on datasets: write a `synth`etic benchmark, `score` result files, `eval`uate a model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tomp_deploy.cli.app import command, console
+from tomp_deploy.cli.options import Backend, Device, JsonOut, Model, Plot, TrackerParam, progress_bar
+from tomp_deploy.cli.render import print_table
+from tomp_deploy.errors import ToMPError
+
+Format = Annotated[str, typer.Option(help="Dataset layout: lasot, lasot_extension, got10k, trackingnet, otb, nfs, "
+                                          "uav123, vot, folder.")]
+
+
+@command()
+def synth(
+    out: Annotated[Path, typer.Argument(help="Folder to write the benchmark into (LaSOT layout).")],
+    sequences: Annotated[int, typer.Option(help="Number of sequences.")] = 10,
+    frames: Annotated[int, typer.Option(help="Frames per sequence.")] = 100,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed writes the same benchmark.")] = 0,
+) -> None:
+    """Write a synthetic benchmark: textured targets with motion, scale change, occlusion, distractors."""
+    from tomp_deploy.synth import generate_benchmark
+
+    if sequences < 1 or frames < 2:
+        raise ToMPError("--sequences must be at least 1 and --frames at least 2.")
+    with progress_bar() as progress:
+        task = progress.add_task("writing sequences", total=sequences)
+        generate_benchmark(out, sequences, frames, seed, progress=lambda name: progress.advance(task))
+    console.print(f"wrote {sequences} sequences of {frames} frames to {out} (LaSOT layout, --format lasot)")
+
+
+def _print_score(score, title: str) -> None:
+    overall = score.to_json()
+    rows = [["overall", *(f"{overall['overall'][k]:.1f}" for k in ("auc", "precision", "norm_precision")),
+             str(overall["overall"]["sequences"])]]
+    rows += [[attribute, *(f"{values[k]:.1f}" for k in ("auc", "precision", "norm_precision")), str(values["sequences"])]
+             for attribute, values in overall.get("attributes", {}).items()]
+    print_table(title, ("", "AUC", "precision", "norm. precision", "sequences"), rows)
+
+
+def _score_outputs(scores: dict, json_path: Path | None, plot_path: Path | None, title: str) -> None:
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        payload = next(iter(scores.values())).to_json() if len(scores) == 1 else {
+            name: score.to_json() for name, score in scores.items()}
+        json_path.write_text(json.dumps(payload, indent=2))
+        console.print(f"scores: {json_path}")
+    if plot_path:
+        from tomp_deploy.scoring import plot_scores
+
+        console.print(f"plot: {plot_scores(scores, plot_path, title)}")
+
+
+@command()
+def score(
+    dataset_root: Annotated[Path, typer.Option(help="Dataset folder.")],
+    results: Annotated[list[Path], typer.Option(help="Results folder (one x,y,w,h file per sequence); repeat to "
+                                                     "compare trackers in one plot.")],
+    format: Format = "lasot",
+    json_out: JsonOut = None,
+    plot: Plot = None,
+    missing: Annotated[str, typer.Option(help="A missing results file: 'error' or 'zero' (count as failure).")] = "error",
+) -> None:
+    """Score result files: success AUC, precision, normalised precision, per attribute, with plots."""
+    from tomp_deploy.datasets import open_dataset
+    from tomp_deploy.scoring import score_results
+
+    sequences = open_dataset(dataset_root, format)
+    scores = {folder.name: score_results(sequences, folder, missing) for folder in results}
+    for name, value in scores.items():
+        if value.missing:
+            console.print(f"[yellow]note:[/] {len(value.missing)} missing sequences of {name} counted as zero")
+        _print_score(value, f"{name} on {dataset_root} ({format})")
+    _score_outputs(scores, json_out, plot, dataset_root.name)
+
+
+@command("eval")
+def eval_command(
+    dataset_root: Annotated[Path, typer.Option(help="Dataset folder.")],
+    model: Model,
+    format: Format = "lasot",
+    backend: Backend = "torch",
+    device: Device = "cpu",
+    workers: Annotated[int, typer.Option(help="Sequences tracked in parallel processes.")] = 1,
+    results: Annotated[Path | None, typer.Option(help="Results folder (default results/<model>_<backend>).")] = None,
+    json_out: JsonOut = None,
+    plot: Plot = None,
+    tracker_param: TrackerParam = None,
+) -> None:
+    """Track every sequence of a dataset (resuming finished ones), then score the results."""
+    from tomp_deploy.datasets import open_dataset
+    from tomp_deploy.evaluation import evaluate, result_is_complete
+    from tomp_deploy.scoring import score_results
+    from tomp_deploy.shipped import resolve_model
+
+    model = resolve_model(model)
+    sequences = open_dataset(dataset_root, format)
+    results = results or Path("results") / f"{model.stem}_{backend}"
+    done = sum(result_is_complete(results / f"{s.name}.txt", s) for s in sequences)
+    if done:
+        console.print(f"resuming: {done} of {len(sequences)} sequences already have results in {results}")
+    remaining_frames = sum(len(s.frames) for s in sequences if not result_is_complete(results / f"{s.name}.txt", s))
+    with progress_bar() as progress:
+        frames_task = progress.add_task("frames", total=remaining_frames if workers <= 1 else None, visible=workers <= 1)
+        sequence_task = progress.add_task("sequences", total=len(sequences), completed=done)
+        evaluate(sequences, backend, str(model), results, device, workers, tracker_overrides=tracker_param or [],
+                 on_frame=lambda: progress.advance(frames_task),
+                 on_sequence=lambda name: progress.advance(sequence_task))
+    value = score_results(sequences, results)
+    _print_score(value, f"{model.name} ({backend}) on {dataset_root}")
+    _score_outputs({f"{model.stem} ({backend})": value}, json_out, plot, dataset_root.name)

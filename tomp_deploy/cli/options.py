@@ -1,0 +1,34 @@
+"""Option definitions shared by several commands, and the helpers that interpret them."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from tomp_deploy.cli.app import console
+
+
+def _check_device(value: str) -> str:
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", value):
+        raise typer.BadParameter(f"{value!r} is not a device; use cpu, cuda or cuda:N.")
+    return value
+
+
+Device = Annotated[str, typer.Option(help="cpu, cuda or cuda:N.", callback=_check_device)]
+Backend = Annotated[str, typer.Option(help="Inference backend: torch, onnxruntime, torch-cuda or tensorrt.")]
+Model = Annotated[Path, typer.Option(help="Checkpoint, export folder or engine folder (as the backend takes it), "
+                                          "or 'tiny' for the shipped model.")]
+TrackerParam = Annotated[list[str] | None, typer.Option(
+    "--tracker-param", help="Override a tracker parameter of the model, key=value (e.g. conf_ths=0.8); repeatable.")]
+JsonOut = Annotated[Path | None, typer.Option("--json", help="Write the scores as JSON (percent).")]
+Plot = Annotated[Path | None, typer.Option(help="Write success and precision plots (PNG).")]
+
+
+def progress_bar(*columns) -> Progress:
+    """A progress bar with a description, a count and the elapsed time, plus `columns`."""
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), *columns,
+                    TimeElapsedColumn(), console=console)

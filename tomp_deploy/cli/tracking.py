@@ -1,0 +1,190 @@
+"""Commands that track: `track` a video, image folder or camera; `parity` of two backends on a sequence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import TextColumn
+
+from tomp_deploy.cli.app import command, console
+from tomp_deploy.cli.options import Backend, Device, TrackerParam, progress_bar
+from tomp_deploy.cli.render import print_table
+from tomp_deploy.errors import ToMPError
+
+
+def _output_paths(output: Path, count: int) -> list[Path]:
+    if count == 1:
+        return [output]
+    return [output.with_name(f"{output.stem}_{k + 1}{output.suffix}") for k in range(count)]
+
+
+def _check_gui() -> None:
+    import cv2
+
+    try:
+        cv2.namedWindow("tomp-deploy")
+    except cv2.error:
+        raise ToMPError(
+            "--show needs a display and an OpenCV build with GUI support (opencv-python, not the headless "
+            "build). Use --video-out instead."
+        ) from None
+
+
+def _initial_boxes(frames, init_box: list[str] | None) -> list:
+    from tomp_deploy.sources import find_groundtruth, first_groundtruth_box, parse_box
+
+    if init_box:
+        return [parse_box(text, "--init-box") for text in init_box]
+    groundtruth = find_groundtruth(frames.folder) if frames.folder else None
+    if groundtruth is None:
+        raise ToMPError("No initial box: pass --init-box x,y,w,h (a folder with groundtruth.txt needs none).")
+    return [first_groundtruth_box(groundtruth)]
+
+
+@command()
+def track(
+    source: Annotated[str, typer.Argument(help="Video file, folder of images (sorted by name) or camera index.")],
+    model: Annotated[Path, typer.Option(help="Checkpoint (or export/engine folder for those backends), or 'tiny'.")],
+    backend: Backend = "torch",
+    device: Device = "cpu",
+    init_box: Annotated[
+        list[str] | None,
+        typer.Option(help="Initial box x,y,w,h in pixels; repeat for several targets. Optional for a "
+                          "folder with groundtruth.txt beside or above its images."),
+    ] = None,
+    output: Annotated[Path | None, typer.Option(help="Write x,y,w,h per frame (first line: the initial box).")] = None,
+    video_out: Annotated[Path | None, typer.Option(help="Write an MP4 with the boxes, scores and frame rate.")] = None,
+    show: Annotated[bool, typer.Option(help="Show the tracking in a window (q quits).")] = False,
+    threads: Annotated[int | None, typer.Option(help="Intra-op threads (onnxruntime backend).")] = None,
+    precision: Annotated[str | None, typer.Option(help="fp16, bf16 or fp32 (torch-cuda backend; default fp16).")] = None,
+    cuda_graphs: Annotated[bool | None, typer.Option(
+        help="Replay the per-frame calls as CUDA graphs (torch-cuda: on by default; tensorrt: off).")] = None,
+    tracker_param: TrackerParam = None,
+) -> None:
+    """Track one or more targets through a video, an image folder or a camera."""
+    from tomp_deploy.backends import open_backend
+    from tomp_deploy.driver import track_frames
+    from tomp_deploy.overrides import overridden_tracker_params
+    from tomp_deploy.shipped import resolve_model
+    from tomp_deploy.sources import FrameSource, ResultWriter, VideoWriter, draw_overlay
+
+    frames = FrameSource(source)
+    boxes = _initial_boxes(frames, init_box)
+    if show:
+        _check_gui()
+    options = {k: v for k, v in {"threads": threads, "precision": precision, "cuda_graphs": cuda_graphs}.items()
+               if v is not None}
+    writers: list[ResultWriter] = []
+    video = None
+    written = 0
+    stop_reason = None
+    with open_backend(backend, resolve_model(model), device=device, **options) as runtime:
+        params = overridden_tracker_params(runtime.tracker_params, tracker_param)
+        try:
+            writers = [ResultWriter(p) for p in _output_paths(output, len(boxes))] if output else []
+            with progress_bar(TextColumn("{task.fields[fps]}")) as progress:
+                task = progress.add_task("[bold]tracking[/]", total=len(frames) or None, fps="")
+                recent: list[float] = []
+                for step in track_frames(runtime, (frame.image for frame in frames), boxes, params):
+                    if step.index > 0:
+                        recent = (recent + [step.seconds])[-30:]
+                    fps = len(recent) / sum(recent) if recent else None
+                    for writer, box in zip(writers, step.boxes):
+                        writer.write(box)
+                    written = step.index + 1
+                    if video_out or show:
+                        canvas = draw_overlay(step.image, step.boxes, step.scores, fps)
+                        if video_out:
+                            if video is None:
+                                video = VideoWriter(video_out, (step.image.shape[1], step.image.shape[0]))
+                            video.write(canvas)
+                        if show:
+                            import cv2
+
+                            cv2.imshow("tomp-deploy", canvas)
+                            if cv2.waitKey(1) & 0xFF == ord("q"):
+                                stop_reason = "stopped by the user"
+                                break
+                    progress.update(task, advance=1, fps=f"{fps:.1f} FPS" if fps else "")
+            stop_reason = stop_reason or frames.stopped_early
+        except ToMPError as exc:
+            if written == 0:
+                raise
+            kept = (f"their boxes are in {', '.join(str(w.path) for w in writers)}." if writers
+                    else "no --output was given.")
+            raise ToMPError(f"{exc}\nStopped after {written} frames; {kept}") from None
+        finally:
+            for writer in writers:
+                writer.close()
+            if video is not None:
+                video.close()
+    if stop_reason:
+        console.print(f"[yellow]note:[/] {stop_reason}; {written} frames tracked.")
+    for writer in writers:
+        console.print(f"boxes: {writer.path} ({written} lines)")
+    if video is not None:
+        console.print(f"video: {video.path}")
+
+
+@command()
+def parity(
+    a: Annotated[str, typer.Argument(help="Reference, as BACKEND:PATH (e.g. torch:model.pth.tar).")],
+    b: Annotated[str, typer.Argument(help="Candidate, as BACKEND:PATH (e.g. onnxruntime:exports/model).")],
+    sequence: Annotated[Path, typer.Option(help="Image folder with groundtruth.txt beside or above it.")],
+    device: Device = "cpu",
+    rtol: Annotated[float, typer.Option(help="Largest relative error allowed on contract outputs.")]
+        = 1e-4,
+    min_iou: Annotated[float, typer.Option(help="Smallest IoU allowed between the two trackers' boxes.")] = 0.999,
+) -> None:
+    """Compare two backends on every contract output and over a whole sequence."""
+    import contextlib
+
+    import numpy as np
+
+    from tomp_deploy.backends import open_backend, parse_backend_spec
+    from tomp_deploy.parity import (
+        RecordingBackend,
+        Tolerances,
+        compare_contract,
+        compare_sequences,
+        track_sequence,
+    )
+    from tomp_deploy.shipped import resolve_model
+    from tomp_deploy.sources import FrameSource, find_groundtruth, first_groundtruth_box
+
+    frames = FrameSource(sequence)
+    groundtruth = find_groundtruth(frames.folder) if frames.folder else None
+    if groundtruth is None:
+        raise ToMPError(f"--sequence {sequence} must be an image folder with groundtruth.txt beside or above it.")
+    init_box = first_groundtruth_box(groundtruth)
+    tolerances = Tolerances(max_rel=rtol, min_iou=min_iou)
+    with contextlib.ExitStack() as stack:
+        backends = []
+        for spec in (a, b):
+            name, path = parse_backend_spec(spec)
+            backends.append(stack.enter_context(open_backend(name, resolve_model(path), device=device)))
+        if backends[0].config != backends[1].config:
+            raise ToMPError(f"{a} and {b} are different models (their configs differ); compare exports of one checkpoint.")
+        images = [frame.image for frame in frames]
+        recorder = RecordingBackend(backends[0])
+        with console.status(f"tracking {len(images)} frames with {a}"):
+            boxes_a = track_sequence(recorder, images, init_box)
+        with console.status(f"tracking {len(images)} frames with {b}"):
+            boxes_b = track_sequence(backends[1], images, init_box)
+        outputs = compare_contract(backends[0], backends[1], recorder.first_calls(3))
+    tracking = compare_sequences(boxes_a, boxes_b)
+
+    print_table(f"Contract outputs: {b} vs {a}", ("graph", "output", "max abs error", "max rel error", f"<= {rtol:g}"),
+                [[r.graph, r.output, f"{r.max_abs:.2e}", f"{r.max_rel:.2e}",
+                  "yes" if tolerances.outputs_within([r]) else "NO"] for r in outputs])
+    print_table(f"Tracking over {len(images)} frames of {sequence}", ("", "mean", "min / max", "worst frame"), [
+        ["IoU", f"{tracking.ious.mean():.5f}", f"{tracking.ious.min():.5f}", str(tracking.worst_frame)],
+        ["centre error (px)", f"{tracking.centre_errors.mean():.3f}", f"{tracking.centre_errors.max():.3f}",
+         str(int(np.argmax(tracking.centre_errors)))]])
+    within = tolerances.outputs_within(outputs) and tolerances.tracking_within(tracking)
+    console.print("[green]within tolerance[/]" if within else
+                  f"[red]outside tolerance[/] (rel. error <= {rtol:g} per output, IoU >= {min_iou:g} per frame)")
+    if not within:
+        raise typer.Exit(code=1)

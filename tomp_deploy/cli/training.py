@@ -1,0 +1,71 @@
+"""`train`: the paper's recipe (or a preset's) with per-epoch checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import TextColumn
+
+from tomp_deploy.cli.app import command, console
+from tomp_deploy.cli.options import Device, progress_bar
+from tomp_deploy.errors import ToMPError
+
+
+@command()
+def train(
+    out: Annotated[Path, typer.Option(help="Run folder: checkpoints, latest.pt, metrics.jsonl.")],
+    preset: Annotated[str, typer.Option(help="Training preset: tomp50, tomp101 or tiny.")] = "tomp50",
+    data: Annotated[str, typer.Option(help="Dataset roots 'lasot=/data/lasot,got10k=...,trackingnet=...,coco=...' "
+                                           "or 'synthetic'.")] = "synthetic",
+    epochs: Annotated[int | None, typer.Option(help="Epochs (default: the preset's).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from OUT/latest.pt with its optimiser and epoch.")] = False,
+    init: Annotated[Path | None, typer.Option(help="Start from this checkpoint's weights (fine-tuning; "
+                                                    "fresh optimiser and epochs). A name such as 'tiny' works too.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a preset setting, key=value "
+                                                                  "(tracker.KEY=value for the crop and label settings).")] = None,
+    no_pretrained: Annotated[bool, typer.Option("--no-pretrained", help="No ImageNet backbone weights.")] = False,
+    device: Device = "cpu",
+    tensorboard: Annotated[bool, typer.Option(help="Also log to OUT/tensorboard.")] = False,
+) -> None:
+    """Train ToMP with the paper's recipe (or a preset's), with per-epoch checkpoints."""
+    import dataclasses
+
+    from tomp_deploy.overrides import apply_overrides
+    from tomp_deploy.shipped import resolve_model
+    from train.config import preset as train_preset
+    from train.data import FrameSampler, load_sources, parse_data_spec
+    from train.trainer import Trainer
+
+    config = apply_overrides(train_preset(preset), set_ or [], "training setting")
+    if epochs is not None:
+        config = dataclasses.replace(config, epochs=epochs)
+    if no_pretrained:
+        config = dataclasses.replace(config, pretrained=False)
+    spec = parse_data_spec(data)
+    if "synthetic" in spec and "synthetic" not in config.dataset_weights:
+        config = dataclasses.replace(config, dataset_weights={"synthetic": 1.0})
+    with console.status("reading the training data") as status:
+        sources = load_sources(spec, config, out, progress=lambda name: status.update(f"writing synthetic {name}"))
+    sampler = FrameSampler(sources, config.dataset_weights, config)
+    columns = (TextColumn("loss {task.fields[loss]:.3f} (clf {task.fields[clf]:.4f}, giou {task.fields[giou]:.3f})"),
+               TextColumn("lr {task.fields[lr]:.1e}"), TextColumn("{task.fields[rate]:.1f} samples/s"))
+    with progress_bar(*columns) as progress:
+        task = progress.add_task("epoch 0", total=None, loss=0.0, clf=0.0, giou=0.0, lr=0.0, rate=0.0)
+
+        def report(epoch, step, steps, losses, rate, lr):
+            progress.update(task, completed=step, total=steps, description=f"epoch {epoch + 1}/{config.epochs}",
+                            loss=losses["loss"], clf=losses["clf"], giou=losses["giou"], lr=lr, rate=rate)
+
+        trainer = Trainer(config, sampler, out, device=device, resume=resume,
+                          init=resolve_model(str(init)) if init is not None else None,
+                          tensorboard=tensorboard, progress=report)
+        if trainer.start_epoch >= config.epochs:
+            raise ToMPError(f"{out}/latest.pt already finished epoch {trainer.start_epoch} of {config.epochs}; "
+                            "raise --epochs to continue.")
+        history = trainer.fit(config.epochs)
+    for metrics in history:
+        console.print(f"epoch {metrics['epoch']}: loss {metrics['loss']:.4f}, mean IoU {metrics['iou']:.3f}, "
+                      f"{metrics['samples_per_s']:.1f} samples/s")
+    console.print(f"checkpoint: {out / 'latest.pt'} (load it with load_model, export it with tomp-deploy export)")
