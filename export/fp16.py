@@ -1,78 +1,128 @@
-"""FP16 copies of the exported graphs and their error against FP32.
+"""Where FP16 error comes from: every intermediate tensor of an FP16 export against FP32.
 
-With a CUDA execution provider the graphs are converted to FP16 (fp32 I/O) and run there. ONNX
-Runtime's CPU provider has FP16 kernels for few operators and silently inserts casts to FP32 around
-the rest, so on CPU the FP16 copy is emulated instead: initializers and every intermediate float
-tensor are rounded to FP16 (values beyond 65504 become inf), while arithmetic runs in FP32 as
-TensorRT's FP16 kernels accumulate it.
+Like Polygraphy's `--onnx-outputs mark all`, each graph is run with all its intermediate tensors
+exposed, once as exported (FP16 with its FP32 islands) and once as an FP32 twin: the same graph with
+the FP32 export's weights and every cast to FP16 turned into a cast to FP32. The twin has the FP16
+graph's node and tensor names, so every tensor has its exact FP32 counterpart (two separate exports
+name their tensors differently). A layer is listed when its output error is well above the error of
+its inputs: that is where FP16 hurts, and where an FP32 island would help.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-from tomp_deploy.backends.onnxruntime_backend import OnnxRuntimeBackend
+from tomp_deploy.backends.base import Backend
 from tomp_deploy.contract import GRAPHS
 from tomp_deploy.export_manifest import ExportFolder
-from tomp_deploy.parity import OutputComparison, compare_contract
+from tomp_deploy.parity import relative_error
 
-EMULATED = "emulated (fp32 arithmetic, every tensor rounded to fp16) on the CPU provider"
-NATIVE = "native fp16 on the CUDA provider"
+GROWTH = 2.0
+"""A layer is listed when its output's relative error exceeds this multiple of its inputs' worst."""
+NOTICEABLE = 1e-3
+"""...and is at least this large."""
 
 
-def emulate_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
-    """A copy of `model` that rounds every float initializer, graph input and node output to FP16."""
-    model = onnx.ModelProto.FromString(model.SerializeToString())
-    graph = model.graph
+@dataclass
+class LayerError:
+    graph: str
+    node: str
+    op_type: str
+    tensor: str
+    max_rel: float
+    """max |fp16 - fp32| / max |fp32| of the node's output."""
+    input_rel: float
+    """The worst relative error of the node's inputs."""
+    fp32_island: bool
+
+
+def fp32_twin(fp16: onnx.ModelProto, fp32_weights: dict[str, np.ndarray]) -> onnx.ModelProto:
+    """The FP16 graph computing in FP32: FP16 parameters replaced by the FP32 export's weights of the same
+    name (the FP16 export prefixes them with `module.`); other initializers (constants the exporter
+    folded, whose generated names mean nothing across exports) upcast."""
+    twin = onnx.ModelProto.FromString(fp16.SerializeToString())
+    graph = twin.graph
     for initializer in graph.initializer:
-        if initializer.data_type == TensorProto.FLOAT:
-            with np.errstate(over="ignore"):  # overflow to inf is what FP16 does
-                rounded = numpy_helper.to_array(initializer).astype(np.float16).astype(np.float32)
-            initializer.CopyFrom(numpy_helper.from_array(rounded, initializer.name))
-    float_inputs = [i.name for i in graph.input if i.type.tensor_type.elem_type == TensorProto.FLOAT]
-    inferred = onnx.shape_inference.infer_shapes(model)
-    types = {v.name: v.type.tensor_type.elem_type for v in list(inferred.graph.value_info) + list(graph.output)}
-    types.update({i: TensorProto.FLOAT for i in float_inputs})
-
-    def round_trip(source: str, target: str) -> list[onnx.NodeProto]:
-        half = f"{target}__fp16"
-        return [helper.make_node("Cast", [source], [half], to=TensorProto.FLOAT16, name=f"{target}__to_fp16"),
-                helper.make_node("Cast", [half], [target], to=TensorProto.FLOAT, name=f"{target}__to_fp32")]
-
-    rounded_inputs = {name: f"{name}__rounded" for name in float_inputs}
-    nodes = [c for name, target in rounded_inputs.items() for c in round_trip(name, target)]
+        if initializer.data_type != TensorProto.FLOAT16:
+            continue
+        rounded = numpy_helper.to_array(initializer)
+        original = fp32_weights.get(initializer.name[len("module."):]) if initializer.name.startswith("module.") else None
+        value = original if original is not None and original.shape == rounded.shape else rounded.astype(np.float32)
+        initializer.CopyFrom(numpy_helper.from_array(value.astype(np.float32), initializer.name))
     for node in graph.node:
-        node.input[:] = [rounded_inputs.get(i, i) for i in node.input]
-        casts = []
-        for index, output in enumerate(node.output):
-            if output and types.get(output) == TensorProto.FLOAT:
-                node.output[index] = f"{output}__fp32"
-                casts += round_trip(node.output[index], output)
-        nodes += [node, *casts]
-    del graph.node[:]
-    graph.node.extend(nodes)
-    return model
+        for attribute in node.attribute:
+            if attribute.name == "to" and attribute.i == TensorProto.FLOAT16:
+                attribute.i = TensorProto.FLOAT
+            if attribute.type == onnx.AttributeProto.TENSOR and attribute.t.data_type == TensorProto.FLOAT16:
+                attribute.t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(attribute.t).astype(np.float32)))
+    del graph.value_info[:]
+    return twin
 
 
-def native_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
-    from onnxruntime.transformers.float16 import convert_float_to_float16
+def _all_tensors_exposed(model: onnx.ModelProto) -> tuple[bytes, list[str]]:
+    """The model with every float node output as a graph output, and those names in node order."""
+    inferred = onnx.shape_inference.infer_shapes(model)
+    floats = (TensorProto.FLOAT, TensorProto.FLOAT16)
+    infos = {v.name: v for v in inferred.graph.value_info if v.type.tensor_type.elem_type in floats}
+    names = [o for node in model.graph.node for o in node.output if o in infos]
+    exposed = onnx.ModelProto.FromString(model.SerializeToString())
+    outputs = {o.name for o in exposed.graph.output}
+    exposed.graph.output.extend(infos[name] for name in names if name not in outputs)
+    return exposed.SerializeToString(), names + [o.name for o in model.graph.output]
 
-    return convert_float_to_float16(model, keep_io_types=True)
+
+def _run(serialized: bytes, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # keep every tensor as written
+    options.log_severity_level = 3
+    session = ort.InferenceSession(serialized, options, providers=["CPUExecutionProvider"])
+    values = session.run(None, feeds)
+    return {meta.name: value for meta, value in zip(session.get_outputs(), values)}
 
 
-def fp16_backend(exported: ExportFolder, device: str = "cpu") -> tuple[OnnxRuntimeBackend, str]:
-    """An ONNX Runtime backend running FP16 copies of the graphs, and how they run."""
-    native = device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers()
-    graphs = {
-        g: (native_fp16 if native else emulate_fp16)(onnx.load(str(exported.graph_path(g)))).SerializeToString()
-        for g in GRAPHS
-    }
-    # Emulation must keep every cast pair: ORT's optimiser would remove them as redundant.
-    level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL if native else ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    return OnnxRuntimeBackend(exported, device=device, graphs=graphs, optimization=level), NATIVE if native else EMULATED
+def layer_errors(fp32: ExportFolder, fp16: ExportFolder, inputs: dict[str, tuple]) -> list[LayerError]:
+    """Every node output of the FP16 export against its FP32 twin, per graph, on the given inputs
+    (graph -> one tuple of contract inputs)."""
+    rows = []
+    for graph in GRAPHS:
+        half = onnx.load(str(fp16.graph_path(graph)))
+        weights = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(fp32.graph_path(graph))).graph.initializer}
+        feeds = {i.name: np.ascontiguousarray(a) for i, a in zip(half.graph.input, inputs[graph])}
+        exposed_half, names = _all_tensors_exposed(half)
+        exposed_twin, _ = _all_tensors_exposed(fp32_twin(half, weights))
+        reference, candidate = _run(exposed_twin, feeds), _run(exposed_half, feeds)
+        error = {name: _error(reference[name], candidate[name]) for name in names if name in reference and name in candidate}
+        islands = set(fp16.manifest.graphs[graph].fp32_nodes)
+        for node in half.graph.node:
+            if node.op_type == "Cast":
+                continue
+            for output in (o for o in node.output if o in error):
+                incoming = max((error.get(i, 0.0) for i in node.input), default=0.0)
+                rows.append(LayerError(graph, node.name, node.op_type, output, error[output], incoming,
+                                       node.name in islands))
+    return rows
+
+
+def _error(reference: np.ndarray, candidate: np.ndarray) -> float:
+    """Relative error over the finite values; infinite where one side is infinite and the other not
+    (the attention mask's -inf bias is the same on both sides)."""
+    reference, candidate = np.asarray(reference, np.float64), np.asarray(candidate, np.float64)
+    finite = np.isfinite(reference)
+    if not np.array_equal(finite, np.isfinite(candidate)) or not np.array_equal(reference[~finite], candidate[~finite]):
+        return float("inf")
+    if not finite.any():
+        return 0.0
+    return relative_error(reference[finite], candidate[finite])[1]
+
+
+def growing(rows: list[LayerError]) -> list[LayerError]:
+    """The layers where the error grows: output error >= GROWTH x the inputs' and >= NOTICEABLE."""
+    return [r for r in rows if r.max_rel >= NOTICEABLE and r.max_rel >= GROWTH * r.input_rel]
 
 
 def _textured_crops(count: int, size: int, seed: int = 0) -> np.ndarray:
@@ -90,7 +140,7 @@ def _textured_crops(count: int, size: int, seed: int = 0) -> np.ndarray:
     return np.stack(crops).astype(np.float32)
 
 
-def contract_inputs(backend: OnnxRuntimeBackend) -> dict[str, list[tuple[np.ndarray, ...]]]:
+def contract_inputs(backend: Backend) -> dict[str, list[tuple[np.ndarray, ...]]]:
     """Realistic inputs of each graph: textured crops, their features, centred labels and boxes,
     and the predictor's outputs, all computed by `backend` (the FP32 reference)."""
     from tomp_deploy.geometry import encode_ltrb, gaussian_label
@@ -104,15 +154,7 @@ def contract_inputs(backend: OnnxRuntimeBackend) -> dict[str, list[tuple[np.ndar
     ltrb = np.stack([encode_ltrb(box, cells, config.feature_stride)] * 2)
     mask = np.zeros((2, config.num_tokens), bool)
     mask[1, cells * cells:2 * cells * cells] = True
-    predictor_inputs = [feats[:2], labels, ltrb, feats[2:3], mask]
+    predictor_inputs = (feats[:2], labels, ltrb, feats[2:3], mask)
     cls_filter, bbreg_filter, cls_feat, bbreg_feat = backend.predictor(*predictor_inputs)
-    return {"backbone": [(images,)], "predictor": [tuple(predictor_inputs)],
+    return {"backbone": [(images,)], "predictor": [predictor_inputs],
             "head": [(cls_filter, cls_feat, bbreg_filter, bbreg_feat)]}
-
-
-def check_fp16(exported: ExportFolder, device: str = "cpu") -> tuple[str, list[OutputComparison]]:
-    """Runs each graph's FP32 and FP16 copies on the same realistic inputs -> (how FP16 ran, errors)."""
-    reference = OnnxRuntimeBackend(exported, device=device)
-    candidate, mode = fp16_backend(exported, device)
-    with reference, candidate:
-        return mode, compare_contract(reference, candidate, contract_inputs(reference))

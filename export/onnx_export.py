@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import logging
-import shutil
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import onnx
 import onnxscript.optimizer
 import torch
+from onnx import TensorProto
 from onnx.reference import ReferenceEvaluator
 
 from export.trt_ops import unsupported_nodes
 from tomp_deploy.contract import BATCH, GRAPHS, TensorSpec, graph_io
 from tomp_deploy.errors import ToMPError
-from tomp_deploy.export_manifest import ExportManifest, GraphFile, SourceCheckpoint
+from tomp_deploy.export_manifest import EXPORT_MANIFEST_FILE, ExportManifest, GraphFile, SourceCheckpoint
 from tomp_deploy.manifest_files import file_sha256
 from tomp_deploy.model import ToMPNet
 from tomp_deploy.presets import TrackerParams
@@ -39,6 +41,9 @@ class GraphReport:
     op_count: int
     op_types: dict[str, int]
     checks: dict[str, str] = field(default_factory=dict)
+    fp32_nodes: list[str] = field(default_factory=list)
+    """FP32 islands of an FP16 graph (empty for FP32)."""
+    fp16_weight_fraction: float = 0.0
 
 
 def example_inputs(spec: tuple[TensorSpec, ...], batch: int = 1) -> tuple[torch.Tensor, ...]:
@@ -66,14 +71,68 @@ def _without_fold_warnings():
         logger.setLevel(level)
 
 
-def _modules(model: ToMPNet) -> dict[str, torch.nn.Module]:
-    return {"backbone": model.backbone, "predictor": model.predictor, "head": model.head}
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16}
+EXPORT_FILES = tuple(f"{graph}.onnx" for graph in GRAPHS) + (EXPORT_MANIFEST_FILE,)
+
+
+class Float32Boundary(torch.nn.Module):
+    """A module run in a reduced precision behind float32 inputs and outputs (the contract's boundary)."""
+
+    def __init__(self, module: torch.nn.Module, dtype: torch.dtype):
+        super().__init__()
+        self.module = module
+        self.dtype = dtype
+
+    def forward(self, *inputs: torch.Tensor):
+        outputs = self.module(*(t.to(self.dtype) if t.is_floating_point() else t for t in inputs))
+        if isinstance(outputs, torch.Tensor):
+            return outputs.float()
+        return tuple(o.float() for o in outputs)
+
+
+def _modules(model: ToMPNet, precision: str) -> dict[str, torch.nn.Module]:
+    """The three contract modules; for FP16 those of a half-precision copy, float32 at the boundary.
+
+    FP16 graphs are exported from the reduced-precision PyTorch model itself (the one the torch-cuda
+    backend runs), not converted afterwards: its FP32 islands (LayerNorm, softmax, the instance L2 and
+    GroupNorm statistics, the score correlation, the ltrb `exp`) are written in the model code, so
+    both GPU paths share one FP16 definition, and the exporter emits them as Cast-bracketed FP32 nodes
+    that every strongly typed engine library keeps. A converter with block lists (onnxconverter-common)
+    would have to rediscover those islands by node name after export.
+    """
+    if precision != "fp32":
+        model = copy.deepcopy(model).to(PRECISIONS[precision])
+    modules = {"backbone": model.backbone, "predictor": model.predictor, "head": model.head}
+    if precision == "fp32":
+        return modules
+    return {graph: Float32Boundary(module, PRECISIONS[precision]) for graph, module in modules.items()}
+
+
+def fp32_compute_nodes(model: onnx.ModelProto) -> list[str]:
+    """Names of the nodes that compute in FP32 (float32 outputs, casts aside): in an FP16 graph, its
+    FP32 islands."""
+    inferred = onnx.shape_inference.infer_shapes(model)
+    types = {v.name: v.type.tensor_type.elem_type for v in list(inferred.graph.value_info) + list(model.graph.output)}
+    return [node.name for node in model.graph.node
+            if node.op_type != "Cast" and any(types.get(o) == TensorProto.FLOAT for o in node.output)]
+
+
+def fp16_weight_fraction(model: onnx.ModelProto) -> float:
+    """Share of the graph's float weights (initializer elements) stored in FP16."""
+    sizes = {TensorProto.FLOAT: 0, TensorProto.FLOAT16: 0}
+    for initializer in model.graph.initializer:
+        if initializer.data_type in sizes:
+            sizes[initializer.data_type] += math.prod(initializer.dims)
+    total = sum(sizes.values())
+    return sizes[TensorProto.FLOAT16] / total if total else 0.0
 
 
 def _export_graph(module: torch.nn.Module, inputs, outputs, path: Path, opset: int) -> None:
     args = example_inputs(inputs)
     dynamic = any(BATCH in t.shape for t in inputs)
     dynamic_shapes = ({0: torch.export.Dim(BATCH, min=1, max=MAX_EXPORT_BATCH)},) if dynamic else None
+    if dynamic and isinstance(module, Float32Boundary):
+        dynamic_shapes = (dynamic_shapes,)  # its forward takes *inputs: one tuple argument
     chatter = io.StringIO()
     try:
         with contextlib.redirect_stdout(chatter), torch.inference_mode(False), torch.no_grad():
@@ -149,7 +208,7 @@ def foldable_nodes(graph: onnx.GraphProto) -> list[str]:
         i in constants for i in n.input if i)]
 
 
-def check_graph(path: Path, graph: str, opset: int) -> GraphReport:
+def check_graph(path: Path, graph: str, opset: int, precision: str = "fp32") -> GraphReport:
     """Full ONNX check, strict shape inference, TensorRT 10 operator support, simplification."""
     try:
         onnx.checker.check_model(str(path), full_check=True)
@@ -175,23 +234,34 @@ def check_graph(path: Path, graph: str, opset: int) -> GraphReport:
     return GraphReport(
         graph, path, path.stat().st_size, len(model.graph.node), op_types,
         {"checker": "pass", "shapes": "pass", "TensorRT 10 ops": "pass", "folded": "pass", "opset": str(opset)},
+        fp32_compute_nodes(model) if precision != "fp32" else [], fp16_weight_fraction(model),
     )
 
 
 def prepare_output_folder(out: Path, force: bool) -> None:
+    """An empty folder, or with `force` one that holds an earlier export (only its files are replaced);
+    a folder holding anything else is refused, so that no unrelated file is ever deleted."""
     if out.exists() and not out.is_dir():
         raise ToMPError(f"{out} exists and is not a folder.")
     if out.exists() and any(out.iterdir()):
+        others = sorted(p.name for p in out.iterdir() if p.name not in EXPORT_FILES)
+        if others:
+            shown = ", ".join(others[:5]) + (" ..." if len(others) > 5 else "")
+            raise ToMPError(f"{out} holds files that are not an export ({shown}); export into a new or empty folder.")
         if not force:
-            raise ToMPError(f"{out} already exists and is not empty; pass --force to overwrite it.")
-        shutil.rmtree(out)
+            raise ToMPError(f"{out} already holds an export; pass --force to replace it.")
+        for name in EXPORT_FILES:
+            (out / name).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
 
 
 def export_model(model: ToMPNet, out: Path, opset: int = DEFAULT_OPSET, force: bool = False,
-                 tracker: TrackerParams | None = None, progress=None) -> list[GraphReport]:
-    """Writes backbone.onnx, predictor.onnx, head.onnx and model.json into `out`; the tracker parameters
-recorded are `tracker`, else the checkpoint's own."""
+                 tracker: TrackerParams | None = None, precision: str = "fp32", progress=None) -> list[GraphReport]:
+    """Writes backbone.onnx, predictor.onnx, head.onnx and model.json into `out`, in `precision` (fp32 or
+    fp16, float32 at the boundary either way); the tracker parameters recorded are `tracker`, else the
+    checkpoint's own."""
+    if precision not in PRECISIONS:
+        raise ToMPError(f"--precision {precision!r}: choose {' or '.join(PRECISIONS)}.")
     if not 18 <= opset <= 20:
         raise ToMPError(f"--opset {opset} is outside 18..20 (torch's exporter emits >= 18, TensorRT 10.0 parses <= 20).")
     out = Path(out)
@@ -199,7 +269,7 @@ recorded are `tracker`, else the checkpoint's own."""
     model = model.cpu().eval()
     io_specs = graph_io(model.config)
     reports = []
-    for graph, module in _modules(model).items():
+    for graph, module in _modules(model, precision).items():
         inputs, outputs = io_specs[graph]
         path = out / f"{graph}.onnx"
         if progress:
@@ -209,7 +279,7 @@ recorded are `tracker`, else the checkpoint's own."""
             simplify(path)
         if progress:
             progress(f"checking {graph}")
-        reports.append(check_graph(path, graph, opset))
+        reports.append(check_graph(path, graph, opset, precision))
     info = getattr(model, "checkpoint_info", None)
     ExportManifest(
         model=model.config,
@@ -219,9 +289,12 @@ recorded are `tracker`, else the checkpoint's own."""
         exporter=f"torch.onnx.export(dynamo=True), torch {torch.__version__}, onnx {onnx.__version__}",
         max_batch=MAX_EXPORT_BATCH,
         graphs={
-            graph: GraphFile(f"{graph}.onnx", file_sha256(out / f"{graph}.onnx"),
-                             [s.to_dict() for s in io_specs[graph][0]], [s.to_dict() for s in io_specs[graph][1]])
-            for graph in GRAPHS
+            report.graph: GraphFile(report.path.name, file_sha256(report.path),
+                                    [s.to_dict() for s in io_specs[report.graph][0]],
+                                    [s.to_dict() for s in io_specs[report.graph][1]],
+                                    report.fp32_nodes, round(report.fp16_weight_fraction, 6))
+            for report in reports
         },
+        precision=precision,
     ).write(out)
     return reports

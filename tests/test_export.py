@@ -1,4 +1,4 @@
-"""Export to ONNX, the ONNX Runtime backend against the PyTorch reference, FP16 copies, bad inputs."""
+"""Export to ONNX, the ONNX Runtime backend against the PyTorch reference, FP16 exports, bad inputs."""
 
 import json
 import shutil
@@ -11,7 +11,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from export.fp16 import check_fp16, emulate_fp16
+from export.fp16 import contract_inputs as realistic_inputs
+from export.fp16 import growing, layer_errors
 from export.onnx_export import check_graph, export_model
 from export.trt_ops import unsupported_nodes
 from tests.reference_checkpoints import write_reference_checkpoint
@@ -23,7 +24,7 @@ from tomp_deploy.backends.torch_backend import TorchBackend
 from tomp_deploy.contract import graph_io
 from tomp_deploy.export_manifest import read_export
 from tomp_deploy.model import save_checkpoint
-from tomp_deploy.parity import compare_sequences, relative_error, track_sequence
+from tomp_deploy.parity import FP16_TOLERANCES, compare_contract, compare_sequences, relative_error, track_sequence
 
 FEAT = 18
 
@@ -70,7 +71,7 @@ def test_tiny_graphs_match_pytorch(tiny_export, memory_frames):
 
 
 @pytest.mark.parametrize("preset_name", ["tomp50", "tomp101"])
-def test_full_size_graphs_match_pytorch_and_fp16_scores(tmp_path, preset_name):
+def test_full_size_graphs_match_pytorch(tmp_path, preset_name):
     network = seeded_model(preset_name, 1, 0.5, True, 0.2)
     export_model(network, tmp_path / preset_name)
     exported = read_export(tmp_path / preset_name)
@@ -81,11 +82,57 @@ def test_full_size_graphs_match_pytorch_and_fp16_scores(tmp_path, preset_name):
     assert manifest.opset == 18
     assert manifest.graphs["predictor"].inputs[4] == {
         "name": "key_padding_mask", "shape": [2, 3 * FEAT * FEAT], "dtype": "bool"}
-    mode, errors = check_fp16(exported)
-    assert "emulated" in mode
-    assert all(e.finite for e in errors)
-    scores = next(e for e in errors if e.output == "scores")
-    assert scores.max_rel <= 1e-2
+
+
+def test_fp16_export_of_a_reference_tomp50_checkpoint(tmp_path):
+    """The FP16 graphs of a published-format ToMP-50 checkpoint, run by ONNX Runtime on the CPU: every
+    contract output within 1e-2 of the FP32 export's, FP16 weights, FP32 islands where the model puts them."""
+    from tomp_deploy.model import load_model
+
+    network = load_model(write_reference_checkpoint(tmp_path / "tomp50.pth.tar"))
+    export_model(network, tmp_path / "fp32")
+    export_model(network, tmp_path / "fp16", precision="fp16")
+    fp32, fp16 = read_export(tmp_path / "fp32"), read_export(tmp_path / "fp16")
+    assert (fp32.manifest.precision, fp16.manifest.precision) == ("fp32", "fp16")
+    with OnnxRuntimeBackend(fp32) as reference, OnnxRuntimeBackend(fp16) as half:
+        inputs = realistic_inputs(reference)
+        rows = compare_contract(reference, half, inputs)
+    assert len(rows) == 7 and FP16_TOLERANCES.outputs_within(rows), [(r.output, r.max_rel) for r in rows]
+    graphs = fp16.manifest.graphs
+    assert graphs["backbone"].fp16_weight_fraction >= 0.9 and graphs["predictor"].fp16_weight_fraction >= 0.9
+    for graph in ("backbone", "predictor", "head"):
+        model = onnx.load(str(fp16.graph_path(graph)))
+        assert {i.type.tensor_type.elem_type for i in model.graph.input} <= {TensorProto.FLOAT, TensorProto.BOOL}
+        assert {o.type.tensor_type.elem_type for o in model.graph.output} == {TensorProto.FLOAT}
+        island_ops = {n.op_type for n in model.graph.node if n.name in set(graphs[graph].fp32_nodes)}
+        expected = {"backbone": {"ReduceMean", "Sqrt"}, "predictor": {"Softmax", "LayerNormalization"},
+                    "head": {"ReduceSum", "Exp", "ReduceMean"}}[graph]
+        assert expected <= island_ops, (graph, island_ops)
+    assert not graphs["backbone"].fp32_nodes or "Conv" not in {
+        n.op_type for n in onnx.load(str(fp16.graph_path("backbone"))).graph.node if n.name in graphs["backbone"].fp32_nodes}
+
+
+def test_per_layer_report_pairs_every_tensor_with_its_fp32_counterpart(tmp_path):
+    """Every tensor of the FP16 graph is compared with the same tensor of its FP32 twin (a wrong pairing
+    would show errors near 1): the graph outputs' errors are of the order of the contract-level comparison
+    of the two exports, the islands are flagged, and the layers listed are those whose error is well above
+    their inputs'."""
+    network = seeded_model("tiny", 2, 0.6, True, 0.2)
+    export_model(network, tmp_path / "fp32")
+    export_model(network, tmp_path / "fp16", precision="fp16")
+    fp32, fp16 = read_export(tmp_path / "fp32"), read_export(tmp_path / "fp16")
+    with OnnxRuntimeBackend(fp32) as reference, OnnxRuntimeBackend(fp16) as half:
+        inputs = realistic_inputs(reference)
+        contract = {r.output: r.max_rel for r in compare_contract(reference, half, inputs)}
+    rows = layer_errors(fp32, fp16, {graph: calls[0] for graph, calls in inputs.items()})
+    assert len(rows) > 100
+    for output in ("scores", "ltrb"):
+        per_layer = next(r.max_rel for r in rows if r.tensor == output)
+        # the same order: the per-layer run keeps every cast as written, ONNX Runtime's optimiser drops some
+        assert contract[output] / 10 <= per_layer <= min(contract[output] * 10, 1e-2), (output, per_layer, contract[output])
+    assert all(r.fp32_island for r in rows if r.op_type in ("Softmax", "LayerNormalization"))
+    listed = growing(rows)
+    assert listed and all(r.max_rel >= 2 * r.input_rel and r.max_rel >= 1e-3 for r in listed)
 
 
 def test_exported_io_follows_the_contract(tiny_export):
@@ -111,23 +158,6 @@ def test_onnxruntime_tracks_like_torch(tiny_export):
     assert compare_sequences(reference, candidate).ious.min() >= 0.999
 
 
-def test_fp16_emulation_rounds_and_overflows():
-    nodes = [helper.make_node("Mul", ["x", "x"], ["y"]), helper.make_node("Add", ["y", "x"], ["z"])]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3])],
-                              [helper.make_tensor_value_info("z", TensorProto.FLOAT, [3])])
-    model = emulate_fp16(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]))
-    onnx.checker.check_model(model)
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    (z,) = session.run(None, {"x": np.array([1.0001, 300.0, 0.1], np.float32)})
-    # 1.0001 rounds to 1 in FP16 (1 + 1 = 2); 300^2 = 90000 > 65504 overflows; 0.1 -> 0.0999755859375.
-    half_tenth = float(np.float16(0.1))
-    np.testing.assert_array_equal(z, np.array([2.0, np.inf, np.float16(half_tenth * half_tenth + half_tenth)], np.float32))
-
-
 def test_onnxruntime_path_imports_no_torch(tiny_export):
     _, folder = tiny_export
     script = f"""
@@ -148,15 +178,22 @@ def run_cli(*args):
     return subprocess.run([sys.executable, "-m", "tomp_deploy", *map(str, args)], capture_output=True, text=True)
 
 
-def test_export_cli_refuses_existing_folder(tmp_path, tiny_export):
+def test_export_cli_replaces_only_an_earlier_export(tmp_path, tiny_export):
+    """--force replaces what an export writes and nothing else: a folder holding other files is refused,
+    with or without it, and keeps them."""
     network, _ = tiny_export
     checkpoint = save_checkpoint(network, tmp_path / "tiny.pt")
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "something").write_text("keep me")
+    for force in ([], ["--force"]):
+        result = run_cli("export", checkpoint, "--out", work, *force)
+        assert result.returncode == 2 and "holds files that are not an export (something)" in result.stderr
+        assert (work / "something").read_text() == "keep me" and len(list(work.iterdir())) == 1
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "something").write_text("keep me")
+    assert run_cli("export", checkpoint, "--out", out).returncode == 0
     result = run_cli("export", checkpoint, "--out", out)
-    assert result.returncode == 2 and "--force" in result.stderr
-    assert (out / "something").exists()
+    assert result.returncode == 2 and "already holds an export; pass --force" in result.stderr
     result = run_cli("export", checkpoint, "--out", out, "--force")
     assert result.returncode == 0, result.stderr
     assert {p.name for p in out.iterdir()} == {"backbone.onnx", "predictor.onnx", "head.onnx", "model.json"}
@@ -245,21 +282,21 @@ def test_model_of_the_wrong_kind_for_a_backend(tmp_path, tiny_export, kind):
     assert ("not an export folder" in result.stderr) or ("is a folder, not a checkpoint" in result.stderr)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 4 (blocked): the shipped tiny model's FP16 copy drifts from FP32 in "
-                   "closed-loop tracking: score maps agree within 1e-2, but a sub-pixel box difference changes the next "
-                   "crop, to which its box regressor answers with a box at IoU ~0.9, and the trackers part")
-def test_fp16_copy_of_the_trained_tiny_model_tracks_like_fp32(tmp_path):
-    from export.fp16 import fp16_backend
+@pytest.mark.xfail(strict=True, reason="issue 15: the shipped tiny model's FP16 export drifts from FP32 in closed-loop "
+                   "tracking: score maps agree within 1e-2, but a sub-pixel box difference changes the next crop, to "
+                   "which its box regressor answers with a box at IoU ~0.9, and the trackers part")
+def test_fp16_export_of_the_trained_tiny_model_tracks_like_fp32(tmp_path):
     from tomp_deploy.datasets import open_dataset
     from tomp_deploy.model import load_model
     from tomp_deploy.shipped import resolve_model
     from tomp_deploy.synth import generate_benchmark
 
-    export_model(load_model(resolve_model("tiny")), tmp_path / "export")
-    exported = read_export(tmp_path / "export")
+    network = load_model(resolve_model("tiny"))
+    export_model(network, tmp_path / "export")
+    export_model(network, tmp_path / "export-fp16", precision="fp16")
     generate_benchmark(tmp_path / "data", sequences=2, frames=40, seed=11)
     for sequence in open_dataset(tmp_path / "data", "lasot"):
         frames = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in sequence.frames]
-        reference = track_sequence(OnnxRuntimeBackend(exported), frames, sequence.init_box)
-        half = track_sequence(fp16_backend(exported)[0], frames, sequence.init_box)
+        reference = track_sequence(OnnxRuntimeBackend(tmp_path / "export"), frames, sequence.init_box)
+        half = track_sequence(OnnxRuntimeBackend(tmp_path / "export-fp16"), frames, sequence.init_box)
         assert compare_sequences(reference, half).ious.min() >= 0.98, sequence.name

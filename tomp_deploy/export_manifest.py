@@ -8,7 +8,7 @@ Importing this module needs neither torch nor onnx.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from tomp_deploy.contract import GRAPHS, graph_io
@@ -28,6 +28,9 @@ class GraphFile:
     sha256: str
     inputs: list[dict]
     outputs: list[dict]
+    fp32_nodes: list[str] = field(default_factory=list)
+    """The FP32 islands of an FP16 graph: its nodes that compute in FP32 (empty in an FP32 graph)."""
+    fp16_weight_fraction: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,8 @@ class ExportManifest:
     exporter: str
     max_batch: int
     graphs: dict[str, GraphFile]
+    precision: str = "fp32"
+    """Of the weights and compute inside the graphs (fp32 or fp16); inputs and outputs are float32."""
 
     def write(self, folder: Path) -> Path:
         fields = asdict(self)
@@ -65,6 +70,7 @@ class ExportManifest:
                 exporter=str(fields.get("exporter", "")),
                 max_batch=int(fields["max_batch"]),
                 graphs={name: GraphFile(**entry) for name, entry in _mapping(fields["graphs"]).items()},
+                precision=str(fields.get("precision", "fp32")),
             )
         except ToMPError as exc:
             raise ToMPError(f"{path}: {exc}") from None

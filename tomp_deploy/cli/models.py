@@ -10,7 +10,6 @@ import typer
 
 from tomp_deploy.cli.app import command, console
 from tomp_deploy.cli.render import print_table
-from tomp_deploy.errors import ToMPError
 
 
 @command()
@@ -64,50 +63,51 @@ def export_command(
     model: Annotated[Path, typer.Argument(help="Checkpoint to export (tomp-deploy or reference format), or 'tiny'.")],
     out: Annotated[Path, typer.Option(help="Folder for backbone/predictor/head.onnx and model.json.")],
     opset: Annotated[int, typer.Option(help="ONNX opset (18..20; TensorRT 10.0 parses up to 20).")] = 18,
-    force: Annotated[bool, typer.Option(help="Overwrite a non-empty output folder.")] = False,
-    check_fp16: Annotated[bool, typer.Option("--check-fp16", help="Run FP16 copies and report their error.")] = False,
-    device: Annotated[str, typer.Option(help="Where --check-fp16 runs: cpu (emulated) or cuda (native).")] = "cpu",
+    force: Annotated[bool, typer.Option(help="Replace an earlier export in --out (nothing else is deleted).")] = False,
+    precision: Annotated[str, typer.Option(help="fp32, or fp16: FP16 weights and compute with FP32 islands, "
+                                                "float32 inputs and outputs (for engines and ONNX Runtime).")] = "fp32",
 ) -> None:
-    """Export a checkpoint as the split ONNX graphs and check them for TensorRT 10."""
+    """Export a checkpoint as the split ONNX graphs and check them for TensorRT."""
     from export.onnx_export import export_model
-    from tomp_deploy.export_manifest import read_export
     from tomp_deploy.model import load_model
     from tomp_deploy.shipped import resolve_model
 
     with console.status("loading the checkpoint") as status:
         network = load_model(resolve_model(model))
-        reports = export_model(network, out, opset=opset, force=force, progress=lambda text: status.update(text))
+        reports = export_model(network, out, opset=opset, force=force, precision=precision,
+                               progress=lambda text: status.update(text))
     rows = [[r.graph, f"{r.size_bytes / 1e6:.1f} MB", str(r.op_count),
+             f"{100 * r.fp16_weight_fraction:.1f}%", str(len(r.fp32_nodes)),
              "  ".join(f"{k}: {v}" for k, v in r.checks.items() if k != "opset")] for r in reports]
-    print_table(f"ONNX export of {model.name} (opset {opset})", ("graph", "size", "ops", "checks"), rows)
+    print_table(f"{precision.upper()} ONNX export of {model.name} (opset {opset})",
+                ("graph", "size", "ops", "FP16 weights", "FP32 island nodes", "checks"), rows)
     console.print(f"wrote {out}/{{backbone,predictor,head}}.onnx and model.json")
-    if check_fp16:
-        from export.fp16 import check_fp16 as run_check
-
-        with console.status("running FP16 copies"):
-            mode, errors = run_check(read_export(out), device)
-        rows = [[e.graph, e.output, f"{e.max_abs:.2e}", f"{e.max_rel:.2e}", "yes" if e.finite else "NO"] for e in errors]
-        print_table(f"FP16 vs FP32: {mode}", ("graph", "output", "max abs error", "max rel error", "finite"), rows)
 
 
 @command()
 def build(
     export_dir: Annotated[Path, typer.Argument(help="Export folder (tomp-deploy export).")],
     out: Annotated[Path, typer.Option(help="Engine folder to write.")],
-    precision: Annotated[str, typer.Option(help="fp16 (normalisations and softmax pinned to fp32) or fp32.")] = "fp16",
+    library: Annotated[str | None, typer.Option(
+        help="tensorrt or tensorrt-rtx (default: the one installed).")] = None,
+    precision: Annotated[str | None, typer.Option(
+        help="Expected precision; engines take it from the export (export --precision fp16).")] = None,
+    compute_capability: Annotated[list[str] | None, typer.Option(
+        help="TensorRT for RTX: a compute capability to build for, e.g. 8.9; repeatable (default: its portable "
+             "set, 8.0 to 12.0 and later).")] = None,
     workspace: Annotated[float, typer.Option(help="Builder workspace in GB.")] = 4.0,
-    timing_cache: Annotated[Path | None, typer.Option(help="Timing cache file, read and updated.")] = None,
+    timing_cache: Annotated[Path | None, typer.Option(help="TensorRT: timing cache file, read and updated.")] = None,
     max_batch: Annotated[int, typer.Option(help="Largest backbone batch (targets tracked at once).")] = 4,
 ) -> None:
-    """Compile the split ONNX graphs into TensorRT engines for this GPU, with a manifest."""
+    """Compile the split ONNX graphs into strongly typed engines (TensorRT or TensorRT for RTX), with a manifest."""
     from engines.builder import build_engines
-    from engines.plan import PRECISIONS
 
-    if precision not in PRECISIONS:
-        raise ToMPError(f"--precision must be one of {', '.join(PRECISIONS)}.")
-    with console.status("building TensorRT engines") as status:
-        manifest = build_engines(export_dir, out, precision, workspace, timing_cache, max_batch,
-                                 report=lambda text: status.update(text))
-    console.print(f"built {precision} engines for {manifest.gpu_name} (SM {manifest.compute_capability}, TensorRT "
-                  f"{manifest.tensorrt}) in {manifest.build_seconds:.0f} s: {out}")
+    with console.status("building engines") as status:
+        manifest = build_engines(export_dir, out, library, precision, workspace, timing_cache, max_batch,
+                                 compute_capability, report=lambda text: status.update(text))
+    where = (f"for {manifest.gpu_name} (SM {manifest.compute_capability})" if manifest.gpu_name else
+             f"for compute capabilities {', '.join(manifest.target_compute_capabilities)}")
+    sizes = ", ".join(f"{graph} {size / 1e6:.1f} MB" for graph, size in manifest.engine_bytes.items())
+    console.print(f"built {manifest.precision} engines with {manifest.built_with} {where} in "
+                  f"{manifest.build_seconds:.1f} s ({sizes}): {out}")
 

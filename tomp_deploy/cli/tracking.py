@@ -128,6 +128,22 @@ def track(
         console.print(f"video: {video.path}")
 
 
+def _print_layer_errors(backends, recorded: dict[str, list[tuple]]) -> None:
+    from export.fp16 import GROWTH, growing, layer_errors
+
+    exports = [getattr(backend, "exported", None) for backend in backends]
+    if None in exports or exports[0].manifest.precision != "fp32" or exports[1].manifest.precision != "fp16":
+        raise ToMPError("--per-layer compares two exports run by onnxruntime: an FP32 one first, then an FP16 one "
+                        "of the same model (onnxruntime:EXPORT_FP32 onnxruntime:EXPORT_FP16).")
+    with console.status("running every intermediate tensor of both exports"):
+        rows = layer_errors(exports[0], exports[1], {graph: calls[0] for graph, calls in recorded.items()})
+    listed = growing(rows)
+    print_table(f"Layers where the FP16 error grows (x{GROWTH:g} over their inputs, first frame; {len(rows)} tensors compared)",
+                ("graph", "node", "op", "rel. error", "inputs' error", "FP32 island"),
+                [[r.graph, r.node, r.op_type, f"{r.max_rel:.2e}", f"{r.input_rel:.2e}", "yes" if r.fp32_island else ""]
+                 for r in listed] or [["", "none", "", "", "", ""]])
+
+
 @command()
 def parity(
     a: Annotated[str, typer.Argument(help="Reference, as BACKEND:PATH (e.g. torch:model.pth.tar).")],
@@ -137,6 +153,9 @@ def parity(
     rtol: Annotated[float, typer.Option(help="Largest relative error allowed on contract outputs.")]
         = 1e-4,
     min_iou: Annotated[float, typer.Option(help="Smallest IoU allowed between the two trackers' boxes.")] = 0.999,
+    per_layer: Annotated[bool, typer.Option(
+        help="For two exports (FP32 first, FP16 second): compare every intermediate tensor on the sequence's "
+             "first frame and list the layers where the FP16 error grows.")] = False,
 ) -> None:
     """Compare two backends on every contract output and over a whole sequence."""
     import contextlib
@@ -174,6 +193,8 @@ def parity(
         with console.status(f"tracking {len(images)} frames with {b}"):
             boxes_b = track_sequence(backends[1], images, init_box)
         outputs = compare_contract(backends[0], backends[1], recorder.first_calls(3))
+        if per_layer:
+            _print_layer_errors(backends, recorder.first_calls(1))
     tracking = compare_sequences(boxes_a, boxes_b)
 
     print_table(f"Contract outputs: {b} vs {a}", ("graph", "output", "max abs error", "max rel error", f"<= {rtol:g}"),

@@ -33,7 +33,9 @@ class InstanceL2Norm(nn.Module):
 
     The reference computes `x * scale * sqrt(C*H*W / (sum(x**2) + eps))`. The sum of 256*18*18 squares
     overflows FP16, so this divides by the sample's max magnitude first and takes a mean instead of
-    a sum: algebraically the same value in FP32, bounded by 1 in every intermediate under FP16.
+    a sum: algebraically the same value in FP32, bounded by 1 in every intermediate under FP16. In a
+    reduced-precision model it is computed in FP32 (an FP32 island): its statistics decide the scale of
+    every feature the predictor sees.
     """
 
     def __init__(self, scale: float, eps: float = 1e-5):
@@ -43,10 +45,11 @@ class InstanceL2Norm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         numel = x.shape[1] * x.shape[2] * x.shape[3]
-        peak = x.abs().amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-12)
-        unit = x / peak
+        value = x.float()
+        peak = value.abs().amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-12)
+        unit = value / peak
         mean_square = (unit * unit).mean(dim=(1, 2, 3), keepdim=True)
-        return unit * (self.scale * torch.rsqrt(mean_square + self.eps / (numel * peak * peak)))
+        return (unit * (self.scale * torch.rsqrt(mean_square + self.eps / (numel * peak * peak)))).to(x.dtype)
 
 
 def build_head_features(config: ModelConfig) -> nn.Sequential:

@@ -9,9 +9,11 @@ from tomp_deploy.presets import ModelConfig
 
 
 def correlate(feat: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Per-cell dot product of `feat` [1,C,H,W] with `weights` [1,C] -> [1,H,W] (a 1x1 filter)."""
-    batch, _, height, width = feat.shape
-    return (weights.unsqueeze(1) @ feat.flatten(2)).reshape(batch, height, width)
+    """Per-cell dot product of `feat` [1,C,H,W] with `weights` [1,C] -> [1,H,W] (a 1x1 filter), in FP32
+    whatever the model's precision: the score map's peak decides where the target is, and its
+    256-term sums are cheap. Written as a product and a channel sum rather than a matrix product:
+    TensorRT for RTX cannot compile an FP32 GEMM for Turing (RTX 20xx) GPUs."""
+    return (feat.float() * weights.float()[:, :, None, None]).sum(dim=1)
 
 
 class LinearFilterClassifier(nn.Module):
@@ -28,18 +30,20 @@ class LinearFilterClassifier(nn.Module):
 class SingleGroupNorm(nn.GroupNorm):
     """`GroupNorm(1, C)` evaluated on x / max|x|, which leaves the value unchanged (the norm is scale
     invariant; eps is rescaled to match) but keeps every intermediate within FP16 range: the variance
-    over C*H*W elements of the raw activations overflows 65504 in FP16."""
+    over C*H*W elements of the raw activations overflows 65504 in FP16. Its statistics are computed in
+    FP32 in a reduced-precision model (an FP32 island)."""
 
     def __init__(self, channels: int):
         super().__init__(1, channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        peak = x.abs().amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-12)
-        unit = x / peak
+        value = x.float()
+        peak = value.abs().amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-12)
+        unit = value / peak
         centred = unit - unit.mean(dim=(1, 2, 3), keepdim=True)
         variance = (centred * centred).mean(dim=(1, 2, 3), keepdim=True)
         normalised = centred * torch.rsqrt(variance + self.eps / (peak * peak))
-        return normalised * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+        return (normalised * self.weight.float().view(1, -1, 1, 1) + self.bias.float().view(1, -1, 1, 1)).to(x.dtype)
 
 
 def _conv_gn_relu(channels: int) -> list[nn.Module]:
@@ -52,6 +56,7 @@ class DenseBoxRegressor(nn.Module):
 
     `exp` of an FP16 logit overflows above 11.09; ltrb is a distance divided by the crop size, so
     logits are clamped at 10 (ltrb <= 22026 crops), which no valid box reaches: FP32 results are unchanged.
+    The correlation and the `exp` run in FP32 in a reduced-precision model (FP32 islands).
     """
 
     max_logit = 10.0
@@ -63,9 +68,9 @@ class DenseBoxRegressor(nn.Module):
         self.bbreg_layer = nn.Conv2d(channels, 4, kernel_size=3, padding=1)
 
     def forward(self, feat: torch.Tensor, target_model: torch.Tensor) -> torch.Tensor:
-        attention = correlate(feat, self.linear(target_model))
+        attention = correlate(feat, self.linear(target_model)).to(feat.dtype)
         tower = self.tower(attention.unsqueeze(1) * feat)
-        return torch.exp(self.bbreg_layer(tower).clamp(max=self.max_logit))
+        return torch.exp(self.bbreg_layer(tower).float().clamp(max=self.max_logit))
 
 
 class ToMPHead(nn.Module):

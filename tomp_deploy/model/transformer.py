@@ -5,6 +5,11 @@ so its checkpoints load unchanged. Attention is `scaled_dot_product_attention` w
 0/-inf key bias rather than `nn.MultiheadAttention`: PyTorch runs it as a fused kernel, the exported
 graph is plain MatMul/Add/Softmax (parsed by every TensorRT 10 release; the scale is applied to q and k
 before their product, which keeps FP16 logits in range), and a hidden key gets exactly zero weight.
+
+In a reduced-precision model the softmax and the LayerNorms run in FP32 (islands): softmax turns small
+logit errors into weight errors and LayerNorm's statistics accumulate over the whole embedding. Eager
+PyTorch gets the softmax island from its fused fp16 attention kernels, which keep it in FP32 inside;
+an export writes it out explicitly, so that the ONNX graph (and every engine built from it) has it too.
 """
 
 from __future__ import annotations
@@ -50,9 +55,29 @@ class MultiheadAttention(nn.Module):
         q = self._split_heads(F.linear(query, w_q, b_q))
         k = self._split_heads(F.linear(key, w_k, b_k))
         v = self._split_heads(F.linear(value, w_v, b_v))
-        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=key_bias)
+        if q.dtype != torch.float32 and torch.compiler.is_exporting():
+            attended = _attention_with_fp32_softmax(q, k, v, key_bias)
+        else:
+            attended = F.scaled_dot_product_attention(q, k, v, attn_mask=key_bias)
         batch, _, length, _ = attended.shape
         return self.out_proj(attended.transpose(1, 2).reshape(batch, length, self.embed_dim))
+
+
+def _attention_with_fp32_softmax(q, k, v, key_bias):
+    """Attention as the exporter writes SDPA (scale split between q and k), with the softmax in FP32."""
+    scale = q.shape[-1] ** -0.25
+    logits = (q * scale) @ (k * scale).transpose(-2, -1)
+    if key_bias is not None:
+        logits = logits.float() + key_bias.float()
+    return torch.softmax(logits.float(), dim=-1).to(v.dtype) @ v
+
+
+class LayerNorm(nn.LayerNorm):
+    """`nn.LayerNorm` computed in FP32 whatever the model's precision (an FP32 island in FP16 graphs)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.layer_norm(x.float(), self.normalized_shape, self.weight.float(), self.bias.float(),
+                            self.eps).to(x.dtype)
 
 
 def key_padding_bias(key_padding_mask: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -72,8 +97,8 @@ class EncoderLayer(nn.Module):
         self.self_attn = MultiheadAttention(d_model, num_heads)
         self.linear1 = nn.Linear(d_model, dim_feedforward)
         self.linear2 = nn.Linear(dim_feedforward, d_model)
-        self.norm1 = nn.LayerNorm(d_model)
-        self.norm2 = nn.LayerNorm(d_model)
+        self.norm1 = LayerNorm(d_model)
+        self.norm2 = LayerNorm(d_model)
 
     def forward(self, src: torch.Tensor, pos: torch.Tensor, key_bias: torch.Tensor) -> torch.Tensor:
         q = k = src + pos
@@ -88,9 +113,9 @@ class DecoderLayer(nn.Module):
         self.multihead_attn = MultiheadAttention(d_model, num_heads)
         self.linear1 = nn.Linear(d_model, dim_feedforward)
         self.linear2 = nn.Linear(dim_feedforward, d_model)
-        self.norm1 = nn.LayerNorm(d_model)
-        self.norm2 = nn.LayerNorm(d_model)
-        self.norm3 = nn.LayerNorm(d_model)
+        self.norm1 = LayerNorm(d_model)
+        self.norm2 = LayerNorm(d_model)
+        self.norm3 = LayerNorm(d_model)
 
     def forward(
         self,
@@ -122,7 +147,7 @@ class TransformerDecoder(nn.Module):
     def __init__(self, layer: DecoderLayer, num_layers: int, d_model: int):
         super().__init__()
         self.layers = nn.ModuleList(copy.deepcopy(layer) for _ in range(num_layers))
-        self.norm = nn.LayerNorm(d_model)
+        self.norm = LayerNorm(d_model)
 
     def forward(self, tgt, memory, pos, query_pos, key_bias):
         for layer in self.layers:
