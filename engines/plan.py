@@ -1,5 +1,5 @@
-"""What a TensorRT build needs to decide, computed without TensorRT: optimisation profiles from the
-export's contract shapes and the layers kept in FP32 under FP16."""
+"""What a TensorRT build needs to decide and check, computed without TensorRT: optimisation profiles
+from the export's contract shapes, and whether a parsed network keeps the export's FP32 islands."""
 
 from __future__ import annotations
 
@@ -7,12 +7,8 @@ from tomp_deploy.contract import BATCH, graph_io
 from tomp_deploy.errors import ToMPError
 from tomp_deploy.export_manifest import ExportFolder
 
-PRECISIONS = ("fp16", "fp32")
-FP32_LAYER_KINDS = frozenset({"NORMALIZATION", "REDUCE", "SOFTMAX"})
-"""TensorRT layer kinds kept in FP32 in an FP16 engine: normalisations (LayerNorm, the instance L2 norm's
-and GroupNorm's reductions) accumulate over hundreds to tens of thousands of values, and softmax turns
-small logit errors into weight errors. The graphs are written to stay in FP16 range; pinning these keeps
-their accumulation exact as well, at little cost (they are a small share of the FLOPs)."""
+HEAVY_LAYER_KINDS = frozenset({"CONVOLUTION", "MATRIX_MULTIPLY"})
+"""Layers that hold nearly all of a frame's FLOPs: in an FP16 network they must run in FP16."""
 
 
 def profile_shapes(exported: ExportFolder, max_batch: int) -> dict[str, dict[str, tuple]]:
@@ -30,10 +26,20 @@ def profile_shapes(exported: ExportFolder, max_batch: int) -> dict[str, dict[str
     return profiles
 
 
-def fp32_layers(layers: list[tuple[str, str]], precision: str) -> list[str]:
-    """Names of the layers (name, TensorRT layer kind) to pin to FP32 for the requested precision."""
-    if precision not in PRECISIONS:
-        raise ToMPError(f"--precision must be one of {', '.join(PRECISIONS)}, not {precision!r}.")
-    if precision == "fp32":
-        return []
-    return [name for name, kind in layers if kind in FP32_LAYER_KINDS]
+def precision_problems(layers: list[tuple[str, str, str]], fp32_nodes: list[str], precision: str) -> list[str]:
+    """How a parsed strongly typed network (layer name, layer kind, output type: FLOAT or HALF) departs
+    from the export: in an FP16 export every FP32 island node must give FP32 layers and every
+    convolution and matrix product outside them FP16 ones; in an FP32 export everything stays FP32.
+    TensorRT's ONNX parser names a layer after the node it comes from."""
+    islands = set(fp32_nodes)
+    problems = []
+    for name, kind, dtype in layers:
+        if name in islands and dtype != "FLOAT":
+            problems.append(f"layer {name} ({kind}) of an FP32 island runs in {dtype}")
+        elif precision == "fp16" and kind in HEAVY_LAYER_KINDS and name not in islands and dtype != "HALF":
+            problems.append(f"layer {name} ({kind}) runs in {dtype}, not FP16")
+        elif precision == "fp32" and dtype == "HALF":
+            problems.append(f"layer {name} ({kind}) of an FP32 export runs in FP16")
+    found = {name for name, _, _ in layers}
+    problems += [f"the FP32 island node {name} has no layer in the network" for name in fp32_nodes if name not in found]
+    return problems

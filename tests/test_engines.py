@@ -1,5 +1,5 @@
-"""Engine-building logic that needs no TensorRT: profiles, precision pinning, buffers, manifests, and
-the errors of a machine without TensorRT. Tests that build engines are marked `tensorrt`."""
+"""Engine building: profiles, precision checks, manifests and compatibility, and real builds with TensorRT
+for RTX (its ahead-of-time builder needs no GPU). Tests that run engines are in test_gpu_backends.py."""
 
 import dataclasses
 import importlib.util
@@ -8,19 +8,30 @@ import sys
 
 import pytest
 
-from engines.plan import fp32_layers, profile_shapes
+from engines.builder import RTX_PORTABLE_DEFAULT, build_engines, network_layers, parse_network
+from engines.plan import precision_problems, profile_shapes
 from export.onnx_export import export_model
 from tests.seeded import seeded_model
 from tomp_deploy import ToMPError
 from tomp_deploy.contract import TensorSpec, graph_io
 from tomp_deploy.engine_manifest import EngineManifest, EngineTarget, EngineTensor, check_engines, io_mismatches, mismatches
-from tomp_deploy.export_manifest import read_export
+from tomp_deploy.export_manifest import read_export, read_export_manifest
+
+needs_rtx = pytest.mark.skipif(importlib.util.find_spec("tensorrt_rtx") is None,
+                               reason="TensorRT for RTX is not installed (pip install -e '.[tensorrt-rtx]')")
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     folder = tmp_path_factory.mktemp("export") / "tiny"
     export_model(seeded_model("tiny", 2), folder)
+    return read_export(folder)
+
+
+@pytest.fixture(scope="module")
+def exported_fp16(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("export") / "tiny-fp16"
+    export_model(seeded_model("tiny", 2), folder, precision="fp16")
     return read_export(folder)
 
 
@@ -35,14 +46,16 @@ def test_profiles_from_model_json(exported):
     with pytest.raises(ToMPError, match="outside"):
         profile_shapes(exported, max_batch=0)
 
-
-def test_precision_pinning_decisions():
-    layers = [("ln1", "NORMALIZATION"), ("mean", "REDUCE"), ("attn", "SOFTMAX"), ("fc", "MATRIX_MULTIPLY"),
-              ("conv", "CONVOLUTION"), ("exp", "UNARY")]
-    assert fp32_layers(layers, "fp16") == ["ln1", "mean", "attn"]
-    assert fp32_layers(layers, "fp32") == []
-    with pytest.raises(ToMPError, match="--precision"):
-        fp32_layers(layers, "int8")
+def test_precision_problems_by_hand():
+    layers = [("ln", "NORMALIZATION", "FLOAT"), ("fc", "MATRIX_MULTIPLY", "HALF"), ("conv", "CONVOLUTION", "FLOAT"),
+              ("soft", "SOFTMAX", "HALF"), ("relu", "ACTIVATION", "HALF")]
+    assert precision_problems(layers, ["ln", "soft", "gone"], "fp16") == [
+        "layer conv (CONVOLUTION) runs in FLOAT, not FP16",
+        "layer soft (SOFTMAX) of an FP32 island runs in HALF",
+        "the FP32 island node gone has no layer in the network"]
+    assert precision_problems([("ln", "NORMALIZATION", "FLOAT"), ("fc", "MATRIX_MULTIPLY", "FLOAT")], [], "fp32") == []
+    assert precision_problems([("fc", "MATRIX_MULTIPLY", "HALF")], [], "fp32") == [
+        "layer fc (MATRIX_MULTIPLY) of an FP32 export runs in FP16"]
 
 
 def test_buffer_sizes():
@@ -51,28 +64,54 @@ def test_buffer_sizes():
     assert TensorSpec("train_feat", (2, 256, 18, 18)).nbytes(8) == 2 * 256 * 18 * 18 * 4
 
 
-def manifest() -> EngineManifest:
-    return EngineManifest("10.3.0", "NVIDIA GeForce RTX 4090", "8.9", "fp16",
-                          {"backbone": "a", "predictor": "b", "head": "c"}, {"max_batch": 4}, "2026-11-25T00:00:00")
+def manifest(**changes) -> EngineManifest:
+    built = EngineManifest("tensorrt", "10.3.0", "fp16", {"backbone": "a", "predictor": "b", "head": "c"},
+                           gpu_name="NVIDIA GeForce RTX 4090", compute_capability="8.9", build_options={"max_batch": 4},
+                           built_at="2026-11-25T00:00:00")
+    return dataclasses.replace(built, **changes)
+
+
+def rtx_manifest(**changes) -> EngineManifest:
+    fields = {"library": "tensorrt-rtx", "library_version": "1.7.1.116", "gpu_name": None, "compute_capability": None,
+              "target_compute_capabilities": list(RTX_PORTABLE_DEFAULT),
+              "build_options": {"max_batch": 4, "portable_default": True}}
+    return manifest(**{**fields, **changes})
 
 
 def test_manifest_round_trip(tmp_path):
-    manifest().write(tmp_path)
-    assert EngineManifest.read(tmp_path) == manifest()
+    for written in (manifest(), rtx_manifest()):
+        written.write(tmp_path)
+        assert EngineManifest.read(tmp_path) == written
 
 
 def test_manifest_mismatches():
-    here = EngineTarget("10.3.0", "NVIDIA GeForce RTX 4090", "8.9")
+    here = EngineTarget("tensorrt", "10.3.0", "NVIDIA GeForce RTX 4090", "8.9")
     assert mismatches(manifest(), here, {"backbone": "a", "predictor": "b", "head": "c"}) == []
-    assert mismatches(manifest(), EngineTarget("10.5.0", here.gpu_name, "8.9")) == [
-        "built with TensorRT 10.3.0, this machine has TensorRT 10.5.0"]
-    assert "compute capability 8.9" in mismatches(manifest(), EngineTarget("10.3.0", "NVIDIA H100", "9.0"))[0]
-    assert mismatches(manifest(), EngineTarget("10.3.0", "NVIDIA RTX 6000 Ada", "8.9")) == [
+    assert mismatches(manifest(), dataclasses.replace(here, library_version="10.5.0")) == [
+        "built with TensorRT 10.3.0, this runtime uses TensorRT 10.5.0"]
+    assert "compute capability 8.9" in mismatches(manifest(), EngineTarget("tensorrt", "10.3.0", "NVIDIA H100", "9.0"))[0]
+    assert mismatches(manifest(), dataclasses.replace(here, gpu_name="NVIDIA RTX 6000 Ada")) == [
         "built on a NVIDIA GeForce RTX 4090, this GPU is a NVIDIA RTX 6000 Ada"]
     assert mismatches(manifest(), here, {"backbone": "a", "predictor": "x", "head": "c"}) == [
         "the predictor engine was not built from this export's predictor.onnx (hash differs)"]
-    with pytest.raises(ToMPError, match="Rebuild them on this machine: tomp-deploy build"):
-        check_engines(manifest(), EngineTarget("10.5.0", "NVIDIA H100", "9.0"))
+    assert mismatches(manifest(), dataclasses.replace(here, library="tensorrt-rtx", library_version="1.7.1.116")) == [
+        "built with TensorRT 10.3.0, this runtime uses TensorRT for RTX 1.7.1.116"]
+    with pytest.raises(ToMPError, match="Rebuild them for this machine: tomp-deploy build"):
+        check_engines(manifest(), EngineTarget("tensorrt", "10.5.0", "NVIDIA H100", "9.0"))
+
+
+def test_rtx_engines_run_on_the_compute_capabilities_they_target():
+    rtx = EngineTarget("tensorrt-rtx", "1.7.1.116", "NVIDIA GeForce RTX 4090", "8.9")
+    assert mismatches(rtx_manifest(), rtx) == []
+    blackwell = dataclasses.replace(rtx, gpu_name="NVIDIA GeForce RTX 5090", compute_capability="12.0")
+    assert mismatches(rtx_manifest(), blackwell) == []
+    assert mismatches(rtx_manifest(), dataclasses.replace(rtx, compute_capability="12.1")) == [], "later ones too"
+    assert mismatches(rtx_manifest(), dataclasses.replace(rtx, gpu_name="NVIDIA GeForce RTX 2080 Ti",
+                                                          compute_capability="7.5")) == [
+        "built for compute capabilities 8.0, 8.6, 8.9, 12.0, this GPU (NVIDIA GeForce RTX 2080 Ti) is 7.5; "
+        "build with --compute-capability 7.5"]
+    only_turing = rtx_manifest(target_compute_capabilities=["7.5"], build_options={"portable_default": False})
+    assert len(mismatches(only_turing, rtx)) == 1
 
 
 def test_manifest_read_errors(tmp_path):
@@ -84,14 +123,87 @@ def test_manifest_read_errors(tmp_path):
     (tmp_path / "manifest.json").write_text('{"format": "something-else", "version": 1}')
     with pytest.raises(ToMPError, match="not a tomp-deploy engine manifest"):
         EngineManifest.read(tmp_path)
+    (tmp_path / "manifest.json").write_text('{"format": "tomp-deploy-engines", "version": 1, "tensorrt": "10.3.0"}')
+    with pytest.raises(ToMPError, match="of version 2; rebuild the engines"):
+        EngineManifest.read(tmp_path)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed here")
-def test_build_without_tensorrt_exits_2_naming_the_package(exported, tmp_path):
-    result = subprocess.run([sys.executable, "-m", "tomp_deploy", "build", str(exported.folder), "--out",
-                             str(tmp_path / "engines")], capture_output=True, text=True)
-    assert result.returncode == 2
-    assert "'tensorrt' is not installed" in result.stderr and "tomp-deploy[tensorrt]" in result.stderr
+def test_build_without_any_tensorrt_exits_2_naming_both_packages(exported, tmp_path):
+    """Both libraries hidden from the interpreter, as on a machine that has neither."""
+    script = ("import sys; sys.modules['tensorrt'] = None; sys.modules['tensorrt_rtx'] = None; "
+              "from tomp_deploy.cli import app; app(prog_name='tomp-deploy')")
+    result = subprocess.run([sys.executable, "-c", script, "build", str(exported.folder), "--out", str(tmp_path / "e")],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    message = " ".join(result.stderr.split())
+    assert "No TensorRT library is installed" in message
+    assert "tomp-deploy[tensorrt-rtx]" in message and "GeForce RTX" in message
+    assert "tomp-deploy[tensorrt]" in message and "data-centre GPUs" in message
+
+
+@needs_rtx
+@pytest.mark.parametrize("precision", ["fp16", "fp32"])
+def test_rtx_builds_real_engines_that_keep_the_exports_precision(exported, exported_fp16, tmp_path, precision):
+    """A real TensorRT for RTX build, no GPU: the parsed networks keep the FP32 islands the export recorded
+    (and run the convolutions and matrix products in FP16), the engines and manifest are written."""
+    import tensorrt_rtx as trt
+
+    export = exported_fp16 if precision == "fp16" else exported
+    logger = trt.Logger(trt.Logger.ERROR)
+    builder = trt.Builder(logger)
+    for graph in ("backbone", "predictor", "head"):
+        network, _parser = parse_network(trt, builder, logger, export.graph_path(graph))
+        layers = network_layers(network)
+        islands = export.manifest.graphs[graph].fp32_nodes
+        types = {name: dtype for name, _, dtype in layers}
+        assert all(types[node] == "FLOAT" for node in islands)
+        heavy = [dtype for _, kind, dtype in layers if kind in ("CONVOLUTION", "MATRIX_MULTIPLY")]
+        if precision == "fp16":
+            assert islands and heavy.count("HALF") >= len(heavy) - sum(1 for n in islands if n in types)
+            assert "HALF" in heavy
+        else:
+            assert not islands and set(types.values()) <= {"FLOAT", "BOOL", "INT32", "INT64"}
+    built = build_engines(export.folder, tmp_path / "engines", library="tensorrt-rtx", max_batch=2)
+    assert (built.library, built.precision, built.gpu_name) == ("tensorrt-rtx", precision, None)
+    assert built.target_compute_capabilities == list(RTX_PORTABLE_DEFAULT)
+    assert built.onnx_sha256 == export.graph_hashes()
+    for graph in ("backbone", "predictor", "head"):
+        assert (tmp_path / "engines" / f"{graph}.engine").stat().st_size == built.engine_bytes[graph] > 0
+    assert EngineManifest.read(tmp_path / "engines") == built
+    assert read_export_manifest(tmp_path / "engines").manifest == export.manifest
+
+
+@needs_rtx
+def test_rtx_build_options_and_precision_requests(exported, exported_fp16, tmp_path):
+    turing = build_engines(exported_fp16.folder, tmp_path / "turing", library="tensorrt-rtx",
+                           compute_capabilities=["7.5"], max_batch=1)
+    assert turing.target_compute_capabilities == ["7.5"] and not turing.build_options["portable_default"]
+    with pytest.raises(ToMPError, match="targets .*8.9"):
+        build_engines(exported_fp16.folder, tmp_path / "x", library="tensorrt-rtx", compute_capabilities=["6.1"])
+    with pytest.raises(ToMPError, match="TensorRT for RTX has no timing cache"):
+        build_engines(exported_fp16.folder, tmp_path / "x", library="tensorrt-rtx", timing_cache=tmp_path / "cache")
+    with pytest.raises(ToMPError, match="is an fp32 export.*--precision fp16"):
+        build_engines(exported.folder, tmp_path / "x", library="tensorrt-rtx", precision="fp16")
+
+
+@needs_rtx
+def test_build_command_reports_what_it_built(exported_fp16, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "tomp_deploy", "build", str(exported_fp16.folder), "--out",
+                             str(tmp_path / "engines"), "--library", "tensorrt-rtx", "--max-batch", "2"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    assert "built fp16 engines with TensorRT for RTX" in text and "8.0, 8.6, 8.9, 12.0" in text
+
+
+@needs_rtx
+@pytest.mark.slow
+def test_rtx_builds_tomp50_engines(tmp_path):
+    network = seeded_model("tomp50", 1, 0.5, True, 0.2)
+    for precision in ("fp16", "fp32"):
+        export_model(network, tmp_path / precision, precision=precision)
+        built = build_engines(tmp_path / precision, tmp_path / f"engines-{precision}", library="tensorrt-rtx")
+        assert built.precision == precision and all(size > 0 for size in built.engine_bytes.values())
 
 
 def engine_tensors(config, graph):

@@ -77,8 +77,10 @@ def test_model_runs_in_reduced_precision_close_to_fp32():
             feats[:2], label.to(dtype), ltrb.to(dtype), feats[2:], mask)
         return model.head(cls_filter, cls_feat, bbreg_filter, bbreg_feat)
 
+    feats = reduced.backbone(image.to(torch.bfloat16))
+    assert feats.dtype == torch.bfloat16
     for exact, approximate in zip(run(network, torch.float32), run(reduced, torch.bfloat16)):
-        assert approximate.dtype == torch.bfloat16
+        assert approximate.dtype == torch.float32  # the head's correlation and exp are FP32 islands
         assert float((exact - approximate.float()).abs().max() / exact.abs().max()) < 0.05
 
 
@@ -96,18 +98,26 @@ def trained_export(tmp_path_factory):
     return folder
 
 
+@pytest.fixture(scope="module")
+def trained_export_fp16(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("export") / "tiny-fp16"
+    export_model(load_model(resolve_model("tiny")), folder, precision="fp16")
+    return folder
+
+
 def engine_folder_without_engines(export_folder, folder):
     folder.mkdir()
     shutil.copy(export_folder / EXPORT_MANIFEST_FILE, folder / EXPORT_MANIFEST_FILE)
     hashes = {g: e["sha256"] for g, e in json.loads((export_folder / EXPORT_MANIFEST_FILE).read_text())["graphs"].items()}
-    EngineManifest("10.3.0", "NVIDIA H100 80GB HBM3", "9.0", "fp16", hashes, {"max_batch": 4}).write(folder)
+    EngineManifest("tensorrt", "10.3.0", "fp16", hashes, gpu_name="NVIDIA H100 80GB HBM3", compute_capability="9.0",
+                   build_options={"max_batch": 4}).write(folder)
     return folder
 
 
 @pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed here")
 def test_tensorrt_backend_without_tensorrt_names_the_package(trained_export, tmp_path):
     folder = engine_folder_without_engines(trained_export, tmp_path / "engines")
-    with pytest.raises(ToMPError, match=r"'tensorrt' is not installed; pip install 'tomp-deploy\[tensorrt\]'"):
+    with pytest.raises(ToMPError, match=r"'tensorrt' is not installed. Install TensorRT for RTX .*'tomp-deploy\[tensorrt\]'"):
         open_backend("tensorrt", folder)
 
 
@@ -156,9 +166,10 @@ def test_torch_cuda_fp16_tracks_like_the_cpu_fp32_reference(tmp_path):
 
 
 def tensorrt_or_skip():
-    if importlib.util.find_spec("tensorrt") is None or importlib.util.find_spec("pycuda") is None:
-        pytest.skip("TensorRT and pycuda are not installed (pip install 'tomp-deploy[tensorrt]')")
-    from tomp_deploy.gpu import cuda_device
+    from tomp_deploy.gpu import cuda_device, installed_engine_libraries
+
+    if not installed_engine_libraries() or importlib.util.find_spec("pycuda") is None:
+        pytest.skip("no TensorRT library or pycuda (pip install 'tomp-deploy[tensorrt-rtx,cuda]' or '[tensorrt]')")
 
     try:
         cuda_device()
@@ -167,23 +178,25 @@ def tensorrt_or_skip():
 
 
 @pytest.fixture(scope="module")
-def tiny_engines(trained_export, tmp_path_factory):
+def tiny_engines(trained_export_fp16, tmp_path_factory):
     tensorrt_or_skip()
     from engines.builder import build_engines
+    from tomp_deploy.gpu import installed_engine_libraries
 
     folder = tmp_path_factory.mktemp("engines") / "tiny-fp16"
-    build_engines(trained_export, folder, precision="fp16", max_batch=2)
+    build_engines(trained_export_fp16, folder, library=installed_engine_libraries()[0], max_batch=2)
     return folder
 
 
 @pytest.mark.tensorrt
 @pytest.mark.parametrize("cuda_graphs", [False, True])
-def test_tensorrt_fp16_engines_track_like_onnxruntime(trained_export, tiny_engines, tmp_path, cuda_graphs):
+def test_tensorrt_fp16_engines_track_like_onnxruntime(trained_export_fp16, tiny_engines, tmp_path, cuda_graphs):
+    """The engines against the FP16 graphs they were built from, run by ONNX Runtime on the CPU."""
     from tomp_deploy.backends.tensorrt_backend import TensorRTBackend
 
     candidate = TensorRTBackend(tiny_engines, cuda_graphs=cuda_graphs)
     try:
-        assert_tracks_like(OnnxRuntimeBackend(trained_export), candidate, synthetic_sequences(tmp_path / "data"))
+        assert_tracks_like(OnnxRuntimeBackend(trained_export_fp16), candidate, synthetic_sequences(tmp_path / "data"))
     finally:
         candidate.close()
 
@@ -209,13 +222,17 @@ def test_tensorrt_multi_target_batch_and_its_limit(tiny_engines):
 def test_tensorrt_refuses_engines_of_another_machine_or_export(tiny_engines, tmp_path):
     from tomp_deploy.backends.tensorrt_backend import TensorRTBackend
 
-    for field, value, message in (("gpu_name", "NVIDIA GeForce RTX 2080", "built on a NVIDIA GeForce RTX 2080"),
-                                  ("tensorrt", "8.6.1", "built with TensorRT 8.6.1"),
+    rtx = json.loads((tiny_engines / ENGINE_MANIFEST_FILE).read_text())["library"] == "tensorrt-rtx"
+    other_gpu = (("target_compute_capabilities", ["7.5"], "built for compute capabilities 7.5") if rtx else
+                 ("gpu_name", "NVIDIA GeForce RTX 2080", "built on a NVIDIA GeForce RTX 2080"))
+    for field, value, message in (other_gpu,
+                                  ("library_version", "8.6.1", "built with .* 8.6.1"),
                                   ("onnx_sha256", {"backbone": "0", "predictor": "0", "head": "0"}, "hash differs")):
         folder = tmp_path / field
         shutil.copytree(tiny_engines, folder)
         manifest = json.loads((folder / ENGINE_MANIFEST_FILE).read_text())
         manifest[field] = value
+        manifest["build_options"]["portable_default"] = False
         (folder / ENGINE_MANIFEST_FILE).write_text(json.dumps(manifest))
         with pytest.raises(ToMPError, match=f"(?s){message}.*Rebuild"):
             TensorRTBackend(folder)

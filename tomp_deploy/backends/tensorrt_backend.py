@@ -1,4 +1,5 @@
-"""TensorRT backend over an engine folder (`tomp-deploy build`); torch-free, device memory through pycuda.
+"""TensorRT backend over an engine folder (`tomp-deploy build`) of TensorRT 10/11 or TensorRT for RTX;
+torch-free, device memory through pycuda.
 
 Every I/O tensor owns one device buffer and one pinned host buffer for the life of the backend, bound
 once by name with `set_tensor_address`; the head's inputs are the predictor's output buffers, so a
@@ -6,6 +7,10 @@ frame's filters and encoded features never leave the GPU. All work is queued on 
 `execute_async_v3`. A target's memory frames are a device buffer of their own, filled device to device
 from the backbone's output, and copied device to device into the predictor's input each frame (fixed
 addresses are what lets the per-frame calls be captured as CUDA graphs).
+
+TensorRT for RTX engines are compiled for this GPU when first loaded; a runtime cache beside the
+engines keeps the compiled kernels across runs (read at load, written at `close`), and CUDA graphs are
+left to the library's own strategy (whole-graph capture) instead of a manual capture.
 """
 
 from __future__ import annotations
@@ -17,10 +22,10 @@ import numpy as np
 
 from tomp_deploy.backends.base import BackendLifecycle, Located
 from tomp_deploy.contract import GRAPHS, TensorSpec, graph_io
-from tomp_deploy.engine_manifest import EngineManifest, EngineTensor, check_engines, io_mismatches
+from tomp_deploy.engine_manifest import RUNTIME_CACHE_FILE, EngineManifest, EngineTensor, check_engines, io_mismatches
 from tomp_deploy.errors import ToMPError
 from tomp_deploy.export_manifest import read_export_manifest
-from tomp_deploy.gpu import cuda_device, current_engine_target, require
+from tomp_deploy.gpu import cuda_device, current_engine_target, engine_library, require
 
 TRT_DTYPES = {"FLOAT": "float32", "HALF": "float16", "BOOL": "bool"}
 
@@ -92,9 +97,10 @@ class CapturedLaunch:
 class TensorRTBackend(BackendLifecycle):
     """`--backend tensorrt`: the three engines of an engine folder on one GPU.
 
-    The folder's manifest must match this machine (TensorRT version, GPU) and the export it carries
-    (`model.json`, whose ONNX hashes the engines were built from); anything else is an error that says
-    to rebuild. `cuda_graphs` replays the predictor and head as CUDA graphs.
+    The folder's manifest must match this machine (engine library and version, GPU) and the export it
+    carries (`model.json`, whose ONNX hashes the engines were built from), and the library's own validity
+    check must accept each engine; anything else is an error that says to rebuild. `cuda_graphs` replays
+    the predictor and head as CUDA graphs.
     """
 
     name = "tensorrt"
@@ -103,10 +109,11 @@ class TensorRTBackend(BackendLifecycle):
         folder = Path(engines)
         manifest = EngineManifest.read(folder)
         exported = read_export_manifest(folder)
-        trt = require("tensorrt")
+        library, trt = engine_library(manifest.library)
         index = _device_index(device)
         cuda, gpu = cuda_device(index)
-        check_engines(manifest, current_engine_target(index), exported.graph_hashes())
+        check_engines(manifest, current_engine_target(library, index), exported.graph_hashes())
+        self.library = library
         self.config, self.tracker_params = exported.config, exported.tracker
         self.precision = manifest.precision
         self.max_batch = int(manifest.build_options.get("max_batch", 1))
@@ -116,6 +123,10 @@ class TensorRTBackend(BackendLifecycle):
         self.stream = cuda.Stream()
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)
+        self._rtx = library == "tensorrt-rtx"
+        self._cuda_graphs = cuda_graphs
+        self._runtime_cache = None
+        self._runtime_cache_path = folder / RUNTIME_CACHE_FILE
         self._io = graph_io(self.config)
         self.engines, self.contexts = {}, {}
         self.device_buffers, self.host_buffers = {}, {}
@@ -123,7 +134,7 @@ class TensorRTBackend(BackendLifecycle):
             self._load(trt, folder / f"{graph}.engine", graph)
         self.item_bytes = self._spec("backbone", "feat").nbytes(1)
         self._launch = {graph: self._execute(graph) for graph in GRAPHS}
-        if cuda_graphs:
+        if cuda_graphs and not self._rtx:
             for graph in ("predictor", "head"):
                 self._launch[graph] = CapturedLaunch(self.contexts[graph], self.stream.handle)
             self.stream.synchronize()
@@ -133,13 +144,43 @@ class TensorRTBackend(BackendLifecycle):
         inputs, outputs = self._io[graph]
         return next(spec for spec in inputs + outputs if spec.name == name)
 
+    def _validity_problem(self, trt, blob: bytes) -> str | None:
+        """The library's own verdict on a serialized engine (TensorRT 10.x and RTX have one), or None."""
+        if not hasattr(self._runtime, "get_engine_validity"):
+            return None
+        validity, diagnostics = self._runtime.get_engine_validity(blob)
+        if validity != trt.EngineValidity.INVALID:
+            return None
+        reasons = [flag for flag in dir(trt.EngineInvalidityDiagnostics) if flag.isupper()
+                   and diagnostics & int(getattr(trt.EngineInvalidityDiagnostics, flag))]
+        return ", ".join(reason.lower().replace("_", " ") for reason in reasons) or "invalid"
+
+    def _create_context(self, trt, engine):
+        """TensorRT for RTX: a context sharing the folder's runtime cache, with the library's CUDA graphs."""
+        if not self._rtx:
+            return engine.create_execution_context()
+        config = engine.create_runtime_config()
+        if self._runtime_cache is None:
+            self._runtime_cache = config.create_runtime_cache()
+            if self._runtime_cache_path.is_file():
+                self._runtime_cache.deserialize(self._runtime_cache_path.read_bytes())
+        config.set_runtime_cache(self._runtime_cache)
+        if self._cuda_graphs:
+            config.cuda_graph_strategy = trt.CudaGraphStrategy.WHOLE_GRAPH_CAPTURE
+        return engine.create_execution_context(config)
+
     def _load(self, trt, path: Path, graph: str) -> None:
         if not path.is_file():
             raise ToMPError(f"{path} is missing from the engine folder; rebuild it with 'tomp-deploy build'.")
-        engine = self._runtime.deserialize_cuda_engine(path.read_bytes())
+        blob = path.read_bytes()
+        problem = self._validity_problem(trt, blob)
+        if problem:
+            raise ToMPError(f"{trt.__name__} {trt.__version__} cannot run {path} on this GPU ({problem}); rebuild it "
+                            "here with 'tomp-deploy build'.")
+        engine = self._runtime.deserialize_cuda_engine(blob)
         if engine is None:
-            raise ToMPError(f"TensorRT {trt.__version__} cannot deserialize {path}: it is damaged or was built by "
-                            "another TensorRT. Rebuild it with 'tomp-deploy build'.")
+            raise ToMPError(f"{trt.__name__} {trt.__version__} cannot deserialize {path}: it is damaged or was built "
+                            "by another release. Rebuild it with 'tomp-deploy build'.")
         tensors = []
         for i in range(engine.num_io_tensors):
             name = engine.get_tensor_name(i)
@@ -151,7 +192,7 @@ class TensorRTBackend(BackendLifecycle):
         if problems:
             raise ToMPError(f"{path} does not follow the split-graph contract of its model.json:\n  "
                             + "\n  ".join(problems) + "\nRebuild the engines from the matching export.")
-        context = engine.create_execution_context()
+        context = self._create_context(trt, engine)
         for spec in inputs + outputs:
             if spec.name not in self.device_buffers:
                 self.device_buffers[spec.name] = self._cuda.mem_alloc(spec.nbytes(self.max_batch))
@@ -246,6 +287,11 @@ class TensorRTBackend(BackendLifecycle):
         return tuple(o.copy() for o in outputs)
 
     def close(self) -> None:
-        """Releases the CUDA context this backend pushed (buffers go with their Python objects)."""
+        """Saves the TensorRT for RTX runtime cache and releases the CUDA context this backend pushed
+        (buffers go with their Python objects)."""
         self.stream.synchronize()
+        if self._runtime_cache is not None:
+            temporary = self._runtime_cache_path.with_suffix(".tmp")
+            temporary.write_bytes(memoryview(self._runtime_cache.serialize()))
+            temporary.replace(self._runtime_cache_path)
         self._context.pop()

@@ -107,12 +107,12 @@ def demo(
     if torch.cuda.is_available():
         backends.append("torch-cuda")
     try:
-        with console.status("building TensorRT engines") as status:
+        with console.status("building engines") as status:
             forms.engine_folder(status.update)
         backends.append("tensorrt")
-        console.print(f"[green]✓[/] TensorRT engines: {forms.engines}")
+        console.print(f"[green]✓[/] engines built ({forms.engines_built}): {forms.engines}")
     except ToMPError as exc:
-        console.print(f"[yellow]-[/] TensorRT engines: skipped ({escape(str(exc))})")
+        console.print(f"[yellow]-[/] engines: not built ({escape(str(exc))})")
 
     sequence = open_dataset(data, "lasot")[0]
     video_path = out / "tracked.mp4"

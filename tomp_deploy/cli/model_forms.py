@@ -1,5 +1,6 @@
 """The forms of one model that `bench` and `demo` need, made on demand from a checkpoint: the checkpoint
-itself (torch, torch-cuda), an ONNX export (onnxruntime) and engines (tensorrt)."""
+itself (torch, torch-cuda), an FP32 ONNX export (onnxruntime) and FP16 engines (tensorrt) built from an
+FP16 export with whichever TensorRT library is installed."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ class ModelForms:
     export: Path | None = None
     engines: Path | None = None
     work: Path = Path(".work")
+    engines_built: str | None = None
+    """What building the engines did, e.g. 'TensorRT for RTX 1.7.1, fp16, 1 s', once they were built here."""
     """Where missing forms are written."""
 
     @classmethod
@@ -43,32 +46,53 @@ class ModelForms:
                 raise ToMPError(f"the model folder names no checkpoint that exists here, so {backend} cannot run it")
             return self.checkpoint
         if backend == "tensorrt":
-            return self.engine_folder(progress)
+            engines = self.engine_folder(progress)
+            self._check_gpu()
+            return engines
         return self.export_folder(progress)
+
+    def _check_gpu(self) -> None:
+        """Engines built here but no GPU to run them: say both."""
+        from tomp_deploy.gpu import cuda_device
+
+        try:
+            cuda_device(0)
+        except ToMPError as exc:
+            if self.engines_built is None:
+                raise
+            raise ToMPError(f"engines built ({self.engines_built}) in {self.engines}; not run: {exc}") from None
 
     def engine_folder(self, progress=lambda text: None) -> Path:
         if self.engines is None:
             from engines.builder import build_engines
-            from tomp_deploy.gpu import require
+            from tomp_deploy.gpu import engine_library
 
-            require("tensorrt")  # before exporting: without TensorRT the backend is skipped at once
-            require("pycuda.driver")
-            export = self.export_folder(progress)
-            progress("building TensorRT engines")
+            engine_library()  # before exporting: without a TensorRT library the backend is skipped at once
+            progress("building engines")
             engines = self.work / "engines"
-            build_engines(export, engines, report=progress)
+            manifest = build_engines(self._fp16_export(progress), engines, report=progress)
             self.engines = engines
+            self.engines_built = f"{manifest.built_with}, {manifest.precision}, {manifest.build_seconds:.0f} s"
         return self.engines
 
     def export_folder(self, progress=lambda text: None) -> Path:
         if self.export is None:
-            if self.checkpoint is None:
-                raise ToMPError("an engine folder cannot be run by ONNX Runtime and names no checkpoint to export")
-            from export.onnx_export import export_model
-            from tomp_deploy.model import load_model
-
-            progress("exporting the checkpoint to ONNX")
-            export = self.work / "export"
-            export_model(load_model(self.checkpoint), export, force=True)
-            self.export = export
+            self.export = self._export("fp32", progress)
         return self.export
+
+    def _fp16_export(self, progress) -> Path:
+        """The export engines are built from: FP16, unless the model was given as an export folder."""
+        if self.checkpoint is None and self.export is not None:
+            return self.export
+        return self._export("fp16", progress)
+
+    def _export(self, precision: str, progress) -> Path:
+        if self.checkpoint is None:
+            raise ToMPError("an engine folder cannot be run by ONNX Runtime and names no checkpoint to export")
+        from export.onnx_export import export_model
+        from tomp_deploy.model import load_model
+
+        progress(f"exporting the checkpoint to ONNX ({precision})")
+        folder = self.work / ("export" if precision == "fp32" else f"export-{precision}")
+        export_model(load_model(self.checkpoint), folder, force=True, precision=precision)
+        return folder
