@@ -93,10 +93,10 @@ def build_engines(export_dir: Path, out: Path, library: str | None = None, preci
                   workspace_gb: float = 4.0, timing_cache: Path | None = None, max_batch: int = 4,
                   compute_capabilities: list[str] | None = None, report=lambda text: None) -> EngineManifest:
     """Engines of the export's three graphs in `out`, with the export's model.json and a manifest."""
-    name, trt = engine_library(library)
-    rtx = name == "tensorrt-rtx"
     exported = read_export(export_dir)
     _check_precision(exported, precision)
+    name, trt = engine_library(library)
+    rtx = name == "tensorrt-rtx"
     if rtx and timing_cache is not None:
         raise ToMPError("--timing-cache applies to TensorRT; TensorRT for RTX has no timing cache.")
     if not rtx and compute_capabilities:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 import onnxruntime as ort
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, numpy_helper
 
 from tomp_deploy.backends.base import Backend
 from tomp_deploy.contract import GRAPHS

@@ -130,7 +130,7 @@ def test_truncated_file(tmp_path, tiny_model):
 def test_file_that_is_not_a_checkpoint(tmp_path):
     path = tmp_path / "notes.pth.tar"
     path.write_text("these are not weights\n")
-    with pytest.raises(ToMPError, match="not a readable PyTorch checkpoint"):
+    with pytest.raises(ToMPError, match="is not a PyTorch checkpoint"):
         load_model(path)
     other = tmp_path / "tensor.pt"
     torch.save({"weights": torch.zeros(3)}, other)

@@ -1,9 +1,14 @@
-"""Runs a tracker over every sequence of a dataset, writing one result file per sequence (resumable)."""
+"""Runs a tracker over every sequence of a dataset, writing one result file per sequence (resumable).
+
+A results folder records the run that fills it (`run.json`: model fingerprint, backend, tracker
+overrides); it resumes only that run, so two models of one file name never share results.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import multiprocessing
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,7 +17,11 @@ import numpy as np
 from tomp_deploy.box_text import format_box
 from tomp_deploy.datasets import Sequence
 from tomp_deploy.driver import track_frames
+from tomp_deploy.engine_manifest import ENGINE_MANIFEST_FILE
 from tomp_deploy.errors import ToMPError
+from tomp_deploy.export_manifest import EXPORT_MANIFEST_FILE
+from tomp_deploy.files import ensure_folder, write_atomically
+from tomp_deploy.manifest_files import file_sha256
 from tomp_deploy.overrides import overridden_tracker_params
 from tomp_deploy.presets import TrackerParams
 from tomp_deploy.sources import FrameSource
@@ -28,12 +37,6 @@ def result_is_complete(path: Path, sequence: Sequence) -> bool:
     return sum(1 for line in path.read_text().splitlines() if line.strip()) == len(sequence.frames)
 
 
-def _write_atomically(path: Path, lines: list[str]) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text("\n".join(lines) + "\n")
-    os.replace(temporary, path)
-
-
 def run_sequence(backend, sequence: Sequence, results: Path, on_frame: Callable[[], None] | None = None,
                  params: TrackerParams | None = None) -> str:
     boxes, times = [], []
@@ -46,8 +49,8 @@ def run_sequence(backend, sequence: Sequence, results: Path, on_frame: Callable[
                 on_frame()
     except ToMPError as exc:
         raise ToMPError(f"Sequence {sequence.name}: {exc}") from None
-    _write_atomically(results / f"{sequence.name}_time.txt", [f"{t:.6f}" for t in times])
-    _write_atomically(results / f"{sequence.name}.txt", [format_box(b) for b in np.asarray(boxes)])
+    write_atomically(results / f"{sequence.name}_time.txt", "".join(f"{t:.6f}\n" for t in times))
+    write_atomically(results / f"{sequence.name}.txt", "".join(format_box(b) + "\n" for b in np.asarray(boxes)))
     return sequence.name
 
 
@@ -69,11 +72,48 @@ def _run_in_worker(arguments) -> str:
     return run_sequence(_worker_backend, sequence, results, params=_worker_params)
 
 
+RUN_RECORD = "run.json"
+
+
+def model_fingerprint(model: str | Path) -> str:
+    """sha256 of a checkpoint file, or of an export or engine folder's manifests (which hold its files' hashes)."""
+    path = Path(model)
+    if path.is_file():
+        return file_sha256(path)
+    digest = hashlib.sha256()
+    for name in (EXPORT_MANIFEST_FILE, ENGINE_MANIFEST_FILE):
+        if (path / name).is_file():
+            digest.update((path / name).read_bytes())
+    return digest.hexdigest()
+
+
+def claim_results(results: Path, model: str | Path, backend_name: str, tracker_overrides: list[str]) -> None:
+    """Makes `results` the folder of this run, or refuses one that holds another run's results."""
+    ensure_folder(results, "--results")
+    record = {"model": str(model), "model_sha256": model_fingerprint(model), "backend": backend_name,
+              "tracker_overrides": sorted(tracker_overrides)}
+    path = results / RUN_RECORD
+    if path.is_file():
+        try:
+            previous = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            previous = {}
+        differences = [key for key in record if key != "model" and previous.get(key) != record[key]]
+        if differences:
+            raise ToMPError(f"{results} holds results of another run (its {', '.join(differences)} differ from this "
+                            "one's), which must not be resumed: pass --results NEW_FOLDER, or remove the folder.")
+        return
+    if any(results.glob("*.txt")):
+        raise ToMPError(f"{results} holds result files but no {RUN_RECORD}, so nothing says which model made them: "
+                        "pass --results NEW_FOLDER, or remove them.")
+    write_atomically(path, json.dumps(record, indent=2), "--results")
+
+
 def evaluate(sequences: list[Sequence], backend_name: str, model: str, results: Path, device: str = "cpu",
              workers: int = 1, tracker_overrides: list[str] = (), on_frame=None, on_sequence=None) -> list[str]:
-    """Tracks every sequence without a complete result file; returns the names it ran. `tracker_overrides`
-    (key=value) change the tracker parameters the model records."""
-    results.mkdir(parents=True, exist_ok=True)
+    """Tracks every sequence without a complete result file of this run; returns the names it ran.
+    `tracker_overrides` (key=value) change the tracker parameters the model records."""
+    claim_results(results, model, backend_name, list(tracker_overrides))
     todo = [s for s in sequences if not result_is_complete(results / f"{s.name}.txt", s)]
     if not todo:
         return []

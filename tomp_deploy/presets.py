@@ -28,6 +28,13 @@ def _from_dict(cls, values: dict, what: str):
     return cls(**values)
 
 
+SIZE_LIMITS = {"feature_dim": 4096, "num_heads": 64, "num_encoder_layers": 64, "num_decoder_layers": 64,
+               "dim_feedforward": 65536, "feature_size": 64, "feature_stride": 64, "memory_size": 16,
+               "head_filter_size": 16}
+"""Bounds of every size a config may declare: generous for any ToMP, and a cap on what a config read from
+a file can make the loader allocate."""
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Architecture of one ToMP network. Every backend and export reads its sizes from here."""
@@ -46,6 +53,13 @@ class ModelConfig:
     """The reference's `filter_size`; it only enters the head features' L2-norm scale."""
 
     def __post_init__(self) -> None:
+        for name, limit in SIZE_LIMITS.items():
+            value = getattr(self, name)
+            if type(value) is not int or not 1 <= value <= limit:
+                raise ToMPError(f"{name} = {value!r} is not a whole number in 1..{limit}; the model config is damaged "
+                                "or not a ToMP one.")
+        if type(self.use_test_frame_encoding) is not bool:
+            raise ToMPError(f"use_test_frame_encoding = {self.use_test_frame_encoding!r} is not true or false.")
         if self.backbone not in BACKBONE_CHANNELS:
             raise ToMPError(
                 f"Unsupported backbone {self.backbone!r}; choose one of {sorted(BACKBONE_CHANNELS)}."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,7 @@ import numpy as np
 
 from tomp_deploy.box_text import format_box, parse_box
 from tomp_deploy.errors import ToMPError
+from tomp_deploy.files import check_output_file
 from tomp_deploy.images import IMAGE_SUFFIXES, list_images, read_rgb, to_rgb
 
 GROUNDTRUTH_NAMES = ("groundtruth.txt", "groundtruth_rect.txt")
@@ -120,20 +122,38 @@ def first_groundtruth_box(path: Path) -> np.ndarray:
 
 
 class ResultWriter:
-    """Writes one `x,y,w,h` line per frame as it comes (the reference's result format), flushed each
-    time, so that a run that stops mid-way keeps every box written so far."""
+    """Writes one `x,y,w,h` line per frame (the reference's result format) into a temporary file beside
+    `path`, flushed each time, and renames it to `path` when closed: a run that stops mid-way keeps every
+    box written so far, a run that fails before its first frame leaves an existing file untouched, and
+    two runs writing one path never interleave (the last to finish wins, whole)."""
 
-    def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self._file = open(path, "w")
+    def __init__(self, path: Path, option: str = "--output"):
+        self.path = check_output_file(path, option)
+        self.option = option
+        self.lines = 0
+        self._temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        self._file = None
 
     def write(self, box: np.ndarray) -> None:
-        self._file.write(format_box(box) + "\n")
-        self._file.flush()
+        try:
+            if self._file is None:
+                self._file = open(self._temporary, "w")
+            self._file.write(format_box(box) + "\n")
+            self._file.flush()
+        except OSError as exc:
+            raise ToMPError(f"{self.option} {self.path}: cannot write the boxes ({exc.strerror}).") from None
+        self.lines += 1
 
     def close(self) -> None:
+        if self._file is None:
+            return
         self._file.close()
+        self._file = None
+        try:
+            os.replace(self._temporary, self.path)
+        except OSError as exc:
+            raise ToMPError(f"{self.option} {self.path}: cannot write the boxes ({exc.strerror}); they are in "
+                            f"{self._temporary}.") from None
 
 
 def draw_overlay(image: np.ndarray, boxes: list[np.ndarray], scores: list[float], fps: float | None) -> np.ndarray:

@@ -31,6 +31,9 @@ from tomp_deploy.localization import NOT_FOUND, UNCERTAIN, localize
 from tomp_deploy.presets import ModelConfig, TrackerParams
 
 STAGES = ("crop", "backbone", "predictor", "head", "decode")
+MAX_BOX_TO_FRAME = 4
+"""An initial box may be at most this many times the frame in width and height: its search region
+(5x the target, sampled at twice that for the first frame) must still map onto the image."""
 
 
 @dataclass
@@ -80,6 +83,11 @@ def validate_box(box, frame_shape: tuple[int, ...]) -> np.ndarray:
         raise ToMPError(
             f"The initial box {values.tolist()} lies outside the {width}x{height} frame; boxes are x,y,w,h "
             "in pixels from the top-left corner."
+        )
+    if w > MAX_BOX_TO_FRAME * width or h > MAX_BOX_TO_FRAME * height:
+        raise ToMPError(
+            f"The initial box {values.tolist()} is more than {MAX_BOX_TO_FRAME} times the {width}x{height} frame; "
+            "boxes are x,y,w,h in pixels of this frame (not of another resolution)."
         )
     return values
 

@@ -56,6 +56,24 @@ class TrainConfig:
     synthetic_frames: int = 100
     """Size of the benchmark `--data synthetic` writes into the run folder."""
 
+    def __post_init__(self) -> None:
+        positive = ("epochs", "samples_per_epoch", "batch_size", "num_train_frames", "num_test_frames", "max_gap",
+                    "synthetic_sequences")
+        wrong = [f"{name}={getattr(self, name)!r} (must be 1 or more)" for name in positive
+                 if type(getattr(self, name)) is not int or getattr(self, name) < 1]
+        wrong += [f"{name}={getattr(self, name)!r} (must be above 0)" for name in ("lr_head", "lr_backbone")
+                  if not getattr(self, name) > 0]
+        wrong += [f"{name}={getattr(self, name)!r} (must be in 0..1)"
+                  for name in ("grayscale_probability", "flip_probability") if not 0 <= getattr(self, name) <= 1]
+        if type(self.num_workers) is not int or self.num_workers < 0:
+            wrong.append(f"num_workers={self.num_workers!r} (must be 0 or more)")
+        if type(self.synthetic_frames) is not int or self.synthetic_frames < 2:
+            wrong.append(f"synthetic_frames={self.synthetic_frames!r} (must be 2 or more)")
+        if not wrong and self.batch_size > self.samples_per_epoch:
+            wrong.append(f"batch_size={self.batch_size} (more than samples_per_epoch={self.samples_per_epoch})")
+        if wrong:
+            raise ToMPError("Invalid training settings: " + ", ".join(wrong) + ".")
+
 
 PRESETS = {
     "tomp50": TrainConfig(model="tomp50"),

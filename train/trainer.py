@@ -22,8 +22,7 @@ from train.config import TrainConfig
 from train.data import FrameSampler
 from train.losses import giou_loss, hinge_classification_loss
 from train.processing import process
-
-LATEST = "latest.pt"
+from train.resume import LATEST, changed_settings, check_start, resume_point
 
 
 class SampleDataset(Dataset):
@@ -107,9 +106,8 @@ class Trainer:
         self.progress = progress
         torch.manual_seed(config.seed)
         self.model = ToMPNet(model_preset(config.model), pretrained_backbone=config.pretrained)
+        check_start(self.run_dir, resume, init)
         if init is not None:
-            if resume:
-                raise ToMPError("--init and --resume exclude each other: --resume already restores the weights.")
             self._initialise(Path(init))
         freeze_backbone(self.model, config)
         self.model.to(self.device)
@@ -118,6 +116,8 @@ class Trainer:
         self.amp = self.device.type in config.mixed_precision
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp)
         self.start_epoch = 0
+        self.notes: list[str] = []
+        """What the user should know about how the run started (a damaged latest.pt passed over)."""
         self.initialised_from = str(init) if init is not None else None
         if resume:
             self._resume()
@@ -149,16 +149,22 @@ class Trainer:
         self.model.load_state_dict(trained.state_dict())
 
     def _resume(self) -> None:
-        path = self.run_dir / LATEST
-        if not path.is_file():
-            raise ToMPError(f"--resume: {path} does not exist; start the run without --resume.")
-        content = torch.load(path, map_location="cpu", weights_only=True)
+        """Continues from latest.pt, or from the newest intact epoch checkpoint when latest.pt is damaged
+        (`self.notes` says so); settings other than the epoch count must be the run's own."""
+        path, content, note = resume_point(self.run_dir)
+        if note:
+            self.notes.append(note)
         saved = content.get("meta", {}).get("train_config", {})
         if saved.get("model") != self.config.model:
             raise ToMPError(
                 f"--resume: {path} was trained with the {saved.get('model')!r} model preset, not "
                 f"{self.config.model!r}; resume with the same preset or start a new run folder."
             )
+        changed = changed_settings(saved, self.config)
+        if changed:
+            raise ToMPError(f"--resume: {path} was trained with other settings than asked for now ("
+                            + "; ".join(changed) + "). A resumed run keeps its settings (only epochs may grow): "
+                            "drop those --set options, or start a new run folder.")
         self.model.load_state_dict(content["state_dict"])
         self.optimizer.load_state_dict(content["training"]["optimizer"])
         if self.amp and "scaler" in content["training"]:

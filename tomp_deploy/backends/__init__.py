@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import re
 from pathlib import Path
 
 from tomp_deploy.backends.base import Backend
@@ -38,6 +39,8 @@ def open_backend(name: str, model: str | Path, device: str = "cpu", **options) -
     """Loads `model` into the named backend; `options` go to the backend (e.g. `threads` for onnxruntime)."""
     if name not in BACKENDS:
         raise ToMPError(f"Unknown backend {name!r}; available backends: {', '.join(BACKENDS)}.")
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", device):
+        raise ToMPError(f"--device {device!r} is not a device; use cpu, cuda or cuda:N.")
     if name in GPU_ONLY and not device.startswith("cuda"):
         device = "cuda"
     module_name, class_name = BACKENDS[name]

@@ -54,7 +54,9 @@ class OnnxRuntimeBackend(HostTracking):
         options.log_severity_level = 3
         # The three sessions run one after another; a pool left spinning steals the cores of the next.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        if threads:
+        if threads is not None:
+            if type(threads) is not int or threads < 1:
+                raise ToMPError(f"--threads {threads!r}: give a number of threads of 1 or more.")
             options.intra_op_num_threads = threads
         self.sessions = {}
         for graph in GRAPHS:

@@ -40,17 +40,25 @@ def main(
 
 
 def user_errors(command):
-    """Prints a `ToMPError` as one line on stderr and exits with code 2, without a traceback."""
+    """Prints a `ToMPError` as one line on stderr and exits with code 2, without a traceback. A filesystem
+    error no check foresaw (a full disk, a permission changed mid-run) is printed the same way."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
         except ToMPError as exc:
-            error_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(code=2) from None
+            _print_error(str(exc))
+        except OSError as exc:
+            where = f": {exc.filename}" if exc.filename else ""
+            _print_error(f"{exc.strerror or exc}{where}. Check the path, its permissions and the free space.")
 
     return wrapper
+
+
+def _print_error(message: str):
+    error_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=2)
 
 
 def command(name: str | None = None):

@@ -15,6 +15,7 @@ from tomp_deploy.cli.model_forms import ModelForms
 from tomp_deploy.cli.options import Device, progress_bar
 from tomp_deploy.cli.render import print_bench
 from tomp_deploy.errors import ToMPError
+from tomp_deploy.files import ensure_folder
 
 
 def _bench_sequences(dataset_root: str, format: str, sequences: int | None, out: Path, frames: int, seed: int):
@@ -72,6 +73,7 @@ def bench_command(
     from tomp_deploy.shipped import resolve_model
 
     names = [b.strip() for b in backends.split(",") if b.strip()]
+    ensure_folder(out, "--out")
     loaded = _bench_sequences(dataset_root, format, sequences, out, 60, 0)
     _run_bench(ModelForms.from_path(resolve_model(model), out / ".work"), names, loaded, out, device, warmup)
 
@@ -94,7 +96,7 @@ def demo(
     from tomp_deploy.sources import FrameSource, VideoWriter, draw_overlay
     from tomp_deploy.synth import generate_benchmark
 
-    out.mkdir(parents=True, exist_ok=True)
+    ensure_folder(out, "--out")
     forms = ModelForms(checkpoint=resolve_model(model), work=out)
     with console.status("writing a synthetic benchmark") as status:
         data = out / "synthetic"

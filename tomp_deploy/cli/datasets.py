@@ -12,6 +12,7 @@ from tomp_deploy.cli.app import command, console
 from tomp_deploy.cli.options import Backend, Device, JsonOut, Model, Plot, TrackerParam, progress_bar
 from tomp_deploy.cli.render import print_table
 from tomp_deploy.errors import ToMPError
+from tomp_deploy.files import check_output_file, ensure_folder, write_atomically
 
 Format = Annotated[str, typer.Option(help="Dataset layout: lasot, lasot_extension, got10k, trackingnet, otb, nfs, "
                                           "uav123, vot, folder.")]
@@ -29,6 +30,7 @@ def synth(
 
     if sequences < 1 or frames < 2:
         raise ToMPError("--sequences must be at least 1 and --frames at least 2.")
+    ensure_folder(out, "OUT")
     with progress_bar() as progress:
         task = progress.add_task("writing sequences", total=sequences)
         generate_benchmark(out, sequences, frames, seed, progress=lambda name: progress.advance(task))
@@ -44,12 +46,19 @@ def _print_score(score, title: str) -> None:
     print_table(title, ("", "AUC", "precision", "norm. precision", "sequences"), rows)
 
 
+def _check_score_outputs(json_path: Path | None, plot_path: Path | None) -> None:
+    """Before any tracking or scoring: the files --json and --plot name can be written."""
+    if json_path:
+        check_output_file(json_path, "--json")
+    if plot_path:
+        check_output_file(plot_path, "--plot")
+
+
 def _score_outputs(scores: dict, json_path: Path | None, plot_path: Path | None, title: str) -> None:
     if json_path:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
         payload = next(iter(scores.values())).to_json() if len(scores) == 1 else {
             name: score.to_json() for name, score in scores.items()}
-        json_path.write_text(json.dumps(payload, indent=2))
+        write_atomically(json_path, json.dumps(payload, indent=2), "--json")
         console.print(f"scores: {json_path}")
     if plot_path:
         from tomp_deploy.scoring import plot_scores
@@ -71,6 +80,7 @@ def score(
     from tomp_deploy.datasets import open_dataset
     from tomp_deploy.scoring import score_results
 
+    _check_score_outputs(json_out, plot)
     sequences = open_dataset(dataset_root, format)
     scores = {folder.name: score_results(sequences, folder, missing) for folder in results}
     for name, value in scores.items():
@@ -88,20 +98,23 @@ def eval_command(
     backend: Backend = "torch",
     device: Device = "cpu",
     workers: Annotated[int, typer.Option(help="Sequences tracked in parallel processes.")] = 1,
-    results: Annotated[Path | None, typer.Option(help="Results folder (default results/<model>_<backend>).")] = None,
+    results: Annotated[Path | None, typer.Option(
+        help="Results folder (default results/<model>_<fingerprint>_<backend>); resumes only the run that made it.")] = None,
     json_out: JsonOut = None,
     plot: Plot = None,
     tracker_param: TrackerParam = None,
 ) -> None:
     """Track every sequence of a dataset (resuming finished ones), then score the results."""
     from tomp_deploy.datasets import open_dataset
-    from tomp_deploy.evaluation import evaluate, result_is_complete
+    from tomp_deploy.evaluation import claim_results, evaluate, model_fingerprint, result_is_complete
     from tomp_deploy.scoring import score_results
     from tomp_deploy.shipped import resolve_model
 
     model = resolve_model(model)
+    _check_score_outputs(json_out, plot)
     sequences = open_dataset(dataset_root, format)
-    results = results or Path("results") / f"{model.stem}_{backend}"
+    results = results or Path("results") / f"{model.stem}_{model_fingerprint(model)[:8]}_{backend}"
+    claim_results(results, model, backend, tracker_param or [])
     done = sum(result_is_complete(results / f"{s.name}.txt", s) for s in sequences)
     if done:
         console.print(f"resuming: {done} of {len(sequences)} sequences already have results in {results}")

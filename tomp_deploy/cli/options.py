@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Annotated
 
@@ -11,14 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from tomp_deploy.cli.app import console
 
-
-def _check_device(value: str) -> str:
-    if not re.fullmatch(r"cpu|cuda(:\d+)?", value):
-        raise typer.BadParameter(f"{value!r} is not a device; use cpu, cuda or cuda:N.")
-    return value
-
-
-Device = Annotated[str, typer.Option(help="cpu, cuda or cuda:N.", callback=_check_device)]
+Device = Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")]
 Backend = Annotated[str, typer.Option(help="Inference backend: torch, onnxruntime, torch-cuda or tensorrt.")]
 Model = Annotated[Path, typer.Option(help="Checkpoint, export folder or engine folder (as the backend takes it), "
                                           "or 'tiny' for the shipped model.")]

@@ -11,6 +11,7 @@ from rich.progress import TextColumn
 from tomp_deploy.cli.app import command, console
 from tomp_deploy.cli.options import Device, progress_bar
 from tomp_deploy.errors import ToMPError
+from tomp_deploy.files import ensure_folder
 
 
 @command()
@@ -36,6 +37,7 @@ def train(
     from tomp_deploy.shipped import resolve_model
     from train.config import preset as train_preset
     from train.data import FrameSampler, load_sources, parse_data_spec
+    from train.resume import check_start
     from train.trainer import Trainer
 
     config = apply_overrides(train_preset(preset), set_ or [], "training setting")
@@ -43,6 +45,9 @@ def train(
         config = dataclasses.replace(config, epochs=epochs)
     if no_pretrained:
         config = dataclasses.replace(config, pretrained=False)
+    ensure_folder(out, "--out")
+    init_path = resolve_model(str(init)) if init is not None else None
+    check_start(out, resume, init_path)
     spec = parse_data_spec(data)
     if "synthetic" in spec and "synthetic" not in config.dataset_weights:
         config = dataclasses.replace(config, dataset_weights={"synthetic": 1.0})
@@ -59,11 +64,13 @@ def train(
                             loss=losses["loss"], clf=losses["clf"], giou=losses["giou"], lr=lr, rate=rate)
 
         trainer = Trainer(config, sampler, out, device=device, resume=resume,
-                          init=resolve_model(str(init)) if init is not None else None,
+                          init=init_path,
                           tensorboard=tensorboard, progress=report)
         if trainer.start_epoch >= config.epochs:
             raise ToMPError(f"{out}/latest.pt already finished epoch {trainer.start_epoch} of {config.epochs}; "
                             "raise --epochs to continue.")
+        for note in trainer.notes:
+            console.print(f"[yellow]note:[/] {note}")
         history = trainer.fit(config.epochs)
     for metrics in history:
         console.print(f"epoch {metrics['epoch']}: loss {metrics['loss']:.4f}, mean IoU {metrics['iou']:.3f}, "

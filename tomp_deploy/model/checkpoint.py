@@ -98,11 +98,42 @@ def _inert_class(qualified_name: str) -> type:
     return type(name, (_InertRecord,), {"__module__": module, "__qualname__": name})
 
 
+MAX_UNPACK_RATIO = 10
+"""PyTorch stores checkpoint entries uncompressed; a file that would unpack to more than this many times
+its size is refused before anything is read (a zip bomb would take the machine's memory)."""
+
+
+def check_container(path: Path) -> None:
+    """The zip container of a checkpoint: its format, its unpacked size and every entry's CRC."""
+    if not zipfile.is_zipfile(path):
+        with open(path, "rb") as f:
+            head = f.read(2)
+        if head[:1] == b"\x80":
+            raise ToMPError(f"{path} is in PyTorch's legacy (pre-1.6, non-zip) format, which tomp-deploy does not read "
+                            "safely. If you trust the file, re-save it with a current PyTorch: "
+                            "torch.save(torch.load(PATH, weights_only=False), NEW_PATH).")
+        raise ToMPError(f"{path} is not a PyTorch checkpoint (not a zip container): it is truncated, corrupt or "
+                        "another kind of file. Download or export it again.")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            unpacked = sum(entry.file_size for entry in archive.infolist())
+            if unpacked > MAX_UNPACK_RATIO * max(path.stat().st_size, 1 << 20):
+                raise ToMPError(f"{path} would unpack to {unpacked / 1e9:.1f} GB from {path.stat().st_size / 1e6:.1f} MB; "
+                                "PyTorch writes checkpoints uncompressed, so it is not one. Refusing to read it.")
+            damaged = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise ToMPError(f"{path} is a damaged checkpoint ({exc}); download or export it again.") from None
+    if damaged is not None:
+        raise ToMPError(f"{path} is damaged: its entry {damaged} fails its CRC check (the file was changed or "
+                        "corrupted after it was written). Download or export it again.")
+
+
 def _read_checkpoint(path: Path) -> dict:
     if not path.exists():
         raise ToMPError(f"Checkpoint {path} does not exist. Check the path.")
     if path.is_dir():
         raise ToMPError(f"{path} is a folder, not a checkpoint file.")
+    check_container(path)
     try:
         needed_globals = torch.serialization.get_unsafe_globals_in_checkpoint(path)
     except (RuntimeError, zipfile.BadZipFile, pickle.UnpicklingError, EOFError, ValueError) as exc:
@@ -146,21 +177,28 @@ def _config_from_constructor(constructor: object, path: Path) -> ModelConfig:
             f"{path} is a ToMP variant this toolkit does not support ({wrong_layout}); supported is "
             f"{_REQUIRED_HEAD_LAYOUT}."
         )
-    return ModelConfig(
-        backbone=backbone,
-        feature_dim=int(kwargs["out_feature_dim"]),
-        num_heads=int(kwargs["nhead"]),
-        num_encoder_layers=int(kwargs["num_encoder_layers"]),
-        num_decoder_layers=int(kwargs["num_decoder_layers"]),
-        dim_feedforward=int(kwargs["dim_feedforward"]),
-        feature_size=int(kwargs["feature_sz"]),
-        use_test_frame_encoding=bool(kwargs["use_test_frame_encoding"]),
-        head_filter_size=int(kwargs["filter_size"]),
-    )
+    fields = {"feature_dim": "out_feature_dim", "num_heads": "nhead", "num_encoder_layers": "num_encoder_layers",
+              "num_decoder_layers": "num_decoder_layers", "dim_feedforward": "dim_feedforward",
+              "feature_size": "feature_sz", "head_filter_size": "filter_size"}
+    wrong_types = sorted(name for name in (*fields.values(), "use_test_frame_encoding")
+                         if type(kwargs[name]) not in ((bool,) if name == "use_test_frame_encoding" else (int,)))
+    if wrong_types:
+        raise ToMPError(f"{path}: the constructor arguments {wrong_types} are not of the reference's types "
+                        "(integers, and a bool for use_test_frame_encoding); the checkpoint is damaged or forged.")
+    return ModelConfig(backbone=backbone, use_test_frame_encoding=kwargs["use_test_frame_encoding"],
+                       **{field: kwargs[name] for field, name in fields.items()})
 
 
-def _check_weights(model: ToMPNet, state_dict: dict, path: Path) -> None:
+def _check_weights(config: ModelConfig, state_dict: dict, path: Path) -> None:
+    """Names, shapes and values of the stored weights against the architecture the file declares,
+    checked on a network built on the meta device: nothing is allocated for a declared size that the
+    stored tensors do not back."""
+    with torch.device("meta"):
+        model = ToMPNet(config)
     expected = model.state_dict()
+    not_tensors = sorted(k for k, v in state_dict.items() if not isinstance(v, torch.Tensor))
+    if not_tensors:
+        raise ToMPError(f"{path}: the weights {not_tensors[:5]} are not tensors; the checkpoint is damaged.")
     missing = sorted(set(expected) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(expected))
     mismatched = sorted(
@@ -175,19 +213,30 @@ def _check_weights(model: ToMPNet, state_dict: dict, path: Path) -> None:
             problems.append(f"  {title} ({len(names)}):\n    {shown}")
     if problems:
         raise ToMPError(
-            f"The weights in {path} do not fit the {model.config.backbone} ToMP architecture its config "
+            f"The weights in {path} do not fit the {config.backbone} ToMP architecture its config "
             "describes:\n" + "\n".join(problems) + "\nThe checkpoint is damaged or of another architecture."
         )
+    not_finite = sorted(k for k, v in state_dict.items() if v.is_floating_point() and not torch.isfinite(v).all())
+    if not_finite:
+        raise ToMPError(f"{path} holds NaN or infinite weights ({', '.join(not_finite[:5])}"
+                        f"{' ...' if len(not_finite) > 5 else ''}): the file is damaged, or it was saved from a run "
+                        "that diverged. Use an earlier checkpoint.")
 
 
-def _plain(value: object) -> object:
+PLAIN_DEPTH = 8
+"""How deep reported metadata goes; a record nested deeper (a forged file) is cut there."""
+
+
+def _plain(value: object, depth: int = 0) -> object:
     """Reference records turned into plain data for reporting."""
+    if depth >= PLAIN_DEPTH and isinstance(value, (_InertRecord, dict, list, tuple)):
+        return "..."
     if isinstance(value, _InertRecord):
-        return {k: _plain(v) for k, v in vars(value).items()}
+        return {k: _plain(v, depth + 1) for k, v in vars(value).items()}
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): _plain(v, depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [_plain(v, depth + 1) for v in value]
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     return repr(value)
@@ -241,8 +290,8 @@ def load_model(path: str | Path, device: str = "cpu") -> ToMPNet:
     The network's `checkpoint_info` tells where it came from.
     """
     config, state_dict, info = load_checkpoint(path)
+    _check_weights(config, state_dict, Path(path))
     model = ToMPNet(config)
-    _check_weights(model, state_dict, Path(path))
     model.load_state_dict(state_dict, strict=True)
     model.checkpoint_info = info
     return model.eval().to(device)
