@@ -120,14 +120,33 @@ def test_row_one_sees_only_the_annotated_frame(tiny_model):
 
 
 def test_one_decoder_query_gives_both_target_models(tiny_model):
-    """Without a stage difference in the mask both rows are one decoder query's output."""
+    """With one memory frame the two stages see the same tokens: both rows are one decoder query's output."""
     predictor = tiny_model.predictor
     assert predictor.query_embed_fg.weight.shape == (1, tiny_model.config.feature_dim)
     train_feat, labels, ltrb, test_feat = memory_inputs(tiny_model)
     with torch.no_grad():
-        cls_filter, bbreg_filter, cls_feat, bbreg_feat = predictor(train_feat, labels, ltrb, test_feat, mask([[], []]))
+        cls_filter, bbreg_filter, cls_feat, bbreg_feat = predictor(train_feat, labels, ltrb, test_feat, mask([[1], [1]]))
     torch.testing.assert_close(cls_filter, bbreg_filter)
     torch.testing.assert_close(cls_feat, bbreg_feat)
+
+
+def test_row_one_runs_on_its_visible_tokens_only(tiny_model):
+    """The pruned row 1 equals the masked computation over all tokens, and its mask positions of memory
+    slot 1 are not read (the box regressor never sees that slot)."""
+    from tomp_deploy.model.transformer import Transformer
+
+    predictor = tiny_model.predictor
+    train_feat, labels, ltrb, test_feat = memory_inputs(tiny_model)
+    with torch.no_grad():
+        tokens = predictor._tokens(train_feat[None], labels[None], ltrb[None], test_feat)
+        masked, memory = Transformer.forward(predictor.transformer, tokens, predictor.sequence_pos,
+                                             predictor.query_embed_fg_decoder.weight, mask([[1], [1]])[1:2])
+        outputs = predictor(train_feat, labels, ltrb, test_feat, mask([[], [1]]))
+        unread = predictor(train_feat, labels, ltrb, test_feat, mask([[], []]))
+    assert relative_error(outputs[1], masked[:, 0]) <= 1e-5
+    assert relative_error(outputs[3].flatten(2).transpose(1, 2), memory[:, -FEAT * FEAT:]) <= 1e-5
+    for a, b in zip(outputs, unread):
+        assert torch.equal(a, b)
 
 
 def test_head_matches_paper_formulas(tiny_model):

@@ -30,6 +30,12 @@ class FilterPredictor(nn.Module):
     row-major inside a frame; True hides a key). Row 0 of the batch yields the classifier outputs,
     row 1 the box-regressor outputs. Outputs: `cls_filter` [1,C], `bbreg_filter` [1,C] (the decoder
     output w, before the heads' linear projections), `cls_feat` [1,C,F,F], `bbreg_feat` [1,C,F,F].
+
+    Row 1 runs on the annotated frame's and the test frame's tokens only ((1 + 1) * F * F instead of
+    (T + 1) * F * F): the box regressor sees the annotated frame only, so the other memory slots are
+    hidden in row 1 by the contract, and a token hidden as a key in every layer cannot change a visible
+    one; the outputs equal the masked computation over all tokens. Row 1's mask positions of memory
+    slots 1..T-1 are therefore not read.
     """
 
     def __init__(self, config: ModelConfig):
@@ -85,8 +91,12 @@ class FilterPredictor(nn.Module):
         key_padding_mask: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         tokens = self._tokens(train_feat[None], train_label[None], train_ltrb[None], test_feat)
-        filters, test_enc = self._predict(tokens.expand(2, -1, -1), key_padding_mask, test_feat.shape[1:])
-        return filters[0:1], filters[1:2], test_enc[0:1], test_enc[1:2]
+        cells = test_feat.shape[2] * test_feat.shape[3]
+        cls_filter, cls_feat = self._predict(tokens, key_padding_mask[0:1], test_feat.shape[1:])
+        annotated_and_test = torch.cat([tokens[:, :cells], tokens[:, -cells:]], dim=1)
+        bbreg_mask = torch.cat([key_padding_mask[1:2, :cells], key_padding_mask[1:2, -cells:]], dim=1)
+        bbreg_filter, bbreg_feat = self._predict(annotated_and_test, bbreg_mask, test_feat.shape[1:])
+        return cls_filter, bbreg_filter, cls_feat, bbreg_feat
 
     def predict_batch(self, train_feat, train_label, train_ltrb, test_feat) -> tuple[torch.Tensor, torch.Tensor]:
         """Training form: one stage over all memory frames for each of B sequences, no mask.
