@@ -19,7 +19,8 @@ from tomp_deploy.datasets import open_dataset
 from tomp_deploy.model import save_checkpoint
 from tomp_deploy.synth import generate_benchmark
 
-FIELDS = {"status", "auc", "precision", "norm_precision", "delta_auc", "iou_mean", "iou_min", "fps", "stage_ms"}
+FIELDS = {"status", "auc", "precision", "norm_precision", "delta_auc", "iou_mean", "iou_min", "fps", "fps_steady",
+          "frames_steady", "stage_ms"}
 
 
 @pytest.fixture(scope="module")

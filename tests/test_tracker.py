@@ -92,9 +92,11 @@ def test_memory_replacement_and_two_stage_masks():
     tracker = ToMPTracker(backend)
     images = frames(7)
     tracker.initialize(images[0], [140, 100, 40, 40])
-    flags = [tracker.track(image).flag for image in images[1:]]
+    results = [tracker.track(image) for image in images[1:]]
+    flags = [result.flag for result in results]
     calls = backend.predictor_calls
     cells = 18 * 18
+    assert [result.memory_frames for result in results] == [1, 2, 2, 2, 2, 2]  # full after the confident frame
 
     # Feature 1 is the annotated frame; frame k's search feature is k + 1.
     assert [c["test_id"] for c in calls] == [2, 3, 4, 5, 6, 7]

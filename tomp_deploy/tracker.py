@@ -50,6 +50,8 @@ class TrackResult:
     """(x, y, w, h) of the search region in image pixels."""
     times: dict[str, float] = field(default_factory=dict)
     """Seconds spent per stage (crop, backbone, predictor, head, decode)."""
+    memory_frames: int = 0
+    """Memory frames the predictor saw for this frame (the annotated one, plus recent ones once confident)."""
 
 
 def as_rgb_frame(frame: np.ndarray) -> np.ndarray:
@@ -278,10 +280,12 @@ class MultiTargetTracker:
 
         results = []
         for index, (target, patch) in enumerate(zip(self.targets, patches)):
+            memory_frames = int(target.memory_valid.sum())
             located = self.backend.locate(target.memory, features, index, *target.predictor_inputs())
             decode_started = time.perf_counter()
             result = target.update(patch, features, index, located.scores, located.ltrb)
             result.times = {**shared, **located.seconds, "decode": time.perf_counter() - decode_started}
+            result.memory_frames = memory_frames
             results.append(result)
         return results
 
