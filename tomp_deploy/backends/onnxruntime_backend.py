@@ -41,16 +41,13 @@ class OnnxRuntimeBackend(HostTracking):
     name = "onnxruntime"
 
     def __init__(self, export: str | Path | ExportFolder, device: str = "cpu", providers: list[str] | None = None,
-                 threads: int | None = None, graphs: dict[str, bytes] | None = None,
-                 optimization: ort.GraphOptimizationLevel = ort.GraphOptimizationLevel.ORT_ENABLE_ALL):
-        """`graphs` replaces the folder's ONNX files with other serialised models of the same contract
-        (the FP16 check runs its emulated copies this way)."""
+                 threads: int | None = None):
         self.exported = export if isinstance(export, ExportFolder) else read_export(export)
         self.config = self.exported.config
         self.tracker_params = self.exported.tracker
         self.providers = resolve_providers(providers or (["cuda"] if device.startswith("cuda") else ["cpu"]))
         options = ort.SessionOptions()
-        options.graph_optimization_level = optimization
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
         # The three sessions run one after another; a pool left spinning steals the cores of the next.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
@@ -60,9 +57,9 @@ class OnnxRuntimeBackend(HostTracking):
             options.intra_op_num_threads = threads
         self.sessions = {}
         for graph in GRAPHS:
-            source = graphs[graph] if graphs else str(self.exported.graph_path(graph))
             try:
-                self.sessions[graph] = ort.InferenceSession(source, options, providers=self.providers)
+                self.sessions[graph] = ort.InferenceSession(str(self.exported.graph_path(graph)), options,
+                                                            providers=self.providers)
             except Exception as exc:  # ORT raises its own exception types for bad or foreign files
                 raise ToMPError(
                     f"ONNX Runtime cannot load the {graph} graph of {self.exported.folder}: "
