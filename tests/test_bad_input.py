@@ -262,7 +262,27 @@ def test_resume_falls_back_to_the_newest_intact_checkpoint_and_refuses_changed_s
     path, content, note = resume_point(run)
     assert path.name == "epoch_0002.pt" and content["training"]["epoch"] == 2
     assert note.startswith("latest.pt cannot be used") and "resuming from" in note
+    __import__("torch").save({"weights": __import__("torch").zeros(3)}, run / "latest.pt")  # a foreign file
+    path, _, note = resume_point(run)
+    assert path.name == "epoch_0002.pt" and "not a tomp-deploy training checkpoint" in note
     changed = __import__("dataclasses").replace(config, lr_head=0.5, epochs=90)
     assert changed_settings(meta["train_config"], changed) == ["lr_head: 0.0001 -> 0.5"]
     result = run_cli("train", "--preset", "tiny", "--out", run, "--resume", "--set", "lr_head=0.5")
     assert_clean_error(result, "lr_head: 0.0001 -> 0.5", "drop those --set options")
+
+
+def test_a_full_device_keeps_the_boxes_written_so_far(sequence_folder, tmp_path):
+    """The file-size limit makes the kernel refuse writes past 100 bytes, as a full device would."""
+    import resource
+    import signal
+
+    def limit_file_size():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100, 100))
+
+    boxes = tmp_path / "boxes.txt"
+    result = subprocess.run([sys.executable, "-m", "tomp_deploy", "track", str(sequence_folder), "--model", "tiny",
+                             "--output", str(boxes)], capture_output=True, text=True, preexec_fn=limit_file_size)
+    assert_clean_error(result, "--output", "cannot write the boxes")
+    kept = boxes.read_text().splitlines()
+    assert 1 <= len(kept) < 6 and all(len(line.split(",")) == 4 for line in kept[:-1])

