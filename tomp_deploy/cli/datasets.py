@@ -24,16 +24,23 @@ def synth(
     sequences: Annotated[int, typer.Option(help="Number of sequences.")] = 10,
     frames: Annotated[int, typer.Option(help="Frames per sequence.")] = 100,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed writes the same benchmark.")] = 0,
+    family: Annotated[str, typer.Option(help="Scene family: patches, cutouts, shapes (training families), "
+                                             "bouncing (held out from training) or filmed (the demo's).")] = "patches",
+    workers: Annotated[int, typer.Option(help="Processes writing sequences in parallel.")] = 1,
 ) -> None:
-    """Write a synthetic benchmark: textured targets with motion, scale change, occlusion, distractors."""
-    from tomp_deploy.synth import generate_benchmark
+    """Write a synthetic benchmark: targets with motion, scale and shape change, occlusion, look-alike
+    distractors, camera motion, blur and illumination change, from one scene family."""
+    from tomp_deploy.synth import FAMILIES, generate_benchmark
 
-    if sequences < 1 or frames < 2:
-        raise ToMPError("--sequences must be at least 1 and --frames at least 2.")
+    if family not in FAMILIES:
+        raise ToMPError(f"Unknown --family {family!r}; choose one of {', '.join(FAMILIES)}.")
+    if sequences < 1 or frames < 2 or workers < 1:
+        raise ToMPError("--sequences and --workers must be at least 1 and --frames at least 2.")
     ensure_folder(out, "OUT")
     with progress_bar() as progress:
-        task = progress.add_task("writing sequences", total=sequences)
-        generate_benchmark(out, sequences, frames, seed, progress=lambda name: progress.advance(task))
+        task = progress.add_task(f"writing {family} sequences", total=sequences)
+        generate_benchmark(out, sequences, frames, seed, family=family, workers=workers,
+                           progress=lambda name: progress.advance(task))
     console.print(f"wrote {sequences} sequences of {frames} frames to {out} (LaSOT layout, --format lasot)")
 
 
