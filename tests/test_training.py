@@ -31,7 +31,7 @@ SMALL = dataclasses.replace(preset("tiny"), samples_per_epoch=16, batch_size=4, 
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory):
     run = tmp_path_factory.mktemp("run")
-    return load_sources({"synthetic": None}, SMALL, run), run
+    return load_sources(parse_data_spec("synthetic"), SMALL, run), run
 
 
 def test_sampler_chooses_visible_frames_in_a_window():
@@ -94,7 +94,7 @@ def load_model_config():
 
 def test_process_outputs(sources):
     loaded, _ = sources
-    sampler = FrameSampler(loaded, {"synthetic": 1}, SMALL)
+    sampler = FrameSampler(loaded, SMALL.dataset_weights, SMALL)
     rng = sampler.rng(0, 0)
     sample = process(*sampler.sample(rng), rng, load_model_config(), SMALL)
     assert sample["train_images"].shape == (2, 3, 288, 288) and sample["test_images"].shape == (1, 3, 288, 288)
@@ -126,7 +126,7 @@ def test_frozen_parameters_and_two_learning_rates(sources, tmp_path):
     loaded, _ = sources
     config = dataclasses.replace(SMALL, trainable_backbone_layers=("layer3",), lr_head=1e-3, lr_backbone=1e-5,
                                  warmup_steps=0, freeze_backbone_batchnorm=True)
-    trainer = Trainer(config, FrameSampler(loaded, {"synthetic": 1}, config), tmp_path)
+    trainer = Trainer(config, FrameSampler(loaded, config.dataset_weights, config), tmp_path)
     groups = {g["name"]: g for g in trainer.optimizer.param_groups}
     assert groups["head"]["lr"] == 1e-3 and groups["backbone"]["lr"] == 1e-5
     backbone = dict(trainer.model.feature_extractor.named_parameters())
@@ -160,7 +160,7 @@ def test_kill_and_resume_equals_uninterrupted(sources, tmp_path, mixed_precision
     fp16 autocast is slow on a CPU."""
     loaded, _ = sources
     config = dataclasses.replace(SMALL, mixed_precision=mixed_precision, samples_per_epoch=4, batch_size=2)
-    sampler = FrameSampler(loaded, {"synthetic": 1}, config)
+    sampler = FrameSampler(loaded, config.dataset_weights, config)
     straight = Trainer(config, sampler, tmp_path / "a")
     straight.fit(2)
     assert straight.amp == bool(mixed_precision)
@@ -201,7 +201,7 @@ def test_one_epoch_run_loads_exports_and_tracks(tmp_path):
     assert model.config.backbone == "resnet18"
     exported = tmp_path / "export"
     assert run_cli("export", run / "latest.pt", "--out", exported).returncode == 0
-    sequence = read_lasot(run / "synthetic-data")[0]
+    sequence = read_lasot(run / "synthetic-data" / "cutouts")[0]
     boxes = tmp_path / "boxes.txt"
     tracked = run_cli("track", sequence.frames[0].parent, "--model", exported, "--backend", "onnxruntime",
                       "--output", boxes)
@@ -214,11 +214,29 @@ def test_one_epoch_run_loads_exports_and_tracks(tmp_path):
     (["--data", "imagenet=/tmp"], "Unknown training dataset 'imagenet'"),
     (["--data", "synthetic", "--set", "learning_rate=3"], "Unknown training setting 'learning_rate'"),
     (["--data", "synthetic", "--set", "epochs=many"], "epochs=many"),
+    (["--data", "bouncing"], "held out for evaluation"),
+    (["--data", "cutouts,lasot="], "names no folder"),
 ])
 def test_bad_input_fails_before_training(tmp_path, args, message):
     result = run_cli("train", "--preset", "tiny", "--out", tmp_path / "run", *args)
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "run" / "latest.pt").exists()
+
+
+def test_data_spec_names_synthetic_families_and_dataset_roots(tmp_path):
+    assert parse_data_spec("synthetic") == {"patches": None, "cutouts": None, "shapes": None}
+    assert parse_data_spec(f"shapes,lasot={tmp_path}") == {"shapes": None, "lasot": tmp_path}
+
+
+def test_synthetic_families_are_written_per_family_and_mixed_by_the_preset_weights(sources):
+    loaded, run = sources
+    assert set(loaded) == {"patches", "cutouts", "shapes"}
+    assert all(len(loaded[family]) == SMALL.synthetic_sequences for family in loaded)
+    assert all((run / "synthetic-data" / family / "attributes.json").is_file() for family in loaded)
+    sampler = FrameSampler(loaded, SMALL.dataset_weights, SMALL)
+    chosen = [next(f for f, sequences in loaded.items() if any(s is picked for s in sequences))
+              for picked in (sampler.sample(sampler.rng(0, i))[0] for i in range(800))]
+    assert chosen.count("cutouts") / len(chosen) == pytest.approx(0.5, abs=0.06)  # weights 1 : 2 : 1
 
 
 def test_wrong_layout_and_empty_dataset(tmp_path):
@@ -231,10 +249,10 @@ def test_wrong_layout_and_empty_dataset(tmp_path):
 
 def test_resume_from_another_preset_is_refused(sources, tmp_path):
     loaded, _ = sources
-    Trainer(SMALL, FrameSampler(loaded, {"synthetic": 1}, SMALL), tmp_path).fit(1)
+    Trainer(SMALL, FrameSampler(loaded, SMALL.dataset_weights, SMALL), tmp_path).fit(1)
     other = dataclasses.replace(SMALL, model="tomp50")
     with pytest.raises(ToMPError, match="'tiny' model preset, not 'tomp50'"):
-        Trainer(other, FrameSampler(loaded, {"synthetic": 1}, other), tmp_path, resume=True)
+        Trainer(other, FrameSampler(loaded, other.dataset_weights, other), tmp_path, resume=True)
 
 
 def test_overrides():
@@ -246,7 +264,7 @@ def test_overrides():
 def test_batchnorm_learns_when_not_frozen(sources, tmp_path):
     loaded, _ = sources
     config = dataclasses.replace(SMALL, freeze_backbone_batchnorm=False, samples_per_epoch=8)
-    trainer = Trainer(config, FrameSampler(loaded, {"synthetic": 1}, config), tmp_path)
+    trainer = Trainer(config, FrameSampler(loaded, config.dataset_weights, config), tmp_path)
     statistics = trainer.model.feature_extractor.layer3[0].bn1.running_mean.clone()
     conv1_bn = trainer.model.feature_extractor.bn1.weight.detach().clone()
     trainer.train_epoch(0)
@@ -257,7 +275,7 @@ def test_batchnorm_learns_when_not_frozen(sources, tmp_path):
 def test_init_starts_from_a_checkpoint_with_a_fresh_optimiser(sources, tmp_path):
     loaded, _ = sources
     source = save_checkpoint(seeded_model("tiny", 5), tmp_path / "source.pt")
-    trainer = Trainer(SMALL, FrameSampler(loaded, {"synthetic": 1}, SMALL), tmp_path / "run", init=source)
+    trainer = Trainer(SMALL, FrameSampler(loaded, SMALL.dataset_weights, SMALL), tmp_path / "run", init=source)
     expected = load_model(source).state_dict()
     assert all(torch.equal(value, expected[name]) for name, value in trainer.model.state_dict().items())
     assert trainer.start_epoch == 0 and not trainer.optimizer.state
@@ -270,9 +288,9 @@ def test_init_refuses_another_architecture_and_resume(sources, tmp_path):
     loaded, _ = sources
     other = save_checkpoint(ToMPNet(dataclasses.replace(model_preset("tiny"), feature_dim=32)), tmp_path / "other.pt")
     with pytest.raises(ToMPError, match="--init: .* another architecture"):
-        Trainer(SMALL, FrameSampler(loaded, {"synthetic": 1}, SMALL), tmp_path / "a", init=other)
+        Trainer(SMALL, FrameSampler(loaded, SMALL.dataset_weights, SMALL), tmp_path / "a", init=other)
     with pytest.raises(ToMPError, match="--init and --resume exclude each other"):
-        Trainer(SMALL, FrameSampler(loaded, {"synthetic": 1}, SMALL), tmp_path / "b", init=other, resume=True)
+        Trainer(SMALL, FrameSampler(loaded, SMALL.dataset_weights, SMALL), tmp_path / "b", init=other, resume=True)
 
 
 def test_shipping_a_fine_tuned_model_keeps_the_provenance_it_started_from(tmp_path):
@@ -301,7 +319,7 @@ def test_non_finite_loss_stops_training_and_keeps_the_last_checkpoint(sources, t
     import train.trainer as trainer_module
 
     loaded, _ = sources
-    trainer = Trainer(SMALL, FrameSampler(loaded, {"synthetic": 1}, SMALL), tmp_path)
+    trainer = Trainer(SMALL, FrameSampler(loaded, SMALL.dataset_weights, SMALL), tmp_path)
     trainer.fit(1)
     saved = (tmp_path / "latest.pt").read_bytes()
     real = trainer_module.forward_losses

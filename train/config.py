@@ -54,7 +54,7 @@ class TrainConfig:
     but is slower than fp32 on most CPUs)."""
     synthetic_sequences: int = 60
     synthetic_frames: int = 100
-    """Size of the benchmark `--data synthetic` writes into the run folder."""
+    """Sequences per synthetic family, and their length, written into the run folder."""
 
     def __post_init__(self) -> None:
         positive = ("epochs", "samples_per_epoch", "batch_size", "num_train_frames", "num_test_frames", "max_gap",
@@ -75,12 +75,15 @@ class TrainConfig:
             raise ToMPError("Invalid training settings: " + ", ".join(wrong) + ".")
 
 
+SYNTHETIC_WEIGHTS = {"patches": 1.0, "cutouts": 2.0, "shapes": 1.0}
+"""How often each synthetic training family is sampled (cut-outs of real photographs most)."""
+
 PRESETS = {
     "tomp50": TrainConfig(model="tomp50"),
     "tomp101": TrainConfig(model="tomp101"),
     "tiny": TrainConfig(
         model="tiny", pretrained=False, epochs=1, samples_per_epoch=400, batch_size=8, num_workers=2,
-        dataset_weights={"synthetic": 1}, lr_head=1e-4, lr_backbone=1e-4, lr_milestones=(30, 40), warmup_steps=50,
+        dataset_weights=dict(SYNTHETIC_WEIGHTS), lr_head=1e-4, lr_backbone=1e-4, lr_milestones=(30, 40), warmup_steps=50,
         trainable_backbone_layers=("layer1", "layer2", "layer3"), freeze_backbone_batchnorm=False,
         synthetic_sequences=40, synthetic_frames=60,
     ),

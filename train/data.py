@@ -52,31 +52,46 @@ READERS = {
 
 
 def parse_data_spec(spec: str) -> dict[str, Path | None]:
-    """'lasot=/data/lasot,got10k=/data/got10k' or 'synthetic' -> {name: root}; synthetic has no root."""
-    if spec.strip() == "synthetic":
-        return {"synthetic": None}
-    roots = {}
-    for item in spec.split(","):
+    """'lasot=/data/lasot,got10k=/data/got10k' -> {name: root}. A synthetic family stands by its name and
+    has no root ('cutouts,lasot=/data/lasot'); 'synthetic' stands for every training family."""
+    from tomp_deploy.synth import FAMILIES, HELD_OUT_FAMILY, TRAINING_FAMILIES
+
+    roots: dict[str, Path | None] = {}
+    for item in (part.strip() for part in spec.split(",")):
         name, separator, root = item.partition("=")
-        if not separator or not root:
-            raise ToMPError(f"--data item {item!r} is not NAME=ROOT (or use --data synthetic).")
+        if not separator:
+            if name == "synthetic":
+                roots.update(dict.fromkeys(TRAINING_FAMILIES))
+            elif name == HELD_OUT_FAMILY:
+                raise ToMPError(f"The {name!r} synthetic family is held out for evaluation; train on "
+                                f"{', '.join(TRAINING_FAMILIES)} (or 'synthetic' for all of them).")
+            elif name in FAMILIES:
+                roots[name] = None
+            else:
+                raise ToMPError(f"--data item {item!r} is not NAME=ROOT, a synthetic family "
+                                f"({', '.join(TRAINING_FAMILIES)}) or 'synthetic'.")
+            continue
+        if not root:
+            raise ToMPError(f"--data item {item!r} names no folder after '='.")
         if name not in READERS:
-            raise ToMPError(f"Unknown training dataset {name!r}; choose from {', '.join(READERS)} or 'synthetic'.")
+            raise ToMPError(f"Unknown training dataset {name!r}; choose from {', '.join(READERS)}, a synthetic "
+                            "family or 'synthetic'.")
         roots[name] = Path(root)
     return roots
 
 
 def load_sources(spec: dict[str, Path | None], config: TrainConfig, run_dir: Path, progress=None) -> dict:
-    """Reads every dataset of the spec (writing the synthetic one first); errors before training starts."""
+    """Reads every dataset of the spec (writing the synthetic families into RUN/synthetic-data/ first, in
+    `num_workers` processes); errors before training starts."""
+    from tomp_deploy.synth import generate_benchmark
+
     sources = {}
     for name, root in spec.items():
-        if name == "synthetic":
-            root = run_dir / "synthetic-data"
+        if root is None:
+            root = run_dir / "synthetic-data" / name
             if not (root / "attributes.json").is_file():
-                from tomp_deploy.synth import generate_benchmark
-
                 generate_benchmark(root, config.synthetic_sequences, config.synthetic_frames, seed=1000 + config.seed,
-                                   progress=progress)
+                                   family=name, workers=max(config.num_workers, 1), progress=progress)
             sequences = _from_sequences(read_lasot(root))
         else:
             if not root.is_dir():

@@ -18,8 +18,9 @@ from tomp_deploy.files import ensure_folder
 def train(
     out: Annotated[Path, typer.Option(help="Run folder: checkpoints, latest.pt, metrics.jsonl.")],
     preset: Annotated[str, typer.Option(help="Training preset: tomp50, tomp101 or tiny.")] = "tomp50",
-    data: Annotated[str, typer.Option(help="Dataset roots 'lasot=/data/lasot,got10k=...,trackingnet=...,coco=...' "
-                                           "or 'synthetic'.")] = "synthetic",
+    data: Annotated[str, typer.Option(help="Dataset roots 'lasot=/data/lasot,got10k=...,trackingnet=...,coco=...', "
+                                           "synthetic families 'patches,cutouts,shapes', or 'synthetic' for all of "
+                                           "them.")] = "synthetic",
     epochs: Annotated[int | None, typer.Option(help="Epochs (default: the preset's).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue from OUT/latest.pt with its optimiser and epoch.")] = False,
     init: Annotated[Path | None, typer.Option(help="Start from this checkpoint's weights (fine-tuning; "
@@ -35,6 +36,7 @@ def train(
 
     from tomp_deploy.overrides import apply_overrides
     from tomp_deploy.shipped import resolve_model
+    from train.config import SYNTHETIC_WEIGHTS
     from train.config import preset as train_preset
     from train.data import FrameSampler, load_sources, parse_data_spec
     from train.resume import check_start
@@ -49,8 +51,9 @@ def train(
     init_path = resolve_model(str(init)) if init is not None else None
     check_start(out, resume, init_path)
     spec = parse_data_spec(data)
-    if "synthetic" in spec and "synthetic" not in config.dataset_weights:
-        config = dataclasses.replace(config, dataset_weights={"synthetic": 1.0})
+    synthetic = [name for name, root in spec.items() if root is None]
+    if synthetic and not any(name in config.dataset_weights for name in synthetic):
+        config = dataclasses.replace(config, dataset_weights={name: SYNTHETIC_WEIGHTS[name] for name in synthetic})
     with console.status("reading the training data") as status:
         sources = load_sources(spec, config, out, progress=lambda name: status.update(f"writing synthetic {name}"))
     sampler = FrameSampler(sources, config.dataset_weights, config)
