@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 import torch
 
@@ -114,6 +115,28 @@ def test_demo_pipeline_on_a_small_setting(checkpoint, tmp_path):
         assert statuses["tensorrt"] == "skipped" and "not run:" in report["backends"]["tensorrt"]["error"]
     elif not has_engine_library():
         assert "engines: not built (No TensorRT library is installed" in stdout and "tensorrt" not in statuses
+
+
+def test_the_demo_video_follows_its_target_with_the_shipped_model(tmp_path):
+    """The demo's video sequence (its defaults), tracked as the demo does (ONNX Runtime on the export of the
+    shipped model): the box overlaps the ground truth (IoU >= 0.5) on at least 90% of the frames."""
+    from export.onnx_export import export_model
+    from tomp_deploy.backends import open_backend
+    from tomp_deploy.cli.benchmark import DEMO_FRAMES, DEMO_SEED, write_tracked_video
+    from tomp_deploy.metrics import overlaps
+    from tomp_deploy.model import load_model
+    from tomp_deploy.shipped import resolve_model
+    from tomp_deploy.synth import DEMO_FAMILY
+
+    generate_benchmark(tmp_path / "sequences", 1, DEMO_FRAMES, seed=DEMO_SEED, family=DEMO_FAMILY)
+    sequence = open_dataset(tmp_path / "sequences", "lasot")[0]
+    assert "astronaut" in (sequence.frames[0].parent.parent / "nlp.txt").read_text()
+    export_model(load_model(resolve_model("tiny")), tmp_path / "export")
+    with open_backend("onnxruntime", tmp_path / "export") as backend:
+        boxes = write_tracked_video(backend, sequence, tmp_path / "tracked.mp4")
+    assert int(cv2.VideoCapture(str(tmp_path / "tracked.mp4")).get(cv2.CAP_PROP_FRAME_COUNT)) == DEMO_FRAMES
+    ious = overlaps(boxes, sequence.ground_truth)
+    assert np.mean(ious >= 0.5) >= 0.9, np.round(ious, 2)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU backend can run here")

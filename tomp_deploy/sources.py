@@ -159,9 +159,14 @@ class ResultWriter:
                             f"{self._temporary}.") from None
 
 
-def draw_overlay(image: np.ndarray, boxes: list[np.ndarray], scores: list[float], fps: float | None) -> np.ndarray:
-    """A BGR copy of an RGB frame with the boxes, their scores and the frame rate drawn on it."""
+def draw_overlay(image: np.ndarray, boxes: list[np.ndarray], scores: list[float], fps: float | None,
+                 ground_truth: np.ndarray | None = None) -> np.ndarray:
+    """A BGR copy of an RGB frame with the boxes, their scores, the tracker's frame rate and, where
+    known, the ground-truth box (thin white) drawn on it."""
     canvas = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    if ground_truth is not None and ground_truth[2] > 0 and ground_truth[3] > 0:
+        x, y, w, h = (int(round(v)) for v in ground_truth)
+        cv2.rectangle(canvas, (x, y), (x + w, y + h), (255, 255, 255), 1)
     colours = [(0, 255, 0), (0, 128, 255), (255, 0, 255), (255, 255, 0), (0, 0, 255)]
     for i, (box, score) in enumerate(zip(boxes, scores)):
         colour = colours[i % len(colours)]
@@ -169,7 +174,8 @@ def draw_overlay(image: np.ndarray, boxes: list[np.ndarray], scores: list[float]
         cv2.rectangle(canvas, (x, y), (x + w, y + h), colour, 2)
         cv2.putText(canvas, f"{score:.2f}", (x, max(y - 5, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
     if fps is not None:
-        cv2.putText(canvas, f"{fps:.1f} FPS", (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2, cv2.LINE_AA)
+        cv2.putText(canvas, f"tracker {fps:.1f} FPS", (8, canvas.shape[0] - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
+                    (255, 255, 255), 2, cv2.LINE_AA)
     return canvas
 
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 from rich.markup import escape
 
@@ -16,6 +17,9 @@ from tomp_deploy.cli.options import Device, progress_bar
 from tomp_deploy.cli.render import print_bench
 from tomp_deploy.errors import ToMPError
 from tomp_deploy.files import ensure_folder
+
+DEMO_SEED = 7
+DEMO_FRAMES = 60
 
 
 def _bench_sequences(dataset_root: str, format: str, sequences: int | None, out: Path, frames: int, seed: int):
@@ -82,28 +86,27 @@ def bench_command(
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for everything the demo writes.")] = Path("demo-output"),
     model: Annotated[Path, typer.Option(help="Checkpoint to use instead of the shipped tiny model.")] = Path("tiny"),
-    sequences: Annotated[int, typer.Option(help="Synthetic sequences to write and benchmark.")] = 3,
-    frames: Annotated[int, typer.Option(help="Frames per synthetic sequence.")] = 60,
+    sequences: Annotated[int, typer.Option(help="Filmed sequences to write and benchmark.")] = 3,
+    frames: Annotated[int, typer.Option(help="Frames per sequence.")] = DEMO_FRAMES,
 ) -> None:
-    """The whole pipeline on the embedded default: synthetic data, shipped tiny model, ONNX export,
-    engines where TensorRT exists, a tracked video, and a benchmark of every available backend."""
+    """The whole pipeline on the embedded default: objects in real photographs filmed by a moving camera,
+    the shipped tiny model, ONNX export, engines where TensorRT exists, a tracked video, and a benchmark
+    of every available backend."""
     import torch
 
     from tomp_deploy.backends import open_backend
     from tomp_deploy.datasets import open_dataset
-    from tomp_deploy.driver import track_frames
     from tomp_deploy.shipped import resolve_model
-    from tomp_deploy.sources import FrameSource, VideoWriter, draw_overlay
-    from tomp_deploy.synth import generate_benchmark
+    from tomp_deploy.synth import DEMO_FAMILY, generate_benchmark
 
     ensure_folder(out, "--out")
     forms = ModelForms(checkpoint=resolve_model(model), work=out)
-    with console.status("writing a synthetic benchmark") as status:
-        data = out / "synthetic"
-        generate_benchmark(data, sequences, frames, seed=7,
-                           progress=lambda name: status.update(f"writing synthetic sequence {name}"))
+    with console.status("writing the demo sequences") as status:
+        data = out / "sequences"
+        generate_benchmark(data, sequences, frames, seed=DEMO_SEED, family=DEMO_FAMILY,
+                           progress=lambda name: status.update(f"writing sequence {name}"))
         forms.export_folder(status.update)
-    console.print(f"[green]✓[/] synthetic benchmark: {data}")
+    console.print(f"[green]✓[/] sequences: {data}")
     console.print(f"[green]✓[/] ONNX export: {forms.export}")
     backends = ["torch", "onnxruntime"]
     if torch.cuda.is_available():
@@ -120,16 +123,32 @@ def demo(
     video_path = out / "tracked.mp4"
     with console.status(f"tracking {sequence.name} into {video_path}"), \
             open_backend("onnxruntime", forms.export) as backend:
-        video = None
-        frames_in = (frame.image for frame in FrameSource.of_images(sequence.frames))
-        for step in track_frames(backend, frames_in, [sequence.init_box]):
-            if video is None:
-                video = VideoWriter(video_path, (step.image.shape[1], step.image.shape[0]))
-            fps = 1 / max(step.seconds, 1e-9) if step.index else None
-            video.write(draw_overlay(step.image, step.boxes, step.scores, fps))
-        video.close()
-    console.print(f"[green]✓[/] tracked video: {video_path}")
+        boxes = write_tracked_video(backend, sequence, video_path)
+    np.savetxt(out / f"{sequence.name}.txt", boxes, fmt="%.2f", delimiter=",")
+    console.print(f"[green]✓[/] tracked video: {video_path} (white: ground truth)")
 
     _run_bench(forms, backends, open_dataset(data, "lasot"), out, "cpu", 5)
     console.print(f"[bold]done[/]: video {video_path}, benchmark {out / 'bench.json'}, {out / 'bench.md'}, "
                   f"{out / 'bench.png'}")
+
+
+def write_tracked_video(backend, sequence, video_path: Path) -> np.ndarray:
+    """Tracks `sequence` into an MP4 with the boxes, the ground truth and the tracker's mean frame rate so
+    far (tracker time only: reading and video writing are not counted); returns the boxes."""
+    from tomp_deploy.driver import track_frames
+    from tomp_deploy.sources import FrameSource, VideoWriter, draw_overlay
+
+    video, boxes, tracked_seconds = None, [], 0.0
+    frames_in = (frame.image for frame in FrameSource.of_images(sequence.frames))
+    try:
+        for step in track_frames(backend, frames_in, [sequence.init_box]):
+            if video is None:
+                video = VideoWriter(video_path, (step.image.shape[1], step.image.shape[0]))
+            tracked_seconds += step.seconds if step.index else 0.0
+            fps = step.index / max(tracked_seconds, 1e-9) if step.index else None
+            video.write(draw_overlay(step.image, step.boxes, step.scores, fps, sequence.ground_truth[step.index]))
+            boxes.append(step.boxes[0])
+    finally:
+        if video is not None:
+            video.close()
+    return np.array(boxes)
