@@ -53,15 +53,17 @@ def test_shipped_tiny_model():
     assert result.returncode == 0, result.stderr
 
 
-def test_shipped_tiny_model_tracks_sequences_it_was_not_trained_on(tmp_path):
-    """The shipped model's accuracy, on synthetic sequences of a seed other than its training data's
-    (benchmarks/results/tiny_heldout.md has the larger run), against a box that never moves."""
-    from benchmarks.tiny_heldout import score_against_static_box
+def test_shipped_tiny_model_tracks_a_scene_family_it_never_saw(tmp_path):
+    """The shipped model on a few sequences of the held-out family (other photographs, objects and motion
+    than any training family), against a box that never moves: a lower bar than the benchmark's
+    (benchmarks/results/tiny_heldout.md), on sequences of another seed."""
+    from benchmarks.tiny_heldout import score_trackers
     from tomp_deploy.datasets import open_dataset
     from tomp_deploy.shipped import resolve_model
-    from tomp_deploy.synth import generate_benchmark
+    from tomp_deploy.synth import HELD_OUT_FAMILY, generate_benchmark
 
-    generate_benchmark(tmp_path / "heldout", 4, 50, seed=7)
-    scores = score_against_static_box(open_dataset(tmp_path / "heldout", "lasot"), resolve_model("tiny"), tmp_path)
-    tracked, never_moves = scores["model"]["overall"]["auc"], scores["static_box"]["overall"]["auc"]
-    assert tracked >= 50 and tracked >= never_moves + 25, (tracked, never_moves)
+    generate_benchmark(tmp_path / "heldout", 4, 60, seed=3, family=HELD_OUT_FAMILY)
+    sequences = open_dataset(tmp_path / "heldout", "lasot")
+    scores = score_trackers(sequences, {"model": ("torch", resolve_model("tiny"))}, tmp_path / "results")
+    tracked, never_moves = scores["model"]["overall"]["auc"], scores["static box"]["overall"]["auc"]
+    assert tracked >= never_moves + 10, (tracked, never_moves)
