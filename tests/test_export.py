@@ -282,21 +282,41 @@ def test_model_of_the_wrong_kind_for_a_backend(tmp_path, tiny_export, kind):
     assert ("not an export folder" in result.stderr) or ("is a folder, not a checkpoint" in result.stderr)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15: the shipped tiny model's FP16 export drifts from FP32 in closed-loop "
-                   "tracking: score maps agree within 1e-2, but a sub-pixel box difference changes the next crop, to "
-                   "which its box regressor answers with a box at IoU ~0.9, and the trackers part")
-def test_fp16_export_of_the_trained_tiny_model_tracks_like_fp32(tmp_path):
-    from tomp_deploy.datasets import open_dataset
+@pytest.fixture(scope="module")
+def shipped_exports(tmp_path_factory):
     from tomp_deploy.model import load_model
     from tomp_deploy.shipped import resolve_model
+
+    folder = tmp_path_factory.mktemp("shipped")
+    network = load_model(resolve_model("tiny"))
+    export_model(network, folder / "export")
+    export_model(network, folder / "export-fp16", precision="fp16")
+    return folder / "export", folder / "export-fp16"
+
+
+def test_fp16_export_of_the_trained_tiny_model_tracks_like_fp32(shipped_exports, tmp_path):
+    """Closed loop, frame by frame: a sub-pixel box difference changes the next crop, so this holds only
+    for a model whose box regressor is stable under small crop shifts (the model shipped before issue 15
+    was not)."""
+    from tomp_deploy.datasets import open_dataset
     from tomp_deploy.synth import generate_benchmark
 
-    network = load_model(resolve_model("tiny"))
-    export_model(network, tmp_path / "export")
-    export_model(network, tmp_path / "export-fp16", precision="fp16")
     generate_benchmark(tmp_path / "data", sequences=2, frames=40, seed=11)
     for sequence in open_dataset(tmp_path / "data", "lasot"):
         frames = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in sequence.frames]
-        reference = track_sequence(OnnxRuntimeBackend(tmp_path / "export"), frames, sequence.init_box)
-        half = track_sequence(OnnxRuntimeBackend(tmp_path / "export-fp16"), frames, sequence.init_box)
+        reference = track_sequence(OnnxRuntimeBackend(shipped_exports[0]), frames, sequence.init_box)
+        half = track_sequence(OnnxRuntimeBackend(shipped_exports[1]), frames, sequence.init_box)
         assert compare_sequences(reference, half).ious.min() >= 0.98, sequence.name
+
+
+def test_fp16_export_of_the_trained_tiny_model_scores_like_fp32_on_the_held_out_family(shipped_exports, tmp_path):
+    """Within 1 point of success AUC on sequences of a scene family the model never saw."""
+    from benchmarks.tiny_heldout import score_trackers
+    from tomp_deploy.datasets import open_dataset
+    from tomp_deploy.synth import HELD_OUT_FAMILY, generate_benchmark
+
+    generate_benchmark(tmp_path / "data", sequences=3, frames=60, seed=11, family=HELD_OUT_FAMILY)
+    trackers = {"fp32": ("onnxruntime", shipped_exports[0]), "fp16": ("onnxruntime", shipped_exports[1])}
+    scores = score_trackers(open_dataset(tmp_path / "data", "lasot"), trackers, tmp_path / "results")
+    assert abs(scores["fp16"]["overall"]["auc"] - scores["fp32"]["overall"]["auc"]) <= 1.0
+    assert scores["fp32"]["overall"]["auc"] > scores["static box"]["overall"]["auc"] + 10
