@@ -1,10 +1,15 @@
-"""Per-graph latency and tracker FPS: ONNX Runtime CPU against PyTorch CPU (fp32).
+"""Per-graph latency and tracker FPS: ONNX Runtime CPU against PyTorch CPU (fp32), and the reference
+implementation's tracker on the same frames in the same run.
 
-    python -m benchmarks.onnxruntime_cpu --preset tomp50 --frames 30
+    python -m benchmarks.onnxruntime_cpu --preset tomp50 --frames 30 \
+        --reference-command "python time_reference.py {frames} {box}" --reference-note "pytracking ToMP-50 ..."
 
 Weights are random (speed does not depend on them). Frames are 320x240 with a moving textured square.
 Each backend is timed in its own process (the ONNX Runtime one without torch), so that one library's
-idle worker threads do not slow the other. Writes benchmarks/results/onnxruntime_cpu_<preset>.json/.md.
+idle worker threads do not slow the other. The reference tracker is not part of this toolkit: give a
+command that times it on a folder of PNG frames ({frames}) from the box {box} ("x,y,w,h") and prints a
+line "fps: X"; it runs after the backends, on the same frames. Writes
+benchmarks/results/onnxruntime_cpu_<preset>.json/.md.
 """
 
 from __future__ import annotations
@@ -13,11 +18,15 @@ import argparse
 import datetime
 import json
 import multiprocessing
+import re
+import shlex
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from rich.console import Console
@@ -91,14 +100,29 @@ def measure(backend_name: str, model: str, export_folder: str, frame_count: int,
     return {"graph_ms": graph_latency(backend, inputs, repeats), "tracker": tracker_speed(backend, frames, box)}
 
 
+def reference_fps(command: str, frames: list[np.ndarray], box: list[int], folder: Path) -> tuple[float, str]:
+    """Runs the reference timer on `frames` written as PNG; returns its FPS and its output."""
+    folder.mkdir()
+    for index, frame in enumerate(frames):
+        cv2.imwrite(str(folder / f"{index:05d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    argv = [part.format(frames=folder, box=",".join(map(str, box))) for part in shlex.split(command)]
+    done = subprocess.run(argv, capture_output=True, text=True)
+    found = re.findall(r"^fps:\s*([0-9.]+)\s*$", done.stdout, flags=re.MULTILINE)
+    if done.returncode != 0 or not found:
+        raise SystemExit(f"The reference command {argv} failed or printed no 'fps: X' line "
+                         f"(exit {done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    return float(found[-1]), done.stdout.strip()
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="tomp50", choices=sorted(("tomp50", "tomp101", "tiny")))
     parser.add_argument("--frames", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--reference-fps", type=float, default=None,
-                        help="FPS of the reference implementation's tracker measured on this machine, to compare")
-    parser.add_argument("--reference-note", default="", help="How the reference FPS was measured")
+    parser.add_argument("--reference-command", default=None,
+                        help="Times the reference tracker: {frames} is a folder of PNG frames, {box} the first box x,y,w,h; "
+                             "prints 'fps: X'")
+    parser.add_argument("--reference-note", default="", help="What the reference command runs, for the record")
     args = parser.parse_args(argv)
     console = Console()
     torch.manual_seed(0)
@@ -113,6 +137,11 @@ def main(argv: list[str] | None = None) -> dict:
         for name, model in models.items():
             with console.status(f"timing {name}"), spawn.Pool(1) as pool:
                 results[name] = pool.apply(measure, (name, model, models["onnxruntime"], args.frames, args.repeats))
+        reference = None
+        if args.reference_command:
+            with console.status("timing the reference tracker"):
+                frames, box = moving_square_frames(args.frames)
+                reference = reference_fps(args.reference_command, frames, box, Path(folder) / "frames")
 
     table = Table(title=f"{args.preset}: fp32 on {torch.get_num_threads()} CPU threads, 320x240 frames")
     for column in ("backend", *[f"{g} ms" for g in GRAPHS], "tracker FPS", "crop/decode ms"):
@@ -130,13 +159,15 @@ def main(argv: list[str] | None = None) -> dict:
         "machine": host_facts(),
         "torch_threads": torch.get_num_threads(),
         "results": results,
-        "reference_tracker_fps": args.reference_fps,
+        "reference_tracker_fps": reference[0] if reference else None,
+        "reference_output": reference[1] if reference else None,
         "reference_note": args.reference_note,
     }
-    if args.reference_fps:
-        ratio = results["onnxruntime"]["tracker"]["fps"] / args.reference_fps
-        console.print(f"onnxruntime tracker: {ratio:.2f}x the reference implementation's {args.reference_fps:.2f} FPS")
-        report["onnxruntime_vs_reference"] = ratio
+    if reference:
+        for name in results:
+            report[f"{name}_vs_reference"] = results[name]["tracker"]["fps"] / reference[0]
+        console.print(f"reference tracker {reference[0]:.2f} FPS; onnxruntime {report['onnxruntime_vs_reference']:.2f}x, "
+                      f"torch {report['torch_vs_reference']:.2f}x")
     RESULTS.mkdir(exist_ok=True)
     stem = RESULTS / f"onnxruntime_cpu_{args.preset}"
     stem.with_suffix(".json").write_text(json.dumps(report, indent=2))
@@ -147,9 +178,10 @@ def main(argv: list[str] | None = None) -> dict:
     for name, r in results.items():
         lines.append(f"| {name} | " + " | ".join(f"{r['graph_ms'][g]:.1f}" for g in GRAPHS)
                      + f" | {r['tracker']['fps']:.2f} |")
-    if args.reference_fps:
-        lines += ["", f"Reference implementation's tracker on this machine: {args.reference_fps:.2f} FPS "
-                      f"(onnxruntime: {report['onnxruntime_vs_reference']:.2f}x). {args.reference_note}"]
+    if reference:
+        lines += ["", f"Reference implementation's tracker, same frames, same run: {reference[0]:.2f} FPS "
+                      f"(onnxruntime {report['onnxruntime_vs_reference']:.2f}x, torch {report['torch_vs_reference']:.2f}x). "
+                      f"{args.reference_note}"]
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
     return report
 

@@ -320,3 +320,29 @@ def test_fp16_export_of_the_trained_tiny_model_scores_like_fp32_on_the_held_out_
     scores = score_trackers(open_dataset(tmp_path / "data", "lasot"), trackers, tmp_path / "results")
     assert abs(scores["fp16"]["overall"]["auc"] - scores["fp32"]["overall"]["auc"]) <= 1.0
     assert scores["fp32"]["overall"]["auc"] > scores["static box"]["overall"]["auc"] + 10
+
+
+def test_fused_attention_rewrite_computes_the_exported_predictor(tiny_export):
+    """The rewrite benchmarks.attention_fusion measures: every masked attention block becomes one
+    MultiHeadAttention node, with the outputs of the graph as exported (hidden keys included)."""
+    import onnx
+    import onnxruntime as ort
+
+    from benchmarks.attention_fusion import MICROSOFT, fuse_attention
+    from export.fp16 import contract_inputs as realistic_inputs
+
+    _, folder = tiny_export
+    backend = OnnxRuntimeBackend(folder)
+    config = backend.config
+    plain = onnx.load(folder / "predictor.onnx")
+    fused, blocks = fuse_attention(plain, config.num_heads, config.feature_dim)
+    masked = sum(1 for node in plain.graph.node if node.op_type == "Softmax") - config.num_decoder_layers
+    assert blocks == masked and sum(node.domain == MICROSOFT for node in fused.graph.node) == blocks
+    onnx.checker.check_model(fused)
+    arrays = list(realistic_inputs(backend)["predictor"][0])
+    arrays[-1] = arrays[-1].copy()
+    arrays[-1][0, :7] = True  # hide a few keys of the annotated frame too
+    sessions = [ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]) for model in (plain, fused)]
+    feeds = {meta.name: value for meta, value in zip(sessions[0].get_inputs(), arrays)}
+    for expected, actual in zip(*(session.run(None, feeds) for session in sessions)):
+        np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6)
