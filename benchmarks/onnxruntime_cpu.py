@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> dict:
         "benchmark": "onnxruntime_cpu",
         "preset": args.preset,
         "date": datetime.date.today().isoformat(),
-        "command": "python -m benchmarks.onnxruntime_cpu " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python -m benchmarks.onnxruntime_cpu " + shlex.join(argv if argv is not None else sys.argv[1:]),
         "machine": host_facts(),
         "torch_threads": torch.get_num_threads(),
         "results": results,

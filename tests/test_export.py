@@ -323,13 +323,13 @@ def test_fp16_export_of_the_trained_tiny_model_scores_like_fp32_on_the_held_out_
 
 
 def test_fused_attention_rewrite_computes_the_exported_predictor(tiny_export):
-    """The rewrite benchmarks.attention_fusion measures: every masked attention block becomes one
-    MultiHeadAttention node, with the outputs of the graph as exported (hidden keys included)."""
+    """The onnxruntime backend's CPU rewrite: every masked attention block becomes one MultiHeadAttention
+    node, with the outputs of the graph as exported (hidden keys included)."""
     import onnx
     import onnxruntime as ort
 
-    from benchmarks.attention_fusion import MICROSOFT, fuse_attention
     from export.fp16 import contract_inputs as realistic_inputs
+    from tomp_deploy.backends.attention_fusion import MICROSOFT, fuse_attention
 
     _, folder = tiny_export
     backend = OnnxRuntimeBackend(folder)
@@ -346,3 +346,9 @@ def test_fused_attention_rewrite_computes_the_exported_predictor(tiny_export):
     feeds = {meta.name: value for meta, value in zip(sessions[0].get_inputs(), arrays)}
     for expected, actual in zip(*(session.run(None, feeds) for session in sessions)):
         np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6)
+    assert backend.fused_attention_blocks == blocks  # the backend runs the rewrite on the CPU
+
+
+def test_fp16_predictor_runs_as_exported(shipped_exports):
+    assert OnnxRuntimeBackend(shipped_exports[1]).fused_attention_blocks == 0
+    assert OnnxRuntimeBackend(shipped_exports[0]).fused_attention_blocks > 0
