@@ -25,7 +25,7 @@ import torch
 from export.fp16 import contract_inputs
 from export.onnx_export import export_model
 from tomp_deploy.backends.attention_fusion import fuse_attention
-from tomp_deploy.backends.onnxruntime_backend import OnnxRuntimeBackend
+from tomp_deploy.backends.onnxruntime_backend import OnnxRuntimeBackend, session_options
 from tomp_deploy.host_facts import host_facts
 from tomp_deploy.model import ToMPNet, preset
 
@@ -33,14 +33,7 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def _session(model: onnx.ModelProto, threads: int | None) -> ort.InferenceSession:
-    """Options as the onnxruntime backend sets them."""
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    if threads:
-        options.intra_op_num_threads = threads
-    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(model.SerializeToString(), session_options(threads), providers=["CPUExecutionProvider"])
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -33,6 +33,19 @@ def resolve_providers(requested: list[str]) -> list[str]:
     return [PROVIDERS[p] for p in PROVIDERS if p in requested or p == "cpu"]
 
 
+def session_options(threads: int | None = None) -> ort.SessionOptions:
+    """Highest graph optimisation, quiet logs, worker threads that do not spin between runs."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if threads is not None:
+        if type(threads) is not int or threads < 1:
+            raise ToMPError(f"--threads {threads!r}: give a number of threads of 1 or more.")
+        options.intra_op_num_threads = threads
+    return options
+
+
 class OnnxRuntimeBackend(HostTracking):
     """Runs the three exported graphs with ONNX Runtime; numpy in, numpy out.
 
@@ -51,14 +64,7 @@ class OnnxRuntimeBackend(HostTracking):
         self.config = self.exported.config
         self.tracker_params = self.exported.tracker
         self.providers = resolve_providers(providers or (["cuda"] if device.startswith("cuda") else ["cpu"]))
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        if threads is not None:
-            if type(threads) is not int or threads < 1:
-                raise ToMPError(f"--threads {threads!r}: give a number of threads of 1 or more.")
-            options.intra_op_num_threads = threads
+        options = session_options(threads)
         self.sessions = {}
         self.fused_attention_blocks = 0
         """Attention blocks of the predictor running as one MultiHeadAttention kernel each."""
