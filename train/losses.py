@@ -14,10 +14,14 @@ def hinge_classification_loss(scores: torch.Tensor, labels: torch.Tensor, thresh
     return F.mse_loss(prediction, (1 - negative) * labels)
 
 
-def giou_loss(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None):
+def giou_loss(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None,
+              counted_cells: torch.Tensor | None = None):
     """1 - GIoU of ltrb distance boxes sharing each cell as origin, averaged over cells with weight > 0.
 
     pred, target: [..., 4, H, W] (left, top, right, bottom); weights: [..., 1, H, W] or None.
+    counted_cells: what the summed loss of the counted cells is divided by (default: their number). Under
+    DistributedDataParallel, which averages the ranks' gradients, the mean count over ranks makes that
+    average the gradient of the global batch's mean (as DETR normalises its box losses).
     Returns (loss, IoUs of the counted cells).
     """
     pred = pred.movedim(-3, -1).reshape(-1, 4)
@@ -35,7 +39,10 @@ def giou_loss(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | 
     union = target_area + pred_area - intersection + 1e-7
     ious = intersection / union
     losses = 1 - (ious - (enclosing - union) / enclosing)
-    if weights is not None and weights.sum() > 0:
-        counted = weights.reshape(-1) > 0
-        return losses[counted].mean(), ious[counted]
+    if weights is None:
+        return losses.mean(), ious
+    counted = weights.reshape(-1) > 0
+    divisor = counted.sum() if counted_cells is None else counted_cells
+    if divisor > 0:
+        return losses[counted].sum() / divisor, ious[counted]
     return losses.mean(), ious

@@ -5,19 +5,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
 from tomp_deploy.errors import ToMPError
 from tomp_deploy.model import ToMPNet, load_model, save_checkpoint
 from tomp_deploy.presets import preset as model_preset
+from train import distributed
 from train.config import TrainConfig
 from train.data import FrameSampler
 from train.losses import giou_loss, hinge_classification_loss
@@ -80,16 +79,24 @@ def forward_losses(model: ToMPNet, batch: dict[str, torch.Tensor], config: Train
     scores = model.head.classifier(encoded, weights)
     ltrb = model.head.bb_regressor(encoded, weights)
     clf = hinge_classification_loss(scores, batch["test_label"][:, 0], config.hinge_threshold)
-    giou, ious = giou_loss(ltrb, batch["test_ltrb"][:, 0], batch["test_region"][:, 0])
+    region = batch["test_region"][:, 0]
+    counted_cells = distributed.mean_over_ranks((region > 0).sum().to(torch.float32))
+    giou, ious = giou_loss(ltrb, batch["test_ltrb"][:, 0], region, counted_cells)
     return {"loss": config.weight_clf * clf + config.weight_giou * giou, "clf": clf, "giou": giou,
-            "iou": ious.mean() if ious.numel() else torch.zeros(())}
+            "iou": ious.sum() / counted_cells if counted_cells > 0 else torch.zeros(())}
 
 
-def _distributed() -> tuple[int, int]:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return (dist.get_rank(), world) if world > 1 else (0, 1)
+class TrainingStep(torch.nn.Module):
+    """The model and its losses as one forward. DistributedDataParallel all-reduces the gradients of the
+    parameters its wrapped forward used, so the whole loss computation must run through it."""
+
+    def __init__(self, model: ToMPNet, config: TrainConfig):
+        super().__init__()
+        self.model = model
+        self.config = config
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return forward_losses(self.model, batch, self.config)
 
 
 class Trainer:
@@ -97,9 +104,10 @@ class Trainer:
                  resume: bool = False, init: Path | None = None, tensorboard: bool = False, progress=None):
         self.config = config
         self.run_dir = Path(run_dir)
-        self.rank, self.world = _distributed()
+        self.ranks = distributed.start("cuda" if device.startswith("cuda") else "cpu")
+        self.world = self.ranks.world
         if device.startswith("cuda") and torch.cuda.is_available() and self.world > 1:
-            device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+            device = f"cuda:{self.ranks.local_rank}"
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise ToMPError("--device cuda was asked for, but PyTorch sees no CUDA GPU. Use --device cpu.")
         self.device = torch.device(device)
@@ -123,12 +131,12 @@ class Trainer:
             self._resume()
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(
             self.optimizer, list(config.lr_milestones), config.lr_gamma, last_epoch=self.start_epoch - 1)
-        self.network = self.model
+        self.network = TrainingStep(self.model, config)
         if self.world > 1:
             self.network = torch.nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+                self.network, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.dataset = SampleDataset(sampler, config)
-        self.writer = self._tensorboard() if tensorboard and self.rank == 0 else None
+        self.writer = self._tensorboard() if tensorboard and self.ranks.is_main else None
 
     def _tensorboard(self):
         try:
@@ -174,7 +182,7 @@ class Trainer:
 
     def _loader(self, epoch: int) -> DataLoader:
         self.dataset.epoch = epoch
-        sampler = DistributedSampler(self.dataset, self.world, self.rank, shuffle=False) if self.world > 1 else None
+        sampler = DistributedSampler(self.dataset, self.world, self.ranks.rank, shuffle=False) if self.world > 1 else None
         generator = torch.Generator().manual_seed(self.config.seed * 1000 + epoch)
         return DataLoader(self.dataset, batch_size=self.config.batch_size, sampler=sampler, drop_last=True,
                           num_workers=self.config.num_workers, worker_init_fn=seed_worker, generator=generator,
@@ -196,10 +204,12 @@ class Trainer:
                     group["lr"] = lr * (global_step + 1) / self.config.warmup_steps
             batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
             with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
-                losses = forward_losses(self.network if self.world == 1 else self.network.module, batch, self.config)
-            if not torch.isfinite(losses["loss"]):
+                losses = self.network(batch)
+            averaged = dict(zip(losses, distributed.mean_over_ranks(
+                torch.stack([value.detach().float() for value in losses.values()])).tolist()))
+            if not np.isfinite(averaged["loss"]):
                 raise ToMPError(
-                    f"The training loss became {float(losses['loss'].detach())} at epoch {epoch + 1}, step {steps + 1}: training "
+                    f"The training loss became {averaged['loss']} at epoch {epoch + 1}, step {steps + 1}: training "
                     f"diverged. {self.run_dir / LATEST} holds the last finished epoch; lower the learning rates "
                     "(--set lr_head=..., lr_backbone=...) and continue with --resume, or start again.")
             self.optimizer.zero_grad(set_to_none=True)
@@ -208,10 +218,10 @@ class Trainer:
             self.scaler.update()
             steps += 1
             samples += batch["test_images"].shape[0] * self.world
-            for key, value in losses.items():
-                totals[key] = totals.get(key, 0.0) + float(value.detach())
-            step_losses.append(float(losses["loss"].detach()))
-            if self.progress:
+            for key, value in averaged.items():
+                totals[key] = totals.get(key, 0.0) + value
+            step_losses.append(averaged["loss"])
+            if self.progress and self.ranks.is_main:
                 self.progress(epoch, steps, len(loader), {k: v / steps for k, v in totals.items()},
                               samples / (time.perf_counter() - started), self.optimizer.param_groups[0]["lr"])
         if steps == 0:
@@ -239,8 +249,9 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         for epoch in range(self.start_epoch, epochs):
             metrics = {"epoch": epoch + 1, **self.train_epoch(epoch)}
+            distributed.average_buffers(self.model)
             self.start_epoch = epoch + 1
-            if self.rank == 0:
+            if self.ranks.is_main:
                 self.save(epoch + 1, metrics)
                 with open(self.run_dir / "metrics.jsonl", "a") as f:
                     f.write(json.dumps(metrics) + "\n")

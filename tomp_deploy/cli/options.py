@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tomp_deploy.cli.app import console
@@ -20,7 +21,7 @@ JsonOut = Annotated[Path | None, typer.Option("--json", help="Write the scores a
 Plot = Annotated[Path | None, typer.Option(help="Write success and precision plots (PNG).")]
 
 
-def progress_bar(*columns) -> Progress:
+def progress_bar(*columns, shown_on: Console = console) -> Progress:
     """A progress bar with a description, a count and the elapsed time, plus `columns`."""
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), *columns,
-                    TimeElapsedColumn(), console=console)
+                    TimeElapsedColumn(), console=shown_on)

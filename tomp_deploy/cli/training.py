@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 from rich.progress import TextColumn
 
 from tomp_deploy.cli.app import command, console
@@ -31,12 +32,14 @@ def train(
     device: Device = "cpu",
     tensorboard: Annotated[bool, typer.Option(help="Also log to OUT/tensorboard.")] = False,
 ) -> None:
-    """Train ToMP with the paper's recipe (or a preset's), with per-epoch checkpoints."""
+    """Train ToMP with the paper's recipe (or a preset's), with per-epoch checkpoints. Under torchrun every
+    rank trains one shard of each global batch; rank 0 alone prints, logs and saves."""
     import dataclasses
 
     from tomp_deploy.overrides import apply_overrides
     from tomp_deploy.shipped import resolve_model
     from train.config import SYNTHETIC_WEIGHTS
+    from train import distributed
     from train.config import preset as train_preset
     from train.data import FrameSampler, load_sources, parse_data_spec
     from train.resume import check_start
@@ -54,12 +57,14 @@ def train(
     synthetic = [name for name, root in spec.items() if root is None]
     if synthetic and not any(name in config.dataset_weights for name in synthetic):
         config = dataclasses.replace(config, dataset_weights={name: SYNTHETIC_WEIGHTS[name] for name in synthetic})
-    with console.status("reading the training data") as status:
+    ranks = distributed.start("cuda" if device.startswith("cuda") else "cpu")
+    shown = console if ranks.is_main else Console(quiet=True)
+    with distributed.main_rank_first(ranks), shown.status("reading the training data") as status:
         sources = load_sources(spec, config, out, progress=lambda name: status.update(f"writing synthetic {name}"))
     sampler = FrameSampler(sources, config.dataset_weights, config)
     columns = (TextColumn("loss {task.fields[loss]:.3f} (clf {task.fields[clf]:.4f}, giou {task.fields[giou]:.3f})"),
                TextColumn("lr {task.fields[lr]:.1e}"), TextColumn("{task.fields[rate]:.1f} samples/s"))
-    with progress_bar(*columns) as progress:
+    with progress_bar(*columns, shown_on=shown) as progress:
         task = progress.add_task("epoch 0", total=None, loss=0.0, clf=0.0, giou=0.0, lr=0.0, rate=0.0)
 
         def report(epoch, step, steps, losses, rate, lr):
@@ -73,9 +78,10 @@ def train(
             raise ToMPError(f"{out}/latest.pt already finished epoch {trainer.start_epoch} of {config.epochs}; "
                             "raise --epochs to continue.")
         for note in trainer.notes:
-            console.print(f"[yellow]note:[/] {note}")
+            shown.print(f"[yellow]note:[/] {note}")
         history = trainer.fit(config.epochs)
+    distributed.finish()
     for metrics in history:
-        console.print(f"epoch {metrics['epoch']}: loss {metrics['loss']:.4f}, mean IoU {metrics['iou']:.3f}, "
-                      f"{metrics['samples_per_s']:.1f} samples/s")
-    console.print(f"checkpoint: {out / 'latest.pt'} (load it with load_model, export it with tomp-deploy export)")
+        shown.print(f"epoch {metrics['epoch']}: loss {metrics['loss']:.4f}, mean IoU {metrics['iou']:.3f}, "
+                    f"{metrics['samples_per_s']:.1f} samples/s")
+    shown.print(f"checkpoint: {out / 'latest.pt'} (load it with load_model, export it with tomp-deploy export)")
