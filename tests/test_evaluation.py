@@ -119,3 +119,52 @@ def test_dataset_root_in_wrong_layout(tmp_path, checkpoint):
     (tmp_path / "frames").mkdir()
     result = run_cli("eval", "--dataset-root", tmp_path, "--model", checkpoint)
     assert result.returncode == 2 and "LaSOT layout" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A local Ray cluster of two CPUs, which `eval --ray auto` in another process finds."""
+    ray = pytest.importorskip("ray", reason="the Ray test needs the 'ray' extra: pip install -e '.[ray]'")
+    ray.init(num_cpus=2, include_dashboard=False)
+    yield ray
+    ray.shutdown()
+
+
+def test_eval_on_ray_writes_what_one_worker_writes(benchmark, checkpoint, tmp_path, ray_cluster, monkeypatch):
+    """A Ray task of one CPU runs PyTorch on one thread (Ray sets OMP_NUM_THREADS), and the CPU's sums
+    round differently with another thread count, so the one-worker run gets one thread too."""
+    one_worker, on_ray = tmp_path / "one-worker", tmp_path / "ray"
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert run_cli("eval", "--dataset-root", benchmark, "--model", checkpoint, "--results", one_worker).returncode == 0
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    result = run_cli("eval", "--dataset-root", benchmark, "--model", checkpoint, "--results", on_ray, "--ray", "auto")
+    assert result.returncode == 0, result.stderr
+    for sequence in open_dataset(benchmark, "lasot"):
+        assert (on_ray / f"{sequence.name}.txt").read_bytes() == (one_worker / f"{sequence.name}.txt").read_bytes()
+        assert len((on_ray / f"{sequence.name}_time.txt").read_text().splitlines()) == len(sequence.frames)
+    assert "resuming: 3 of 3" in run_cli("eval", "--dataset-root", benchmark, "--model", checkpoint, "--results",
+                                         on_ray, "--ray", "auto").stdout
+
+
+def test_eval_on_ray_reports_a_failing_task(benchmark, tmp_path, ray_cluster):
+    from tomp_deploy.ray_evaluation import RayCluster
+
+    export = tmp_path / "not-an-export"
+    export.mkdir()
+    with RayCluster("auto") as cluster, pytest.raises(ToMPError, match="A Ray task failed: .*model.json"):
+        evaluate(open_dataset(benchmark, "lasot"), "onnxruntime", str(export), tmp_path / "results", ray=cluster)
+
+
+def test_eval_on_ray_without_ray_says_what_to_install(benchmark, checkpoint, tmp_path, monkeypatch):
+    from tomp_deploy.ray_evaluation import RayCluster
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(ToMPError, match=r"pip install -e '\.\[ray\]'"):
+        RayCluster("auto")
+
+
+@pytest.mark.parametrize("address,message", [("127.0.0.1:1", "nothing answers there"), ("nonsense", "is not 'auto'")])
+def test_eval_on_ray_refuses_an_address_at_once(benchmark, checkpoint, tmp_path, address, message):
+    pytest.importorskip("ray", reason="the Ray test needs the 'ray' extra: pip install -e '.[ray]'")
+    result = run_cli("eval", "--dataset-root", benchmark, "--model", checkpoint, "--results", tmp_path, "--ray", address)
+    assert result.returncode == 2 and message in result.stderr, result.stderr

@@ -1,7 +1,8 @@
 """Runs a tracker over every sequence of a dataset, writing one result file per sequence (resumable).
 
 A results folder records the run that fills it (`run.json`: model fingerprint, backend, tracker
-overrides); it resumes only that run, so two models of one file name never share results.
+overrides); it resumes only that run, so two models of one file name never share results. Sequences are
+tracked here, in worker processes or as Ray tasks (`ray_evaluation`); this process alone writes results.
 """
 
 from __future__ import annotations
@@ -9,8 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -24,6 +27,9 @@ from tomp_deploy.files import ensure_folder, write_atomically
 from tomp_deploy.manifest_files import file_sha256
 from tomp_deploy.overrides import overridden_tracker_params
 from tomp_deploy.presets import TrackerParams
+
+if TYPE_CHECKING:
+    from tomp_deploy.ray_evaluation import RayCluster
 from tomp_deploy.sources import FrameSource
 
 _worker_backend = None
@@ -37,8 +43,20 @@ def result_is_complete(path: Path, sequence: Sequence) -> bool:
     return sum(1 for line in path.read_text().splitlines() if line.strip()) == len(sequence.frames)
 
 
-def run_sequence(backend, sequence: Sequence, results: Path, on_frame: Callable[[], None] | None = None,
-                 params: TrackerParams | None = None) -> str:
+@dataclass(frozen=True)
+class SequenceResult:
+    """A tracked sequence's result files, as text."""
+    name: str
+    boxes: str
+    times: str
+
+    def write(self, results: Path) -> None:
+        write_atomically(results / f"{self.name}_time.txt", self.times)
+        write_atomically(results / f"{self.name}.txt", self.boxes)
+
+
+def track_sequence(backend, sequence: Sequence, on_frame: Callable[[], None] | None = None,
+                   params: TrackerParams | None = None) -> SequenceResult:
     boxes, times = [], []
     frames = (frame.image for frame in FrameSource.of_images(sequence.frames))
     try:
@@ -49,27 +67,26 @@ def run_sequence(backend, sequence: Sequence, results: Path, on_frame: Callable[
                 on_frame()
     except ToMPError as exc:
         raise ToMPError(f"Sequence {sequence.name}: {exc}") from None
-    write_atomically(results / f"{sequence.name}_time.txt", "".join(f"{t:.6f}\n" for t in times))
-    write_atomically(results / f"{sequence.name}.txt", "".join(format_box(b) + "\n" for b in np.asarray(boxes)))
-    return sequence.name
+    return SequenceResult(sequence.name, "".join(format_box(b) + "\n" for b in np.asarray(boxes)),
+                          "".join(f"{t:.6f}\n" for t in times))
 
 
-def _open(backend_name: str, model: str, device: str, tracker_overrides: list[str]):
-    """The backend, and its model's tracker parameters with `tracker_overrides` applied (None: as recorded)."""
+def open_tracking(backend_name: str, model: str, device: str, tracker_overrides: list[str], **options):
+    """The backend (with its `options`), and its model's tracker parameters with `tracker_overrides` applied
+    (None: as recorded)."""
     from tomp_deploy.backends import open_backend
 
-    backend = open_backend(backend_name, model, device=device)
+    backend = open_backend(backend_name, model, device=device, **options)
     return backend, overridden_tracker_params(backend.tracker_params, tracker_overrides)
 
 
 def _init_worker(backend_name: str, model: str, device: str, tracker_overrides: list[str]) -> None:
     global _worker_backend, _worker_params
-    _worker_backend, _worker_params = _open(backend_name, model, device, tracker_overrides)
+    _worker_backend, _worker_params = open_tracking(backend_name, model, device, tracker_overrides)
 
 
-def _run_in_worker(arguments) -> str:
-    sequence, results = arguments
-    return run_sequence(_worker_backend, sequence, results, params=_worker_params)
+def _track_in_worker(sequence: Sequence) -> SequenceResult:
+    return track_sequence(_worker_backend, sequence, params=_worker_params)
 
 
 RUN_RECORD = "run.json"
@@ -110,25 +127,39 @@ def claim_results(results: Path, model: str | Path, backend_name: str, tracker_o
 
 
 def evaluate(sequences: list[Sequence], backend_name: str, model: str, results: Path, device: str = "cpu",
-             workers: int = 1, tracker_overrides: list[str] = (), on_frame=None, on_sequence=None) -> list[str]:
-    """Tracks every sequence without a complete result file of this run; returns the names it ran.
-    `tracker_overrides` (key=value) change the tracker parameters the model records."""
+             workers: int = 1, tracker_overrides: list[str] = (), on_frame=None, on_sequence=None,
+             ray: RayCluster | None = None) -> list[str]:
+    """Tracks every sequence without a complete result file of this run, here (`workers` 1), in `workers`
+    processes, or as tasks on a Ray cluster; returns the names it ran. `tracker_overrides` (key=value)
+    change the tracker parameters the model records."""
     claim_results(results, model, backend_name, list(tracker_overrides))
     todo = [s for s in sequences if not result_is_complete(results / f"{s.name}.txt", s)]
     if not todo:
         return []
-    if workers <= 1:
-        backend, params = _open(backend_name, model, device, list(tracker_overrides))
-        with backend:
-            for sequence in todo:
-                run_sequence(backend, sequence, results, on_frame, params)
-                if on_sequence:
-                    on_sequence(sequence.name)
+    overrides = list(tracker_overrides)
+    if ray is not None:
+        _write_each(ray.track(todo, backend_name, model, device, overrides), results, on_sequence)
+    elif workers <= 1:
+        _write_each(_track_here(todo, backend_name, model, device, overrides, on_frame), results, on_sequence)
     else:
         context = multiprocessing.get_context("spawn")
-        initargs = (backend_name, str(model), device, list(tracker_overrides))
+        initargs = (backend_name, str(model), device, overrides)
         with context.Pool(workers, initializer=_init_worker, initargs=initargs) as pool:
-            for name in pool.imap_unordered(_run_in_worker, [(s, results) for s in todo]):
-                if on_sequence:
-                    on_sequence(name)
+            _write_each(pool.imap_unordered(_track_in_worker, todo), results, on_sequence)
     return [s.name for s in todo]
+
+
+def _track_here(todo: list[Sequence], backend_name: str, model: str, device: str, tracker_overrides: list[str],
+                on_frame) -> Iterator[SequenceResult]:
+    backend, params = open_tracking(backend_name, model, device, tracker_overrides)
+    with backend:
+        for sequence in todo:
+            yield track_sequence(backend, sequence, on_frame, params)
+
+
+def _write_each(finished: Iterable[SequenceResult], results: Path, on_sequence) -> None:
+    """Writes each sequence's files as soon as it is tracked, so that a killed run keeps them."""
+    for result in finished:
+        result.write(results)
+        if on_sequence:
+            on_sequence(result.name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated
 
@@ -97,6 +98,15 @@ def score(
     _score_outputs(scores, json_out, plot, dataset_root.name)
 
 
+def _cluster(address: str | None, cpus_per_task: int):
+    """The Ray cluster `eval --ray` runs on, or nothing."""
+    if address is None:
+        return nullcontext()
+    from tomp_deploy.ray_evaluation import RayCluster
+
+    return RayCluster(address, cpus_per_task)
+
+
 @command("eval")
 def eval_command(
     dataset_root: Annotated[Path, typer.Option(help="Dataset folder.")],
@@ -105,6 +115,10 @@ def eval_command(
     backend: Backend = "torch",
     device: Device = "cpu",
     workers: Annotated[int, typer.Option(help="Sequences tracked in parallel processes.")] = 1,
+    ray: Annotated[str | None, typer.Option(
+        help="Track the sequences as tasks on this Ray cluster ('auto' for the one started on this machine, or "
+             "its address); one GPU a task with --device cuda, else --ray-cpus-per-task CPUs.")] = None,
+    ray_cpus_per_task: Annotated[int, typer.Option(help="CPUs (and ONNX Runtime threads) of each Ray task.")] = 1,
     results: Annotated[Path | None, typer.Option(
         help="Results folder (default results/<model>_<fingerprint>_<backend>); resumes only the run that made it.")] = None,
     json_out: JsonOut = None,
@@ -118,6 +132,8 @@ def eval_command(
     from tomp_deploy.shipped import resolve_model
 
     model = resolve_model(model)
+    if ray is not None and workers > 1:
+        raise ToMPError("--ray and --workers exclude each other: Ray runs as many tasks as the cluster has room for.")
     _check_score_outputs(json_out, plot)
     sequences = open_dataset(dataset_root, format)
     results = results or Path("results") / f"{model.stem}_{model_fingerprint(model)[:8]}_{backend}"
@@ -126,12 +142,13 @@ def eval_command(
     if done:
         console.print(f"resuming: {done} of {len(sequences)} sequences already have results in {results}")
     remaining_frames = sum(len(s.frames) for s in sequences if not result_is_complete(results / f"{s.name}.txt", s))
-    with progress_bar() as progress:
-        frames_task = progress.add_task("frames", total=remaining_frames if workers <= 1 else None, visible=workers <= 1)
+    here = workers <= 1 and ray is None
+    with _cluster(ray, ray_cpus_per_task) as cluster, progress_bar() as progress:
+        frames_task = progress.add_task("frames", total=remaining_frames if here else None, visible=here)
         sequence_task = progress.add_task("sequences", total=len(sequences), completed=done)
         evaluate(sequences, backend, str(model), results, device, workers, tracker_overrides=tracker_param or [],
                  on_frame=lambda: progress.advance(frames_task),
-                 on_sequence=lambda name: progress.advance(sequence_task))
+                 on_sequence=lambda name: progress.advance(sequence_task), ray=cluster)
     value = score_results(sequences, results)
     _print_score(value, f"{model.name} ({backend}) on {dataset_root}")
     _score_outputs({f"{model.stem} ({backend})": value}, json_out, plot, dataset_root.name)

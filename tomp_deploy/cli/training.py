@@ -38,8 +38,8 @@ def train(
 
     from tomp_deploy.overrides import apply_overrides
     from tomp_deploy.shipped import resolve_model
-    from train.config import SYNTHETIC_WEIGHTS
     from train import distributed
+    from train.config import SYNTHETIC_WEIGHTS
     from train.config import preset as train_preset
     from train.data import FrameSampler, load_sources, parse_data_spec
     from train.resume import check_start
