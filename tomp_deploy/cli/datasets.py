@@ -137,18 +137,19 @@ def eval_command(
     _check_score_outputs(json_out, plot)
     sequences = open_dataset(dataset_root, format)
     results = results or Path("results") / f"{model.stem}_{model_fingerprint(model)[:8]}_{backend}"
-    claim_results(results, model, backend, tracker_param or [])
-    done = sum(result_is_complete(results / f"{s.name}.txt", s) for s in sequences)
-    if done:
-        console.print(f"resuming: {done} of {len(sequences)} sequences already have results in {results}")
-    remaining_frames = sum(len(s.frames) for s in sequences if not result_is_complete(results / f"{s.name}.txt", s))
-    here = workers <= 1 and ray is None
-    with _cluster(ray, ray_cpus_per_task) as cluster, progress_bar() as progress:
-        frames_task = progress.add_task("frames", total=remaining_frames if here else None, visible=here)
-        sequence_task = progress.add_task("sequences", total=len(sequences), completed=done)
-        evaluate(sequences, backend, str(model), results, device, workers, tracker_overrides=tracker_param or [],
-                 on_frame=lambda: progress.advance(frames_task),
-                 on_sequence=lambda name: progress.advance(sequence_task), ray=cluster)
+    with _cluster(ray, ray_cpus_per_task) as cluster:
+        claim_results(results, model, backend, tracker_param or [])
+        done = sum(result_is_complete(results / f"{s.name}.txt", s) for s in sequences)
+        if done:
+            console.print(f"resuming: {done} of {len(sequences)} sequences already have results in {results}")
+        remaining = sum(len(s.frames) for s in sequences if not result_is_complete(results / f"{s.name}.txt", s))
+        here = workers <= 1 and ray is None
+        with progress_bar() as progress:
+            frames_task = progress.add_task("frames", total=remaining if here else None, visible=here)
+            sequence_task = progress.add_task("sequences", total=len(sequences), completed=done)
+            evaluate(sequences, backend, str(model), results, device, workers, tracker_overrides=tracker_param or [],
+                     on_frame=lambda: progress.advance(frames_task),
+                     on_sequence=lambda name: progress.advance(sequence_task), ray=cluster)
     value = score_results(sequences, results)
     _print_score(value, f"{model.name} ({backend}) on {dataset_root}")
     _score_outputs({f"{model.stem} ({backend})": value}, json_out, plot, dataset_root.name)
