@@ -1,5 +1,7 @@
 """Accuracy of the shipped model on sequences of a scene family it was never trained on, and on new
-sequences of a family it was trained on, against a box that never moves; its FP16 export beside FP32.
+sequences of a family it was trained on, against a box that never moves; its FP16 export beside FP32,
+and where OpenVINO is installed its FP32, BF16 (where the CPU has it) and INT8 runs, the INT8 export made
+by each quantiser (calibrated on a training family, `cutouts`, never on the families scored here).
 
     python -m benchmarks.tiny_heldout --model tiny --compare-with BEFORE.pt --sequences 10 --frames 100 --seed 7
 
@@ -21,7 +23,8 @@ import numpy as np
 
 from export.onnx_export import export_model
 from tomp_deploy.datasets import Sequence, open_dataset
-from tomp_deploy.evaluation import evaluate
+from tomp_deploy.errors import ToMPError
+from tomp_deploy.evaluation import TrackerSetup, evaluate
 from tomp_deploy.host_facts import host_facts
 from tomp_deploy.model import load_model
 from tomp_deploy.scoring import score_results
@@ -41,15 +44,52 @@ def static_box_results(sequences: list[Sequence], folder: Path) -> Path:
     return folder
 
 
-def score_trackers(sequences: list[Sequence], trackers: dict[str, tuple[str, Path]], work: Path) -> dict[str, dict]:
-    """{label: scores} for every (backend, model) tracker and the static box; results go under `work`."""
+def score_trackers(sequences: list[Sequence], trackers: dict[str, TrackerSetup], work: Path) -> dict[str, dict]:
+    """{label: scores} for every tracker and the static box; results go under `work`."""
     scores = {}
-    for label, (backend, model) in trackers.items():
-        folder = work / label.replace(" ", "_")
-        evaluate(sequences, backend, str(model), folder)
+    for label, setup in trackers.items():
+        folder = work / "".join(c if c.isalnum() else "_" for c in label)
+        evaluate(sequences, setup, folder)
         scores[label] = score_results(sequences, folder).to_json()
     scores["static box"] = score_results(sequences, static_box_results(sequences, work / "static")).to_json()
     return scores
+
+
+CALIBRATION_FAMILY = "cutouts"
+
+
+def low_precision_trackers(work: Path) -> dict[str, TrackerSetup]:
+    """OpenVINO's FP32, BF16 (where the CPU has it) and INT8 runs, and INT8 exports of both quantisers run
+    by ONNX Runtime and OpenVINO; none without OpenVINO. An INT8 graph OpenVINO cannot compile is
+    reported by evaluate as an error, so it is left out here with a note."""
+    import importlib.util
+
+    if importlib.util.find_spec("openvino") is None:
+        print("note: openvino is not installed; no OpenVINO or INT8 rows")
+        return {}
+    import openvino
+
+    from export.quantize import QUANTIZERS, quantize_export
+    from tomp_deploy.backends.openvino_backend import cpu_capabilities
+
+    fp32 = str(work / "export-fp32")
+    trackers = {"model (openvino fp32)": TrackerSetup("openvino", fp32, backend_options=(("precision", "fp32"),))}
+    if "BF16" in cpu_capabilities(openvino.Core()):
+        trackers["model (openvino bf16)"] = TrackerSetup("openvino", fp32, backend_options=(("precision", "bf16"),))
+    generate_benchmark(work / "calibration", 4, 30, seed=3, family=CALIBRATION_FAMILY)
+    calibration = open_dataset(work / "calibration", "lasot")
+    for quantizer in QUANTIZERS:
+        folder = work / f"export-int8-{quantizer}"
+        quantize_export(work / "export-fp32", folder, calibration, quantizer, frames=100,
+                        calibration_name=f"{CALIBRATION_FAMILY} (4 sequences, seed 3)")
+        trackers[f"model (onnxruntime int8, {quantizer} quantiser)"] = TrackerSetup("onnxruntime", str(folder))
+        try:
+            TrackerSetup("openvino", str(folder)).open()[0].close()
+        except ToMPError as exc:
+            print(f"note: OpenVINO cannot run the {quantizer} quantiser's INT8 export: {exc}")
+            continue
+        trackers[f"model (openvino int8, {quantizer} quantiser)"] = TrackerSetup("openvino", str(folder))
+    return trackers
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -74,13 +114,15 @@ def main(argv: list[str] | None = None) -> dict:
         network = load_model(model)
         export_model(network, work / "export-fp32")
         export_model(network, work / "export-fp16", precision="fp16")
+        int8_trackers = low_precision_trackers(work)
         for family in (HELD_OUT_FAMILY, SAME_GENERATOR_FAMILY):
             generate_benchmark(work / family, args.sequences, args.frames, args.seed, family=family)
-            trackers = {"model (torch fp32)": ("torch", model),
-                        "model (onnxruntime fp32)": ("onnxruntime", work / "export-fp32"),
-                        "model (onnxruntime fp16)": ("onnxruntime", work / "export-fp16")}
+            trackers = {"model (torch fp32)": TrackerSetup("torch", str(model)),
+                        "model (onnxruntime fp32)": TrackerSetup("onnxruntime", str(work / "export-fp32")),
+                        "model (onnxruntime fp16)": TrackerSetup("onnxruntime", str(work / "export-fp16")),
+                        **int8_trackers}
             if args.compare_with is not None:
-                trackers["earlier model (torch fp32)"] = ("torch", args.compare_with)
+                trackers["earlier model (torch fp32)"] = TrackerSetup("torch", str(args.compare_with))
             scores = score_trackers(open_dataset(work / family, "lasot"), trackers, work / f"{family}-results")
             report["families"][family] = {
                 "overall": {label: value["overall"] for label, value in scores.items()},
@@ -96,8 +138,9 @@ def main(argv: list[str] | None = None) -> dict:
         lines += [f"## `{family}` ({kind})", "", "| tracker | AUC | precision | norm. precision |", "|---|---|---|---|"]
         for label, overall in result["overall"].items():
             lines.append(f"| {label} | {overall['auc']:.1f} | {overall['precision']:.1f} | {overall['norm_precision']:.1f} |")
-        fp16_gap = result["overall"]["model (onnxruntime fp16)"]["auc"] - result["overall"]["model (onnxruntime fp32)"]["auc"]
-        lines += ["", f"FP16 - FP32 AUC (ONNX Runtime): {fp16_gap:+.2f}", ""]
+        fp32 = result["overall"]["model (onnxruntime fp32)"]["auc"]
+        lines += ["", *[f"{label} - FP32 (ONNX Runtime) AUC: {result['overall'][label]['auc'] - fp32:+.2f}  "
+                        for label in result["overall"] if any(p in label for p in ("fp16", "bf16", "int8"))], ""]
     (RESULTS / "tiny_heldout.md").write_text("\n".join(lines))
     print("\n".join(lines))
     return report

@@ -16,3 +16,29 @@ def tiny_model() -> ToMPNet:
             elif name.endswith("running_var"):
                 buffer.uniform_(0.5, 2.0)
     return model
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tmp_path_factory):
+    """A seeded tiny model and its FP32 export, shared by every test module."""
+    from export.onnx_export import export_model
+    from tests.seeded import seeded_model
+
+    network = seeded_model("tiny", 2, 0.6, True, 0.2)
+    folder = tmp_path_factory.mktemp("export") / "tiny"
+    export_model(network, folder)
+    return network, folder
+
+
+@pytest.fixture(scope="session")
+def shipped_exports(tmp_path_factory):
+    """The shipped tiny model's FP32 and FP16 exports."""
+    from export.onnx_export import export_model
+    from tomp_deploy.model import load_model
+    from tomp_deploy.shipped import resolve_model
+
+    folder = tmp_path_factory.mktemp("shipped")
+    network = load_model(resolve_model("tiny"))
+    export_model(network, folder / "export")
+    export_model(network, folder / "export-fp16", precision="fp16")
+    return folder / "export", folder / "export-fp16"

@@ -11,7 +11,7 @@ import pytest
 from tests.seeded import seeded_model
 from tomp_deploy import ToMPError
 from tomp_deploy.datasets import open_dataset
-from tomp_deploy.evaluation import evaluate
+from tomp_deploy.evaluation import TrackerSetup, evaluate
 from tomp_deploy.model import save_checkpoint
 from tomp_deploy.scoring import score_results
 from tomp_deploy.synth import ATTRIBUTES, generate_benchmark
@@ -60,7 +60,7 @@ def test_eval_resumes_and_matches_a_fresh_score(benchmark, checkpoint, tmp_path)
         raise Interrupted(name)
 
     with pytest.raises(Interrupted):
-        evaluate(sequences, "torch", str(checkpoint), results, on_sequence=stop_after_first)
+        evaluate(sequences, TrackerSetup("torch", str(checkpoint)), results, on_sequence=stop_after_first)
     first = results / "synthetic-1.txt"
     assert first.is_file() and not (results / "synthetic-2.txt").exists()
     written = first.stat().st_mtime_ns
@@ -152,7 +152,8 @@ def test_eval_on_ray_reports_a_failing_task(benchmark, tmp_path, ray_cluster):
     export = tmp_path / "not-an-export"
     export.mkdir()
     with RayCluster("auto") as cluster, pytest.raises(ToMPError, match="A Ray task failed: .*model.json"):
-        evaluate(open_dataset(benchmark, "lasot"), "onnxruntime", str(export), tmp_path / "results", ray=cluster)
+        evaluate(open_dataset(benchmark, "lasot"), TrackerSetup("onnxruntime", str(export)), tmp_path / "results",
+                 ray=cluster)
 
 
 def test_eval_on_ray_without_ray_says_what_to_install(benchmark, checkpoint, tmp_path, monkeypatch):

@@ -15,6 +15,7 @@ from export.fp16 import contract_inputs as realistic_inputs
 from export.fp16 import growing, layer_errors
 from export.onnx_export import check_graph, export_model
 from export.trt_ops import unsupported_nodes
+from tests.contract_checks import FEAT, assert_contract_parity
 from tests.reference_checkpoints import write_reference_checkpoint
 from tests.seeded import seeded_model
 from tests.sequences import moving_target_sequence
@@ -24,44 +25,7 @@ from tomp_deploy.backends.torch_backend import TorchBackend
 from tomp_deploy.contract import graph_io
 from tomp_deploy.export_manifest import read_export
 from tomp_deploy.model import save_checkpoint
-from tomp_deploy.parity import FP16_TOLERANCES, compare_contract, compare_sequences, relative_error, track_sequence
-
-FEAT = 18
-
-
-@pytest.fixture(scope="module")
-def tiny_export(tmp_path_factory):
-    network = seeded_model("tiny", 2, 0.6, True, 0.2)
-    folder = tmp_path_factory.mktemp("export") / "tiny"
-    export_model(network, folder)
-    return network, folder
-
-
-def contract_inputs(config, memory_frames: int, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    c, t, cells = config.feature_dim, config.memory_size, FEAT * FEAT
-    image = rng.uniform(0, 255, (1, 3, 288, 288)).astype(np.float32)
-    train_feat = rng.normal(0, 0.06, (t, c, FEAT, FEAT)).astype(np.float32)
-    labels = rng.uniform(0, 1, (t, FEAT, FEAT)).astype(np.float32)
-    ltrb = rng.uniform(-0.3, 0.5, (t, 4, FEAT, FEAT)).astype(np.float32)
-    test_feat = rng.normal(0, 0.06, (1, c, FEAT, FEAT)).astype(np.float32)
-    mask = np.zeros((2, config.num_tokens), bool)
-    mask[1, cells:t * cells] = True
-    if memory_frames == 1:
-        mask[:, cells:2 * cells] = True
-    return image, (train_feat, labels, ltrb, test_feat, mask)
-
-
-def assert_contract_parity(torch_backend, ort_backend, memory_frames):
-    image, predictor_inputs = contract_inputs(torch_backend.config, memory_frames)
-    assert relative_error(torch_backend.backbone(image), ort_backend.backbone(image))[1] <= 1e-4
-    reference = torch_backend.predictor(*predictor_inputs)
-    candidate = ort_backend.predictor(*predictor_inputs)
-    for a, b in zip(reference, candidate):
-        assert relative_error(a, b)[1] <= 1e-4
-    head_inputs = (reference[0], reference[2], reference[1], reference[3])
-    for a, b in zip(torch_backend.head(*head_inputs), ort_backend.head(*head_inputs)):
-        assert relative_error(a, b)[1] <= 1e-4
+from tomp_deploy.parity import FP16_TOLERANCES, compare_contract, compare_sequences, track_sequence
 
 
 @pytest.mark.parametrize("memory_frames", [1, 2])
@@ -282,18 +246,6 @@ def test_model_of_the_wrong_kind_for_a_backend(tmp_path, tiny_export, kind):
     assert ("not an export folder" in result.stderr) or ("is a folder, not a checkpoint" in result.stderr)
 
 
-@pytest.fixture(scope="module")
-def shipped_exports(tmp_path_factory):
-    from tomp_deploy.model import load_model
-    from tomp_deploy.shipped import resolve_model
-
-    folder = tmp_path_factory.mktemp("shipped")
-    network = load_model(resolve_model("tiny"))
-    export_model(network, folder / "export")
-    export_model(network, folder / "export-fp16", precision="fp16")
-    return folder / "export", folder / "export-fp16"
-
-
 def test_fp16_export_of_the_trained_tiny_model_tracks_like_fp32(shipped_exports, tmp_path):
     """Closed loop, frame by frame: a sub-pixel box difference changes the next crop, so this holds only
     for a model whose box regressor is stable under small crop shifts (the model shipped before issue 15
@@ -313,10 +265,12 @@ def test_fp16_export_of_the_trained_tiny_model_scores_like_fp32_on_the_held_out_
     """Within 1 point of success AUC on sequences of a scene family the model never saw."""
     from benchmarks.tiny_heldout import score_trackers
     from tomp_deploy.datasets import open_dataset
+    from tomp_deploy.evaluation import TrackerSetup
     from tomp_deploy.synth import HELD_OUT_FAMILY, generate_benchmark
 
     generate_benchmark(tmp_path / "data", sequences=3, frames=60, seed=11, family=HELD_OUT_FAMILY)
-    trackers = {"fp32": ("onnxruntime", shipped_exports[0]), "fp16": ("onnxruntime", shipped_exports[1])}
+    trackers = {"fp32": TrackerSetup("onnxruntime", str(shipped_exports[0])),
+                "fp16": TrackerSetup("onnxruntime", str(shipped_exports[1]))}
     scores = score_trackers(open_dataset(tmp_path / "data", "lasot"), trackers, tmp_path / "results")
     assert abs(scores["fp16"]["overall"]["auc"] - scores["fp32"]["overall"]["auc"]) <= 1.0
     assert scores["fp32"]["overall"]["auc"] > scores["static box"]["overall"]["auc"] + 10

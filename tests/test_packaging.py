@@ -59,11 +59,12 @@ def test_shipped_tiny_model_tracks_a_scene_family_it_never_saw(tmp_path):
     (benchmarks/results/tiny_heldout.md), on sequences of another seed."""
     from benchmarks.tiny_heldout import score_trackers
     from tomp_deploy.datasets import open_dataset
+    from tomp_deploy.evaluation import TrackerSetup
     from tomp_deploy.shipped import resolve_model
     from tomp_deploy.synth import HELD_OUT_FAMILY, generate_benchmark
 
     generate_benchmark(tmp_path / "heldout", 4, 60, seed=3, family=HELD_OUT_FAMILY)
     sequences = open_dataset(tmp_path / "heldout", "lasot")
-    scores = score_trackers(sequences, {"model": ("torch", resolve_model("tiny"))}, tmp_path / "results")
+    scores = score_trackers(sequences, {"model": TrackerSetup("torch", str(resolve_model("tiny")))}, tmp_path / "results")
     tracked, never_moves = scores["model"]["overall"]["auc"], scores["static box"]["overall"]["auc"]
     assert tracked >= never_moves + 10, (tracked, never_moves)

@@ -42,6 +42,8 @@ class BackendRun:
     steady_seconds: list[float] = field(default_factory=list)
     """Frame times once the memory is full (every slot holds a frame): the cost of long sequences."""
     stage_seconds: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
+    precision: str | None = None
+    """The compute precision a backend chose (openvino's auto), where it says."""
 
 
 def run_backend(backend, sequences: list[Sequence], warmup: int, on_frame) -> BackendRun:
@@ -75,7 +77,7 @@ def summarise(name: str, run: BackendRun, sequences: list[Sequence], reference: 
     times = np.array(run.frame_seconds)
     if times.size == 0:
         raise ToMPError("No frame was timed: lower --warmup or add frames.")
-    entry = {"status": "ok", **curves}
+    entry = {"status": "ok", **curves, **({"precision": run.precision} if run.precision else {})}
     if reference is not None and reference_run is not None:
         ious = np.concatenate([iou(run.boxes[s.name][1:], reference_run.boxes[s.name][1:]) for s in sequences])
         entry.update({
@@ -129,6 +131,7 @@ def bench(model_name: str, model_for: Callable[[str], Path], backends: list[str]
                     recorded = reference.first_calls(RECORDED_FRAMES)
                     continue
                 runs[name] = run_backend(backend, sequences, warmup, on_frame)
+                runs[name].precision = getattr(backend, "precision", None)
                 if recorded is not None:
                     rows = compare_contract(reference.inner, backend, recorded)
                     score_errors[name] = next(r.max_rel for r in rows if r.output == "scores")
@@ -176,8 +179,9 @@ def table_rows(report: dict) -> list[list[str]]:
             rows.append([name, entry["status"], entry["error"], *[""] * (len(TABLE_COLUMNS) - 3)])
             continue
         delta, score = entry.get("delta_auc"), entry.get("score_max_rel_error")
+        label = f"{name} ({entry['precision']})" if entry.get("precision") else name
         rows.append([
-            name, "ok", f"{entry['auc']:.1f}", "" if delta is None else f"{delta:+.2f}", f"{entry['precision']:.1f}",
+            label, "ok", f"{entry['auc']:.1f}", "" if delta is None else f"{delta:+.2f}", f"{entry['precision']:.1f}",
             f"{entry['norm_precision']:.1f}", f"{entry.get('iou_mean', 1):.4f} / {entry.get('iou_min', 1):.4f}",
             "" if score is None else f"{score:.1e}", f"{entry['fps']:.1f} ({entry['fps_p10']:.1f}-{entry['fps_p90']:.1f})",
             "" if entry["fps_steady"] is None else f"{entry['fps_steady']:.1f} ({entry['frames_steady']} frames)",
@@ -200,7 +204,8 @@ def markdown(report: dict) -> str:
     machine = report["machine"]
     return "\n".join([
         f"# tomp-deploy bench: {Path(report['model']).name}", "",
-        f"{report['date']} on {machine['cpu']} ({machine['cpu_count']} cores)"
+        f"{report['date']} on {machine['cpu']} ({machine['cpu_count']} cores; "
+        f"{', '.join(machine.get('cpu_features', [])) or 'no AMX/AVX512 flags read'})"
         f"{''.join(f', {gpu}' for gpu in machine['gpus'])}, device {machine['device']}; "
         f"{len(report['sequences'])} sequences, {report['frames']} frames.",
         f"Command: `{report['command']}`", "",

@@ -71,18 +71,36 @@ def track_sequence(backend, sequence: Sequence, on_frame: Callable[[], None] | N
                           "".join(f"{t:.6f}\n" for t in times))
 
 
-def open_tracking(backend_name: str, model: str, device: str, tracker_overrides: list[str], **options):
-    """The backend (with its `options`), and its model's tracker parameters with `tracker_overrides` applied
-    (None: as recorded)."""
-    from tomp_deploy.backends import open_backend
+@dataclass(frozen=True)
+class TrackerSetup:
+    """What every process tracking a dataset opens: a backend with its options (e.g. precision, threads)
+    on a model, and the tracker parameters the model records with `tracker_overrides` (key=value) applied."""
+    backend: str
+    model: str
+    device: str = "cpu"
+    tracker_overrides: tuple[str, ...] = ()
+    backend_options: tuple[tuple[str, object], ...] = ()
 
-    backend = open_backend(backend_name, model, device=device, **options)
-    return backend, overridden_tracker_params(backend.tracker_params, tracker_overrides)
+    def open(self):
+        """The backend, and the tracker parameters (None: as the model records them)."""
+        from tomp_deploy.backends import open_backend
+
+        backend = open_backend(self.backend, self.model, device=self.device, **dict(self.backend_options))
+        return backend, overridden_tracker_params(backend.tracker_params, list(self.tracker_overrides))
+
+    def record(self) -> dict:
+        """What a results folder records of the run (`run.json`); options only where some were given, so
+        that folders of runs without them still resume."""
+        record = {"model": self.model, "model_sha256": model_fingerprint(self.model), "backend": self.backend,
+                  "tracker_overrides": sorted(self.tracker_overrides)}
+        if self.backend_options:
+            record["backend_options"] = dict(sorted(self.backend_options))
+        return record
 
 
-def _init_worker(backend_name: str, model: str, device: str, tracker_overrides: list[str]) -> None:
+def _init_worker(setup: TrackerSetup) -> None:
     global _worker_backend, _worker_params
-    _worker_backend, _worker_params = open_tracking(backend_name, model, device, tracker_overrides)
+    _worker_backend, _worker_params = setup.open()
 
 
 def _track_in_worker(sequence: Sequence) -> SequenceResult:
@@ -104,18 +122,17 @@ def model_fingerprint(model: str | Path) -> str:
     return digest.hexdigest()
 
 
-def claim_results(results: Path, model: str | Path, backend_name: str, tracker_overrides: list[str]) -> None:
+def claim_results(results: Path, setup: TrackerSetup) -> None:
     """Makes `results` the folder of this run, or refuses one that holds another run's results."""
     ensure_folder(results, "--results")
-    record = {"model": str(model), "model_sha256": model_fingerprint(model), "backend": backend_name,
-              "tracker_overrides": sorted(tracker_overrides)}
+    record = setup.record()
     path = results / RUN_RECORD
     if path.is_file():
         try:
             previous = json.loads(path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError):
             previous = {}
-        differences = [key for key in record if key != "model" and previous.get(key) != record[key]]
+        differences = [key for key in set(record) | set(previous) if key != "model" and previous.get(key) != record.get(key)]
         if differences:
             raise ToMPError(f"{results} holds results of another run (its {', '.join(differences)} differ from this "
                             "one's), which must not be resumed: pass --results NEW_FOLDER, or remove the folder.")
@@ -126,32 +143,27 @@ def claim_results(results: Path, model: str | Path, backend_name: str, tracker_o
     write_atomically(path, json.dumps(record, indent=2), "--results")
 
 
-def evaluate(sequences: list[Sequence], backend_name: str, model: str, results: Path, device: str = "cpu",
-             workers: int = 1, tracker_overrides: list[str] = (), on_frame=None, on_sequence=None,
-             ray: RayCluster | None = None) -> list[str]:
+def evaluate(sequences: list[Sequence], setup: TrackerSetup, results: Path, workers: int = 1, on_frame=None,
+             on_sequence=None, ray: RayCluster | None = None) -> list[str]:
     """Tracks every sequence without a complete result file of this run, here (`workers` 1), in `workers`
-    processes, or as tasks on a Ray cluster; returns the names it ran. `tracker_overrides` (key=value)
-    change the tracker parameters the model records."""
-    claim_results(results, model, backend_name, list(tracker_overrides))
+    processes, or as tasks on a Ray cluster; returns the names it ran."""
+    claim_results(results, setup)
     todo = [s for s in sequences if not result_is_complete(results / f"{s.name}.txt", s)]
     if not todo:
         return []
-    overrides = list(tracker_overrides)
     if ray is not None:
-        _write_each(ray.track(todo, backend_name, model, device, overrides), results, on_sequence)
+        _write_each(ray.track(todo, setup), results, on_sequence)
     elif workers <= 1:
-        _write_each(_track_here(todo, backend_name, model, device, overrides, on_frame), results, on_sequence)
+        _write_each(_track_here(todo, setup, on_frame), results, on_sequence)
     else:
         context = multiprocessing.get_context("spawn")
-        initargs = (backend_name, str(model), device, overrides)
-        with context.Pool(workers, initializer=_init_worker, initargs=initargs) as pool:
+        with context.Pool(workers, initializer=_init_worker, initargs=(setup,)) as pool:
             _write_each(pool.imap_unordered(_track_in_worker, todo), results, on_sequence)
     return [s.name for s in todo]
 
 
-def _track_here(todo: list[Sequence], backend_name: str, model: str, device: str, tracker_overrides: list[str],
-                on_frame) -> Iterator[SequenceResult]:
-    backend, params = open_tracking(backend_name, model, device, tracker_overrides)
+def _track_here(todo: list[Sequence], setup: TrackerSetup, on_frame) -> Iterator[SequenceResult]:
+    backend, params = setup.open()
     with backend:
         for sequence in todo:
             yield track_sequence(backend, sequence, on_frame, params)

@@ -50,7 +50,10 @@ class ExportManifest:
     max_batch: int
     graphs: dict[str, GraphFile]
     precision: str = "fp32"
-    """Of the weights and compute inside the graphs (fp32 or fp16); inputs and outputs are float32."""
+    """Of the weights and compute inside the graphs (fp32, fp16, or int8: QDQ graphs from `tomp-deploy
+    quantize`); inputs and outputs are float32."""
+    quantization: dict | None = None
+    """How an int8 export was quantised: quantiser, quantised layers, calibration data."""
 
     def write(self, folder: Path) -> Path:
         fields = asdict(self)
@@ -71,6 +74,7 @@ class ExportManifest:
                 max_batch=int(fields["max_batch"]),
                 graphs={name: GraphFile(**entry) for name, entry in _mapping(fields["graphs"]).items()},
                 precision=str(fields.get("precision", "fp32")),
+                quantization=fields.get("quantization"),
             )
         except ToMPError as exc:
             raise ToMPError(f"{path}: {exc}") from None

@@ -20,6 +20,20 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+CPU_FEATURES = ("amx_bf16", "amx_int8", "amx_tile", "avx512_bf16", "avx512_fp16", "avx512_vnni", "avx_vnni", "avx512f", "avx2")
+"""The /proc/cpuinfo flags that decide which precisions a CPU backend can run fast (AMX, BF16, FP16, VNNI)."""
+
+
+def cpu_features() -> list[str]:
+    """Which of CPU_FEATURES this CPU has (empty where /proc/cpuinfo cannot be read)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return []
+    return [feature for feature in CPU_FEATURES if feature in flags]
+
+
 def gpu_names() -> list[str]:
     """The NVIDIA GPUs the driver reports (empty without a driver); asked of nvidia-smi so that a
     torch-free runtime can record them too."""
@@ -36,8 +50,8 @@ def gpu_names() -> list[str]:
 
 def host_facts() -> dict:
     versions = {}
-    for package in ("torch", "onnxruntime", "onnxruntime-gpu", "onnx", "numpy", "opencv-python", "tensorrt", "pycuda",
-                    "cuda-python"):
+    for package in ("torch", "onnxruntime", "onnxruntime-gpu", "openvino", "onnx", "numpy", "opencv-python", "tensorrt",
+                    "pycuda", "cuda-python"):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
@@ -45,6 +59,7 @@ def host_facts() -> dict:
     return {
         "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
+        "cpu_features": cpu_features(),
         "gpus": gpu_names(),
         "platform": platform.platform(),
         "python": platform.python_version(),

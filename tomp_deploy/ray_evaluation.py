@@ -15,7 +15,10 @@ from pathlib import Path
 
 from tomp_deploy.datasets import Sequence
 from tomp_deploy.errors import ToMPError
-from tomp_deploy.evaluation import SequenceResult, open_tracking, track_sequence
+from tomp_deploy.evaluation import SequenceResult, TrackerSetup, track_sequence
+
+THREADED_BACKENDS = ("onnxruntime", "openvino")
+"""Backends that take a `threads` option; a CPU task gives them its CPUs."""
 
 
 def _import_ray():
@@ -40,10 +43,8 @@ def _check_reachable(address: str) -> None:
                         "'ray start --head' printed on the head node, or 'auto' on that node.") from None
 
 
-def _track_task(backend_name: str, model: str, device: str, tracker_overrides: list[str], threads: int | None,
-                sequence: Sequence) -> SequenceResult:
-    options = {"threads": threads} if threads else {}
-    backend, params = open_tracking(backend_name, model, device, tracker_overrides, **options)
+def _track_task(setup: TrackerSetup, sequence: Sequence) -> SequenceResult:
+    backend, params = setup.open()
     with backend:
         return track_sequence(backend, sequence, params=params)
 
@@ -51,7 +52,7 @@ def _track_task(backend_name: str, model: str, device: str, tracker_overrides: l
 class RayCluster:
     """The Ray cluster at `address` ('auto': the one running on this machine, 'ray://HOST:10001' or
     'HOST:6379'); a process already connected to Ray keeps its connection. Each task takes one GPU when the
-    device is CUDA, else `cpus_per_task` CPUs (and as many ONNX Runtime threads)."""
+    device is CUDA, else `cpus_per_task` CPUs (and as many ONNX Runtime or OpenVINO threads)."""
 
     def __init__(self, address: str, cpus_per_task: int = 1):
         if cpus_per_task < 1:
@@ -74,17 +75,19 @@ class RayCluster:
         if self.connected_here:
             self.ray.shutdown()
 
-    def track(self, todo: list[Sequence], backend_name: str, model: str, device: str,
-              tracker_overrides: list[str]) -> Iterator[SequenceResult]:
+    def track(self, todo: list[Sequence], setup: TrackerSetup) -> Iterator[SequenceResult]:
         """Submits every sequence, then yields each result as its task finishes."""
-        on_gpu = device.startswith("cuda")
+        on_gpu = setup.device.startswith("cuda")
         task = self.ray.remote(_track_task).options(num_gpus=1 if on_gpu else 0,
                                                     num_cpus=1 if on_gpu else self.cpus_per_task)
-        threads = None if on_gpu or backend_name != "onnxruntime" else self.cpus_per_task
+        options = dict(setup.backend_options)
+        if not on_gpu and setup.backend in THREADED_BACKENDS:
+            options.setdefault("threads", self.cpus_per_task)
         # Ray gives a GPU task its GPU as the only visible one: cuda:N of the driver would not exist there.
-        task_device = "cuda" if on_gpu else device
-        pending = [task.remote(backend_name, str(Path(model).resolve()), task_device, tracker_overrides, threads,
-                               dataclasses.replace(sequence, frames=[Path(f).resolve() for f in sequence.frames]))
+        task_setup = dataclasses.replace(setup, model=str(Path(setup.model).resolve()),
+                                         device="cuda" if on_gpu else setup.device,
+                                         backend_options=tuple(sorted(options.items())))
+        pending = [task.remote(task_setup, dataclasses.replace(sequence, frames=[Path(f).resolve() for f in sequence.frames]))
                    for sequence in todo]
         while pending:
             done, pending = self.ray.wait(pending, num_returns=1)

@@ -16,11 +16,15 @@ from tomp_deploy.errors import ToMPError
 BACKENDS = {
     "torch": ("tomp_deploy.backends.torch_backend", "TorchBackend"),
     "onnxruntime": ("tomp_deploy.backends.onnxruntime_backend", "OnnxRuntimeBackend"),
+    "openvino": ("tomp_deploy.backends.openvino_backend", "OpenVinoBackend"),
     "torch-cuda": ("tomp_deploy.backends.torch_cuda_backend", "TorchCudaBackend"),
     "tensorrt": ("tomp_deploy.backends.tensorrt_backend", "TensorRTBackend"),
 }
 """Backend name -> (module, class). Each class takes (model, device=..., **options): a checkpoint for
-torch and torch-cuda, an export folder for onnxruntime, an engine folder for tensorrt."""
+torch and torch-cuda, an export folder for onnxruntime and openvino, an engine folder for tensorrt."""
+
+EXTRAS = {"openvino": "openvino", "nncf": "openvino"}
+"""Python package -> the tomp-deploy extra that installs it, for backends outside the dependencies."""
 
 
 def parse_backend_spec(spec: str) -> tuple[str, str]:
@@ -47,10 +51,9 @@ def open_backend(name: str, model: str | Path, device: str = "cpu", **options) -
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ToMPError(
-            f"The {name} backend needs the Python package '{exc.name}', which is not installed. "
-            "Install tomp-deploy with its dependencies (pip install -e .)."
-        ) from None
+        extra = EXTRAS.get(exc.name or "")
+        install = f"pip install -e '.[{extra}]'" if extra else "Install tomp-deploy with its dependencies (pip install -e .)"
+        raise ToMPError(f"The {name} backend needs the Python package '{exc.name}', which is not installed. {install}.") from None
     backend_class = getattr(module, class_name)
     accepted = [p for p in list(inspect.signature(backend_class).parameters)[1:] if p != "device"]
     for option in options:

@@ -92,6 +92,8 @@ def demo(
     """The whole pipeline on the embedded default: objects in real photographs filmed by a moving camera,
     the shipped tiny model, ONNX export, engines where TensorRT exists, a tracked video, and a benchmark
     of every available backend."""
+    import importlib.util
+
     import torch
 
     from tomp_deploy.backends import open_backend
@@ -109,6 +111,8 @@ def demo(
     console.print(f"[green]✓[/] sequences: {data}")
     console.print(f"[green]✓[/] ONNX export: {forms.export}")
     backends = ["torch", "onnxruntime"]
+    if importlib.util.find_spec("openvino") is not None:
+        backends.append("openvino")
     if torch.cuda.is_available():
         backends.append("torch-cuda")
     try:

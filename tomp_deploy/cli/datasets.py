@@ -118,7 +118,9 @@ def eval_command(
     ray: Annotated[str | None, typer.Option(
         help="Track the sequences as tasks on this Ray cluster ('auto' for the one started on this machine, or "
              "its address); one GPU a task with --device cuda, else --ray-cpus-per-task CPUs.")] = None,
-    ray_cpus_per_task: Annotated[int, typer.Option(help="CPUs (and ONNX Runtime threads) of each Ray task.")] = 1,
+    ray_cpus_per_task: Annotated[int, typer.Option(help="CPUs (and backend threads) of each Ray task.")] = 1,
+    precision: Annotated[str | None, typer.Option(
+        help="torch-cuda: fp16 (default), bf16 or fp32; openvino: auto (default), fp32, bf16 or int8.")] = None,
     results: Annotated[Path | None, typer.Option(
         help="Results folder (default results/<model>_<fingerprint>_<backend>); resumes only the run that made it.")] = None,
     json_out: JsonOut = None,
@@ -127,7 +129,7 @@ def eval_command(
 ) -> None:
     """Track every sequence of a dataset (resuming finished ones), then score the results."""
     from tomp_deploy.datasets import open_dataset
-    from tomp_deploy.evaluation import claim_results, evaluate, model_fingerprint, result_is_complete
+    from tomp_deploy.evaluation import TrackerSetup, claim_results, evaluate, model_fingerprint, result_is_complete
     from tomp_deploy.scoring import score_results
     from tomp_deploy.shipped import resolve_model
 
@@ -136,9 +138,12 @@ def eval_command(
         raise ToMPError("--ray and --workers exclude each other: Ray runs as many tasks as the cluster has room for.")
     _check_score_outputs(json_out, plot)
     sequences = open_dataset(dataset_root, format)
-    results = results or Path("results") / f"{model.stem}_{model_fingerprint(model)[:8]}_{backend}"
+    backend_label = backend + (f"_{precision}" if precision else "")
+    results = results or Path("results") / f"{model.stem}_{model_fingerprint(model)[:8]}_{backend_label}"
+    setup = TrackerSetup(backend, str(model), device, tuple(tracker_param or ()),
+                         (("precision", precision),) if precision else ())
     with _cluster(ray, ray_cpus_per_task) as cluster:
-        claim_results(results, model, backend, tracker_param or [])
+        claim_results(results, setup)
         done = sum(result_is_complete(results / f"{s.name}.txt", s) for s in sequences)
         if done:
             console.print(f"resuming: {done} of {len(sequences)} sequences already have results in {results}")
@@ -147,8 +152,7 @@ def eval_command(
         with progress_bar() as progress:
             frames_task = progress.add_task("frames", total=remaining if here else None, visible=here)
             sequence_task = progress.add_task("sequences", total=len(sequences), completed=done)
-            evaluate(sequences, backend, str(model), results, device, workers, tracker_overrides=tracker_param or [],
-                     on_frame=lambda: progress.advance(frames_task),
+            evaluate(sequences, setup, results, workers, on_frame=lambda: progress.advance(frames_task),
                      on_sequence=lambda name: progress.advance(sequence_task), ray=cluster)
     value = score_results(sequences, results)
     _print_score(value, f"{model.name} ({backend}) on {dataset_root}")

@@ -1,4 +1,5 @@
-"""Commands on one model: `inspect` a checkpoint, `export` it to ONNX, `build` engines from an export."""
+"""Commands on one model: `inspect` a checkpoint, `export` it to ONNX, `quantize` an export to INT8, `build`
+engines from an export."""
 
 from __future__ import annotations
 
@@ -111,3 +112,35 @@ def build(
     console.print(f"built {manifest.precision} engines with {manifest.built_with} {where} in "
                   f"{manifest.build_seconds:.1f} s ({sizes}): {out}")
 
+
+
+@command()
+def quantize(
+    export_dir: Annotated[Path, typer.Argument(help="FP32 export folder (tomp-deploy export).")],
+    out: Annotated[Path, typer.Option(help="Folder for the INT8 (QDQ) export.")],
+    calibration: Annotated[Path, typer.Option(
+        help="Dataset whose sequences the tracker runs to calibrate on, e.g. one written by 'tomp-deploy synth' "
+             "with a training family.")],
+    calibration_format: Annotated[str, typer.Option(help="Layout of the calibration dataset.")] = "lasot",
+    frames: Annotated[int, typer.Option(help="Calibration frames, taken from the starts of its sequences.")] = 100,
+    quantizer: Annotated[str, typer.Option(
+        help="nncf, or onnxruntime (its static QDQ quantiser; OpenVINO 2026.4 cannot compile its predictor).")] = "nncf",
+    force: Annotated[bool, typer.Option(help="Replace an earlier export in --out (nothing else is deleted).")] = False,
+) -> None:
+    """Quantise an FP32 export to INT8 QDQ graphs (for --backend openvino --precision int8, or onnxruntime),
+    calibrated on the tracker's own calls over a dataset."""
+    from export.quantize import quantize_export, read_fp32_export
+    from tomp_deploy.datasets import open_dataset
+    from tomp_deploy.errors import ToMPError
+
+    if frames < 2:
+        raise ToMPError("--frames must be at least 2.")
+    read_fp32_export(export_dir)
+    sequences = open_dataset(calibration, calibration_format)
+    with console.status("calibrating") as status:
+        exported = quantize_export(export_dir, out, sequences, quantizer, frames, force, str(calibration),
+                                   progress=status.update)
+    calls = exported.manifest.quantization["calibration"]["calls_per_graph"]
+    console.print(f"wrote the INT8 export {out} ({quantizer}; calibrated on {frames} frames of {len(sequences)} "
+                  f"sequences, {', '.join(f'{g} {n} calls' for g, n in calls.items())}); run it with --backend "
+                  "openvino --precision int8")

@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from tomp_deploy.cli.app import console
 
 Device = Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")]
-Backend = Annotated[str, typer.Option(help="Inference backend: torch, onnxruntime, torch-cuda or tensorrt.")]
+Backend = Annotated[str, typer.Option(help="Inference backend: torch, onnxruntime, openvino, torch-cuda or tensorrt.")]
 Model = Annotated[Path, typer.Option(help="Checkpoint, export folder or engine folder (as the backend takes it), "
                                           "or 'tiny' for the shipped model.")]
 TrackerParam = Annotated[list[str] | None, typer.Option(

@@ -57,8 +57,9 @@ def track(
     output: Annotated[Path | None, typer.Option(help="Write x,y,w,h per frame (first line: the initial box).")] = None,
     video_out: Annotated[Path | None, typer.Option(help="Write an MP4 with the boxes, scores and frame rate.")] = None,
     show: Annotated[bool, typer.Option(help="Show the tracking in a window (q quits).")] = False,
-    threads: Annotated[int | None, typer.Option(help="Intra-op threads (onnxruntime backend).")] = None,
-    precision: Annotated[str | None, typer.Option(help="fp16, bf16 or fp32 (torch-cuda backend; default fp16).")] = None,
+    threads: Annotated[int | None, typer.Option(help="Intra-op threads (onnxruntime and openvino backends).")] = None,
+    precision: Annotated[str | None, typer.Option(
+        help="torch-cuda: fp16 (default), bf16 or fp32; openvino: auto (default), fp32, bf16 or int8.")] = None,
     cuda_graphs: Annotated[bool | None, typer.Option(
         help="Replay the per-frame calls as CUDA graphs (torch-cuda: on by default; tensorrt: off).")] = None,
     tracker_param: TrackerParam = None,
@@ -82,6 +83,9 @@ def track(
     stop_reason = None
     with open_backend(backend, resolve_model(model), device=device, **options) as runtime:
         params = overridden_tracker_params(runtime.tracker_params, tracker_param)
+        if backend == "openvino":
+            console.print(f"openvino computes in {runtime.precision} (the CPU plugin reports "
+                          f"{', '.join(runtime.capabilities)})")
         try:
             writers = [ResultWriter(p) for p in _output_paths(output, len(boxes))] if output else []
             with progress_bar(TextColumn("{task.fields[fps]}")) as progress:

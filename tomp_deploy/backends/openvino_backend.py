@@ -1,0 +1,130 @@
+"""OpenVINO backend over an export folder (torch-free): the CPU's own units for BF16 and INT8.
+
+`precision` is the compute precision of the CPU plugin: `fp32`; `bf16` (AMX or AVX512-BF16, which OpenVINO
+reports as the BF16 capability); `int8`, which runs an INT8 export made by `tomp-deploy quantize` (QDQ
+graphs, which OpenVINO executes with integer kernels); `auto`, the best of these the export and the CPU
+allow. Compiled models are cached (OpenVINO's CACHE_DIR) beside the export, or in the user cache when
+the export folder is read-only, so a second start skips compilation.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import openvino as ov
+
+from tomp_deploy.backends.base import HostTracking
+from tomp_deploy.contract import GRAPHS, graph_io
+from tomp_deploy.errors import ToMPError
+from tomp_deploy.export_manifest import ExportFolder, read_export
+
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
+INFERENCE_PRECISION = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
+"""OpenVINO's inference precision hint per precision: an INT8 graph's quantised layers run in INT8 and
+the layers it keeps in float (softmax, LayerNorm, the mask path) in FP32."""
+CACHE_FOLDER = ".openvino-cache"
+
+
+def cpu_capabilities(core: ov.Core) -> list[str]:
+    """What OpenVINO's CPU plugin reports it can compute in (FP32, BF16, INT8, ...)."""
+    return list(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+
+
+def choose_precision(requested: str, export_precision: str, capabilities: list[str]) -> str:
+    """The precision to compile for, or a ToMPError saying why the requested one cannot run here."""
+    if requested not in PRECISIONS:
+        raise ToMPError(f"--precision {requested!r}: the openvino backend runs {', '.join(PRECISIONS)}.")
+    if export_precision == "int8":
+        if requested not in ("auto", "int8"):
+            raise ToMPError(f"The export is quantised to INT8; run it with --precision int8 (or auto), or give the "
+                            f"FP32 export for --precision {requested}.")
+        return "int8"
+    if requested == "int8":
+        raise ToMPError("--precision int8 needs an INT8 export: make one with 'tomp-deploy quantize EXPORT --out DIR "
+                        "--calibration DATASET' and give DIR.")
+    if requested == "bf16" and "BF16" not in capabilities:
+        raise ToMPError(f"This CPU has no BF16 units OpenVINO can use (it reports {', '.join(capabilities)}); "
+                        "use --precision fp32.")
+    if requested == "auto":
+        return "bf16" if "BF16" in capabilities and export_precision == "fp32" else "fp32"
+    return requested
+
+
+def cache_folder(export_folder: Path) -> Path:
+    """`.openvino-cache` inside the export where it can be written, else a folder of the user's cache."""
+    beside = export_folder / CACHE_FOLDER
+    try:
+        beside.mkdir(exist_ok=True)
+        return beside
+    except OSError:
+        user_cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tomp-deploy" / "openvino"
+        folder = user_cache / export_folder.resolve().as_posix().strip("/").replace("/", "_")
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+
+class OpenVinoBackend(HostTracking):
+    """Runs the three exported graphs with OpenVINO's CPU plugin under the latency hint; numpy in and out.
+
+    `threads` sets the plugin's inference threads (default: all cores); `precision` is described in the
+    module docstring, and `self.precision` says which one `auto` chose.
+    """
+
+    name = "openvino"
+
+    def __init__(self, export: str | Path | ExportFolder, device: str = "cpu", precision: str = "auto",
+                 threads: int | None = None):
+        if device != "cpu":
+            raise ToMPError(f"The openvino backend runs on the CPU; --device {device} is for torch-cuda or tensorrt.")
+        if threads is not None and (type(threads) is not int or threads < 1):
+            raise ToMPError(f"--threads {threads!r}: give a number of threads of 1 or more.")
+        self.exported = export if isinstance(export, ExportFolder) else read_export(export)
+        self.config = self.exported.config
+        self.tracker_params = self.exported.tracker
+        core = ov.Core()
+        self.capabilities = cpu_capabilities(core)
+        self.precision = choose_precision(precision, self.exported.manifest.precision, self.capabilities)
+        self.cache = cache_folder(self.exported.folder)
+        properties = {"INFERENCE_PRECISION_HINT": INFERENCE_PRECISION[self.precision], "PERFORMANCE_HINT": "LATENCY",
+                      "CACHE_DIR": str(self.cache)}
+        if threads is not None:
+            properties["INFERENCE_NUM_THREADS"] = threads
+        self.requests = {}
+        for graph in GRAPHS:
+            path = self.exported.graph_path(graph)
+            try:
+                compiled = core.compile_model(str(path), "CPU", properties)
+            except RuntimeError as exc:
+                raise ToMPError(f"OpenVINO cannot compile the {graph} graph of {self.exported.folder}: "
+                                f"{str(exc).strip().splitlines()[0]}. Export the model again.") from None
+            self._check_io(graph, compiled)
+            self.requests[graph] = compiled.create_infer_request()
+
+    def _check_io(self, graph: str, compiled) -> None:
+        inputs, outputs = graph_io(self.config)[graph]
+        actual = [port.get_any_name() for port in compiled.inputs] + [port.get_any_name() for port in compiled.outputs]
+        expected = [spec.name for spec in inputs + outputs]
+        if actual != expected:
+            raise ToMPError(f"The {graph} graph in {self.exported.folder} has inputs/outputs {actual}, but its model.json "
+                            f"describes {expected}: the folder mixes files of different models. Export the model again.")
+
+    def _run(self, graph: str, *arrays: np.ndarray) -> list[np.ndarray]:
+        request = self.requests[graph]
+        request.infer([np.ascontiguousarray(a) for a in arrays])
+        return [request.get_output_tensor(i).data.copy() for i in range(len(request.model_outputs))]
+
+    def backbone(self, image: np.ndarray) -> np.ndarray:
+        return self._run("backbone", image.astype(np.float32, copy=False))[0]
+
+    def predictor(self, train_feat, train_label, train_ltrb, test_feat, key_padding_mask):
+        return tuple(self._run("predictor", train_feat, train_label, train_ltrb, test_feat,
+                               key_padding_mask.astype(bool, copy=False)))
+
+    def head(self, cls_filter, cls_feat, bbreg_filter, bbreg_feat):
+        return tuple(self._run("head", cls_filter, cls_feat, bbreg_filter, bbreg_feat))
+
+    def close(self) -> None:
+        """Releases the infer requests and their compiled models."""
+        self.requests.clear()
