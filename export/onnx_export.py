@@ -7,6 +7,7 @@ import copy
 import io
 import logging
 import math
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +20,13 @@ from onnx.reference import ReferenceEvaluator
 from export.trt_ops import unsupported_nodes
 from tomp_deploy.contract import BATCH, GRAPHS, TensorSpec, graph_io
 from tomp_deploy.errors import ToMPError
-from tomp_deploy.export_manifest import EXPORT_MANIFEST_FILE, ExportManifest, GraphFile, SourceCheckpoint
+from tomp_deploy.export_manifest import (
+    COMPILE_CACHE_FOLDER,
+    EXPORT_MANIFEST_FILE,
+    ExportManifest,
+    GraphFile,
+    SourceCheckpoint,
+)
 from tomp_deploy.manifest_files import file_sha256
 from tomp_deploy.model import ToMPNet
 from tomp_deploy.presets import TrackerParams
@@ -73,6 +80,7 @@ def _without_fold_warnings():
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16}
 EXPORT_FILES = tuple(f"{graph}.onnx" for graph in GRAPHS) + (EXPORT_MANIFEST_FILE,)
+
 
 
 class Float32Boundary(torch.nn.Module):
@@ -244,7 +252,7 @@ def prepare_output_folder(out: Path, force: bool) -> None:
     if out.exists() and not out.is_dir():
         raise ToMPError(f"{out} exists and is not a folder.")
     if out.exists() and any(out.iterdir()):
-        others = sorted(p.name for p in out.iterdir() if p.name not in EXPORT_FILES)
+        others = sorted(p.name for p in out.iterdir() if p.name not in EXPORT_FILES + (COMPILE_CACHE_FOLDER,))
         if others:
             shown = ", ".join(others[:5]) + (" ..." if len(others) > 5 else "")
             raise ToMPError(f"{out} holds files that are not an export ({shown}); export into a new or empty folder.")
@@ -252,6 +260,7 @@ def prepare_output_folder(out: Path, force: bool) -> None:
             raise ToMPError(f"{out} already holds an export; pass --force to replace it.")
         for name in EXPORT_FILES:
             (out / name).unlink(missing_ok=True)
+        shutil.rmtree(out / COMPILE_CACHE_FOLDER, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
 
 

@@ -31,14 +31,24 @@ def tiny_export(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def shipped_exports(tmp_path_factory):
+def shipped_export(tmp_path_factory):
+    """The shipped tiny model's FP32 export, shared by every test module: tests that change it copy it."""
+    from export.onnx_export import export_model
+    from tomp_deploy.model import load_model
+    from tomp_deploy.shipped import resolve_model
+
+    folder = tmp_path_factory.mktemp("shipped") / "export"
+    export_model(load_model(resolve_model("tiny")), folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def shipped_exports(shipped_export):
     """The shipped tiny model's FP32 and FP16 exports."""
     from export.onnx_export import export_model
     from tomp_deploy.model import load_model
     from tomp_deploy.shipped import resolve_model
 
-    folder = tmp_path_factory.mktemp("shipped")
-    network = load_model(resolve_model("tiny"))
-    export_model(network, folder / "export")
-    export_model(network, folder / "export-fp16", precision="fp16")
-    return folder / "export", folder / "export-fp16"
+    fp16 = shipped_export.parent / "export-fp16"
+    export_model(load_model(resolve_model("tiny")), fp16, precision="fp16")
+    return shipped_export, fp16

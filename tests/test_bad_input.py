@@ -138,7 +138,7 @@ def test_eval_never_resumes_another_models_results(dataset, tmp_path):
 
 @pytest.mark.parametrize("case", ["huge_box", "output_is_folder", "output_under_a_file", "output_unwritable",
                                   "device", "threads"])
-def test_track_input_errors(sequence_folder, tmp_path, case):
+def test_track_input_errors(sequence_folder, tmp_path, case, shipped_export):
     (tmp_path / "file").write_text("")
     arguments = {
         "huge_box": (["--init-box", "10,10,100000,100000"], "is more than 4 times the"),
@@ -149,12 +149,7 @@ def test_track_input_errors(sequence_folder, tmp_path, case):
         "threads": (["--backend", "onnxruntime", "--threads", "0"], "--threads 0"),
     }
     extra, message = arguments[case]
-    model = "tiny"
-    if case == "threads":
-        from export.onnx_export import export_model
-
-        model = tmp_path / "export"
-        export_model(load_model(resolve_model("tiny")), model)
+    model = shipped_export if case == "threads" else "tiny"
     assert_clean_error(run_cli("track", sequence_folder, "--model", model, *extra), message)
 
 
@@ -229,12 +224,11 @@ def test_build_reads_the_export_before_asking_for_tensorrt(tmp_path):
     lambda manifest: manifest.update(graphs=[1, 2]),
     lambda manifest: manifest.update(model={"num_heads": "many"}),
 ])
-def test_damaged_model_json(tmp_path, edit):
-    from export.onnx_export import export_model
+def test_damaged_model_json(tmp_path, edit, shipped_export):
     from tomp_deploy.export_manifest import read_export
 
     folder = tmp_path / "export"
-    export_model(load_model(resolve_model("tiny")), folder)
+    shutil.copytree(shipped_export, folder)
     manifest = json.loads((folder / "model.json").read_text())
     edit(manifest)
     (folder / "model.json").write_text(json.dumps(manifest))

@@ -90,7 +90,7 @@ def test_bad_bench_input(checkpoint, sequences, tmp_path):
         run_bench(checkpoint, ["torch"], [], tmp_path)
     result = run_cli("bench", "--model", checkpoint, "--backends", "torch,nope", "--out", tmp_path / "cli")
     assert result.returncode == 2 and "Unknown backend(s) ['nope']" in result.stderr
-    assert sorted(BACKENDS) == ["onnxruntime", "tensorrt", "torch", "torch-cuda"]
+    assert sorted(BACKENDS) == ["onnxruntime", "openvino", "tensorrt", "torch", "torch-cuda"]
 
 
 def has_engine_library() -> bool:
@@ -117,22 +117,18 @@ def test_demo_pipeline_on_a_small_setting(checkpoint, tmp_path):
         assert "engines: not built (No TensorRT library is installed" in stdout and "tensorrt" not in statuses
 
 
-def test_the_demo_video_follows_its_target_with_the_shipped_model(tmp_path):
+def test_the_demo_video_follows_its_target_with_the_shipped_model(tmp_path, shipped_export):
     """The demo's video sequence (its defaults), tracked as the demo does (ONNX Runtime on the export of the
     shipped model): the box overlaps the ground truth (IoU >= 0.5) on at least 90% of the frames."""
-    from export.onnx_export import export_model
     from tomp_deploy.backends import open_backend
     from tomp_deploy.cli.benchmark import DEMO_FRAMES, DEMO_SEED, write_tracked_video
     from tomp_deploy.metrics import overlaps
-    from tomp_deploy.model import load_model
-    from tomp_deploy.shipped import resolve_model
     from tomp_deploy.synth import DEMO_FAMILY
 
     generate_benchmark(tmp_path / "sequences", 1, DEMO_FRAMES, seed=DEMO_SEED, family=DEMO_FAMILY)
     sequence = open_dataset(tmp_path / "sequences", "lasot")[0]
     assert "astronaut" in (sequence.frames[0].parent.parent / "nlp.txt").read_text()
-    export_model(load_model(resolve_model("tiny")), tmp_path / "export")
-    with open_backend("onnxruntime", tmp_path / "export") as backend:
+    with open_backend("onnxruntime", shipped_export) as backend:
         boxes = write_tracked_video(backend, sequence, tmp_path / "tracked.mp4")
     assert int(cv2.VideoCapture(str(tmp_path / "tracked.mp4")).get(cv2.CAP_PROP_FRAME_COUNT)) == DEMO_FRAMES
     ious = overlaps(boxes, sequence.ground_truth)
@@ -166,3 +162,12 @@ def test_host_facts_name_the_gpus_the_driver_reports(tmp_path, monkeypatch):
     assert gpu_names() == ["NVIDIA H100 80GB HBM3 (driver 570.86.15)", "NVIDIA GeForce RTX 4090 (driver 570.86.15)"]
     tool.write_text("#!/bin/sh\necho 'NVIDIA-SMI has failed because it could not communicate with the driver' >&2\nexit 9\n")
     assert gpu_names() == [], "a driver that does not answer: no GPU"
+
+
+def test_bench_names_the_precision_openvino_chose(checkpoint, sequences, tmp_path):
+    pytest.importorskip("openvino", reason="the openvino backend needs the 'openvino' extra: pip install -e '.[openvino]'")
+    report = run_bench(checkpoint, ["torch", "openvino"], sequences, tmp_path, warmup=2)
+    entry = report["backends"]["openvino"]
+    assert entry["status"] == "ok" and entry["compute_precision"] in ("fp32", "bf16")
+    assert 0 <= entry["precision"] <= 100  # the accuracy figure, not the compute precision
+    assert f"| openvino ({entry['compute_precision']}) | ok |" in (tmp_path / "bench.md").read_text()

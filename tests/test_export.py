@@ -34,8 +34,9 @@ def test_tiny_graphs_match_pytorch(tiny_export, memory_frames):
     assert_contract_parity(TorchBackend(network), OnnxRuntimeBackend(folder), memory_frames)
 
 
-@pytest.mark.parametrize("preset_name", ["tomp50", "tomp101"])
+@pytest.mark.parametrize("preset_name", ["tomp50", pytest.param("tomp101", marks=pytest.mark.slow)])
 def test_full_size_graphs_match_pytorch(tmp_path, preset_name):
+    """ToMP-101 differs from ToMP-50 only in the depth of layer3, so it runs with the slow tests."""
     network = seeded_model(preset_name, 1, 0.5, True, 0.2)
     export_model(network, tmp_path / preset_name)
     exported = read_export(tmp_path / preset_name)
@@ -306,3 +307,17 @@ def test_fused_attention_rewrite_computes_the_exported_predictor(tiny_export):
 def test_fp16_predictor_runs_as_exported(shipped_exports):
     assert OnnxRuntimeBackend(shipped_exports[1]).fused_attention_blocks == 0
     assert OnnxRuntimeBackend(shipped_exports[0]).fused_attention_blocks > 0
+
+
+def test_force_replaces_an_export_with_its_compile_cache(tmp_path):
+    from export.onnx_export import EXPORT_FILES, prepare_output_folder
+    from tomp_deploy.export_manifest import COMPILE_CACHE_FOLDER
+
+    for name in EXPORT_FILES:
+        (tmp_path / name).write_text("")
+    (tmp_path / COMPILE_CACHE_FOLDER).mkdir()
+    (tmp_path / COMPILE_CACHE_FOLDER / "123.blob").write_text("")
+    with pytest.raises(ToMPError, match="already holds an export"):
+        prepare_output_folder(tmp_path, force=False)
+    prepare_output_folder(tmp_path, force=True)
+    assert not any(tmp_path.iterdir())

@@ -83,12 +83,8 @@ def random_edit(manifest: dict, rng: np.random.Generator) -> dict:
 
 
 @pytest.fixture(scope="module")
-def export_folder(tmp_path_factory):
-    from export.onnx_export import export_model
-
-    folder = tmp_path_factory.mktemp("export") / "tiny"
-    export_model(load_model(resolve_model("tiny")), folder)
-    return folder
+def export_folder(shipped_export):
+    return shipped_export
 
 
 def test_fuzzed_model_json_gives_clean_errors(export_folder, tmp_path):

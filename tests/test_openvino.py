@@ -12,12 +12,12 @@ from tests.contract_checks import assert_contract_parity
 from tests.sequences import moving_target_sequence
 from tomp_deploy import ToMPError
 from tomp_deploy.backends.torch_backend import TorchBackend
+from tomp_deploy.export_manifest import COMPILE_CACHE_FOLDER
 from tomp_deploy.parity import compare_sequences, track_sequence
 
 ov = pytest.importorskip("openvino", reason="the openvino backend needs the 'openvino' extra: pip install -e '.[openvino]'")
 
 from tomp_deploy.backends.openvino_backend import (  # noqa: E402 (after the skip: it imports openvino)
-    CACHE_FOLDER,
     OpenVinoBackend,
     choose_precision,
     cpu_capabilities,
@@ -72,9 +72,9 @@ def test_compiled_models_are_cached_beside_the_export(tiny_export, tmp_path):
 
     _, folder = tiny_export
     copy = tmp_path / "export"
-    shutil.copytree(folder, copy, ignore=shutil.ignore_patterns(CACHE_FOLDER))
+    shutil.copytree(folder, copy, ignore=shutil.ignore_patterns(COMPILE_CACHE_FOLDER))
     OpenVinoBackend(copy, precision="fp32").close()
-    assert len(list((copy / CACHE_FOLDER).iterdir())) >= 3
+    assert len(list((copy / COMPILE_CACHE_FOLDER).iterdir())) >= 3
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders, so the fallback cannot be shown")
@@ -83,7 +83,7 @@ def test_a_read_only_export_is_cached_in_the_user_cache(tiny_export, tmp_path, m
 
     _, folder = tiny_export
     read_only = tmp_path / "read-only"
-    shutil.copytree(folder, read_only, ignore=shutil.ignore_patterns(CACHE_FOLDER))
+    shutil.copytree(folder, read_only, ignore=shutil.ignore_patterns(COMPILE_CACHE_FOLDER))
     read_only.chmod(stat.S_IRUSR | stat.S_IXUSR)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
     try:

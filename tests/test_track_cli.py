@@ -138,17 +138,6 @@ def test_malformed_init_box(tmp_path, checkpoint, sequence):
     assert "--init-box: '1,2,three,4' is not a row of numbers" in result.stderr
 
 
-@pytest.fixture(scope="module")
-def shipped_export(tmp_path_factory) -> Path:
-    from export.onnx_export import export_model
-    from tomp_deploy.model import load_model
-    from tomp_deploy.shipped import resolve_model
-
-    folder = tmp_path_factory.mktemp("export") / "tiny"
-    export_model(load_model(resolve_model("tiny")), folder)
-    return folder
-
-
 def edit_tracker_params(export: Path, **changes) -> Path:
     import json
     import shutil

@@ -42,8 +42,8 @@ class BackendRun:
     steady_seconds: list[float] = field(default_factory=list)
     """Frame times once the memory is full (every slot holds a frame): the cost of long sequences."""
     stage_seconds: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
-    precision: str | None = None
-    """The compute precision a backend chose (openvino's auto), where it says."""
+    compute_precision: str | None = None
+    """The precision a backend computes in (what openvino's auto chose), where it says."""
 
 
 def run_backend(backend, sequences: list[Sequence], warmup: int, on_frame) -> BackendRun:
@@ -77,7 +77,7 @@ def summarise(name: str, run: BackendRun, sequences: list[Sequence], reference: 
     times = np.array(run.frame_seconds)
     if times.size == 0:
         raise ToMPError("No frame was timed: lower --warmup or add frames.")
-    entry = {"status": "ok", **curves, **({"precision": run.precision} if run.precision else {})}
+    entry = {"status": "ok", **curves, **({"compute_precision": run.compute_precision} if run.compute_precision else {})}
     if reference is not None and reference_run is not None:
         ious = np.concatenate([iou(run.boxes[s.name][1:], reference_run.boxes[s.name][1:]) for s in sequences])
         entry.update({
@@ -131,7 +131,7 @@ def bench(model_name: str, model_for: Callable[[str], Path], backends: list[str]
                     recorded = reference.first_calls(RECORDED_FRAMES)
                     continue
                 runs[name] = run_backend(backend, sequences, warmup, on_frame)
-                runs[name].precision = getattr(backend, "precision", None)
+                runs[name].compute_precision = getattr(backend, "precision", None)
                 if recorded is not None:
                     rows = compare_contract(reference.inner, backend, recorded)
                     score_errors[name] = next(r.max_rel for r in rows if r.output == "scores")
@@ -179,7 +179,7 @@ def table_rows(report: dict) -> list[list[str]]:
             rows.append([name, entry["status"], entry["error"], *[""] * (len(TABLE_COLUMNS) - 3)])
             continue
         delta, score = entry.get("delta_auc"), entry.get("score_max_rel_error")
-        label = f"{name} ({entry['precision']})" if entry.get("precision") else name
+        label = f"{name} ({entry['compute_precision']})" if entry.get("compute_precision") else name
         rows.append([
             label, "ok", f"{entry['auc']:.1f}", "" if delta is None else f"{delta:+.2f}", f"{entry['precision']:.1f}",
             f"{entry['norm_precision']:.1f}", f"{entry.get('iou_mean', 1):.4f} / {entry.get('iou_min', 1):.4f}",

@@ -19,6 +19,9 @@ from tomp_deploy.presets import ModelConfig, TrackerParams
 EXPORT_FORMAT = "tomp-deploy-onnx"
 EXPORT_VERSION = 1
 EXPORT_MANIFEST_FILE = "model.json"
+COMPILE_CACHE_FOLDER = ".openvino-cache"
+"""Where the openvino backend caches an export's compiled graphs: part of the export folder, and stale
+once the export is replaced."""
 REEXPORT = "export the model again with 'tomp-deploy export'"
 
 

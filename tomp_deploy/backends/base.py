@@ -135,3 +135,21 @@ class HostTracking(BackendLifecycle):
         predicted = time.perf_counter()
         scores, ltrb = self.head(cls_filter, cls_feat, bbreg_filter, bbreg_feat)
         return Located(scores[0], ltrb[0], {"predictor": predicted - started, "head": time.perf_counter() - predicted})
+
+
+class ExportedGraphs(HostTracking):
+    """The contract for backends that run the three exported graphs on host arrays: each call is
+    `_run(graph, *inputs)` in contract order, returning the outputs in contract order."""
+
+    def _run(self, graph: str, *arrays: np.ndarray) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def backbone(self, image: np.ndarray) -> np.ndarray:
+        return self._run("backbone", image.astype(np.float32, copy=False))[0]
+
+    def predictor(self, train_feat, train_label, train_ltrb, test_feat, key_padding_mask):
+        return tuple(self._run("predictor", train_feat, train_label, train_ltrb, test_feat,
+                               key_padding_mask.astype(bool, copy=False)))
+
+    def head(self, cls_filter, cls_feat, bbreg_filter, bbreg_feat):
+        return tuple(self._run("head", cls_filter, cls_feat, bbreg_filter, bbreg_feat))

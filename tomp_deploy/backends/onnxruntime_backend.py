@@ -9,7 +9,7 @@ import onnx
 import onnxruntime as ort
 
 from tomp_deploy.backends.attention_fusion import fuse_attention
-from tomp_deploy.backends.base import HostTracking
+from tomp_deploy.backends.base import ExportedGraphs
 from tomp_deploy.contract import BATCH, GRAPHS, graph_io
 from tomp_deploy.errors import ToMPError
 from tomp_deploy.export_manifest import ExportFolder, read_export
@@ -46,7 +46,7 @@ def session_options(threads: int | None = None) -> ort.SessionOptions:
     return options
 
 
-class OnnxRuntimeBackend(HostTracking):
+class OnnxRuntimeBackend(ExportedGraphs):
     """Runs the three exported graphs with ONNX Runtime; numpy in, numpy out.
 
     Graph optimisation is at its highest level. numpy inputs are bound without copies on the CPU
@@ -106,16 +106,6 @@ class OnnxRuntimeBackend(HostTracking):
         session = self.sessions[graph]
         feeds = {meta.name: np.ascontiguousarray(a) for meta, a in zip(session.get_inputs(), arrays)}
         return session.run(None, feeds)
-
-    def backbone(self, image: np.ndarray) -> np.ndarray:
-        return self._run("backbone", image.astype(np.float32, copy=False))[0]
-
-    def predictor(self, train_feat, train_label, train_ltrb, test_feat, key_padding_mask):
-        return tuple(self._run("predictor", train_feat, train_label, train_ltrb, test_feat,
-                               key_padding_mask.astype(bool, copy=False)))
-
-    def head(self, cls_filter, cls_feat, bbreg_filter, bbreg_feat):
-        return tuple(self._run("head", cls_filter, cls_feat, bbreg_filter, bbreg_feat))
 
     def close(self) -> None:
         """Releases the three sessions (their memory arenas and thread pools)."""

@@ -15,16 +15,15 @@ from pathlib import Path
 import numpy as np
 import openvino as ov
 
-from tomp_deploy.backends.base import HostTracking
+from tomp_deploy.backends.base import ExportedGraphs
 from tomp_deploy.contract import GRAPHS, graph_io
 from tomp_deploy.errors import ToMPError
-from tomp_deploy.export_manifest import ExportFolder, read_export
+from tomp_deploy.export_manifest import COMPILE_CACHE_FOLDER, ExportFolder, read_export
 
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
 INFERENCE_PRECISION = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
 """OpenVINO's inference precision hint per precision: an INT8 graph's quantised layers run in INT8 and
 the layers it keeps in float (softmax, LayerNorm, the mask path) in FP32."""
-CACHE_FOLDER = ".openvino-cache"
 
 
 def cpu_capabilities(core: ov.Core) -> list[str]:
@@ -54,7 +53,7 @@ def choose_precision(requested: str, export_precision: str, capabilities: list[s
 
 def cache_folder(export_folder: Path) -> Path:
     """`.openvino-cache` inside the export where it can be written, else a folder of the user's cache."""
-    beside = export_folder / CACHE_FOLDER
+    beside = export_folder / COMPILE_CACHE_FOLDER
     try:
         beside.mkdir(exist_ok=True)
         return beside
@@ -65,7 +64,7 @@ def cache_folder(export_folder: Path) -> Path:
         return folder
 
 
-class OpenVinoBackend(HostTracking):
+class OpenVinoBackend(ExportedGraphs):
     """Runs the three exported graphs with OpenVINO's CPU plugin under the latency hint; numpy in and out.
 
     `threads` sets the plugin's inference threads (default: all cores); `precision` is described in the
@@ -114,16 +113,6 @@ class OpenVinoBackend(HostTracking):
         request = self.requests[graph]
         request.infer([np.ascontiguousarray(a) for a in arrays])
         return [request.get_output_tensor(i).data.copy() for i in range(len(request.model_outputs))]
-
-    def backbone(self, image: np.ndarray) -> np.ndarray:
-        return self._run("backbone", image.astype(np.float32, copy=False))[0]
-
-    def predictor(self, train_feat, train_label, train_ltrb, test_feat, key_padding_mask):
-        return tuple(self._run("predictor", train_feat, train_label, train_ltrb, test_feat,
-                               key_padding_mask.astype(bool, copy=False)))
-
-    def head(self, cls_filter, cls_feat, bbreg_filter, bbreg_feat):
-        return tuple(self._run("head", cls_filter, cls_feat, bbreg_filter, bbreg_feat))
 
     def close(self) -> None:
         """Releases the infer requests and their compiled models."""

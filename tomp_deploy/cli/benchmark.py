@@ -61,11 +61,19 @@ def _run_bench(forms: ModelForms, backend_names: list[str], sequences, out: Path
     return report
 
 
+def cpu_backends() -> list[str]:
+    """The CPU backends installed here: torch, onnxruntime, and openvino with its extra."""
+    import importlib.util
+
+    return ["torch", "onnxruntime"] + (["openvino"] if importlib.util.find_spec("openvino") is not None else [])
+
+
 @command("bench")
 def bench_command(
     model: Annotated[Path, typer.Option(help="Checkpoint, export or engine folder, or 'tiny'.")],
-    backends: Annotated[str, typer.Option(help="Comma-separated backends; torch (fp32) is always the reference.")]
-        = "torch,onnxruntime",
+    backends: Annotated[str | None, typer.Option(
+        help="Comma-separated backends; torch (fp32) is always the reference. Default: torch,onnxruntime, and "
+             "openvino where installed.")] = None,
     dataset_root: Annotated[str, typer.Option(help="Dataset folder, or 'synthetic' (written into --out).")] = "synthetic",
     format: Annotated[str, typer.Option(help="Dataset layout (see 'score').")] = "lasot",
     sequences: Annotated[int | None, typer.Option(help="Use the first N sequences.")] = None,
@@ -76,7 +84,7 @@ def bench_command(
     """Accuracy parity and FPS of every backend against the PyTorch reference, side by side."""
     from tomp_deploy.shipped import resolve_model
 
-    names = [b.strip() for b in backends.split(",") if b.strip()]
+    names = [b.strip() for b in backends.split(",") if b.strip()] if backends else cpu_backends()
     ensure_folder(out, "--out")
     loaded = _bench_sequences(dataset_root, format, sequences, out, 60, 0)
     _run_bench(ModelForms.from_path(resolve_model(model), out / ".work"), names, loaded, out, device, warmup)
@@ -92,8 +100,6 @@ def demo(
     """The whole pipeline on the embedded default: objects in real photographs filmed by a moving camera,
     the shipped tiny model, ONNX export, engines where TensorRT exists, a tracked video, and a benchmark
     of every available backend."""
-    import importlib.util
-
     import torch
 
     from tomp_deploy.backends import open_backend
@@ -110,9 +116,7 @@ def demo(
         forms.export_folder(status.update)
     console.print(f"[green]✓[/] sequences: {data}")
     console.print(f"[green]✓[/] ONNX export: {forms.export}")
-    backends = ["torch", "onnxruntime"]
-    if importlib.util.find_spec("openvino") is not None:
-        backends.append("openvino")
+    backends = cpu_backends()
     if torch.cuda.is_available():
         backends.append("torch-cuda")
     try:
