@@ -64,6 +64,13 @@ def cache_folder(export_folder: Path) -> Path:
         return folder
 
 
+def _reason(error: RuntimeError) -> str:
+    """The informative line of an OpenVINO error (its first lines only name the source files it passed)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    reason = next((line for line in lines if not line.startswith("Exception from")), lines[0] if lines else "")
+    return reason[:300]
+
+
 class OpenVinoBackend(ExportedGraphs):
     """Runs the three exported graphs with OpenVINO's CPU plugin under the latency hint; numpy in and out.
 
@@ -96,8 +103,10 @@ class OpenVinoBackend(ExportedGraphs):
             try:
                 compiled = core.compile_model(str(path), "CPU", properties)
             except RuntimeError as exc:
-                raise ToMPError(f"OpenVINO cannot compile the {graph} graph of {self.exported.folder}: "
-                                f"{str(exc).strip().splitlines()[0]}. Export the model again.") from None
+                advice = ("quantise the FP32 export again with the default --quantizer nncf" if self.precision == "int8"
+                          else "export the model again")
+                raise ToMPError(f"OpenVINO cannot compile the {graph} graph of {self.exported.folder} "
+                                f"({_reason(exc)}); {advice}.") from None
             self._check_io(graph, compiled)
             self.requests[graph] = compiled.create_infer_request()
 
