@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import torch
 
-from export.onnx_export import export_model
 from tests.seeded import seeded_model
 from tests.sequences import moving_target_sequence
 from tomp_deploy import ToMPError
@@ -92,17 +91,13 @@ def test_torch_cuda_without_a_gpu_says_so(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def trained_export(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("export") / "tiny"
-    export_model(load_model(resolve_model("tiny")), folder)
-    return folder
+def trained_export(shipped_export):
+    return shipped_export
 
 
 @pytest.fixture(scope="module")
-def trained_export_fp16(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("export") / "tiny-fp16"
-    export_model(load_model(resolve_model("tiny")), folder, precision="fp16")
-    return folder
+def trained_export_fp16(shipped_exports):
+    return shipped_exports[1]
 
 
 def engine_folder_without_engines(export_folder, folder):
