@@ -5,8 +5,9 @@ Calibration data are the graph inputs the tracker itself produces: the FP32 expo
 sequences and every backbone, predictor and head call is recorded. Only the layers with weights are
 quantised (Conv, MatMul and Gemm with a constant operand); attention scores, softmax, LayerNorm and the
 key-padding-mask path stay in float. Two quantisers are available: NNCF's (the default: OpenVINO compiles
-its graphs) and ONNX Runtime's (OpenVINO 2026.4's low-precision transformations reject the QDQ pattern it
-writes around the predictor's concatenated tokens); `benchmarks.tiny_heldout` scores both.
+its graphs and TensorRT parses them) and ONNX Runtime's (OpenVINO 2026.4's low-precision transformations
+reject the QDQ pattern it writes around the predictor's concatenated tokens, and TensorRT its int32 bias
+DequantizeLinear nodes); `benchmarks.tiny_heldout` scores both.
 """
 
 from __future__ import annotations

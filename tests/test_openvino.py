@@ -193,3 +193,16 @@ def test_low_precision_scores_like_fp32_on_the_held_out_family(precision, shippe
     scores = score_trackers(open_dataset(tmp_path / "data", "lasot"), trackers, tmp_path / "results")
     assert abs(scores[precision]["overall"]["auc"] - scores["fp32"]["overall"]["auc"]) <= 1.0
     assert scores["fp32"]["overall"]["auc"] > scores["static box"]["overall"]["auc"] + 10
+
+
+def test_int8_export_parses_as_a_strongly_typed_tensorrt_network(int8_export):
+    """TensorRT's explicit quantisation reads the same QDQ graphs (TensorRT for RTX's parser, no GPU needed).
+    ONNX Runtime's quantiser writes int32 bias DequantizeLinear nodes that this parser refuses."""
+    trt = pytest.importorskip("tensorrt_rtx", reason="needs TensorRT for RTX: pip install -e '.[tensorrt-rtx]'")
+    for graph in ("backbone", "predictor", "head"):
+        logger = trt.Logger(trt.Logger.ERROR)
+        builder = trt.Builder(logger)
+        network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
+        parser = trt.OnnxParser(network, logger)
+        assert parser.parse_from_file(str(int8_export / f"{graph}.onnx")), [
+            str(parser.get_error(i)) for i in range(parser.num_errors)]
