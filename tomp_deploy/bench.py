@@ -179,14 +179,19 @@ def table_rows(report: dict) -> list[list[str]]:
             rows.append([name, entry["status"], entry["error"], *[""] * (len(TABLE_COLUMNS) - 3)])
             continue
         delta, score = entry.get("delta_auc"), entry.get("score_max_rel_error")
-        label = f"{name} ({entry['compute_precision']})" if entry.get("compute_precision") else name
         rows.append([
-            label, "ok", f"{entry['auc']:.1f}", "" if delta is None else f"{delta:+.2f}", f"{entry['precision']:.1f}",
-            f"{entry['norm_precision']:.1f}", f"{entry.get('iou_mean', 1):.4f} / {entry.get('iou_min', 1):.4f}",
+            row_label(name, entry), "ok", f"{entry['auc']:.1f}", "" if delta is None else f"{delta:+.2f}",
+            f"{entry['precision']:.1f}", f"{entry['norm_precision']:.1f}",
+            f"{entry.get('iou_mean', 1):.4f} / {entry.get('iou_min', 1):.4f}",
             "" if score is None else f"{score:.1e}", f"{entry['fps']:.1f} ({entry['fps_p10']:.1f}-{entry['fps_p90']:.1f})",
             "" if entry["fps_steady"] is None else f"{entry['fps_steady']:.1f} ({entry['frames_steady']} frames)",
             "/".join(f"{entry['stage_ms'][s]:.1f}" for s in STAGES)])
     return rows
+
+
+def row_label(name: str, entry: dict) -> str:
+    """A backend's name, with the precision it computes in where it chose one (openvino's auto)."""
+    return f"{name} ({entry['compute_precision']})" if entry.get("compute_precision") else name
 
 
 def table_title(report: dict) -> str:
@@ -225,7 +230,7 @@ def plot(report: dict, runs: dict[str, BackendRun], sequences: list[Sequence], p
     for name in ok:
         curve = average([sequence_curves(runs[name].boxes[s.name], s) for s in sequences]).success
         success_axis.plot(OVERLAP_THRESHOLDS, curve * 100, linewidth=2,
-                          label=f"{name} [{report['backends'][name]['auc']:.1f}]")
+                          label=f"{row_label(name, report['backends'][name])} [{report['backends'][name]['auc']:.1f}]")
     success_axis.set(xlabel="Overlap threshold", ylabel="Overlap Precision [%]", xlim=(0, 1), ylim=(0, 100),
                      title="Success plot")
     success_axis.grid(True, linestyle=":")
@@ -233,7 +238,7 @@ def plot(report: dict, runs: dict[str, BackendRun], sequences: list[Sequence], p
     fps = [report["backends"][n]["fps"] for n in ok]
     low = [f - report["backends"][n]["fps_p10"] for n, f in zip(ok, fps)]
     high = [report["backends"][n]["fps_p90"] - f for n, f in zip(ok, fps)]
-    fps_axis.bar(ok, fps, yerr=[low, high], capsize=6, color="tab:green")
+    fps_axis.bar([row_label(n, report["backends"][n]) for n in ok], fps, yerr=[low, high], capsize=6, color="tab:green")
     fps_axis.set(ylabel="frames per second (median, p10-p90)", title=f"Speed ({report['machine']['device']})")
     fps_axis.grid(True, axis="y", linestyle=":")
     figure.tight_layout()
