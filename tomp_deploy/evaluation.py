@@ -27,10 +27,10 @@ from tomp_deploy.files import ensure_folder, write_atomically
 from tomp_deploy.manifest_files import file_sha256
 from tomp_deploy.overrides import overridden_tracker_params
 from tomp_deploy.presets import TrackerParams
+from tomp_deploy.sources import FrameSource
 
 if TYPE_CHECKING:
     from tomp_deploy.ray_evaluation import RayCluster
-from tomp_deploy.sources import FrameSource
 
 _worker_backend = None
 _worker_params: TrackerParams | None = None

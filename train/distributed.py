@@ -27,8 +27,8 @@ class Ranks:
         return self.rank == 0
 
 
-def start(device_type: str = "cpu") -> Ranks:
-    """Joins the process group torchrun describes (NCCL for CUDA, gloo on the CPU), once per process."""
+def start(device: str = "cpu") -> Ranks:
+    """Joins the process group torchrun describes (NCCL for a CUDA device, gloo on the CPU), once per process."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if world <= 1:
@@ -37,7 +37,7 @@ def start(device_type: str = "cpu") -> Ranks:
         if "MASTER_ADDR" not in os.environ:
             raise ToMPError(f"WORLD_SIZE={world} is set but MASTER_ADDR is not: start multi-process training with "
                             "torchrun (see the README's 'Training on several GPUs'), or unset WORLD_SIZE.")
-        dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
     return Ranks(dist.get_rank(), world, local_rank)
 
 

@@ -104,7 +104,7 @@ class Trainer:
                  resume: bool = False, init: Path | None = None, tensorboard: bool = False, progress=None):
         self.config = config
         self.run_dir = Path(run_dir)
-        self.ranks = distributed.start("cuda" if device.startswith("cuda") else "cpu")
+        self.ranks = distributed.start(device)
         self.world = self.ranks.world
         if device.startswith("cuda") and torch.cuda.is_available() and self.world > 1:
             device = f"cuda:{self.ranks.local_rank}"

@@ -57,7 +57,7 @@ def train(
     synthetic = [name for name, root in spec.items() if root is None]
     if synthetic and not any(name in config.dataset_weights for name in synthetic):
         config = dataclasses.replace(config, dataset_weights={name: SYNTHETIC_WEIGHTS[name] for name in synthetic})
-    ranks = distributed.start("cuda" if device.startswith("cuda") else "cpu")
+    ranks = distributed.start(device)
     shown = console if ranks.is_main else Console(quiet=True)
     with distributed.main_rank_first(ranks), shown.status("reading the training data") as status:
         sources = load_sources(spec, config, out, progress=lambda name: status.update(f"writing synthetic {name}"))
