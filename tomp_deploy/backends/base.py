@@ -17,6 +17,9 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from tomp_deploy.contract import graph_io
+from tomp_deploy.errors import ToMPError
+from tomp_deploy.export_manifest import ExportFolder
 from tomp_deploy.presets import ModelConfig, TrackerParams
 
 
@@ -141,8 +144,19 @@ class ExportedGraphs(HostTracking):
     """The contract for backends that run the three exported graphs on host arrays: each call is
     `_run(graph, *inputs)` in contract order, returning the outputs in contract order."""
 
+    exported: ExportFolder
+
     def _run(self, graph: str, *arrays: np.ndarray) -> list[np.ndarray]:
         raise NotImplementedError
+
+    def _check_graph_io(self, graph: str, actual: list[tuple[str, list]]) -> None:
+        """Refuses a loaded graph whose (name, shape) inputs then outputs are not the contract's."""
+        inputs, outputs = graph_io(self.config)[graph]
+        expected = [(spec.name, list(spec.shape)) for spec in inputs + outputs]
+        if actual != expected:
+            raise ToMPError(f"The {graph} graph in {self.exported.folder} has inputs/outputs {actual}, but its "
+                            f"model.json describes {expected}: the folder mixes files of different models. Export "
+                            "the model again.")
 
     def backbone(self, image: np.ndarray) -> np.ndarray:
         return self._run("backbone", image.astype(np.float32, copy=False))[0]

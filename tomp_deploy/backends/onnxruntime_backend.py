@@ -10,7 +10,7 @@ import onnxruntime as ort
 
 from tomp_deploy.backends.attention_fusion import fuse_attention
 from tomp_deploy.backends.base import ExportedGraphs
-from tomp_deploy.contract import BATCH, GRAPHS, graph_io
+from tomp_deploy.contract import BATCH, GRAPHS
 from tomp_deploy.errors import ToMPError
 from tomp_deploy.export_manifest import ExportFolder, read_export
 
@@ -92,15 +92,8 @@ class OnnxRuntimeBackend(ExportedGraphs):
 
     def _check_io(self, graph: str) -> None:
         session = self.sessions[graph]
-        inputs, outputs = graph_io(self.config)[graph]
-        actual = [(a.name, [d if isinstance(d, int) else BATCH for d in a.shape]) for a in session.get_inputs()]
-        actual += [(a.name, [d if isinstance(d, int) else BATCH for d in a.shape]) for a in session.get_outputs()]
-        expected = [(s.name, list(s.shape)) for s in inputs + outputs]
-        if actual != expected:
-            raise ToMPError(
-                f"The {graph} graph in {self.exported.folder} has inputs/outputs {actual}, but its model.json "
-                f"describes {expected}: the folder mixes files of different models. Export the model again."
-            )
+        self._check_graph_io(graph, [(a.name, [d if isinstance(d, int) else BATCH for d in a.shape])
+                                     for a in session.get_inputs() + session.get_outputs()])
 
     def _run(self, graph: str, *arrays: np.ndarray) -> list[np.ndarray]:
         session = self.sessions[graph]

@@ -16,7 +16,7 @@ import numpy as np
 import openvino as ov
 
 from tomp_deploy.backends.base import ExportedGraphs
-from tomp_deploy.contract import GRAPHS, graph_io
+from tomp_deploy.contract import BATCH, GRAPHS
 from tomp_deploy.errors import ToMPError
 from tomp_deploy.export_manifest import COMPILE_CACHE_FOLDER, ExportFolder, read_export
 
@@ -111,12 +111,9 @@ class OpenVinoBackend(ExportedGraphs):
             self.requests[graph] = compiled.create_infer_request()
 
     def _check_io(self, graph: str, compiled) -> None:
-        inputs, outputs = graph_io(self.config)[graph]
-        actual = [port.get_any_name() for port in compiled.inputs] + [port.get_any_name() for port in compiled.outputs]
-        expected = [spec.name for spec in inputs + outputs]
-        if actual != expected:
-            raise ToMPError(f"The {graph} graph in {self.exported.folder} has inputs/outputs {actual}, but its model.json "
-                            f"describes {expected}: the folder mixes files of different models. Export the model again.")
+        self._check_graph_io(graph, [(port.get_any_name(), [d.get_length() if d.is_static else BATCH
+                                                            for d in port.get_partial_shape()])
+                                     for port in list(compiled.inputs) + list(compiled.outputs)])
 
     def _run(self, graph: str, *arrays: np.ndarray) -> list[np.ndarray]:
         request = self.requests[graph]
