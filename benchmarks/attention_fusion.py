@@ -1,5 +1,5 @@
 """Fused attention in ONNX Runtime on this CPU: the predictor graph as exported against the rewrite the
-onnxruntime backend makes on the CPU (`tomp_deploy.backends.attention_fusion`), same inputs, same
+onnxruntime backend makes on the CPU (`tomp_deploy.runtime.backends.attention_fusion`), same inputs, same
 session options; checks that both give the same outputs.
 
     python -m benchmarks.attention_fusion --preset tomp50 --repeats 15
@@ -22,12 +22,12 @@ import onnx
 import onnxruntime as ort
 import torch
 
-from export.fp16 import contract_inputs
 from export.onnx_export import export_model
-from tomp_deploy.backends.attention_fusion import fuse_attention
-from tomp_deploy.backends.onnxruntime_backend import OnnxRuntimeBackend, session_options
-from tomp_deploy.host_facts import host_facts
+from tomp_deploy.checks.fp16_report import contract_inputs
+from tomp_deploy.evaluation.host_facts import host_facts
 from tomp_deploy.model import ToMPNet, preset
+from tomp_deploy.runtime.backends.attention_fusion import fuse_attention
+from tomp_deploy.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend, session_options
 
 RESULTS = Path(__file__).parent / "results"
 

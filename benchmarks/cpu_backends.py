@@ -34,12 +34,12 @@ from rich.console import Console
 from rich.table import Table
 
 from export.onnx_export import export_model
-from tomp_deploy.backends import open_backend
-from tomp_deploy.contract import GRAPHS
-from tomp_deploy.driver import track_frames
-from tomp_deploy.host_facts import host_facts
+from tomp_deploy.evaluation.host_facts import host_facts
 from tomp_deploy.model import ToMPNet, preset, save_checkpoint
-from tomp_deploy.tracker import STAGES
+from tomp_deploy.runtime.backends import open_backend
+from tomp_deploy.runtime.contract import GRAPHS
+from tomp_deploy.runtime.driver import track_frames
+from tomp_deploy.runtime.tracker import STAGES
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -92,8 +92,8 @@ def tracker_speed(backend, frames, box, warmup: int = 3) -> dict:
 
 def measure(backend_name: str, model: str, options: dict, export_folder: str, frame_count: int, repeats: int) -> dict:
     """Runs in a fresh process: graph latencies on realistic inputs, then the tracker's speed."""
-    from export.fp16 import contract_inputs
-    from tomp_deploy.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from tomp_deploy.checks.fp16_report import contract_inputs
+    from tomp_deploy.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 
     inputs = contract_inputs(OnnxRuntimeBackend(export_folder))
     backend = open_backend(backend_name, model, **options)
@@ -111,9 +111,9 @@ def openvino_settings(export_folder: str, repeats: int) -> list[dict]:
     OPENVINO_SETTINGS: what the backend's fixed latency hint and default threads rest on."""
     import openvino
 
-    from export.fp16 import contract_inputs
-    from tomp_deploy.backends.onnxruntime_backend import OnnxRuntimeBackend
-    from tomp_deploy.backends.openvino_backend import INFERENCE_PRECISION, choose_precision, cpu_capabilities
+    from tomp_deploy.checks.fp16_report import contract_inputs
+    from tomp_deploy.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from tomp_deploy.runtime.backends.openvino_backend import INFERENCE_PRECISION, choose_precision, cpu_capabilities
 
     core = openvino.Core()
     precision = choose_precision("auto", "fp32", cpu_capabilities(core))
@@ -150,9 +150,9 @@ def backends_to_time(folder: Path, checkpoint: Path, console: Console) -> dict[s
     import openvino
 
     from export.quantize import quantize_export
-    from tomp_deploy.backends.openvino_backend import cpu_capabilities
-    from tomp_deploy.datasets import open_dataset
-    from tomp_deploy.synth import generate_benchmark
+    from tomp_deploy.evaluation.datasets import open_dataset
+    from tomp_deploy.evaluation.synth import generate_benchmark
+    from tomp_deploy.runtime.backends.openvino_backend import cpu_capabilities
 
     timed["openvino fp32"] = ("openvino", str(export), {"precision": "fp32"})
     if "BF16" in cpu_capabilities(openvino.Core()):

@@ -21,10 +21,10 @@ from rich.console import Console
 
 from engines.builder import build_engines
 from export.onnx_export import export_model
-from tomp_deploy.contract import GRAPHS
-from tomp_deploy.host_facts import host_facts
+from tomp_deploy.evaluation.host_facts import host_facts
 from tomp_deploy.model import ToMPNet, load_model, preset
-from tomp_deploy.shipped import resolve_model
+from tomp_deploy.runtime.contract import GRAPHS
+from tomp_deploy.runtime.shipped import resolve_model
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -21,12 +21,12 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from tomp_deploy.bench import bench
-from tomp_deploy.cli.model_forms import ModelForms
-from tomp_deploy.datasets import open_dataset
+from tomp_deploy.checks.bench import bench
+from tomp_deploy.evaluation.datasets import open_dataset
+from tomp_deploy.evaluation.synth import generate_benchmark
 from tomp_deploy.model import ToMPNet, preset, save_checkpoint
-from tomp_deploy.shipped import resolve_model
-from tomp_deploy.synth import generate_benchmark
+from tomp_deploy.pipeline.model_forms import ModelForms
+from tomp_deploy.runtime.shipped import resolve_model
 
 RESULTS = Path(__file__).parent / "results"
 RANDOM_WEIGHTS = ("tomp50", "tomp101")

@@ -22,14 +22,14 @@ from pathlib import Path
 import numpy as np
 
 from export.onnx_export import export_model
-from tomp_deploy.datasets import Sequence, open_dataset
-from tomp_deploy.errors import ToMPError
-from tomp_deploy.evaluation import TrackerSetup, evaluate
-from tomp_deploy.host_facts import host_facts
+from tomp_deploy.evaluation.datasets import Sequence, open_dataset
+from tomp_deploy.evaluation.host_facts import host_facts
+from tomp_deploy.evaluation.runner import TrackerSetup, evaluate
+from tomp_deploy.evaluation.scoring import score_results
+from tomp_deploy.evaluation.synth import HELD_OUT_FAMILY, generate_benchmark
 from tomp_deploy.model import load_model
-from tomp_deploy.scoring import score_results
-from tomp_deploy.shipped import resolve_model
-from tomp_deploy.synth import HELD_OUT_FAMILY, generate_benchmark
+from tomp_deploy.runtime.errors import ToMPError
+from tomp_deploy.runtime.shipped import resolve_model
 
 RESULTS = Path(__file__).parent / "results"
 SAME_GENERATOR_FAMILY = "patches"
@@ -70,7 +70,7 @@ def low_precision_trackers(work: Path) -> dict[str, TrackerSetup]:
     import openvino
 
     from export.quantize import QUANTIZERS, quantize_export
-    from tomp_deploy.backends.openvino_backend import cpu_capabilities
+    from tomp_deploy.runtime.backends.openvino_backend import cpu_capabilities
 
     fp32 = str(work / "export-fp32")
     trackers = {"model (openvino fp32)": TrackerSetup("openvino", fp32, backend_options=(("precision", "fp32"),))}

@@ -20,11 +20,11 @@ import time
 from pathlib import Path
 
 from engines.plan import precision_problems, profile_shapes
-from tomp_deploy.contract import GRAPHS
-from tomp_deploy.engine_manifest import RUNTIME_CACHE_FILE, EngineManifest
-from tomp_deploy.errors import ToMPError
-from tomp_deploy.export_manifest import EXPORT_MANIFEST_FILE, ExportFolder, read_export
-from tomp_deploy.gpu import current_engine_target, engine_library
+from tomp_deploy.runtime.contract import GRAPHS
+from tomp_deploy.runtime.errors import ToMPError
+from tomp_deploy.runtime.gpu import current_engine_target, engine_library
+from tomp_deploy.runtime.manifests.engine import RUNTIME_CACHE_FILE, EngineManifest
+from tomp_deploy.runtime.manifests.export import EXPORT_MANIFEST_FILE, ExportFolder, read_export
 
 RTX_PORTABLE_DEFAULT = ("8.0", "8.6", "8.9", "12.0")
 """Compute capabilities a TensorRT for RTX engine runs on when none is asked for (and later ones)."""
@@ -97,10 +97,7 @@ def build_engines(export_dir: Path, out: Path, library: str | None = None, preci
     _check_precision(exported, precision)
     name, trt = engine_library(library)
     rtx = name == "tensorrt-rtx"
-    if rtx and timing_cache is not None:
-        raise ToMPError("--timing-cache applies to TensorRT; TensorRT for RTX has no timing cache.")
-    if not rtx and compute_capabilities:
-        raise ToMPError("--compute-capability applies to TensorRT for RTX; TensorRT builds for the GPU it runs on.")
+    _check_library_options(rtx, timing_cache, compute_capabilities)
     target = None if rtx else current_engine_target(name)
     capabilities = _compute_capabilities(trt, compute_capabilities or []) if rtx else []
     profiles = profile_shapes(exported, max_batch)
@@ -121,18 +118,11 @@ def build_engines(export_dir: Path, out: Path, library: str | None = None, preci
         config = builder.create_builder_config()
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gb * (1 << 30)))
         config.progress_monitor = _progress_monitor(trt, lambda text, graph=graph: report(f"{graph}: {text}"))
-        if rtx and capabilities:
-            config.num_compute_capabilities = len(capabilities)
-            for index, capability in enumerate(capabilities):
-                config.set_compute_capability(capability, index)
-        cache = None
-        if not rtx:
-            cache = config.create_timing_cache(cache_bytes)
+        _set_compute_capabilities(config, capabilities)
+        cache = None if rtx else config.create_timing_cache(cache_bytes)
+        if cache is not None:
             config.set_timing_cache(cache, ignore_mismatch=False)
-        profile = builder.create_optimization_profile()
-        for tensor, (low, opt, high) in profiles[graph].items():
-            profile.set_shape(tensor, low, opt, high)
-        config.add_optimization_profile(profile)
+        config.add_optimization_profile(_optimization_profile(builder, profiles[graph]))
         report(f"{graph}: building")
         serialized = builder.build_serialized_network(network, config)
         if serialized is None:
@@ -146,8 +136,7 @@ def build_engines(export_dir: Path, out: Path, library: str | None = None, preci
     shutil.copy(Path(export_dir) / EXPORT_MANIFEST_FILE, out / EXPORT_MANIFEST_FILE)
     (out / RUNTIME_CACHE_FILE).unlink(missing_ok=True)  # kernels compiled for engines that are gone
     manifest = EngineManifest(
-        library=name, library_version=trt.__version__, precision=exported.manifest.precision,
-        onnx_sha256=exported.graph_hashes(),
+        library=name, library_version=trt.__version__, precision=exported.manifest.precision, onnx_sha256=exported.graph_hashes(),
         gpu_name=target.gpu_name if target else None,
         compute_capability=target.compute_capability if target else None,
         target_compute_capabilities=list(compute_capabilities or RTX_PORTABLE_DEFAULT) if rtx else [],
@@ -160,6 +149,29 @@ def build_engines(export_dir: Path, out: Path, library: str | None = None, preci
     )
     manifest.write(out)
     return manifest
+
+
+def _check_library_options(rtx: bool, timing_cache: Path | None, compute_capabilities: list[str] | None) -> None:
+    if rtx and timing_cache is not None:
+        raise ToMPError("--timing-cache applies to TensorRT; TensorRT for RTX has no timing cache.")
+    if not rtx and compute_capabilities:
+        raise ToMPError("--compute-capability applies to TensorRT for RTX; TensorRT builds for the GPU it runs on.")
+
+
+def _set_compute_capabilities(config, capabilities: list) -> None:
+    """TensorRT for RTX: the compute capabilities the engine is compiled for (none given: its default set)."""
+    if capabilities:
+        config.num_compute_capabilities = len(capabilities)
+        for index, capability in enumerate(capabilities):
+            config.set_compute_capability(capability, index)
+
+
+def _optimization_profile(builder, shapes: dict):
+    """One profile with each dynamic input's (min, opt, max) shapes."""
+    profile = builder.create_optimization_profile()
+    for tensor, (low, opt, high) in shapes.items():
+        profile.set_shape(tensor, low, opt, high)
+    return profile
 
 
 def _check_precision(exported: ExportFolder, requested: str | None) -> None:

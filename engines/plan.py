@@ -3,9 +3,9 @@ from the export's contract shapes, and whether a parsed network keeps the export
 
 from __future__ import annotations
 
-from tomp_deploy.contract import BATCH, graph_io
-from tomp_deploy.errors import ToMPError
-from tomp_deploy.export_manifest import ExportFolder
+from tomp_deploy.runtime.contract import BATCH, graph_io
+from tomp_deploy.runtime.errors import ToMPError
+from tomp_deploy.runtime.manifests.export import ExportFolder
 
 HEAVY_LAYER_KINDS = frozenset({"CONVOLUTION", "MATRIX_MULTIPLY"})
 """Layers that hold nearly all of a frame's FLOPs: in an FP16 network they must run in FP16."""

@@ -22,13 +22,14 @@ import numpy as np
 import onnx
 
 from export.onnx_export import prepare_output_folder
-from tomp_deploy.contract import GRAPHS
-from tomp_deploy.datasets import Sequence
-from tomp_deploy.errors import ToMPError
-from tomp_deploy.export_manifest import ExportFolder, read_export
-from tomp_deploy.manifest_files import file_sha256
-from tomp_deploy.parity import RecordingBackend, track_sequence
-from tomp_deploy.sources import FrameSource
+from tomp_deploy.evaluation.datasets import Sequence
+from tomp_deploy.runtime.backends.recording import RecordedCalls, RecordingBackend
+from tomp_deploy.runtime.contract import GRAPHS
+from tomp_deploy.runtime.driver import track_boxes
+from tomp_deploy.runtime.errors import ToMPError
+from tomp_deploy.runtime.manifests.export import ExportFolder, read_export
+from tomp_deploy.runtime.manifests.json_files import file_sha256
+from tomp_deploy.runtime.sources import FrameSource
 
 QUANTIZERS = ("nncf", "onnxruntime")
 WEIGHTED_OPS = ("Conv", "MatMul", "Gemm")
@@ -45,20 +46,20 @@ def weighted_nodes(model: onnx.ModelProto) -> list[str]:
 
 
 def record_calibration_inputs(export: ExportFolder, sequences: list[Sequence], frames: int,
-                              progress: Callable[[str], None] = lambda text: None) -> dict[str, list[tuple]]:
+                              progress: Callable[[str], None] = lambda text: None) -> RecordedCalls:
     """The inputs of every graph call while the FP32 export tracks `frames` frames, taken evenly from
     `sequences` (their first frames), thinned to CALIBRATION_CALLS per graph."""
-    from tomp_deploy.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from tomp_deploy.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 
     if not sequences:
         raise ToMPError("The calibration dataset holds no sequence.")
     per_sequence = max(2, -(-frames // len(sequences)))
-    recorder = RecordingBackend(OnnxRuntimeBackend(export))
+    recorder = RecordingBackend(OnnxRuntimeBackend(export), keep=per_sequence * len(sequences))
     with recorder:
         for sequence in sequences:
             progress(f"calibration: tracking {sequence.name}")
             images = [frame.image for frame in FrameSource.of_images(sequence.frames[:per_sequence])]
-            track_sequence(recorder, images, sequence.init_box)
+            track_boxes(recorder, images, sequence.init_box)
             recorder.calls = {graph: _thin(calls, CALIBRATION_CALLS * 4) for graph, calls in recorder.calls.items()}
     return {graph: _thin(calls, CALIBRATION_CALLS) for graph, calls in recorder.calls.items()}
 
@@ -133,10 +134,8 @@ def quantize_export(export_folder: Path, out: Path, sequences: list[Sequence], q
         for graph in GRAPHS:
             progress(f"quantising {graph} ({quantizer})")
             entry = export.manifest.graphs[graph]
-            names = [spec["name"] for spec in entry.inputs]
-            feeds = [dict(zip(names, arrays)) for arrays in calls[graph]]
             staged = Path(scratch) / entry.file
-            quantize(export.graph_path(graph), staged, feeds)
+            quantize(export.graph_path(graph), staged, calls[graph])
             onnx.checker.check_model(str(staged))
             target = out / entry.file
             staged.replace(target)

@@ -35,7 +35,7 @@ def shipped_export(tmp_path_factory):
     """The shipped tiny model's FP32 export, shared by every test module: tests that change it copy it."""
     from export.onnx_export import export_model
     from tomp_deploy.model import load_model
-    from tomp_deploy.shipped import resolve_model
+    from tomp_deploy.runtime.shipped import resolve_model
 
     folder = tmp_path_factory.mktemp("shipped") / "export"
     export_model(load_model(resolve_model("tiny")), folder)
@@ -47,8 +47,18 @@ def shipped_exports(shipped_export):
     """The shipped tiny model's FP32 and FP16 exports."""
     from export.onnx_export import export_model
     from tomp_deploy.model import load_model
-    from tomp_deploy.shipped import resolve_model
+    from tomp_deploy.runtime.shipped import resolve_model
 
     fp16 = shipped_export.parent / "export-fp16"
     export_model(load_model(resolve_model("tiny")), fp16, precision="fp16")
     return shipped_export, fp16
+
+
+@pytest.fixture(scope="session")
+def training_sources(tmp_path_factory):
+    """Synthetic training data of every family for the small training configuration, and its run folder."""
+    from tests.training_setup import SMALL
+    from train.data import load_sources, parse_data_spec
+
+    run = tmp_path_factory.mktemp("run")
+    return load_sources(parse_data_spec("synthetic"), SMALL, run), run

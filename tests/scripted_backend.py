@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from tomp_deploy.backends.base import HostTracking
-from tomp_deploy.presets import preset
+from tomp_deploy.runtime.backends.base import HostTracking
+from tomp_deploy.runtime.presets import preset
 
 
 class ScriptedBackend(HostTracking):
@@ -21,26 +21,30 @@ class ScriptedBackend(HostTracking):
         self.features_made = 0
         self.predictor_calls: list[dict] = []
 
-    def backbone(self, image: np.ndarray) -> np.ndarray:
+    def run(self, graph: str, inputs: dict) -> dict:
+        return getattr(self, f"_{graph}")(**inputs)
+
+    def _backbone(self, image: np.ndarray) -> dict:
         c, f = self.config.feature_dim, self.config.feature_size
         feats = np.empty((image.shape[0], c, f, f), np.float32)
         for i in range(image.shape[0]):
             self.features_made += 1
             feats[i] = self.features_made
-        return feats
+        return {"feat": feats}
 
-    def predictor(self, train_feat, train_label, train_ltrb, test_feat, key_padding_mask):
+    def _predictor(self, train_feat, train_label, train_ltrb, test_feat, key_padding_mask) -> dict:
         self.predictor_calls.append({
             "memory_ids": train_feat[:, 0, 0, 0].copy(), "test_id": float(test_feat[0, 0, 0, 0]),
             "labels": train_label.copy(), "ltrb": train_ltrb.copy(), "mask": key_padding_mask.copy(),
         })
         c = self.config.feature_dim
-        return np.zeros((1, c), np.float32), np.zeros((1, c), np.float32), test_feat, test_feat
+        return {"cls_filter": np.zeros((1, c), np.float32), "bbreg_filter": np.zeros((1, c), np.float32),
+                "cls_feat": test_feat, "bbreg_feat": test_feat}
 
-    def head(self, cls_filter, cls_feat, bbreg_filter, bbreg_feat):
+    def _head(self, cls_filter, bbreg_filter, cls_feat, bbreg_feat) -> dict:
         f = self.config.feature_size
         ltrb = np.full((1, 4, f, f), self.box_size / 2 / self.config.search_size, np.float32)
-        return self.score_maps.pop(0)[None].astype(np.float32), ltrb
+        return {"scores": self.score_maps.pop(0)[None].astype(np.float32), "ltrb": ltrb}
 
 
 def peak_map(peaks: dict[tuple[int, int], float], size: int = 18) -> np.ndarray:

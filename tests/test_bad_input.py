@@ -13,10 +13,10 @@ import pytest
 
 from tests.reference_checkpoints import write_reference_checkpoint
 from tomp_deploy import ToMPError
-from tomp_deploy.datasets import open_dataset
+from tomp_deploy.evaluation.datasets import open_dataset
+from tomp_deploy.evaluation.synth import generate_benchmark
 from tomp_deploy.model import load_model, save_checkpoint
-from tomp_deploy.shipped import resolve_model
-from tomp_deploy.synth import generate_benchmark
+from tomp_deploy.runtime.shipped import resolve_model
 
 
 def run_cli(*args, **kwargs) -> subprocess.CompletedProcess:
@@ -225,7 +225,7 @@ def test_build_reads_the_export_before_asking_for_tensorrt(tmp_path):
     lambda manifest: manifest.update(model={"num_heads": "many"}),
 ])
 def test_damaged_model_json(tmp_path, edit, shipped_export):
-    from tomp_deploy.export_manifest import read_export
+    from tomp_deploy.runtime.manifests.export import read_export
 
     folder = tmp_path / "export"
     shutil.copytree(shipped_export, folder)

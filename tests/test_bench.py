@@ -13,12 +13,12 @@ import torch
 
 from tests.seeded import seeded_model
 from tomp_deploy import ToMPError
-from tomp_deploy.backends import BACKENDS
-from tomp_deploy.bench import bench
-from tomp_deploy.cli.model_forms import ModelForms
-from tomp_deploy.datasets import open_dataset
+from tomp_deploy.checks.bench import bench
+from tomp_deploy.evaluation.datasets import open_dataset
+from tomp_deploy.evaluation.synth import generate_benchmark
 from tomp_deploy.model import save_checkpoint
-from tomp_deploy.synth import generate_benchmark
+from tomp_deploy.pipeline.model_forms import ModelForms
+from tomp_deploy.runtime.backends import BACKENDS
 
 FIELDS = {"status", "auc", "precision", "norm_precision", "delta_auc", "iou_mean", "iou_min", "fps", "fps_steady",
           "frames_steady", "stage_ms"}
@@ -63,18 +63,18 @@ def test_bench_report_schema_and_reference(checkpoint, sequences, tmp_path):
 
 
 def test_failing_backend_is_reported_and_the_others_written(checkpoint, sequences, tmp_path, monkeypatch):
-    from tomp_deploy.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from tomp_deploy.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 
     calls = {"count": 0}
-    original = OnnxRuntimeBackend.head
+    original = OnnxRuntimeBackend._run
 
-    def breaks_on_the_fifth_frame(self, *arrays):
-        calls["count"] += 1
+    def breaks_on_the_fifth_frame(self, graph, feeds):
+        calls["count"] += graph == "head"
         if calls["count"] == 5:
             raise RuntimeError("device lost")
-        return original(self, *arrays)
+        return original(self, graph, feeds)
 
-    monkeypatch.setattr(OnnxRuntimeBackend, "head", breaks_on_the_fifth_frame)
+    monkeypatch.setattr(OnnxRuntimeBackend, "_run", breaks_on_the_fifth_frame)
     report = run_bench(checkpoint, ["onnxruntime"], sequences, tmp_path, warmup=1)
     assert report["backends"]["onnxruntime"] == {"status": "failed", "error": "RuntimeError: device lost"}
     assert report["backends"]["torch"]["status"] == "ok"
@@ -120,10 +120,10 @@ def test_demo_pipeline_on_a_small_setting(checkpoint, tmp_path):
 def test_the_demo_video_follows_its_target_with_the_shipped_model(tmp_path, shipped_export):
     """The demo's video sequence (its defaults), tracked as the demo does (ONNX Runtime on the export of the
     shipped model): the box overlaps the ground truth (IoU >= 0.5) on at least 90% of the frames."""
-    from tomp_deploy.backends import open_backend
     from tomp_deploy.cli.benchmark import DEMO_FRAMES, DEMO_SEED, write_tracked_video
-    from tomp_deploy.metrics import overlaps
-    from tomp_deploy.synth import DEMO_FAMILY
+    from tomp_deploy.evaluation.metrics import overlaps
+    from tomp_deploy.evaluation.synth import DEMO_FAMILY
+    from tomp_deploy.runtime.backends import open_backend
 
     generate_benchmark(tmp_path / "sequences", 1, DEMO_FRAMES, seed=DEMO_SEED, family=DEMO_FAMILY)
     sequence = open_dataset(tmp_path / "sequences", "lasot")[0]
@@ -152,7 +152,7 @@ def test_gpu_backends_are_skipped_with_their_reason(checkpoint, sequences, tmp_p
 
 
 def test_host_facts_name_the_gpus_the_driver_reports(tmp_path, monkeypatch):
-    from tomp_deploy.host_facts import gpu_names
+    from tomp_deploy.evaluation.host_facts import gpu_names
 
     monkeypatch.setenv("PATH", str(tmp_path))
     assert gpu_names() == [], "no nvidia-smi: no GPU"
@@ -171,3 +171,48 @@ def test_bench_names_the_precision_openvino_chose(checkpoint, sequences, tmp_pat
     assert entry["status"] == "ok" and entry["compute_precision"] in ("fp32", "bf16")
     assert 0 <= entry["precision"] <= 100  # the accuracy figure, not the compute precision
     assert f"| openvino ({entry['compute_precision']}) | ok |" in (tmp_path / "bench.md").read_text()
+
+
+def test_frames_are_timed_end_to_end_with_the_stages_inside(checkpoint, sequences):
+    from tomp_deploy.checks.bench.running import track_timed
+    from tomp_deploy.runtime.backends import open_backend
+
+    with open_backend("torch", checkpoint) as backend:
+        run = track_timed(backend, sequences, warmup=0, on_frame=lambda: None)
+    stages = np.sum([run.stage_seconds[stage] for stage in run.stage_seconds], axis=0)
+    assert len(run.frame_seconds) == sum(len(s.frames) - 1 for s in sequences) == len(stages)
+    assert np.all(np.array(run.frame_seconds) >= stages), "a frame's time covers every stage of it"
+
+
+def test_the_reference_keeps_only_the_calls_it_replays(checkpoint, sequences):
+    from tomp_deploy.checks.bench.running import RECORDED_CALLS
+    from tomp_deploy.runtime.backends import open_backend
+    from tomp_deploy.runtime.backends.recording import RecordingBackend
+    from tomp_deploy.runtime.driver import track_boxes
+    from tomp_deploy.runtime.sources import FrameSource
+
+    with RecordingBackend(open_backend("torch", checkpoint), keep=RECORDED_CALLS) as recorder:
+        for sequence in sequences:
+            track_boxes(recorder, (frame.image for frame in FrameSource.of_images(sequence.frames)), sequence.init_box)
+        assert {graph: len(calls) for graph, calls in recorder.calls.items()} == dict.fromkeys(recorder.calls, RECORDED_CALLS)
+        first = recorder.first_calls(1)
+        assert sorted(first["head"][0]) == ["bbreg_feat", "bbreg_filter", "cls_feat", "cls_filter"]
+
+
+@pytest.mark.slow
+def test_bench_memory_stays_flat_over_2000_frames(checkpoint, tmp_path):
+    """Two sequences of 1,000 frames of 320x240: decoded up front they would take 460 MB, and copies of
+    every contract call's inputs more; streamed, and with the reference's recording bounded, the peak
+    of Python/numpy allocations during the whole bench stays under 64 MB."""
+    import tracemalloc
+
+    generate_benchmark(tmp_path / "data", sequences=2, frames=1000, seed=5)
+    long_sequences = open_dataset(tmp_path / "data", "lasot")
+    tracemalloc.start()
+    try:
+        report = run_bench(checkpoint, ["torch"], long_sequences, tmp_path / "out", warmup=2)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert report["backends"]["torch"]["frames_timed"] == 2000 - 2 - 2
+    assert peak < 64 * 2**20, f"peak {peak / 2**20:.0f} MB"

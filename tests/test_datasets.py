@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tomp_deploy import ToMPError
-from tomp_deploy.datasets import open_dataset
+from tomp_deploy.evaluation.datasets import open_dataset
 
 PIXEL = np.zeros((4, 4, 3), np.uint8)
 

@@ -13,9 +13,14 @@ from engines.plan import precision_problems, profile_shapes
 from export.onnx_export import export_model
 from tests.seeded import seeded_model
 from tomp_deploy import ToMPError
-from tomp_deploy.contract import TensorSpec, graph_io
-from tomp_deploy.engine_manifest import EngineManifest, EngineTarget, EngineTensor, check_engines, io_mismatches, mismatches
-from tomp_deploy.export_manifest import read_export, read_export_manifest
+from tomp_deploy.runtime.contract import GraphTensor, TensorSpec, graph_io, graph_io_problems
+from tomp_deploy.runtime.manifests.engine import (
+    EngineManifest,
+    EngineTarget,
+    check_engines,
+    mismatches,
+)
+from tomp_deploy.runtime.manifests.export import read_export, read_export_manifest
 
 needs_rtx = pytest.mark.skipif(importlib.util.find_spec("tensorrt_rtx") is None,
                                reason="TensorRT for RTX is not installed (pip install -e '.[tensorrt-rtx]')")
@@ -208,29 +213,29 @@ def test_rtx_builds_tomp50_engines(tmp_path):
 
 def engine_tensors(config, graph):
     inputs, outputs = graph_io(config)[graph]
-    return [EngineTensor(s.name, is_input, tuple(-1 if d == "batch" else d for d in s.shape), s.dtype)
+    return [GraphTensor(s.name, is_input, s.shape, s.dtype)
             for specs, is_input in ((inputs, True), (outputs, False)) for s in specs]
 
 
-def test_engine_io_is_checked_against_the_contract(exported):
+def test_graph_io_is_checked_against_the_contract_by_name(exported):
     config = exported.config
-    inputs, outputs = graph_io(config)["predictor"]
-    assert io_mismatches("predictor", inputs, outputs, engine_tensors(config, "predictor")) == []
-    assert io_mismatches("backbone", *graph_io(config)["backbone"], engine_tensors(config, "backbone")) == []
+    assert graph_io_problems(config, "predictor", engine_tensors(config, "predictor")) == []
+    assert graph_io_problems(config, "backbone", engine_tensors(config, "backbone")) == []
+    assert graph_io_problems(config, "head", engine_tensors(config, "head")[::-1]) == []  # order does not matter
 
     tensors = engine_tensors(config, "predictor")
     tensors[0] = dataclasses.replace(tensors[0], dtype="float16")
     tensors[3] = dataclasses.replace(tensors[3], is_input=False)
     tensors[4] = dataclasses.replace(tensors[4], name="mask")
     tensors[5] = dataclasses.replace(tensors[5], shape=(2, 64))
-    assert io_mismatches("predictor", inputs, outputs, tensors) == [
-        "predictor engine lacks the tensor 'key_padding_mask'",
-        "predictor engine has an unexpected tensor 'mask'",
-        "predictor engine's 'train_feat' is float16, the contract's float32",
-        "predictor engine's 'test_feat' is an output, the contract's an input",
-        "predictor engine's 'cls_filter' has shape (2, 64), the contract's (1, 64)",
+    assert graph_io_problems(config, "predictor", tensors) == [
+        "predictor lacks the tensor 'key_padding_mask'",
+        "predictor has an unexpected tensor 'mask'",
+        "predictor's 'train_feat' is float16, the contract's float32",
+        "predictor's 'test_feat' is an output, the contract's an input",
+        "predictor's 'cls_filter' has shape (2, 64), the contract's (1, 64)",
     ]
     static_batch = engine_tensors(config, "backbone")
     static_batch[0] = dataclasses.replace(static_batch[0], shape=(1, 3, 288, 288))
-    assert io_mismatches("backbone", *graph_io(config)["backbone"], static_batch) == [
-        "backbone engine's 'image' has shape (1, 3, 288, 288), the contract's (-1, 3, 288, 288)"]
+    assert graph_io_problems(config, "backbone", static_batch) == [
+        "backbone's 'image' has shape (1, 3, 288, 288), the contract's ('batch', 3, 288, 288)"]

@@ -10,11 +10,11 @@ import pytest
 
 from tests.seeded import seeded_model
 from tomp_deploy import ToMPError
-from tomp_deploy.datasets import open_dataset
-from tomp_deploy.evaluation import TrackerSetup, evaluate
+from tomp_deploy.evaluation.datasets import open_dataset
+from tomp_deploy.evaluation.runner import TrackerSetup, evaluate
+from tomp_deploy.evaluation.scoring import score_results
+from tomp_deploy.evaluation.synth import ATTRIBUTES, generate_benchmark
 from tomp_deploy.model import save_checkpoint
-from tomp_deploy.scoring import score_results
-from tomp_deploy.synth import ATTRIBUTES, generate_benchmark
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +147,7 @@ def test_eval_on_ray_writes_what_one_worker_writes(benchmark, checkpoint, tmp_pa
 
 
 def test_eval_on_ray_reports_a_failing_task(benchmark, tmp_path, ray_cluster):
-    from tomp_deploy.ray_evaluation import RayCluster
+    from tomp_deploy.evaluation.ray_runner import RayCluster
 
     export = tmp_path / "not-an-export"
     export.mkdir()
@@ -157,7 +157,7 @@ def test_eval_on_ray_reports_a_failing_task(benchmark, tmp_path, ray_cluster):
 
 
 def test_eval_on_ray_without_ray_says_what_to_install(benchmark, checkpoint, tmp_path, monkeypatch):
-    from tomp_deploy.ray_evaluation import RayCluster
+    from tomp_deploy.evaluation.ray_runner import RayCluster
 
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(ToMPError, match=r"pip install -e '\.\[ray\]'"):

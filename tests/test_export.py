@@ -1,4 +1,4 @@
-"""Export to ONNX, the ONNX Runtime backend against the PyTorch reference, FP16 exports, bad inputs."""
+"""Export to ONNX, the ONNX Runtime backend against the PyTorch reference, bad inputs (FP16: test_export_fp16)."""
 
 import json
 import shutil
@@ -11,21 +11,22 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from export.fp16 import contract_inputs as realistic_inputs
-from export.fp16 import growing, layer_errors
-from export.onnx_export import check_graph, export_model
+from export.graph_checks import check_graph
+from export.onnx_export import export_model
 from export.trt_ops import unsupported_nodes
 from tests.contract_checks import FEAT, assert_contract_parity
 from tests.reference_checkpoints import write_reference_checkpoint
 from tests.seeded import seeded_model
 from tests.sequences import moving_target_sequence
 from tomp_deploy import ToMPError
-from tomp_deploy.backends.onnxruntime_backend import OnnxRuntimeBackend
-from tomp_deploy.backends.torch_backend import TorchBackend
-from tomp_deploy.contract import graph_io
-from tomp_deploy.export_manifest import read_export
+from tomp_deploy.checks.fp16_report import contract_inputs as realistic_inputs
+from tomp_deploy.checks.parity import compare_sequences
 from tomp_deploy.model import save_checkpoint
-from tomp_deploy.parity import FP16_TOLERANCES, compare_contract, compare_sequences, track_sequence
+from tomp_deploy.model.torch_backend import TorchBackend
+from tomp_deploy.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+from tomp_deploy.runtime.contract import graph_io
+from tomp_deploy.runtime.driver import track_boxes
+from tomp_deploy.runtime.manifests.export import read_export
 
 
 @pytest.mark.parametrize("memory_frames", [1, 2])
@@ -49,55 +50,8 @@ def test_full_size_graphs_match_pytorch(tmp_path, preset_name):
         "name": "key_padding_mask", "shape": [2, 3 * FEAT * FEAT], "dtype": "bool"}
 
 
-def test_fp16_export_of_a_reference_tomp50_checkpoint(tmp_path):
-    """The FP16 graphs of a published-format ToMP-50 checkpoint, run by ONNX Runtime on the CPU: every
-    contract output within 1e-2 of the FP32 export's, FP16 weights, FP32 islands where the model puts them."""
-    from tomp_deploy.model import load_model
-
-    network = load_model(write_reference_checkpoint(tmp_path / "tomp50.pth.tar"))
-    export_model(network, tmp_path / "fp32")
-    export_model(network, tmp_path / "fp16", precision="fp16")
-    fp32, fp16 = read_export(tmp_path / "fp32"), read_export(tmp_path / "fp16")
-    assert (fp32.manifest.precision, fp16.manifest.precision) == ("fp32", "fp16")
-    with OnnxRuntimeBackend(fp32) as reference, OnnxRuntimeBackend(fp16) as half:
-        inputs = realistic_inputs(reference)
-        rows = compare_contract(reference, half, inputs)
-    assert len(rows) == 7 and FP16_TOLERANCES.outputs_within(rows), [(r.output, r.max_rel) for r in rows]
-    graphs = fp16.manifest.graphs
-    assert graphs["backbone"].fp16_weight_fraction >= 0.9 and graphs["predictor"].fp16_weight_fraction >= 0.9
-    for graph in ("backbone", "predictor", "head"):
-        model = onnx.load(str(fp16.graph_path(graph)))
-        assert {i.type.tensor_type.elem_type for i in model.graph.input} <= {TensorProto.FLOAT, TensorProto.BOOL}
-        assert {o.type.tensor_type.elem_type for o in model.graph.output} == {TensorProto.FLOAT}
-        island_ops = {n.op_type for n in model.graph.node if n.name in set(graphs[graph].fp32_nodes)}
-        expected = {"backbone": {"ReduceMean", "Sqrt"}, "predictor": {"Softmax", "LayerNormalization"},
-                    "head": {"ReduceSum", "Exp", "ReduceMean"}}[graph]
-        assert expected <= island_ops, (graph, island_ops)
-    assert not graphs["backbone"].fp32_nodes or "Conv" not in {
-        n.op_type for n in onnx.load(str(fp16.graph_path("backbone"))).graph.node if n.name in graphs["backbone"].fp32_nodes}
 
 
-def test_per_layer_report_pairs_every_tensor_with_its_fp32_counterpart(tmp_path):
-    """Every tensor of the FP16 graph is compared with the same tensor of its FP32 twin (a wrong pairing
-    would show errors near 1): the graph outputs' errors are of the order of the contract-level comparison
-    of the two exports, the islands are flagged, and the layers listed are those whose error is well above
-    their inputs'."""
-    network = seeded_model("tiny", 2, 0.6, True, 0.2)
-    export_model(network, tmp_path / "fp32")
-    export_model(network, tmp_path / "fp16", precision="fp16")
-    fp32, fp16 = read_export(tmp_path / "fp32"), read_export(tmp_path / "fp16")
-    with OnnxRuntimeBackend(fp32) as reference, OnnxRuntimeBackend(fp16) as half:
-        inputs = realistic_inputs(reference)
-        contract = {r.output: r.max_rel for r in compare_contract(reference, half, inputs)}
-    rows = layer_errors(fp32, fp16, {graph: calls[0] for graph, calls in inputs.items()})
-    assert len(rows) > 100
-    for output in ("scores", "ltrb"):
-        per_layer = next(r.max_rel for r in rows if r.tensor == output)
-        # the same order: the per-layer run keeps every cast as written, ONNX Runtime's optimiser drops some
-        assert contract[output] / 10 <= per_layer <= min(contract[output] * 10, 1e-2), (output, per_layer, contract[output])
-    assert all(r.fp32_island for r in rows if r.op_type in ("Softmax", "LayerNormalization"))
-    listed = growing(rows)
-    assert listed and all(r.max_rel >= 2 * r.input_rel and r.max_rel >= 1e-3 for r in listed)
 
 
 def test_exported_io_follows_the_contract(tiny_export):
@@ -111,15 +65,15 @@ def test_exported_io_follows_the_contract(tiny_export):
                                  for s in inputs]
         assert [o.name for o in model.graph.output] == [s.name for s in outputs]
     batch = np.random.default_rng(0).uniform(0, 255, (3, 3, 288, 288)).astype(np.float32)
-    feats = OnnxRuntimeBackend(folder).backbone(batch)
+    feats = OnnxRuntimeBackend(folder).run("backbone", {"image": batch})["feat"]
     assert feats.shape == (3, network.config.feature_dim, FEAT, FEAT)  # dynamic batch
 
 
 def test_onnxruntime_tracks_like_torch(tiny_export):
     network, folder = tiny_export
     frames, boxes = moving_target_sequence(0, 30)
-    reference = track_sequence(TorchBackend(network), frames, boxes[0])
-    candidate = track_sequence(OnnxRuntimeBackend(folder), frames, boxes[0])
+    reference = track_boxes(TorchBackend(network), frames, boxes[0])
+    candidate = track_boxes(OnnxRuntimeBackend(folder), frames, boxes[0])
     assert compare_sequences(reference, candidate).ious.min() >= 0.999
 
 
@@ -129,10 +83,10 @@ def test_onnxruntime_path_imports_no_torch(tiny_export):
 import sys
 sys.modules['torch'] = None
 from tests.sequences import moving_target_sequence
-from tomp_deploy.backends import open_backend
-from tomp_deploy.parity import track_sequence
+from tomp_deploy.runtime.backends import open_backend
+from tomp_deploy.runtime.driver import track_boxes
 frames, boxes = moving_target_sequence(0, 3)
-print(len(track_sequence(open_backend('onnxruntime', {str(folder)!r}), frames, boxes[0])))
+print(len(track_boxes(open_backend('onnxruntime', {str(folder)!r}), frames, boxes[0])))
 """
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
@@ -236,7 +190,6 @@ def test_model_of_the_wrong_kind_for_a_backend(tmp_path, tiny_export, kind):
     frames, boxes = moving_target_sequence(0, 2)
     sequence = tmp_path / "seq"
     (sequence / "img").mkdir(parents=True)
-    import cv2
 
     for index, frame in enumerate(frames):
         cv2.imwrite(str(sequence / "img" / f"{index:04d}.png"), frame)
@@ -247,34 +200,8 @@ def test_model_of_the_wrong_kind_for_a_backend(tmp_path, tiny_export, kind):
     assert ("not an export folder" in result.stderr) or ("is a folder, not a checkpoint" in result.stderr)
 
 
-def test_fp16_export_of_the_trained_tiny_model_tracks_like_fp32(shipped_exports, tmp_path):
-    """Closed loop, frame by frame: a sub-pixel box difference changes the next crop, so this holds only
-    for a model whose box regressor is stable under small crop shifts (the model shipped before issue 15
-    was not)."""
-    from tomp_deploy.datasets import open_dataset
-    from tomp_deploy.synth import generate_benchmark
-
-    generate_benchmark(tmp_path / "data", sequences=2, frames=40, seed=11)
-    for sequence in open_dataset(tmp_path / "data", "lasot"):
-        frames = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in sequence.frames]
-        reference = track_sequence(OnnxRuntimeBackend(shipped_exports[0]), frames, sequence.init_box)
-        half = track_sequence(OnnxRuntimeBackend(shipped_exports[1]), frames, sequence.init_box)
-        assert compare_sequences(reference, half).ious.min() >= 0.98, sequence.name
 
 
-def test_fp16_export_of_the_trained_tiny_model_scores_like_fp32_on_the_held_out_family(shipped_exports, tmp_path):
-    """Within 1 point of success AUC on sequences of a scene family the model never saw."""
-    from benchmarks.tiny_heldout import score_trackers
-    from tomp_deploy.datasets import open_dataset
-    from tomp_deploy.evaluation import TrackerSetup
-    from tomp_deploy.synth import HELD_OUT_FAMILY, generate_benchmark
-
-    generate_benchmark(tmp_path / "data", sequences=3, frames=60, seed=11, family=HELD_OUT_FAMILY)
-    trackers = {"fp32": TrackerSetup("onnxruntime", str(shipped_exports[0])),
-                "fp16": TrackerSetup("onnxruntime", str(shipped_exports[1]))}
-    scores = score_trackers(open_dataset(tmp_path / "data", "lasot"), trackers, tmp_path / "results")
-    assert abs(scores["fp16"]["overall"]["auc"] - scores["fp32"]["overall"]["auc"]) <= 1.0
-    assert scores["fp32"]["overall"]["auc"] > scores["static box"]["overall"]["auc"] + 10
 
 
 def test_fused_attention_rewrite_computes_the_exported_predictor(tiny_export):
@@ -283,8 +210,7 @@ def test_fused_attention_rewrite_computes_the_exported_predictor(tiny_export):
     import onnx
     import onnxruntime as ort
 
-    from export.fp16 import contract_inputs as realistic_inputs
-    from tomp_deploy.backends.attention_fusion import MICROSOFT, fuse_attention
+    from tomp_deploy.runtime.backends.attention_fusion import MICROSOFT, fuse_attention
 
     _, folder = tiny_export
     backend = OnnxRuntimeBackend(folder)
@@ -304,14 +230,11 @@ def test_fused_attention_rewrite_computes_the_exported_predictor(tiny_export):
     assert backend.fused_attention_blocks == blocks  # the backend runs the rewrite on the CPU
 
 
-def test_fp16_predictor_runs_as_exported(shipped_exports):
-    assert OnnxRuntimeBackend(shipped_exports[1]).fused_attention_blocks == 0
-    assert OnnxRuntimeBackend(shipped_exports[0]).fused_attention_blocks > 0
 
 
 def test_force_replaces_an_export_with_its_compile_cache(tmp_path):
     from export.onnx_export import EXPORT_FILES, prepare_output_folder
-    from tomp_deploy.export_manifest import COMPILE_CACHE_FOLDER
+    from tomp_deploy.runtime.manifests.export import COMPILE_CACHE_FOLDER
 
     for name in EXPORT_FILES:
         (tmp_path / name).write_text("")

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from tomp_deploy import ToMPError
-from tomp_deploy.box_text import parse_box
-from tomp_deploy.export_manifest import read_export_manifest
 from tomp_deploy.model import load_model
-from tomp_deploy.shipped import resolve_model
+from tomp_deploy.runtime.box_text import parse_box
+from tomp_deploy.runtime.manifests.export import read_export_manifest
+from tomp_deploy.runtime.shipped import resolve_model
 
 MEMORY_BOUND_KIB = 600_000
 """Peak memory the fuzz loop may add over the loaded shipped model (the checkpoint is 6.7 MB)."""

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from tomp_deploy.geometry import (
+from tomp_deploy.runtime.geometry import (
     argmax2d,
     box_in_crop,
     clip_box,

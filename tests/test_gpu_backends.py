@@ -17,15 +17,17 @@ import torch
 from tests.seeded import seeded_model
 from tests.sequences import moving_target_sequence
 from tomp_deploy import ToMPError
-from tomp_deploy.backends import open_backend
-from tomp_deploy.backends.onnxruntime_backend import OnnxRuntimeBackend
-from tomp_deploy.backends.torch_backend import TorchBackend
-from tomp_deploy.backends.torch_cuda_backend import TensorMemory, TensorTracking
-from tomp_deploy.engine_manifest import ENGINE_MANIFEST_FILE, EngineManifest
-from tomp_deploy.export_manifest import EXPORT_MANIFEST_FILE
+from tomp_deploy.checks.parity import compare_contract, compare_sequences
 from tomp_deploy.model import load_model, save_checkpoint
-from tomp_deploy.parity import RecordingBackend, compare_contract, compare_sequences, track_sequence
-from tomp_deploy.shipped import resolve_model
+from tomp_deploy.model.torch_backend import TorchBackend
+from tomp_deploy.model.torch_cuda_backend import TensorMemory, TensorTracking
+from tomp_deploy.runtime.backends import open_backend
+from tomp_deploy.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+from tomp_deploy.runtime.backends.recording import RecordingBackend
+from tomp_deploy.runtime.driver import track_boxes
+from tomp_deploy.runtime.manifests.engine import ENGINE_MANIFEST_FILE, EngineManifest
+from tomp_deploy.runtime.manifests.export import EXPORT_MANIFEST_FILE
+from tomp_deploy.runtime.shipped import resolve_model
 
 SCORE_TOLERANCE = 1e-2
 MIN_IOU = 0.98
@@ -40,8 +42,8 @@ class TensorPathOnCpu(TensorTracking, TorchBackend):
 def test_device_resident_tracking_path_tracks_like_the_host_path():
     network = seeded_model("tiny", 2, 0.6, True, 0.2)
     images, boxes = moving_target_sequence(0, 10)
-    host = track_sequence(TorchBackend(network), images, boxes[0])
-    resident = track_sequence(TensorPathOnCpu(network), images, boxes[0])
+    host = track_boxes(TorchBackend(network), images, boxes[0])
+    resident = track_boxes(TensorPathOnCpu(network), images, boxes[0])
     np.testing.assert_allclose(resident, host, rtol=1e-5, atol=1e-3)
 
 
@@ -122,8 +124,8 @@ def test_tensorrt_backend_refuses_a_folder_that_is_not_an_engine_folder(trained_
 
 
 def synthetic_sequences(folder, count=2, frames=40):
-    from tomp_deploy.datasets import open_dataset
-    from tomp_deploy.synth import generate_benchmark
+    from tomp_deploy.evaluation.datasets import open_dataset
+    from tomp_deploy.evaluation.synth import generate_benchmark
 
     generate_benchmark(folder, sequences=count, frames=frames, seed=11)
     for sequence in open_dataset(folder, "lasot"):
@@ -134,8 +136,8 @@ def assert_tracks_like(reference, candidate, sequences):
     """Score maps within SCORE_TOLERANCE of the reference's on identical inputs, boxes within MIN_IOU per frame."""
     for sequence, frames in sequences:
         recorder = RecordingBackend(reference)
-        reference_boxes = track_sequence(recorder, frames, sequence.init_box)
-        candidate_boxes = track_sequence(candidate, frames, sequence.init_box)
+        reference_boxes = track_boxes(recorder, frames, sequence.init_box)
+        candidate_boxes = track_boxes(candidate, frames, sequence.init_box)
         recorded = {graph: calls[:5] for graph, calls in recorder.calls.items()}
         errors = {(row.graph, row.output): row.max_rel for row in compare_contract(reference, candidate, recorded)}
         assert errors[("head", "scores")] <= SCORE_TOLERANCE, (sequence.name, errors)
@@ -151,7 +153,7 @@ def require_cuda_gpu():
 @pytest.mark.gpu
 def test_torch_cuda_fp16_tracks_like_the_cpu_fp32_reference(tmp_path):
     require_cuda_gpu()
-    from tomp_deploy.backends.torch_cuda_backend import TorchCudaBackend
+    from tomp_deploy.model.torch_cuda_backend import TorchCudaBackend
 
     model = resolve_model("tiny")
     reference = TorchBackend(load_model(model))
@@ -161,7 +163,7 @@ def test_torch_cuda_fp16_tracks_like_the_cpu_fp32_reference(tmp_path):
 
 
 def tensorrt_or_skip():
-    from tomp_deploy.gpu import cuda_device, installed_engine_libraries
+    from tomp_deploy.runtime.gpu import cuda_device, installed_engine_libraries
 
     if not installed_engine_libraries() or importlib.util.find_spec("pycuda") is None:
         pytest.skip("no TensorRT library or pycuda (pip install 'tomp-deploy[tensorrt-rtx,cuda]' or '[tensorrt]')")
@@ -176,7 +178,7 @@ def tensorrt_or_skip():
 def tiny_engines(trained_export_fp16, tmp_path_factory):
     tensorrt_or_skip()
     from engines.builder import build_engines
-    from tomp_deploy.gpu import installed_engine_libraries
+    from tomp_deploy.runtime.gpu import installed_engine_libraries
 
     folder = tmp_path_factory.mktemp("engines") / "tiny-fp16"
     build_engines(trained_export_fp16, folder, library=installed_engine_libraries()[0], max_batch=2)
@@ -187,7 +189,7 @@ def tiny_engines(trained_export_fp16, tmp_path_factory):
 @pytest.mark.parametrize("cuda_graphs", [False, True])
 def test_tensorrt_fp16_engines_track_like_onnxruntime(trained_export_fp16, tiny_engines, tmp_path, cuda_graphs):
     """The engines against the FP16 graphs they were built from, run by ONNX Runtime on the CPU."""
-    from tomp_deploy.backends.tensorrt_backend import TensorRTBackend
+    from tomp_deploy.runtime.backends.tensorrt_backend import TensorRTBackend
 
     candidate = TensorRTBackend(tiny_engines, cuda_graphs=cuda_graphs)
     try:
@@ -198,8 +200,8 @@ def test_tensorrt_fp16_engines_track_like_onnxruntime(trained_export_fp16, tiny_
 
 @pytest.mark.tensorrt
 def test_tensorrt_multi_target_batch_and_its_limit(tiny_engines):
-    from tomp_deploy.backends.tensorrt_backend import TensorRTBackend
-    from tomp_deploy.tracker import MultiTargetTracker
+    from tomp_deploy.runtime.backends.tensorrt_backend import TensorRTBackend
+    from tomp_deploy.runtime.tracker import MultiTargetTracker
 
     backend = TensorRTBackend(tiny_engines)
     try:
@@ -215,7 +217,7 @@ def test_tensorrt_multi_target_batch_and_its_limit(tiny_engines):
 
 @pytest.mark.tensorrt
 def test_tensorrt_refuses_engines_of_another_machine_or_export(tiny_engines, tmp_path):
-    from tomp_deploy.backends.tensorrt_backend import TensorRTBackend
+    from tomp_deploy.runtime.backends.tensorrt_backend import TensorRTBackend
 
     rtx = json.loads((tiny_engines / ENGINE_MANIFEST_FILE).read_text())["library"] == "tensorrt-rtx"
     other_gpu = (("target_compute_capabilities", ["7.5"], "built for compute capabilities 7.5") if rtx else

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from tomp_deploy import ToMPError
-from tomp_deploy.datasets import Sequence
-from tomp_deploy.metrics import OVERLAP_THRESHOLDS, overlaps, sequence_curves
+from tomp_deploy.evaluation.datasets import Sequence
+from tomp_deploy.evaluation.metrics import OVERLAP_THRESHOLDS, overlaps, sequence_curves
 
 
 def sequence(boxes, visible=None, dataset="lasot") -> Sequence:

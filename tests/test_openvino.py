@@ -11,13 +11,14 @@ import pytest
 from tests.contract_checks import assert_contract_parity
 from tests.sequences import moving_target_sequence
 from tomp_deploy import ToMPError
-from tomp_deploy.backends.torch_backend import TorchBackend
-from tomp_deploy.export_manifest import COMPILE_CACHE_FOLDER
-from tomp_deploy.parity import compare_sequences, track_sequence
+from tomp_deploy.checks.parity import compare_sequences
+from tomp_deploy.model.torch_backend import TorchBackend
+from tomp_deploy.runtime.driver import track_boxes
+from tomp_deploy.runtime.manifests.export import COMPILE_CACHE_FOLDER
 
 ov = pytest.importorskip("openvino", reason="the openvino backend needs the 'openvino' extra: pip install -e '.[openvino]'")
 
-from tomp_deploy.backends.openvino_backend import (  # noqa: E402 (after the skip: it imports openvino)
+from tomp_deploy.runtime.backends.openvino_backend import (  # noqa: E402 (after the skip: it imports openvino)
     OpenVinoBackend,
     choose_precision,
     cpu_capabilities,
@@ -39,8 +40,8 @@ def test_fp32_graphs_match_pytorch(tiny_export, memory_frames):
 def test_fp32_tracks_like_torch(tiny_export):
     network, folder = tiny_export
     frames, boxes = moving_target_sequence(0, 30)
-    reference = track_sequence(TorchBackend(network), frames, boxes[0])
-    candidate = track_sequence(OpenVinoBackend(folder, precision="fp32"), frames, boxes[0])
+    reference = track_boxes(TorchBackend(network), frames, boxes[0])
+    candidate = track_boxes(OpenVinoBackend(folder, precision="fp32"), frames, boxes[0])
     assert compare_sequences(reference, candidate).ious.min() >= 0.99
 
 
@@ -112,7 +113,7 @@ def test_without_openvino_one_line_says_what_to_install(tiny_export):
     script = f"""
 import sys
 sys.modules['openvino'] = None
-from tomp_deploy.backends import open_backend
+from tomp_deploy.runtime.backends import open_backend
 open_backend('openvino', {str(folder)!r})
 """
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
@@ -124,7 +125,7 @@ def int8_export(shipped_exports, tmp_path_factory):
     """The shipped model's FP32 export quantised by the CLI (NNCF, 100 frames), calibrated on a training
     family as benchmarks.tiny_heldout does (with 30 frames its held-out AUC fell 2.6 points on these
     sequences; with 100, within 1)."""
-    from tomp_deploy.synth import generate_benchmark
+    from tomp_deploy.evaluation.synth import generate_benchmark
 
     folder = tmp_path_factory.mktemp("int8")
     generate_benchmark(folder / "calibration", 4, 30, seed=3, family="cutouts")
@@ -137,7 +138,7 @@ def int8_export(shipped_exports, tmp_path_factory):
 def test_int8_export_quantises_the_weighted_layers_only(int8_export):
     import onnx
 
-    from tomp_deploy.export_manifest import read_export
+    from tomp_deploy.runtime.manifests.export import read_export
 
     exported = read_export(int8_export)
     assert exported.manifest.precision == "int8"
@@ -160,13 +161,13 @@ def test_int8_export_quantises_the_weighted_layers_only(int8_export):
 
 
 def test_int8_export_runs_in_openvino_and_onnxruntime_and_refuses_other_precisions(int8_export, shipped_exports):
-    from tomp_deploy.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from tomp_deploy.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 
     frames, boxes = moving_target_sequence(0, 5)
     backend = OpenVinoBackend(int8_export)
     assert backend.precision == "int8"
-    assert len(track_sequence(backend, frames, boxes[0])) == 5
-    assert len(track_sequence(OnnxRuntimeBackend(int8_export), frames, boxes[0])) == 5
+    assert len(track_boxes(backend, frames, boxes[0])) == 5
+    assert len(track_boxes(OnnxRuntimeBackend(int8_export), frames, boxes[0])) == 5
     with pytest.raises(ToMPError, match="quantised to INT8"):
         OpenVinoBackend(int8_export, precision="bf16")
     with pytest.raises(ToMPError, match="tomp-deploy quantize"):
@@ -180,9 +181,9 @@ def test_low_precision_scores_like_fp32_on_the_held_out_family(precision, shippe
     """Within 1 point of success AUC of the FP32 OpenVINO run, on sequences of a family no training or
     calibration saw (the recorded figures on 10 sequences: benchmarks/results/tiny_heldout.md)."""
     from benchmarks.tiny_heldout import score_trackers
-    from tomp_deploy.datasets import open_dataset
-    from tomp_deploy.evaluation import TrackerSetup
-    from tomp_deploy.synth import HELD_OUT_FAMILY, generate_benchmark
+    from tomp_deploy.evaluation.datasets import open_dataset
+    from tomp_deploy.evaluation.runner import TrackerSetup
+    from tomp_deploy.evaluation.synth import HELD_OUT_FAMILY, generate_benchmark
 
     if precision == "bf16" and "BF16" not in cpu_capabilities(ov.Core()):
         pytest.skip("this CPU has no BF16 units OpenVINO can use")

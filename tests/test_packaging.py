@@ -42,7 +42,7 @@ def test_package_root_does_not_import_torch():
 
 def test_shipped_tiny_model():
     from tomp_deploy.model import load_model
-    from tomp_deploy.shipped import resolve_model
+    from tomp_deploy.runtime.shipped import resolve_model
 
     path = resolve_model("tiny")
     assert path.stat().st_size <= 10 * 1024 * 1024
@@ -58,10 +58,10 @@ def test_shipped_tiny_model_tracks_a_scene_family_it_never_saw(tmp_path):
     than any training family), against a box that never moves: a lower bar than the benchmark's
     (benchmarks/results/tiny_heldout.md), on sequences of another seed."""
     from benchmarks.tiny_heldout import score_trackers
-    from tomp_deploy.datasets import open_dataset
-    from tomp_deploy.evaluation import TrackerSetup
-    from tomp_deploy.shipped import resolve_model
-    from tomp_deploy.synth import HELD_OUT_FAMILY, generate_benchmark
+    from tomp_deploy.evaluation.datasets import open_dataset
+    from tomp_deploy.evaluation.runner import TrackerSetup
+    from tomp_deploy.evaluation.synth import HELD_OUT_FAMILY, generate_benchmark
+    from tomp_deploy.runtime.shipped import resolve_model
 
     generate_benchmark(tmp_path / "heldout", 4, 60, seed=3, family=HELD_OUT_FAMILY)
     sequences = open_dataset(tmp_path / "heldout", "lasot")

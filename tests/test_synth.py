@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from tomp_deploy import ToMPError
-from tomp_deploy.datasets import open_dataset
-from tomp_deploy.synth import FAMILIES, HELD_OUT_FAMILY, TRAINING_FAMILIES, generate_benchmark, photos
-from tomp_deploy.synth.motion import bouncing_path, wandering_path
-from tomp_deploy.synth.scene import Layer, Scene, Sprite, measured_attributes, render_frame
+from tomp_deploy.evaluation.datasets import open_dataset
+from tomp_deploy.evaluation.synth import FAMILIES, HELD_OUT_FAMILY, TRAINING_FAMILIES, generate_benchmark, photos
+from tomp_deploy.evaluation.synth.motion import bouncing_path, wandering_path
+from tomp_deploy.evaluation.synth.scene import Layer, Scene, Sprite, measured_attributes, render_frame
 
 
 def plain_scene(target: Layer, front=(), frames=3) -> Scene:
@@ -96,7 +96,7 @@ def test_training_families_never_touch_the_held_out_material(tmp_path, monkeypat
         raise AssertionError("a training family read the held-out pool")
 
     for loader in ("held_out_photos", "held_out_coins", "held_out_faces"):
-        monkeypatch.setattr(f"tomp_deploy.synth.families.{loader}", refuse)
+        monkeypatch.setattr(f"tomp_deploy.evaluation.synth.families.{loader}", refuse)
     for family in TRAINING_FAMILIES:
         generate_benchmark(tmp_path / family, 6, 4, seed=11, family=family)
     with pytest.raises(AssertionError, match="held-out pool"):

@@ -10,6 +10,7 @@ import pytest
 
 from tests.seeded import seeded_model
 from tests.sequences import moving_target_sequence
+from tomp_deploy import ToMPError
 from tomp_deploy.model import save_checkpoint
 
 
@@ -153,15 +154,15 @@ def edit_tracker_params(export: Path, **changes) -> Path:
 def test_tracker_follows_the_exports_tracker_parameters(tmp_path, shipped_export):
     """A threshold no score reaches makes every frame 'not found', so the box never moves: the tracker must
     take that from model.json, in the Python API and on the command line, and --tracker-param overrides it."""
-    from tomp_deploy.backends.onnxruntime_backend import OnnxRuntimeBackend
-    from tomp_deploy.tracker import ToMPTracker
+    from tomp_deploy.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from tomp_deploy.runtime.tracker import ToMPTracker
 
     never_found = edit_tracker_params(shipped_export, target_not_found_threshold=2.0)
     with OnnxRuntimeBackend(never_found) as backend:
         assert ToMPTracker(backend).params.target_not_found_threshold == 2.0
 
-    from tomp_deploy.datasets import open_dataset
-    from tomp_deploy.synth import generate_benchmark
+    from tomp_deploy.evaluation.datasets import open_dataset
+    from tomp_deploy.evaluation.synth import generate_benchmark
 
     generate_benchmark(tmp_path / "synthetic", 1, 12, seed=7)  # the kind of sequence the shipped model knows
     folder = open_dataset(tmp_path / "synthetic", "lasot")[0].frames[0].parent
@@ -182,3 +183,15 @@ def test_unknown_tracker_parameter(tmp_path, shipped_export, sequence):
     folder = write_lasot_sequence(tmp_path, *sequence)
     result = run_track(folder, "--model", shipped_export, "--backend", "onnxruntime", "--tracker-param", "speed=3")
     assert result.returncode == 2 and "Unknown tracker parameter 'speed'" in result.stderr
+    result = run_track(folder, "--model", shipped_export, "--backend", "onnxruntime", "--tracker-param", "search_area_scale=-5")
+    assert result.returncode == 2 and "search_area_scale = -5.0 must be a number above 0" in result.stderr
+
+
+def test_tracker_parameters_that_are_scales_must_be_positive():
+    from tomp_deploy.runtime.presets import TrackerParams
+
+    for name in ("search_area_scale", "output_sigma_factor", "displacement_scale"):
+        for bad in (0, -1.0, float("inf"), float("nan"), "2"):
+            with pytest.raises(ToMPError, match=f"{name} = .* must be a number above 0"):
+                TrackerParams(**{name: bad})
+    assert TrackerParams(conf_ths=-0.5).conf_ths == -0.5, "a score threshold may be any number"

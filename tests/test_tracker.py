@@ -10,11 +10,11 @@ from tests.scripted_backend import ScriptedBackend, peak_map
 from tests.seeded import seeded_model
 from tests.sequences import moving_target_sequence
 from tomp_deploy import ToMPError
-from tomp_deploy.backends.base import HostMemory
-from tomp_deploy.backends.torch_backend import TorchBackend
-from tomp_deploy.localization import localize
-from tomp_deploy.presets import TrackerParams, preset
-from tomp_deploy.tracker import MultiTargetTracker, TargetState, ToMPTracker
+from tomp_deploy.model.torch_backend import TorchBackend
+from tomp_deploy.runtime.backends.base import HostMemory
+from tomp_deploy.runtime.localization import localize
+from tomp_deploy.runtime.presets import TrackerParams, preset
+from tomp_deploy.runtime.tracker import MultiTargetTracker, TargetState, ToMPTracker
 
 PARAMS = TrackerParams()
 TARGET = np.array([64.0, 64.0])  # 64 px at scale 1 -> neighbourhood 2.2 * 4 = 8.8 cells
@@ -223,10 +223,10 @@ def test_runtime_imports_without_torch():
 import sys
 sys.modules['torch'] = None  # any 'import torch' now fails
 import numpy as np
-import tomp_deploy.tracker, tomp_deploy.sources, tomp_deploy.backends, tomp_deploy.cli
-import tomp_deploy.backends.tensorrt_backend, tomp_deploy.engine_manifest, tomp_deploy.bench
+import tomp_deploy.runtime.tracker, tomp_deploy.runtime.sources, tomp_deploy.runtime.backends, tomp_deploy.cli
+import tomp_deploy.runtime.backends.tensorrt_backend, tomp_deploy.runtime.manifests.engine, tomp_deploy.checks.bench
 from tests.scripted_backend import ScriptedBackend, peak_map
-tracker = tomp_deploy.tracker.ToMPTracker(ScriptedBackend([peak_map({(9, 9): 0.95})]))
+tracker = tomp_deploy.runtime.tracker.ToMPTracker(ScriptedBackend([peak_map({(9, 9): 0.95})]))
 frame = np.zeros((120, 160, 3), np.uint8)
 tracker.initialize(frame, [50, 40, 30, 20])
 print(tracker.track(frame).flag)

@@ -8,9 +8,9 @@ import pytest
 
 from tests.seeded import seeded_model
 from tests.sequences import moving_target_sequence
-from tomp_deploy.backends.torch_backend import TorchBackend
-from tomp_deploy.geometry import iou
-from tomp_deploy.tracker import ToMPTracker
+from tomp_deploy.model.torch_backend import TorchBackend
+from tomp_deploy.runtime.geometry import iou
+from tomp_deploy.runtime.tracker import ToMPTracker
 
 CASES = json.loads((Path(__file__).parent / "data" / "reference_tracker_boxes.json").read_text())["cases"]
 

@@ -1,5 +1,5 @@
 """The training module: sampling, processing geometry, losses, frozen layers, learning rates, a real
-short run, resumption after a kill, and bad input."""
+short run, and bad input."""
 
 import dataclasses
 import json
@@ -13,25 +13,16 @@ import pytest
 import torch
 
 from tests.seeded import seeded_model
+from tests.training_setup import SMALL
 from tomp_deploy import ToMPError, load_model
-from tomp_deploy.datasets.readers import read_lasot
-from tomp_deploy.model import ToMPNet, save_checkpoint
-from tomp_deploy.overrides import apply_overrides
-from tomp_deploy.presets import preset as model_preset
-from train.config import preset
+from tomp_deploy.evaluation.datasets.readers import read_lasot
+from tomp_deploy.model import save_checkpoint
+from tomp_deploy.runtime.overrides import apply_overrides
+from tomp_deploy.runtime.presets import preset as model_preset
 from train.data import FrameSampler, TrainSequence, load_sources, parse_data_spec
 from train.losses import giou_loss, hinge_classification_loss
 from train.processing import crop_around, jittered_box, process, sampling_region, training_label
 from train.trainer import Trainer
-
-SMALL = dataclasses.replace(preset("tiny"), samples_per_epoch=16, batch_size=4, num_workers=0,
-                            synthetic_sequences=2, synthetic_frames=12, warmup_steps=2)
-
-
-@pytest.fixture(scope="module")
-def sources(tmp_path_factory):
-    run = tmp_path_factory.mktemp("run")
-    return load_sources(parse_data_spec("synthetic"), SMALL, run), run
 
 
 def test_sampler_chooses_visible_frames_in_a_window():
@@ -87,13 +78,12 @@ def test_training_targets_by_hand():
 
 
 def load_model_config():
-    from tomp_deploy.presets import preset as model_preset
 
     return model_preset("tiny")
 
 
-def test_process_outputs(sources):
-    loaded, _ = sources
+def test_process_outputs(training_sources):
+    loaded, _ = training_sources
     sampler = FrameSampler(loaded, SMALL.dataset_weights, SMALL)
     rng = sampler.rng(0, 0)
     sample = process(*sampler.sample(rng), rng, load_model_config(), SMALL)
@@ -122,8 +112,8 @@ def test_giou_loss_by_hand():
     assert giou_loss(pred, target, weights)[0].item() == pytest.approx(0.5, rel=1e-5)  # all-zero weights: mean
 
 
-def test_frozen_parameters_and_two_learning_rates(sources, tmp_path):
-    loaded, _ = sources
+def test_frozen_parameters_and_two_learning_rates(training_sources, tmp_path):
+    loaded, _ = training_sources
     config = dataclasses.replace(SMALL, trainable_backbone_layers=("layer3",), lr_head=1e-3, lr_backbone=1e-5,
                                  warmup_steps=0, freeze_backbone_batchnorm=True)
     trainer = Trainer(config, FrameSampler(loaded, config.dataset_weights, config), tmp_path)
@@ -145,43 +135,8 @@ def test_frozen_parameters_and_two_learning_rates(sources, tmp_path):
     assert not torch.equal(trainer.model.head.classifier.linear.weight, head_before)
 
 
-def interrupt_after(steps: int):
-    """A progress callback that interrupts the run after `steps` steps, as Ctrl-C or a kill would."""
-    def report(epoch, step, *_):
-        if step >= steps:
-            raise KeyboardInterrupt(f"interrupted after {step} steps")
-    return report
 
 
-@pytest.mark.parametrize("mixed_precision", [(), ("cpu",)], ids=["fp32", "amp"])
-def test_kill_and_resume_equals_uninterrupted(sources, tmp_path, mixed_precision):
-    """With AMP the gradient scaler's state (scale, growth tracker) must come back too: a resumed run
-    that restarted from the initial scale would skip steps the straight run took. Two steps an epoch:
-    fp16 autocast is slow on a CPU."""
-    loaded, _ = sources
-    config = dataclasses.replace(SMALL, mixed_precision=mixed_precision, samples_per_epoch=4, batch_size=2)
-    sampler = FrameSampler(loaded, config.dataset_weights, config)
-    straight = Trainer(config, sampler, tmp_path / "a")
-    straight.fit(2)
-    assert straight.amp == bool(mixed_precision)
-
-    killed = Trainer(config, sampler, tmp_path / "b")
-    killed.fit(1)
-    killed.progress = interrupt_after(1)
-    with pytest.raises(KeyboardInterrupt):
-        killed.train_epoch(1)
-    resumed = Trainer(config, sampler, tmp_path / "b", resume=True)
-    assert resumed.start_epoch == 1
-    saved = torch.load(tmp_path / "b" / "latest.pt", weights_only=True)["training"]["scaler"]
-    assert resumed.scaler.state_dict() == saved
-    resumed.fit(2)
-    assert resumed.scaler.state_dict() == straight.scaler.state_dict()
-    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
-        assert torch.equal(a, b), name
-    state_a, state_b = straight.optimizer.state_dict(), resumed.optimizer.state_dict()
-    for key in state_a["state"]:
-        assert torch.equal(state_a["state"][key]["exp_avg"], state_b["state"][key]["exp_avg"])
-    assert [g["lr"] for g in state_a["param_groups"]] == [g["lr"] for g in state_b["param_groups"]]
 
 
 def run_cli(*args):
@@ -228,8 +183,8 @@ def test_data_spec_names_synthetic_families_and_dataset_roots(tmp_path):
     assert parse_data_spec(f"shapes,lasot={tmp_path}") == {"shapes": None, "lasot": tmp_path}
 
 
-def test_synthetic_families_are_written_per_family_and_mixed_by_the_preset_weights(sources):
-    loaded, run = sources
+def test_synthetic_families_are_written_per_family_and_mixed_by_the_preset_weights(training_sources):
+    loaded, run = training_sources
     assert set(loaded) == {"patches", "cutouts", "shapes"}
     assert all(len(loaded[family]) == SMALL.synthetic_sequences for family in loaded)
     assert all((run / "synthetic-data" / family / "attributes.json").is_file() for family in loaded)
@@ -247,12 +202,6 @@ def test_wrong_layout_and_empty_dataset(tmp_path):
         load_sources(parse_data_spec(f"coco={tmp_path / 'empty'}"), SMALL, tmp_path)
 
 
-def test_resume_from_another_preset_is_refused(sources, tmp_path):
-    loaded, _ = sources
-    Trainer(SMALL, FrameSampler(loaded, SMALL.dataset_weights, SMALL), tmp_path).fit(1)
-    other = dataclasses.replace(SMALL, model="tomp50")
-    with pytest.raises(ToMPError, match="'tiny' model preset, not 'tomp50'"):
-        Trainer(other, FrameSampler(loaded, other.dataset_weights, other), tmp_path, resume=True)
 
 
 def test_overrides():
@@ -261,8 +210,8 @@ def test_overrides():
     assert config.dataset_weights == {"lasot": 2.0, "coco": 1.0}
 
 
-def test_batchnorm_learns_when_not_frozen(sources, tmp_path):
-    loaded, _ = sources
+def test_batchnorm_learns_when_not_frozen(training_sources, tmp_path):
+    loaded, _ = training_sources
     config = dataclasses.replace(SMALL, freeze_backbone_batchnorm=False, samples_per_epoch=8)
     trainer = Trainer(config, FrameSampler(loaded, config.dataset_weights, config), tmp_path)
     statistics = trainer.model.feature_extractor.layer3[0].bn1.running_mean.clone()
@@ -272,25 +221,8 @@ def test_batchnorm_learns_when_not_frozen(sources, tmp_path):
     assert torch.equal(trainer.model.feature_extractor.bn1.weight, conv1_bn)  # conv1's stage is not trained
 
 
-def test_init_starts_from_a_checkpoint_with_a_fresh_optimiser(sources, tmp_path):
-    loaded, _ = sources
-    source = save_checkpoint(seeded_model("tiny", 5), tmp_path / "source.pt")
-    trainer = Trainer(SMALL, FrameSampler(loaded, SMALL.dataset_weights, SMALL), tmp_path / "run", init=source)
-    expected = load_model(source).state_dict()
-    assert all(torch.equal(value, expected[name]) for name, value in trainer.model.state_dict().items())
-    assert trainer.start_epoch == 0 and not trainer.optimizer.state
-    trainer.fit(1)
-    saved = torch.load(tmp_path / "run" / "latest.pt", weights_only=True)
-    assert saved["meta"]["initialised_from"] == str(source)
 
 
-def test_init_refuses_another_architecture_and_resume(sources, tmp_path):
-    loaded, _ = sources
-    other = save_checkpoint(ToMPNet(dataclasses.replace(model_preset("tiny"), feature_dim=32)), tmp_path / "other.pt")
-    with pytest.raises(ToMPError, match="--init: .* another architecture"):
-        Trainer(SMALL, FrameSampler(loaded, SMALL.dataset_weights, SMALL), tmp_path / "a", init=other)
-    with pytest.raises(ToMPError, match="--init and --resume exclude each other"):
-        Trainer(SMALL, FrameSampler(loaded, SMALL.dataset_weights, SMALL), tmp_path / "b", init=other, resume=True)
 
 
 def test_shipping_a_fine_tuned_model_keeps_the_provenance_it_started_from(tmp_path):
@@ -315,107 +247,13 @@ def test_shipping_a_fine_tuned_model_keeps_the_provenance_it_started_from(tmp_pa
             torch.testing.assert_close(reloaded.state_dict()[name], value.half().float(), rtol=0, atol=0)
 
 
-def test_non_finite_loss_stops_training_and_keeps_the_last_checkpoint(sources, tmp_path, monkeypatch):
-    import train.trainer as trainer_module
-
-    loaded, _ = sources
-    trainer = Trainer(SMALL, FrameSampler(loaded, SMALL.dataset_weights, SMALL), tmp_path)
-    trainer.fit(1)
-    saved = (tmp_path / "latest.pt").read_bytes()
-    real = trainer_module.forward_losses
-
-    def diverging(*args):
-        losses = real(*args)
-        return {**losses, "loss": losses["loss"] * float("nan")}
-
-    monkeypatch.setattr(trainer_module, "forward_losses", diverging)
-    with pytest.raises(ToMPError, match="loss became nan at epoch 2, step 1: training diverged"):
-        trainer.fit(2)
-    assert (tmp_path / "latest.pt").read_bytes() == saved
 
 
-@pytest.fixture(scope="module")
-def two_rank_run(tmp_path_factory):
-    """tests/distributed_training.py run by two gloo processes under torchrun."""
-    from tests.distributed_training import CONFIG
-
-    data, out = tmp_path_factory.mktemp("data"), tmp_path_factory.mktemp("ranks")
-    load_sources(parse_data_spec("synthetic"), CONFIG, data)
-    torchrun = Path(sys.executable).with_name("torchrun")
-    done = subprocess.run([torchrun, "--standalone", "--nproc-per-node", "2", "-m", "tests.distributed_training",
-                           data, out], capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return data, out
 
 
-def test_two_ranks_end_with_one_model(two_rank_run):
-    _, out = two_rank_run
-    ranks = [torch.load(out / f"rank{rank}.pt", weights_only=True) for rank in (0, 1)]
-    initial = ToMPNet(model_preset("tiny")).state_dict()
-    for key in ranks[0]:
-        assert torch.equal(ranks[0][key], ranks[1][key]), key
-    assert not torch.equal(ranks[0]["head.classifier.linear.weight"], initial["head.classifier.linear.weight"])
-    saved = load_model(out / "run" / "latest.pt").state_dict()
-    assert all(torch.equal(saved[key], ranks[0][key]) for key in saved)
 
 
-def test_two_ranks_log_the_loss_of_their_whole_batch(two_rank_run):
-    """The first step's logged losses are those of the global batch: the hinge loss averaged over the two
-    shards (rank 0 takes the even samples, rank 1 the odd ones) and the GIoU loss over the counted cells of
-    both. The run is not compared with one process on the whole batch: BatchNorm in training mode
-    normalises each rank's shard by its own statistics (SyncBatchNorm, which would share them, needs CUDA),
-    in the head's box encoding too, so two ranks are two shards of the batch, not one batch."""
-    from tests.distributed_training import CONFIG, PER_RANK_BATCH
-    from train.trainer import forward_losses, freeze_backbone
-
-    data, out = two_rank_run
-    first, second = [json.loads(line) for line in (out / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert (first["epoch"], second["epoch"]) == (1, 2)
-    config = dataclasses.replace(CONFIG, batch_size=2 * PER_RANK_BATCH)
-    sources = load_sources(parse_data_spec("synthetic"), config, data)
-    trainer = Trainer(config, FrameSampler(sources, config.dataset_weights, config), out / "one-process")
-    trainer.model.train()
-    freeze_backbone(trainer.model, config)
-    (batch,) = list(trainer._loader(0))
-    shards = [{key: value[rank::2] for key, value in batch.items()} for rank in (0, 1)]
-    with torch.no_grad():
-        losses = [forward_losses(trainer.model, shard, config) for shard in shards]
-    cells = [float((shard["test_region"] > 0).sum()) for shard in shards]
-    clf = (float(losses[0]["clf"]) + float(losses[1]["clf"])) / 2
-    giou = sum(float(loss["giou"]) * count for loss, count in zip(losses, cells)) / sum(cells)
-    iou = sum(float(loss["iou"]) * count for loss, count in zip(losses, cells)) / sum(cells)
-    assert abs(float(losses[0]["clf"]) - float(losses[1]["clf"])) > 1e-3 * clf
-    assert first["clf"] == pytest.approx(clf, rel=1e-3)
-    assert first["giou"] == pytest.approx(giou, rel=1e-3)
-    assert first["iou"] == pytest.approx(iou, rel=1e-3, abs=1e-6)
-    assert first["loss"] == pytest.approx(config.weight_clf * clf + config.weight_giou * giou, rel=1e-3)
 
 
-def test_torchrun_cli_run_writes_and_prints_once(tmp_path):
-    """The user's two-process run: rank 0 alone writes the synthetic data, the metrics and checkpoints, and
-    prints; the other rank waits for the data rank 0 writes."""
-    run = tmp_path / "run"
-    torchrun = Path(sys.executable).with_name("torchrun")
-    done = subprocess.run([torchrun, "--standalone", "--nproc-per-node", "2", "-m", "tomp_deploy", "train", "--preset",
-                           "tiny", "--data", "patches", "--out", run, "--epochs", "2", "--set", "samples_per_epoch=8",
-                           "--set", "batch_size=2", "--set", "num_workers=0", "--set", "synthetic_sequences=2",
-                           "--set", "synthetic_frames=12"], capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert done.stdout.count("checkpoint:") == 1 and done.stdout.count("epoch 2: loss") == 1, done.stdout
-    assert [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2]
-    assert sorted(path.name for path in (run / "checkpoints").iterdir()) == ["epoch_0001.pt", "epoch_0002.pt"]
 
 
-def test_giou_normalised_by_the_mean_count_over_ranks_averages_to_the_global_mean():
-    generator = torch.Generator().manual_seed(0)
-    pred, target = torch.rand(4, 4, 3, 3, generator=generator) + 0.1, torch.rand(4, 4, 3, 3, generator=generator) + 0.1
-    weights = torch.zeros(4, 1, 3, 3)
-    weights[0, 0, :2] = 1
-    weights[1, 0, 0, 0] = 1
-    weights[3, 0] = 1
-    whole, _ = giou_loss(pred, target, weights)
-    mean_count = (weights > 0).sum() / 2
-    shards = [giou_loss(pred[half], target[half], weights[half], mean_count)[0] for half in (slice(0, 2), slice(2, 4))]
-    torch.testing.assert_close((shards[0] + shards[1]) / 2, whole)
-    unnormalised = [giou_loss(pred[half], target[half], weights[half])[0] for half in (slice(0, 2), slice(2, 4))]
-    assert not torch.isclose((unnormalised[0] + unnormalised[1]) / 2, whole)

@@ -4,7 +4,7 @@ The package root imports no torch: `load_model` is resolved on first use, so the
 (tracker, ONNX Runtime / TensorRT backends) can be embedded without it.
 """
 
-from tomp_deploy.errors import ToMPError
+from tomp_deploy.runtime.errors import ToMPError
 
 __version__ = "0.1.0"
 __all__ = ["ToMPError", "load_model", "__version__"]

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tomp_deploy.errors import ToMPError
-from tomp_deploy.presets import TrackerParams
+from tomp_deploy.runtime.errors import ToMPError
+from tomp_deploy.runtime.presets import TrackerParams
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     model: str = "tomp50"
-    """Model preset (tomp_deploy.presets)."""
+    """Model preset (tomp_deploy.runtime.presets)."""
     pretrained: bool = True
     """ImageNet backbone through torchvision's weights API."""
     epochs: int = 300

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tomp_deploy.datasets.readers import read_got10k, read_lasot, read_trackingnet
-from tomp_deploy.errors import ToMPError
+from tomp_deploy.evaluation.datasets.readers import read_got10k, read_lasot, read_trackingnet
+from tomp_deploy.runtime.errors import ToMPError
 from train.config import TrainConfig
 
 
@@ -54,7 +54,7 @@ READERS = {
 def parse_data_spec(spec: str) -> dict[str, Path | None]:
     """'lasot=/data/lasot,got10k=/data/got10k' -> {name: root}. A synthetic family stands by its name and
     has no root ('cutouts,lasot=/data/lasot'); 'synthetic' stands for every training family."""
-    from tomp_deploy.synth import FAMILIES, HELD_OUT_FAMILY, TRAINING_FAMILIES
+    from tomp_deploy.evaluation.synth import FAMILIES, HELD_OUT_FAMILY, TRAINING_FAMILIES
 
     roots: dict[str, Path | None] = {}
     for item in (part.strip() for part in spec.split(",")):
@@ -83,7 +83,7 @@ def parse_data_spec(spec: str) -> dict[str, Path | None]:
 def load_sources(spec: dict[str, Path | None], config: TrainConfig, run_dir: Path, progress=None) -> dict:
     """Reads every dataset of the spec (writing the synthetic families into RUN/synthetic-data/ first, in
     `num_workers` processes); errors before training starts."""
-    from tomp_deploy.synth import generate_benchmark
+    from tomp_deploy.evaluation.synth import generate_benchmark
 
     sources = {}
     for name, root in spec.items():

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from tomp_deploy.errors import ToMPError
+from tomp_deploy.runtime.errors import ToMPError
 
 
 @dataclass(frozen=True)

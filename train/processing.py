@@ -7,10 +7,10 @@ import math
 import cv2
 import numpy as np
 
-from tomp_deploy.errors import ToMPError
-from tomp_deploy.geometry import encode_ltrb, gaussian_label, sample_patch
-from tomp_deploy.images import read_rgb
-from tomp_deploy.presets import ModelConfig
+from tomp_deploy.runtime.errors import ToMPError
+from tomp_deploy.runtime.geometry import encode_ltrb, gaussian_label, sample_patch
+from tomp_deploy.runtime.images import read_rgb
+from tomp_deploy.runtime.presets import ModelConfig
 from train.config import TrainConfig
 from train.data import TrainSequence
 

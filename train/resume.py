@@ -9,8 +9,8 @@ from pathlib import Path
 
 import torch
 
-from tomp_deploy.errors import ToMPError
-from tomp_deploy.model.checkpoint import check_container
+from tomp_deploy.model.checkpoint_file import check_container
+from tomp_deploy.runtime.errors import ToMPError
 from train.config import TrainConfig
 
 LATEST = "latest.pt"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from tomp_deploy.host_facts import host_facts
+from tomp_deploy.evaluation.host_facts import host_facts
 from tomp_deploy.model import load_model, save_checkpoint
 
 

@@ -13,9 +13,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
-from tomp_deploy.errors import ToMPError
 from tomp_deploy.model import ToMPNet, load_model, save_checkpoint
-from tomp_deploy.presets import preset as model_preset
+from tomp_deploy.runtime.errors import ToMPError
+from tomp_deploy.runtime.presets import preset as model_preset
 from train import distributed
 from train.config import TrainConfig
 from train.data import FrameSampler

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from tomp_deploy.errors import ToMPError
+from tomp_deploy.runtime.errors import ToMPError
 
 app = typer.Typer(
     name="tomp-deploy",

@@ -12,21 +12,21 @@ import typer
 from rich.markup import escape
 
 from tomp_deploy.cli.app import command, console
-from tomp_deploy.cli.model_forms import ModelForms
 from tomp_deploy.cli.options import Device, progress_bar
 from tomp_deploy.cli.render import print_bench
-from tomp_deploy.errors import ToMPError
-from tomp_deploy.files import ensure_folder
+from tomp_deploy.pipeline.model_forms import ModelForms
+from tomp_deploy.runtime.errors import ToMPError
+from tomp_deploy.runtime.files import ensure_folder
 
 DEMO_SEED = 7
 DEMO_FRAMES = 60
 
 
 def _bench_sequences(dataset_root: str, format: str, sequences: int | None, out: Path, frames: int, seed: int):
-    from tomp_deploy.datasets import open_dataset
+    from tomp_deploy.evaluation.datasets import open_dataset
 
     if dataset_root == "synthetic":
-        from tomp_deploy.synth import generate_benchmark
+        from tomp_deploy.evaluation.synth import generate_benchmark
 
         root = out / ".work" / "synthetic"
         if not (root / "attributes.json").is_file():
@@ -43,7 +43,7 @@ def _bench_sequences(dataset_root: str, format: str, sequences: int | None, out:
 
 
 def _run_bench(forms: ModelForms, backend_names: list[str], sequences, out: Path, device: str, warmup: int) -> dict:
-    from tomp_deploy.bench import bench
+    from tomp_deploy.checks.bench import bench
 
     total = sum(len(s.frames) - 1 for s in sequences)
     with progress_bar() as progress:
@@ -82,7 +82,7 @@ def bench_command(
     out: Annotated[Path, typer.Option(help="Folder for bench.json, bench.md and bench.png.")] = Path("bench"),
 ) -> None:
     """Accuracy parity and FPS of every backend against the PyTorch reference, side by side."""
-    from tomp_deploy.shipped import resolve_model
+    from tomp_deploy.runtime.shipped import resolve_model
 
     names = [b.strip() for b in backends.split(",") if b.strip()] if backends else cpu_backends()
     ensure_folder(out, "--out")
@@ -102,10 +102,10 @@ def demo(
     of every available backend."""
     import torch
 
-    from tomp_deploy.backends import open_backend
-    from tomp_deploy.datasets import open_dataset
-    from tomp_deploy.shipped import resolve_model
-    from tomp_deploy.synth import DEMO_FAMILY, generate_benchmark
+    from tomp_deploy.evaluation.datasets import open_dataset
+    from tomp_deploy.evaluation.synth import DEMO_FAMILY, generate_benchmark
+    from tomp_deploy.runtime.backends import open_backend
+    from tomp_deploy.runtime.shipped import resolve_model
 
     ensure_folder(out, "--out")
     forms = ModelForms(checkpoint=resolve_model(model), work=out)
@@ -143,8 +143,8 @@ def demo(
 def write_tracked_video(backend, sequence, video_path: Path) -> np.ndarray:
     """Tracks `sequence` into an MP4 with the boxes, the ground truth and the tracker's mean frame rate so
     far (tracker time only: reading and video writing are not counted); returns the boxes."""
-    from tomp_deploy.driver import track_frames
-    from tomp_deploy.sources import FrameSource, VideoWriter, draw_overlay
+    from tomp_deploy.runtime.driver import track_frames
+    from tomp_deploy.runtime.sources import FrameSource, VideoWriter, draw_overlay
 
     video, boxes, tracked_seconds = None, [], 0.0
     frames_in = (frame.image for frame in FrameSource.of_images(sequence.frames))

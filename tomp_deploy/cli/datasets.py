@@ -12,8 +12,8 @@ import typer
 from tomp_deploy.cli.app import command, console
 from tomp_deploy.cli.options import Backend, Device, JsonOut, Model, Plot, TrackerParam, progress_bar
 from tomp_deploy.cli.render import print_table
-from tomp_deploy.errors import ToMPError
-from tomp_deploy.files import check_output_file, ensure_folder, write_atomically
+from tomp_deploy.runtime.errors import ToMPError
+from tomp_deploy.runtime.files import check_output_file, ensure_folder, write_atomically
 
 Format = Annotated[str, typer.Option(help="Dataset layout: lasot, lasot_extension, got10k, trackingnet, otb, nfs, "
                                           "uav123, vot, folder.")]
@@ -31,7 +31,7 @@ def synth(
 ) -> None:
     """Write a synthetic benchmark: targets with motion, scale and shape change, occlusion, look-alike
     distractors, camera motion, blur and illumination change, from one scene family."""
-    from tomp_deploy.synth import FAMILIES, generate_benchmark
+    from tomp_deploy.evaluation.synth import FAMILIES, generate_benchmark
 
     if family not in FAMILIES:
         raise ToMPError(f"Unknown --family {family!r}; choose one of {', '.join(FAMILIES)}.")
@@ -69,7 +69,7 @@ def _score_outputs(scores: dict, json_path: Path | None, plot_path: Path | None,
         write_atomically(json_path, json.dumps(payload, indent=2), "--json")
         console.print(f"scores: {json_path}")
     if plot_path:
-        from tomp_deploy.scoring import plot_scores
+        from tomp_deploy.evaluation.scoring import plot_scores
 
         console.print(f"plot: {plot_scores(scores, plot_path, title)}")
 
@@ -85,8 +85,8 @@ def score(
     missing: Annotated[str, typer.Option(help="A missing results file: 'error' or 'zero' (count as failure).")] = "error",
 ) -> None:
     """Score result files: success AUC, precision, normalised precision, per attribute, with plots."""
-    from tomp_deploy.datasets import open_dataset
-    from tomp_deploy.scoring import score_results
+    from tomp_deploy.evaluation.datasets import open_dataset
+    from tomp_deploy.evaluation.scoring import score_results
 
     _check_score_outputs(json_out, plot)
     sequences = open_dataset(dataset_root, format)
@@ -102,7 +102,7 @@ def _cluster(address: str | None, cpus_per_task: int):
     """The Ray cluster `eval --ray` runs on, or nothing."""
     if address is None:
         return nullcontext()
-    from tomp_deploy.ray_evaluation import RayCluster
+    from tomp_deploy.evaluation.ray_runner import RayCluster
 
     return RayCluster(address, cpus_per_task)
 
@@ -128,10 +128,10 @@ def eval_command(
     tracker_param: TrackerParam = None,
 ) -> None:
     """Track every sequence of a dataset (resuming finished ones), then score the results."""
-    from tomp_deploy.datasets import open_dataset
-    from tomp_deploy.evaluation import TrackerSetup, claim_results, evaluate, model_fingerprint, result_is_complete
-    from tomp_deploy.scoring import score_results
-    from tomp_deploy.shipped import resolve_model
+    from tomp_deploy.evaluation.datasets import open_dataset
+    from tomp_deploy.evaluation.runner import TrackerSetup, claim_results, evaluate, model_fingerprint, result_is_complete
+    from tomp_deploy.evaluation.scoring import score_results
+    from tomp_deploy.runtime.shipped import resolve_model
 
     model = resolve_model(model)
     if ray is not None and workers > 1:

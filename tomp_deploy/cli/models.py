@@ -20,7 +20,7 @@ def inspect(
 ) -> None:
     """Show a checkpoint's architecture, parameter count and provenance."""
     from tomp_deploy.model import load_model
-    from tomp_deploy.shipped import resolve_model
+    from tomp_deploy.runtime.shipped import resolve_model
 
     checkpoint = resolve_model(checkpoint)
     model = load_model(checkpoint)
@@ -71,7 +71,7 @@ def export_command(
     """Export a checkpoint as the split ONNX graphs and check them for TensorRT."""
     from export.onnx_export import export_model
     from tomp_deploy.model import load_model
-    from tomp_deploy.shipped import resolve_model
+    from tomp_deploy.runtime.shipped import resolve_model
 
     with console.status("loading the checkpoint") as status:
         network = load_model(resolve_model(model))
@@ -130,8 +130,8 @@ def quantize(
     """Quantise an FP32 export to INT8 QDQ graphs (for --backend openvino --precision int8, or onnxruntime),
     calibrated on the tracker's own calls over a dataset."""
     from export.quantize import quantize_export, read_fp32_export
-    from tomp_deploy.datasets import open_dataset
-    from tomp_deploy.errors import ToMPError
+    from tomp_deploy.evaluation.datasets import open_dataset
+    from tomp_deploy.runtime.errors import ToMPError
 
     if frames < 2:
         raise ToMPError("--frames must be at least 2.")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from tomp_deploy.bench import markdown_table
+from tomp_deploy.checks.bench import markdown_table
 from tomp_deploy.cli.app import console
 
 
@@ -28,6 +28,6 @@ def print_table(title: str, columns: tuple[str, ...] | list[str], rows: list[lis
 
 
 def print_bench(report: dict) -> None:
-    from tomp_deploy.bench import TABLE_COLUMNS, table_rows, table_title
+    from tomp_deploy.checks.bench import TABLE_COLUMNS, table_rows, table_title
 
     print_table(table_title(report), TABLE_COLUMNS, table_rows(report))

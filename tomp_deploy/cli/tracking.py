@@ -11,7 +11,8 @@ from rich.progress import TextColumn
 from tomp_deploy.cli.app import command, console
 from tomp_deploy.cli.options import Backend, Device, TrackerParam, progress_bar
 from tomp_deploy.cli.render import print_table
-from tomp_deploy.errors import ToMPError
+from tomp_deploy.runtime.backends.recording import RecordedCalls
+from tomp_deploy.runtime.errors import ToMPError
 
 
 def _output_paths(output: Path, count: int) -> list[Path]:
@@ -33,7 +34,7 @@ def _check_gui() -> None:
 
 
 def _initial_boxes(frames, init_box: list[str] | None) -> list:
-    from tomp_deploy.sources import find_groundtruth, first_groundtruth_box, parse_box
+    from tomp_deploy.runtime.sources import find_groundtruth, first_groundtruth_box, parse_box
 
     if init_box:
         return [parse_box(text, "--init-box") for text in init_box]
@@ -65,11 +66,11 @@ def track(
     tracker_param: TrackerParam = None,
 ) -> None:
     """Track one or more targets through a video, an image folder or a camera."""
-    from tomp_deploy.backends import open_backend
-    from tomp_deploy.driver import track_frames
-    from tomp_deploy.overrides import overridden_tracker_params
-    from tomp_deploy.shipped import resolve_model
-    from tomp_deploy.sources import FrameSource, ResultWriter, VideoWriter, draw_overlay
+    from tomp_deploy.runtime.backends import open_backend
+    from tomp_deploy.runtime.driver import track_frames
+    from tomp_deploy.runtime.overrides import overridden_tracker_params
+    from tomp_deploy.runtime.shipped import resolve_model
+    from tomp_deploy.runtime.sources import FrameSource
 
     frames = FrameSource(source)
     boxes = _initial_boxes(frames, init_box)
@@ -77,63 +78,89 @@ def track(
         _check_gui()
     options = {k: v for k, v in {"threads": threads, "precision": precision, "cuda_graphs": cuda_graphs}.items()
                if v is not None}
-    writers: list[ResultWriter] = []
-    video = None
-    written = 0
-    stop_reason = None
     with open_backend(backend, resolve_model(model), device=device, **options) as runtime:
         params = overridden_tracker_params(runtime.tracker_params, tracker_param)
         if backend == "openvino":
             console.print(f"openvino computes in {runtime.precision} (the CPU plugin reports "
                           f"{', '.join(runtime.capabilities)})")
+        outputs = _TrackOutputs(output, len(boxes), video_out, show)
         try:
-            writers = [ResultWriter(p) for p in _output_paths(output, len(boxes))] if output else []
             with progress_bar(TextColumn("{task.fields[fps]}")) as progress:
                 task = progress.add_task("[bold]tracking[/]", total=len(frames) or None, fps="")
                 recent: list[float] = []
                 for step in track_frames(runtime, (frame.image for frame in frames), boxes, params):
-                    if step.index > 0:
-                        recent = (recent + [step.seconds])[-30:]
+                    recent = (recent + [step.seconds])[-30:] if step.index > 0 else recent
                     fps = len(recent) / sum(recent) if recent else None
-                    for writer, box in zip(writers, step.boxes):
-                        writer.write(box)
-                    written = step.index + 1
-                    if video_out or show:
-                        canvas = draw_overlay(step.image, step.boxes, step.scores, fps)
-                        if video_out:
-                            if video is None:
-                                video = VideoWriter(video_out, (step.image.shape[1], step.image.shape[0]))
-                            video.write(canvas)
-                        if show:
-                            import cv2
-
-                            cv2.imshow("tomp-deploy", canvas)
-                            if cv2.waitKey(1) & 0xFF == ord("q"):
-                                stop_reason = "stopped by the user"
-                                break
+                    if not outputs.emit(step, fps):
+                        break
                     progress.update(task, advance=1, fps=f"{fps:.1f} FPS" if fps else "")
-            stop_reason = stop_reason or frames.stopped_early
+            outputs.stop_reason = outputs.stop_reason or frames.stopped_early
         except ToMPError as exc:
-            if written == 0:
+            if outputs.written == 0:
                 raise
-            kept = (f"their boxes are in {', '.join(str(w.path) for w in writers)}." if writers
-                    else "no --output was given.")
-            raise ToMPError(f"{exc}\nStopped after {written} frames; {kept}") from None
+            raise ToMPError(f"{exc}\nStopped after {outputs.written} frames; {outputs.where_kept()}") from None
         finally:
-            for writer in writers:
-                writer.close()
-            if video is not None:
-                video.close()
-    if stop_reason:
-        console.print(f"[yellow]note:[/] {stop_reason}; {written} frames tracked.")
-    for writer in writers:
-        console.print(f"boxes: {writer.path} ({written} lines)")
-    if video is not None:
-        console.print(f"video: {video.path}")
+            outputs.close()
+    outputs.report()
 
 
-def _print_layer_errors(backends, recorded: dict[str, list[tuple]]) -> None:
-    from export.fp16 import GROWTH, growing, layer_errors
+class _TrackOutputs:
+    """Where `track` sends each frame: box files (one per target), the overlay video, the window."""
+
+    def __init__(self, output: Path | None, targets: int, video_out: Path | None, show: bool):
+        from tomp_deploy.runtime.sources import ResultWriter
+
+        self.writers = [ResultWriter(p) for p in _output_paths(output, targets)] if output else []
+        self.video_out, self.show = video_out, show
+        self.video = None
+        self.written = 0
+        self.stop_reason: str | None = None
+
+    def emit(self, step, fps: float | None) -> bool:
+        """Writes one tracked frame; False when the user closed the window with q."""
+        from tomp_deploy.runtime.sources import VideoWriter, draw_overlay
+
+        for writer, box in zip(self.writers, step.boxes):
+            writer.write(box)
+        self.written = step.index + 1
+        if not (self.video_out or self.show):
+            return True
+        canvas = draw_overlay(step.image, step.boxes, step.scores, fps)
+        if self.video_out:
+            if self.video is None:
+                self.video = VideoWriter(self.video_out, (step.image.shape[1], step.image.shape[0]))
+            self.video.write(canvas)
+        if self.show:
+            import cv2
+
+            cv2.imshow("tomp-deploy", canvas)
+            if cv2.waitKey(1) & 0xFF == ord("q"):
+                self.stop_reason = "stopped by the user"
+                return False
+        return True
+
+    def where_kept(self) -> str:
+        if self.writers:
+            return f"their boxes are in {', '.join(str(w.path) for w in self.writers)}."
+        return "no --output was given."
+
+    def close(self) -> None:
+        for writer in self.writers:
+            writer.close()
+        if self.video is not None:
+            self.video.close()
+
+    def report(self) -> None:
+        if self.stop_reason:
+            console.print(f"[yellow]note:[/] {self.stop_reason}; {self.written} frames tracked.")
+        for writer in self.writers:
+            console.print(f"boxes: {writer.path} ({self.written} lines)")
+        if self.video is not None:
+            console.print(f"video: {self.video.path}")
+
+
+def _print_layer_errors(backends, recorded: RecordedCalls) -> None:
+    from tomp_deploy.checks.fp16_report import GROWTH, growing, layer_errors
 
     exports = [getattr(backend, "exported", None) for backend in backends]
     if None in exports or exports[0].manifest.precision != "fp32" or exports[1].manifest.precision != "fp16":
@@ -166,16 +193,12 @@ def parity(
 
     import numpy as np
 
-    from tomp_deploy.backends import open_backend, parse_backend_spec
-    from tomp_deploy.parity import (
-        RecordingBackend,
-        Tolerances,
-        compare_contract,
-        compare_sequences,
-        track_sequence,
-    )
-    from tomp_deploy.shipped import resolve_model
-    from tomp_deploy.sources import FrameSource, find_groundtruth, first_groundtruth_box
+    from tomp_deploy.checks.parity import Tolerances, compare_contract, compare_sequences
+    from tomp_deploy.runtime.backends import open_backend, parse_backend_spec
+    from tomp_deploy.runtime.backends.recording import RecordingBackend
+    from tomp_deploy.runtime.driver import track_boxes
+    from tomp_deploy.runtime.shipped import resolve_model
+    from tomp_deploy.runtime.sources import FrameSource, find_groundtruth, first_groundtruth_box
 
     frames = FrameSource(sequence)
     groundtruth = find_groundtruth(frames.folder) if frames.folder else None
@@ -191,11 +214,11 @@ def parity(
         if backends[0].config != backends[1].config:
             raise ToMPError(f"{a} and {b} are different models (their configs differ); compare exports of one checkpoint.")
         images = [frame.image for frame in frames]
-        recorder = RecordingBackend(backends[0])
+        recorder = RecordingBackend(backends[0], keep=3)
         with console.status(f"tracking {len(images)} frames with {a}"):
-            boxes_a = track_sequence(recorder, images, init_box)
+            boxes_a = track_boxes(recorder, images, init_box)
         with console.status(f"tracking {len(images)} frames with {b}"):
-            boxes_b = track_sequence(backends[1], images, init_box)
+            boxes_b = track_boxes(backends[1], images, init_box)
         outputs = compare_contract(backends[0], backends[1], recorder.first_calls(3))
         if per_layer:
             _print_layer_errors(backends, recorder.first_calls(1))

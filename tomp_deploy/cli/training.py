@@ -11,8 +11,8 @@ from rich.progress import TextColumn
 
 from tomp_deploy.cli.app import command, console
 from tomp_deploy.cli.options import Device, progress_bar
-from tomp_deploy.errors import ToMPError
-from tomp_deploy.files import ensure_folder
+from tomp_deploy.runtime.errors import ToMPError
+from tomp_deploy.runtime.files import ensure_folder
 
 
 @command()
@@ -34,29 +34,17 @@ def train(
 ) -> None:
     """Train ToMP with the paper's recipe (or a preset's), with per-epoch checkpoints. Under torchrun every
     rank trains one shard of each global batch; rank 0 alone prints, logs and saves."""
-    import dataclasses
-
-    from tomp_deploy.overrides import apply_overrides
-    from tomp_deploy.shipped import resolve_model
+    from tomp_deploy.runtime.shipped import resolve_model
     from train import distributed
-    from train.config import SYNTHETIC_WEIGHTS
-    from train.config import preset as train_preset
     from train.data import FrameSampler, load_sources, parse_data_spec
     from train.resume import check_start
     from train.trainer import Trainer
 
-    config = apply_overrides(train_preset(preset), set_ or [], "training setting")
-    if epochs is not None:
-        config = dataclasses.replace(config, epochs=epochs)
-    if no_pretrained:
-        config = dataclasses.replace(config, pretrained=False)
+    spec = parse_data_spec(data)
+    config = _training_config(preset, set_ or [], epochs, no_pretrained, spec)
     ensure_folder(out, "--out")
     init_path = resolve_model(str(init)) if init is not None else None
     check_start(out, resume, init_path)
-    spec = parse_data_spec(data)
-    synthetic = [name for name, root in spec.items() if root is None]
-    if synthetic and not any(name in config.dataset_weights for name in synthetic):
-        config = dataclasses.replace(config, dataset_weights={name: SYNTHETIC_WEIGHTS[name] for name in synthetic})
     ranks = distributed.start(device)
     shown = console if ranks.is_main else Console(quiet=True)
     with distributed.main_rank_first(ranks), shown.status("reading the training data") as status:
@@ -71,9 +59,8 @@ def train(
             progress.update(task, completed=step, total=steps, description=f"epoch {epoch + 1}/{config.epochs}",
                             loss=losses["loss"], clf=losses["clf"], giou=losses["giou"], lr=lr, rate=rate)
 
-        trainer = Trainer(config, sampler, out, device=device, resume=resume,
-                          init=init_path,
-                          tensorboard=tensorboard, progress=report)
+        trainer = Trainer(config, sampler, out, device=device, resume=resume, init=init_path, tensorboard=tensorboard,
+                          progress=report)
         if trainer.start_epoch >= config.epochs:
             raise ToMPError(f"{out}/latest.pt already finished epoch {trainer.start_epoch} of {config.epochs}; "
                             "raise --epochs to continue.")
@@ -85,3 +72,23 @@ def train(
         shown.print(f"epoch {metrics['epoch']}: loss {metrics['loss']:.4f}, mean IoU {metrics['iou']:.3f}, "
                     f"{metrics['samples_per_s']:.1f} samples/s")
     shown.print(f"checkpoint: {out / 'latest.pt'} (load it with load_model, export it with tomp-deploy export)")
+
+
+def _training_config(preset: str, overrides: list[str], epochs: int | None, no_pretrained: bool, spec: dict):
+    """The preset with the command's overrides; synthetic data without weights of its own is sampled with
+    the synthetic families' default weights."""
+    import dataclasses
+
+    from tomp_deploy.runtime.overrides import apply_overrides
+    from train.config import SYNTHETIC_WEIGHTS
+    from train.config import preset as train_preset
+
+    config = apply_overrides(train_preset(preset), overrides, "training setting")
+    if epochs is not None:
+        config = dataclasses.replace(config, epochs=epochs)
+    if no_pretrained:
+        config = dataclasses.replace(config, pretrained=False)
+    synthetic = [name for name, root in spec.items() if root is None]
+    if synthetic and not any(name in config.dataset_weights for name in synthetic):
+        config = dataclasses.replace(config, dataset_weights={name: SYNTHETIC_WEIGHTS[name] for name in synthetic})
+    return config

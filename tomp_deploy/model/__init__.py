@@ -2,7 +2,7 @@
 
 from tomp_deploy.model.checkpoint import CheckpointInfo, load_checkpoint, load_model, save_checkpoint
 from tomp_deploy.model.tomp import ToMPNet
-from tomp_deploy.presets import PRESETS, ModelConfig, preset
+from tomp_deploy.runtime.presets import PRESETS, ModelConfig, preset
 
 __all__ = [
     "CheckpointInfo", "ModelConfig", "PRESETS", "ToMPNet", "load_checkpoint", "load_model", "preset",

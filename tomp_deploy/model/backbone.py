@@ -6,7 +6,7 @@ import torch
 import torchvision
 from torch import nn
 
-from tomp_deploy.presets import IMAGENET_MEAN, IMAGENET_STD, ModelConfig
+from tomp_deploy.runtime.presets import IMAGENET_MEAN, IMAGENET_STD, ModelConfig
 
 IMAGENET_WEIGHTS = {
     "resnet18": "ResNet18_Weights.IMAGENET1K_V1",

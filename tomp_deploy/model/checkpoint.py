@@ -6,30 +6,26 @@ Own format: one `torch.save` file of plain containers and tensors (loads with `w
 Reference format: a dict with the weights under `net` (the reference parameter names), a `constructor`
 record (`NetConstructor`: `fun_name`, `fun_module`, `args`, `kwds`) that decides the architecture, and
 training state (`settings`, `stats`, `optimizer`) pickled as classes of the reference package `ltr`.
-Such files are read with torch's restricted `weights_only` unpickler: classes of `ltr`/`pytracking`
-become inert records (attributes only, no code), and a file that asks for any other global is refused
-before anything in it is built.
+Both are read safely by `checkpoint_file`.
 """
 
 from __future__ import annotations
 
 import os
-import pickle
 import tempfile
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from tomp_deploy.errors import ToMPError
-from tomp_deploy.manifest_files import file_sha256
+from tomp_deploy.model.checkpoint_file import InertRecord, read_checkpoint_file
 from tomp_deploy.model.tomp import ToMPNet
-from tomp_deploy.presets import ModelConfig, TrackerParams
+from tomp_deploy.runtime.errors import ToMPError
+from tomp_deploy.runtime.manifests.json_files import file_sha256
+from tomp_deploy.runtime.presets import ModelConfig, TrackerParams
 
 OWN_FORMAT = "tomp-deploy"
 OWN_FORMAT_VERSION = 1
-REFERENCE_PACKAGES = ("ltr.", "pytracking.")
 REFERENCE_UNUSED_PREFIXES = ("feature_extractor.layer4.", "feature_extractor.fc.")
 """Reference backbones keep `layer4` and the ImageNet classifier; ToMP reads `layer3`, so these
 weights are dropped on load (and reported by `tomp-deploy inspect`)."""
@@ -75,89 +71,6 @@ class CheckpointInfo:
             return TrackerParams.from_dict(recorded)
         except (TypeError, ValueError) as exc:
             raise ToMPError(f"{self.path} records malformed tracker parameters ({exc}).") from None
-
-
-class _InertRecord:
-    """Stands in for a class of the reference package: keeps the pickled attributes, runs nothing."""
-
-    def __init__(self, *args, **kwargs):
-        self.args = args
-        self.kwargs = kwargs
-
-    def __setstate__(self, state):
-        if isinstance(state, tuple) and len(state) == 2:  # (dict state, slots state)
-            state = {**(state[0] or {}), **(state[1] or {})}
-        if isinstance(state, dict):
-            self.__dict__.update(state)
-        else:
-            self.state = state
-
-
-def _inert_class(qualified_name: str) -> type:
-    module, _, name = qualified_name.rpartition(".")
-    return type(name, (_InertRecord,), {"__module__": module, "__qualname__": name})
-
-
-MAX_UNPACK_RATIO = 10
-"""PyTorch stores checkpoint entries uncompressed; a file that would unpack to more than this many times
-its size is refused before anything is read (a zip bomb would take the machine's memory)."""
-
-
-def check_container(path: Path) -> None:
-    """The zip container of a checkpoint: its format, its unpacked size and every entry's CRC."""
-    if not zipfile.is_zipfile(path):
-        with open(path, "rb") as f:
-            head = f.read(2)
-        if head[:1] == b"\x80":
-            raise ToMPError(f"{path} is in PyTorch's legacy (pre-1.6, non-zip) format, which tomp-deploy does not read "
-                            "safely. If you trust the file, re-save it with a current PyTorch: "
-                            "torch.save(torch.load(PATH, weights_only=False), NEW_PATH).")
-        raise ToMPError(f"{path} is not a PyTorch checkpoint (not a zip container): it is truncated, corrupt or "
-                        "another kind of file. Download or export it again.")
-    try:
-        with zipfile.ZipFile(path) as archive:
-            unpacked = sum(entry.file_size for entry in archive.infolist())
-            if unpacked > MAX_UNPACK_RATIO * max(path.stat().st_size, 1 << 20):
-                raise ToMPError(f"{path} would unpack to {unpacked / 1e9:.1f} GB from {path.stat().st_size / 1e6:.1f} MB; "
-                                "PyTorch writes checkpoints uncompressed, so it is not one. Refusing to read it.")
-            damaged = archive.testzip()
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise ToMPError(f"{path} is a damaged checkpoint ({exc}); download or export it again.") from None
-    if damaged is not None:
-        raise ToMPError(f"{path} is damaged: its entry {damaged} fails its CRC check (the file was changed or "
-                        "corrupted after it was written). Download or export it again.")
-
-
-def _read_checkpoint(path: Path) -> dict:
-    if not path.exists():
-        raise ToMPError(f"Checkpoint {path} does not exist. Check the path.")
-    if path.is_dir():
-        raise ToMPError(f"{path} is a folder, not a checkpoint file.")
-    check_container(path)
-    try:
-        needed_globals = torch.serialization.get_unsafe_globals_in_checkpoint(path)
-    except (RuntimeError, zipfile.BadZipFile, pickle.UnpicklingError, EOFError, ValueError) as exc:
-        detail = str(exc).split(". ")[0]
-        raise ToMPError(
-            f"{path} is not a readable PyTorch checkpoint ({detail}): it is truncated, corrupt or not a "
-            "checkpoint at all. Download or export it again."
-        ) from None
-    foreign = sorted(g for g in needed_globals if not g.startswith(REFERENCE_PACKAGES))
-    if foreign:
-        raise ToMPError(
-            f"Refusing to load {path}: its pickle asks for {', '.join(foreign)}, which could run code. "
-            "ToMP checkpoints hold only tensors, plain containers and records of the reference package "
-            "'ltr'. If you trust the file, re-save just its 'net' and 'constructor' entries."
-        )
-    records = [(_inert_class(name), name) for name in needed_globals]
-    try:
-        with torch.serialization.safe_globals(records):
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # the restricted unpickler raises plain Exceptions for odd content
-        raise ToMPError(
-            f"{path} could not be read as a checkpoint ({exc.__class__.__name__}: {str(exc).splitlines()[0]}). "
-            "The file is corrupt or truncated: fetch or export it again."
-        ) from None
 
 
 def _config_from_constructor(constructor: object, path: Path) -> ModelConfig:
@@ -229,9 +142,9 @@ PLAIN_DEPTH = 8
 
 def _plain(value: object, depth: int = 0) -> object:
     """Reference records turned into plain data for reporting."""
-    if depth >= PLAIN_DEPTH and isinstance(value, (_InertRecord, dict, list, tuple)):
+    if depth >= PLAIN_DEPTH and isinstance(value, (InertRecord, dict, list, tuple)):
         return "..."
-    if isinstance(value, _InertRecord):
+    if isinstance(value, InertRecord):
         return {k: _plain(v, depth + 1) for k, v in vars(value).items()}
     if isinstance(value, dict):
         return {str(k): _plain(v, depth + 1) for k, v in value.items()}
@@ -245,7 +158,7 @@ def _plain(value: object, depth: int = 0) -> object:
 def load_checkpoint(path: str | Path) -> tuple[ModelConfig, dict, CheckpointInfo]:
     """Reads either checkpoint format -> (config, state dict with this model's names, provenance)."""
     path = Path(path)
-    content = _read_checkpoint(path)
+    content = read_checkpoint_file(path)
     if not isinstance(content, dict):
         raise ToMPError(f"{path} is a PyTorch file but not a ToMP checkpoint (it holds a {type(content).__name__}).")
     digest = file_sha256(path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from tomp_deploy.presets import ModelConfig
+from tomp_deploy.runtime.presets import ModelConfig
 
 
 def correlate(feat: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -90,9 +90,9 @@ class ToMPHead(nn.Module):
     def forward(
         self,
         cls_filter: torch.Tensor,
-        cls_feat: torch.Tensor,
         bbreg_filter: torch.Tensor,
+        cls_feat: torch.Tensor,
         bbreg_feat: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """-> `scores` [1,F,F], `ltrb` [1,4,F,F]."""
+        """The predictor's outputs, in its order -> `scores` [1,F,F], `ltrb` [1,4,F,F]."""
         return self.classifier(cls_feat, cls_filter), self.bb_regressor(bbreg_feat, bbreg_filter)

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from tomp_deploy.model.transformer import Transformer, sine_position_encoding
-from tomp_deploy.presets import ModelConfig
+from tomp_deploy.runtime.presets import ModelConfig
 
 
 def box_encoding_mlp(d_model: int) -> nn.Sequential:

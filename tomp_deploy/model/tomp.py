@@ -7,7 +7,7 @@ from torch import nn
 from tomp_deploy.model.backbone import BackboneGraph, build_head_features, build_resnet_trunk
 from tomp_deploy.model.heads import ToMPHead
 from tomp_deploy.model.predictor import FilterPredictor
-from tomp_deploy.presets import ModelConfig
+from tomp_deploy.runtime.presets import ModelConfig
 
 
 class ToMPNet(nn.Module):

@@ -1,0 +1,58 @@
+"""Comparing `bench` runs: accuracy, agreement with the reference, and speed statistics of one backend."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tomp_deploy.checks.bench.running import BackendRun
+from tomp_deploy.evaluation.datasets import Sequence
+from tomp_deploy.evaluation.metrics import average, sequence_curves
+from tomp_deploy.runtime.errors import ToMPError
+from tomp_deploy.runtime.geometry import iou
+
+
+def accuracy(run: BackendRun, sequences: list[Sequence], name: str = "") -> dict:
+    """Success AUC, precision and normalised precision over all sequences."""
+    return average([sequence_curves(run.boxes[s.name], s, name) for s in sequences]).summary()
+
+
+def agreement(run: BackendRun, curves: dict, reference_run: BackendRun, reference: dict, sequences: list[Sequence]) -> dict:
+    """Differences from the reference's accuracy and per-frame IoU with its boxes (initial frames left out)."""
+    ious = np.concatenate([iou(run.boxes[s.name][1:], reference_run.boxes[s.name][1:]) for s in sequences])
+    return {
+        "delta_auc": curves["auc"] - reference["auc"],
+        "delta_precision": curves["precision"] - reference["precision"],
+        "delta_norm_precision": curves["norm_precision"] - reference["norm_precision"],
+        "iou_mean": float(ious.mean()) if ious.size else 1.0,
+        "iou_min": float(ious.min()) if ious.size else 1.0,
+        "score_max_rel_error": run.score_error,
+    }
+
+
+def speed(run: BackendRun) -> dict:
+    """FPS end to end (median and the p10-p90 spread of frame times), steady-state FPS, stage medians."""
+    times = np.array(run.frame_seconds)
+    if times.size == 0:
+        raise ToMPError("No frame was timed: lower --warmup or add frames.")
+    return {
+        "fps": float(1 / np.median(times)),
+        "fps_p10": float(1 / np.percentile(times, 90)),
+        "fps_p90": float(1 / np.percentile(times, 10)),
+        "fps_steady": float(1 / np.median(run.steady_seconds)) if run.steady_seconds else None,
+        "frames_timed": int(times.size),
+        "frames_steady": len(run.steady_seconds),
+        "stage_ms": {stage: float(np.median(v) * 1000) for stage, v in run.stage_seconds.items()},
+    }
+
+
+def summarise(name: str, run: BackendRun, sequences: list[Sequence], reference_run: BackendRun | None) -> dict:
+    """One backend's entry of the report; agreement figures when a reference run is given."""
+    if run.status != "ok":
+        return {"status": run.status, "error": run.error}
+    curves = accuracy(run, sequences, name)
+    entry = {"status": "ok", **curves}
+    if run.compute_precision:
+        entry["compute_precision"] = run.compute_precision
+    if reference_run is not None:
+        entry.update(agreement(run, curves, reference_run, accuracy(reference_run, sequences), sequences))
+    return {**entry, **speed(run)}

@@ -1,0 +1,99 @@
+"""Reporting `bench`: the JSON report, the table (terminal, Markdown, piped output) and the plot
+(success curves and FPS bars)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tomp_deploy.checks.bench.running import BackendRun
+from tomp_deploy.evaluation.datasets import Sequence
+from tomp_deploy.evaluation.metrics import OVERLAP_THRESHOLDS, average, sequence_curves
+from tomp_deploy.runtime.tracker import STAGES
+
+
+def write_report(report: dict, runs: dict[str, BackendRun], sequences: list[Sequence], out: Path) -> None:
+    """bench.json, bench.md and bench.png in `out`."""
+    (out / "bench.json").write_text(json.dumps(report, indent=2))
+    (out / "bench.md").write_text(markdown(report))
+    plot(report, runs, sequences, out / "bench.png")
+
+
+TABLE_COLUMNS = ("backend", "status", "AUC", "ΔAUC", "precision", "norm. prec.", "IoU vs ref (mean/min)", "score err",
+                 "FPS (p10-p90)", "steady FPS", "ms " + "/".join(STAGES))
+"""FPS is end to end (the tracker's whole time per frame); the stage times are medians beside it."""
+
+
+def table_rows(report: dict) -> list[list[str]]:
+    """The bench table, one row of TABLE_COLUMNS per backend: what the terminal, Markdown and piped
+    output all show."""
+    rows = []
+    for name, entry in report["backends"].items():
+        if entry["status"] != "ok":
+            rows.append([name, entry["status"], entry["error"], *[""] * (len(TABLE_COLUMNS) - 3)])
+            continue
+        delta, score = entry.get("delta_auc"), entry.get("score_max_rel_error")
+        rows.append([
+            row_label(name, entry), "ok", f"{entry['auc']:.1f}", "" if delta is None else f"{delta:+.2f}",
+            f"{entry['precision']:.1f}", f"{entry['norm_precision']:.1f}",
+            f"{entry.get('iou_mean', 1):.4f} / {entry.get('iou_min', 1):.4f}",
+            "" if score is None else f"{score:.1e}", f"{entry['fps']:.1f} ({entry['fps_p10']:.1f}-{entry['fps_p90']:.1f})",
+            "" if entry["fps_steady"] is None else f"{entry['fps_steady']:.1f} ({entry['frames_steady']} frames)",
+            "/".join(f"{entry['stage_ms'][s]:.1f}" for s in STAGES)])
+    return rows
+
+
+def row_label(name: str, entry: dict) -> str:
+    """A backend's name, with the precision it computes in where it chose one (openvino's auto)."""
+    return f"{name} ({entry['compute_precision']})" if entry.get("compute_precision") else name
+
+
+def table_title(report: dict) -> str:
+    return (f"bench: {Path(report['model']).name} on {len(report['sequences'])} sequences "
+            f"({report['machine']['device']}), reference {report['reference']}")
+
+
+def markdown_table(columns, rows) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|").replace("\n", " ") for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def markdown(report: dict) -> str:
+    machine = report["machine"]
+    return "\n".join([
+        f"# tomp-deploy bench: {Path(report['model']).name}", "",
+        f"{report['date']} on {machine['cpu']} ({machine['cpu_count']} cores; "
+        f"{', '.join(machine.get('cpu_features', [])) or 'no AMX/AVX512 flags read'})"
+        f"{''.join(f', {gpu}' for gpu in machine['gpus'])}, device {machine['device']}; "
+        f"{len(report['sequences'])} sequences, {report['frames']} frames.",
+        f"Command: `{report['command']}`", "",
+        markdown_table(TABLE_COLUMNS, table_rows(report))]) + "\n"
+
+
+def plot(report: dict, runs: dict[str, BackendRun], sequences: list[Sequence], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (success_axis, fps_axis) = plt.subplots(1, 2, figsize=(11, 4.5))
+    ok = [n for n, e in report["backends"].items() if e["status"] == "ok"]
+    for name in ok:
+        curve = average([sequence_curves(runs[name].boxes[s.name], s) for s in sequences]).success
+        success_axis.plot(OVERLAP_THRESHOLDS, curve * 100, linewidth=2,
+                          label=f"{row_label(name, report['backends'][name])} [{report['backends'][name]['auc']:.1f}]")
+    success_axis.set(xlabel="Overlap threshold", ylabel="Overlap Precision [%]", xlim=(0, 1), ylim=(0, 100),
+                     title="Success plot")
+    success_axis.grid(True, linestyle=":")
+    success_axis.legend(loc="lower left")
+    fps = [report["backends"][n]["fps"] for n in ok]
+    low = [f - report["backends"][n]["fps_p10"] for n, f in zip(ok, fps)]
+    high = [report["backends"][n]["fps_p90"] - f for n, f in zip(ok, fps)]
+    fps_axis.bar([row_label(n, report["backends"][n]) for n in ok], fps, yerr=[low, high], capsize=6, color="tab:green")
+    fps_axis.set(ylabel="frames per second, end to end (median, p10-p90)", title=f"Speed ({report['machine']['device']})")
+    fps_axis.grid(True, axis="y", linestyle=":")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+

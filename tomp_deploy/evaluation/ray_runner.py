@@ -1,0 +1,100 @@
+"""Evaluation on a Ray cluster: one task per sequence, on one GPU or on N CPUs of any node.
+
+The tasks return their result files as text and the driver writes them as they arrive (whole, atomic),
+so a killed run resumes like any `eval`. Every node reads the model and the dataset at the paths the
+driver gives (shared storage), which are made absolute here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+from tomp_deploy.evaluation.datasets import Sequence
+from tomp_deploy.evaluation.runner import SequenceResult, TrackerSetup, track_sequence
+from tomp_deploy.runtime.errors import ToMPError
+
+THREADED_BACKENDS = ("onnxruntime", "openvino")
+"""Backends that take a `threads` option; a CPU task gives them its CPUs."""
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise ToMPError("--ray needs the 'ray' package: pip install -e '.[ray]' (on the driver and every node).") from None
+    return ray
+
+
+def _check_reachable(address: str) -> None:
+    """Ray retries an unreachable HOST:PORT for minutes; a plain TCP connection tells at once."""
+    if address == "auto" or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ToMPError(f"--ray {address!r} is not 'auto', HOST:PORT or ray://HOST:PORT.")
+    try:
+        socket.create_connection((host, int(port)), timeout=10).close()
+    except OSError as exc:
+        raise ToMPError(f"--ray {address}: nothing answers there ({exc.strerror or exc}); give the address "
+                        "'ray start --head' printed on the head node, or 'auto' on that node.") from None
+
+
+def _track_task(setup: TrackerSetup, sequence: Sequence) -> SequenceResult:
+    backend, params = setup.open()
+    with backend:
+        return track_sequence(backend, sequence, params=params)
+
+
+class RayCluster:
+    """The Ray cluster at `address` ('auto': the one running on this machine, 'ray://HOST:10001' or
+    'HOST:6379'); a process already connected to Ray keeps its connection. Each task takes one GPU when the
+    device is CUDA, else `cpus_per_task` CPUs (and as many ONNX Runtime or OpenVINO threads)."""
+
+    def __init__(self, address: str, cpus_per_task: int = 1):
+        if cpus_per_task < 1:
+            raise ToMPError(f"--ray-cpus-per-task {cpus_per_task}: give 1 or more.")
+        self.ray = _import_ray()
+        self.cpus_per_task = cpus_per_task
+        self.connected_here = not self.ray.is_initialized()
+        if self.connected_here:
+            _check_reachable(address)
+            try:
+                self.ray.init(address=address, logging_level=logging.WARNING)
+            except (ConnectionError, ValueError, RuntimeError) as exc:
+                raise ToMPError(f"--ray {address}: no Ray cluster reached ({exc}). Start one with 'ray start --head' "
+                                "(then --ray auto on that machine) or give the cluster's address.") from None
+
+    def __enter__(self) -> RayCluster:
+        return self
+
+    def __exit__(self, *_) -> None:
+        if self.connected_here:
+            self.ray.shutdown()
+
+    def track(self, todo: list[Sequence], setup: TrackerSetup) -> Iterator[SequenceResult]:
+        """Submits every sequence, then yields each result as its task finishes."""
+        on_gpu = setup.device.startswith("cuda")
+        task = self.ray.remote(_track_task).options(num_gpus=1 if on_gpu else 0,
+                                                    num_cpus=1 if on_gpu else self.cpus_per_task)
+        options = dict(setup.backend_options)
+        if not on_gpu and setup.backend in THREADED_BACKENDS:
+            options.setdefault("threads", self.cpus_per_task)
+        # Ray gives a GPU task its GPU as the only visible one: cuda:N of the driver would not exist there.
+        task_setup = dataclasses.replace(setup, model=str(Path(setup.model).resolve()),
+                                         device="cuda" if on_gpu else setup.device,
+                                         backend_options=tuple(sorted(options.items())))
+        pending = [task.remote(task_setup, dataclasses.replace(sequence, frames=[Path(f).resolve() for f in sequence.frames]))
+                   for sequence in todo]
+        while pending:
+            done, pending = self.ray.wait(pending, num_returns=1)
+            try:
+                yield self.ray.get(done[0])
+            except self.ray.exceptions.RayTaskError as exc:
+                for remaining in pending:
+                    self.ray.cancel(remaining)
+                cause = exc.cause if isinstance(exc.cause, ToMPError) else exc
+                raise ToMPError(f"A Ray task failed: {cause}") from None

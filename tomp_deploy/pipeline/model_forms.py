@@ -1,0 +1,98 @@
+"""The forms of one model that `bench` and `demo` need, made on demand from a checkpoint: the checkpoint
+itself (torch, torch-cuda), an FP32 ONNX export (onnxruntime) and FP16 engines (tensorrt) built from an
+FP16 export with whichever TensorRT library is installed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from tomp_deploy.runtime.errors import ToMPError
+from tomp_deploy.runtime.manifests.engine import ENGINE_MANIFEST_FILE
+from tomp_deploy.runtime.manifests.export import EXPORT_MANIFEST_FILE, read_export_manifest
+
+
+@dataclass
+class ModelForms:
+    checkpoint: Path | None = None
+    export: Path | None = None
+    engines: Path | None = None
+    work: Path = Path(".work")
+    engines_built: str | None = None
+    """What building the engines did, e.g. 'TensorRT for RTX 1.7.1, fp16, 1 s', once they were built here."""
+    """Where missing forms are written."""
+
+    @classmethod
+    def from_path(cls, path: Path, work: Path) -> "ModelForms":
+        """A checkpoint file, an export folder or an engine folder (their model.json names the checkpoint)."""
+        if path.is_file():
+            return cls(checkpoint=path, work=work)
+        if (path / EXPORT_MANIFEST_FILE).is_file():
+            source = read_export_manifest(path).manifest.checkpoint
+            checkpoint = Path(source.path) if source and Path(source.path).is_file() else None
+            if (path / ENGINE_MANIFEST_FILE).is_file():
+                return cls(checkpoint=checkpoint, engines=path, work=work)
+            return cls(checkpoint=checkpoint, export=path, work=work)
+        raise ToMPError(f"--model {path} is neither a checkpoint file, an export folder (with {EXPORT_MANIFEST_FILE}) "
+                        f"nor an engine folder (with {ENGINE_MANIFEST_FILE}).")
+
+    @property
+    def name(self) -> str:
+        return str(self.checkpoint or self.export or self.engines)
+
+    def for_backend(self, backend: str, progress=lambda text: None) -> Path:
+        if backend in ("torch", "torch-cuda"):
+            if self.checkpoint is None:
+                raise ToMPError(f"the model folder names no checkpoint that exists here, so {backend} cannot run it")
+            return self.checkpoint
+        if backend == "tensorrt":
+            engines = self.engine_folder(progress)
+            self._check_gpu()
+            return engines
+        return self.export_folder(progress)
+
+    def _check_gpu(self) -> None:
+        """Engines built here but no GPU to run them: say both."""
+        from tomp_deploy.runtime.gpu import cuda_device
+
+        try:
+            cuda_device(0)
+        except ToMPError as exc:
+            if self.engines_built is None:
+                raise
+            raise ToMPError(f"engines built ({self.engines_built}) in {self.engines}; not run: {exc}") from None
+
+    def engine_folder(self, progress=lambda text: None) -> Path:
+        if self.engines is None:
+            from engines.builder import build_engines
+            from tomp_deploy.runtime.gpu import engine_library
+
+            engine_library()  # before exporting: without a TensorRT library the backend is skipped at once
+            progress("building engines")
+            engines = self.work / "engines"
+            manifest = build_engines(self._fp16_export(progress), engines, report=progress)
+            self.engines = engines
+            self.engines_built = f"{manifest.built_with}, {manifest.precision}, {manifest.build_seconds:.0f} s"
+        return self.engines
+
+    def export_folder(self, progress=lambda text: None) -> Path:
+        if self.export is None:
+            self.export = self._export("fp32", progress)
+        return self.export
+
+    def _fp16_export(self, progress) -> Path:
+        """The export engines are built from: FP16, unless the model was given as an export folder."""
+        if self.checkpoint is None and self.export is not None:
+            return self.export
+        return self._export("fp16", progress)
+
+    def _export(self, precision: str, progress) -> Path:
+        if self.checkpoint is None:
+            raise ToMPError("an engine folder cannot be run by ONNX Runtime and names no checkpoint to export")
+        from export.onnx_export import export_model
+        from tomp_deploy.model import load_model
+
+        progress(f"exporting the checkpoint to ONNX ({precision})")
+        folder = self.work / ("export" if precision == "fp32" else f"export-{precision}")
+        export_model(load_model(self.checkpoint), folder, force=True, precision=precision)
+        return folder

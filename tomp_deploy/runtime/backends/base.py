@@ -1,0 +1,148 @@
+"""The one interface every inference backend implements.
+
+Two levels: the split-graph contract on numpy arrays (`run(graph, inputs)`, keyed by name: what parity
+checks compare), and the tracking path the tracker drives (`extract`, `new_memory`, `locate`), which
+lets a GPU backend keep features and memory frames on the device and hand back only score maps and
+boxes. `HostTracking` implements the tracking path over the contract for backends that work on
+host arrays. Every backend is a context manager: `close()` releases what it holds (GPU memory and
+contexts, sessions), and the tracker takes its parameters from `tracker_params`, the ones its model
+records.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from tomp_deploy.runtime.contract import GraphTensor, Tensors, graph_feeds, graph_io_problems
+from tomp_deploy.runtime.errors import ToMPError
+from tomp_deploy.runtime.manifests.export import ExportFolder
+from tomp_deploy.runtime.presets import ModelConfig, TrackerParams
+
+
+@dataclass
+class Located:
+    """What `locate` returns for one target: the score map [F,F], the ltrb map [4,F,F] (host float32)
+    and the seconds spent in the predictor and the head."""
+
+    scores: np.ndarray
+    ltrb: np.ndarray
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+class FeatureMemory(Protocol):
+    """The memory frames' features of one target, held where the backend computes."""
+
+    def store(self, slot: int, features: Any, index: int) -> None:
+        """Copies feature `index` of an `extract` batch into memory slot `slot`."""
+        ...
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Runs the three contract graphs. Stateless apart from the loaded model: the tracker owns memory.
+
+    Contract arrays are float32 (the mask bool), shaped as `contract.graph_io` says.
+    """
+
+    name: str
+    config: ModelConfig
+    tracker_params: TrackerParams
+    """The tracker parameters the model records (export's model.json, a checkpoint's meta)."""
+
+    def run(self, graph: str, inputs: Mapping[str, np.ndarray]) -> Tensors:
+        """One contract graph on host arrays, inputs and outputs keyed by name (`contract.graph_io`):
+        backbone `image` -> `feat`; predictor `train_feat`, `train_label`, `train_ltrb`, `test_feat`,
+        `key_padding_mask` -> `cls_filter`, `bbreg_filter`, `cls_feat`, `bbreg_feat`; head those four ->
+        `scores`, `ltrb`."""
+        ...
+
+    def extract(self, image: np.ndarray) -> Any:
+        """Backbone features of the crops `image` [B,3,S,S], left where the backend keeps them; only
+        `FeatureMemory.store` and `locate` read them. Returns when they are ready."""
+        ...
+
+    def new_memory(self) -> FeatureMemory:
+        """An empty memory of `config.memory_size` slots for one target."""
+        ...
+
+    def locate(self, memory: FeatureMemory, features: Any, index: int, train_label: np.ndarray,
+               train_ltrb: np.ndarray, key_padding_mask: np.ndarray) -> Located:
+        """Predictor and head for feature `index` of `features` against `memory` (labels, ltrb and mask
+        as the contract's predictor inputs)."""
+        ...
+
+    def close(self) -> None:
+        """Releases the model and whatever the backend holds; the backend is unusable afterwards."""
+        ...
+
+
+class BackendLifecycle:
+    """Defaults every backend shares: reference tracker parameters unless the model records others, and
+    use as a context manager that closes the backend."""
+
+    tracker_params: TrackerParams = TrackerParams()
+
+    def close(self) -> None:
+        """Nothing to release beyond what garbage collection frees."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+class HostMemory:
+    """Memory features as one numpy array [T,C,F,F], the predictor's `train_feat` as is."""
+
+    def __init__(self, config: ModelConfig):
+        cells = config.feature_size
+        self.feat = np.zeros((config.memory_size, config.feature_dim, cells, cells), np.float32)
+
+    def store(self, slot: int, features: np.ndarray, index: int) -> None:
+        self.feat[slot] = features[index]
+
+
+class HostTracking(BackendLifecycle):
+    """The tracking path over the numpy contract, for backends whose arrays live on the host."""
+
+    def extract(self, image: np.ndarray) -> np.ndarray:
+        return self.run("backbone", {"image": image})["feat"]
+
+    def new_memory(self) -> HostMemory:
+        return HostMemory(self.config)
+
+    def locate(self, memory: HostMemory, features: np.ndarray, index: int, train_label: np.ndarray,
+               train_ltrb: np.ndarray, key_padding_mask: np.ndarray) -> Located:
+        started = time.perf_counter()
+        predicted = self.run("predictor", {"train_feat": memory.feat, "train_label": train_label, "train_ltrb": train_ltrb,
+                                           "test_feat": features[index][None], "key_padding_mask": key_padding_mask})
+        middle = time.perf_counter()
+        located = self.run("head", predicted)
+        return Located(located["scores"][0], located["ltrb"][0],
+                       {"predictor": middle - started, "head": time.perf_counter() - middle})
+
+
+class ExportedGraphs(HostTracking):
+    """The contract for backends that run the three exported graphs on host arrays: `_run(graph, feeds)`
+    takes and returns arrays keyed by name; loaded graphs are checked with `_check_graph_io`."""
+
+    exported: ExportFolder
+
+    def _run(self, graph: str, feeds: Tensors) -> Tensors:
+        raise NotImplementedError
+
+    def _check_graph_io(self, graph: str, actual: list[GraphTensor]) -> None:
+        """Refuses a loaded graph whose inputs and outputs are not the contract's."""
+        problems = graph_io_problems(self.config, graph, actual)
+        if problems:
+            raise ToMPError(f"The {graph} graph in {self.exported.folder} does not follow its model.json's contract ("
+                            f"{'; '.join(problems)}): the folder mixes files of different models. Export the model again.")
+
+    def run(self, graph: str, inputs: Mapping[str, np.ndarray]) -> Tensors:
+        return self._run(graph, graph_feeds(self.config, graph, inputs))

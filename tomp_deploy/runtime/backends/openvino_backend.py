@@ -1,0 +1,129 @@
+"""OpenVINO backend over an export folder (torch-free): the CPU's own units for BF16 and INT8.
+
+`precision` is the compute precision of the CPU plugin: `fp32`; `bf16` (AMX or AVX512-BF16, which OpenVINO
+reports as the BF16 capability); `int8`, which runs an INT8 export made by `tomp-deploy quantize` (QDQ
+graphs, which OpenVINO executes with integer kernels); `auto`, the best of these the export and the CPU
+allow. Compiled models are cached (OpenVINO's CACHE_DIR) beside the export, or in the user cache when
+the export folder is read-only, so a second start skips compilation.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import openvino as ov
+
+from tomp_deploy.runtime.backends.base import ExportedGraphs
+from tomp_deploy.runtime.contract import BATCH, GRAPHS, GraphTensor, Tensors
+from tomp_deploy.runtime.errors import ToMPError
+from tomp_deploy.runtime.manifests.export import COMPILE_CACHE_FOLDER, ExportFolder, read_export
+
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
+INFERENCE_PRECISION = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
+OPENVINO_DTYPES = {"f32": "float32", "f16": "float16", "boolean": "bool"}
+"""OpenVINO's inference precision hint per precision: an INT8 graph's quantised layers run in INT8 and
+the layers it keeps in float (softmax, LayerNorm, the mask path) in FP32."""
+
+
+def cpu_capabilities(core: ov.Core) -> list[str]:
+    """What OpenVINO's CPU plugin reports it can compute in (FP32, BF16, INT8, ...)."""
+    return list(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+
+
+def choose_precision(requested: str, export_precision: str, capabilities: list[str]) -> str:
+    """The precision to compile for, or a ToMPError saying why the requested one cannot run here."""
+    if requested not in PRECISIONS:
+        raise ToMPError(f"--precision {requested!r}: the openvino backend runs {', '.join(PRECISIONS)}.")
+    if export_precision == "int8":
+        if requested not in ("auto", "int8"):
+            raise ToMPError(f"The export is quantised to INT8; run it with --precision int8 (or auto), or give the "
+                            f"FP32 export for --precision {requested}.")
+        return "int8"
+    if requested == "int8":
+        raise ToMPError("--precision int8 needs an INT8 export: make one with 'tomp-deploy quantize EXPORT --out DIR "
+                        "--calibration DATASET' and give DIR.")
+    if requested == "bf16" and "BF16" not in capabilities:
+        raise ToMPError(f"This CPU has no BF16 units OpenVINO can use (it reports {', '.join(capabilities)}); "
+                        "use --precision fp32.")
+    if requested == "auto":
+        return "bf16" if "BF16" in capabilities and export_precision == "fp32" else "fp32"
+    return requested
+
+
+def cache_folder(export_folder: Path) -> Path:
+    """`.openvino-cache` inside the export where it can be written, else a folder of the user's cache."""
+    beside = export_folder / COMPILE_CACHE_FOLDER
+    try:
+        beside.mkdir(exist_ok=True)
+        return beside
+    except OSError:
+        user_cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tomp-deploy" / "openvino"
+        folder = user_cache / export_folder.resolve().as_posix().strip("/").replace("/", "_")
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+
+def _reason(error: RuntimeError) -> str:
+    """The informative line of an OpenVINO error (its first lines only name the source files it passed)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    reason = next((line for line in lines if not line.startswith("Exception from")), lines[0] if lines else "")
+    return reason[:300]
+
+
+class OpenVinoBackend(ExportedGraphs):
+    """Runs the three exported graphs with OpenVINO's CPU plugin under the latency hint; numpy in and out.
+
+    `threads` sets the plugin's inference threads (default: all cores); `precision` is described in the
+    module docstring, and `self.precision` says which one `auto` chose.
+    """
+
+    name = "openvino"
+
+    def __init__(self, export: str | Path | ExportFolder, device: str = "cpu", precision: str = "auto",
+                 threads: int | None = None):
+        if device != "cpu":
+            raise ToMPError(f"The openvino backend runs on the CPU; --device {device} is for torch-cuda or tensorrt.")
+        if threads is not None and (type(threads) is not int or threads < 1):
+            raise ToMPError(f"--threads {threads!r}: give a number of threads of 1 or more.")
+        self.exported = export if isinstance(export, ExportFolder) else read_export(export)
+        self.config = self.exported.config
+        self.tracker_params = self.exported.tracker
+        core = ov.Core()
+        self.capabilities = cpu_capabilities(core)
+        self.precision = choose_precision(precision, self.exported.manifest.precision, self.capabilities)
+        self.cache = cache_folder(self.exported.folder)
+        properties = {"INFERENCE_PRECISION_HINT": INFERENCE_PRECISION[self.precision], "PERFORMANCE_HINT": "LATENCY",
+                      "CACHE_DIR": str(self.cache)}
+        if threads is not None:
+            properties["INFERENCE_NUM_THREADS"] = threads
+        self.requests = {}
+        for graph in GRAPHS:
+            path = self.exported.graph_path(graph)
+            try:
+                compiled = core.compile_model(str(path), "CPU", properties)
+            except RuntimeError as exc:
+                advice = ("quantise the FP32 export again with the default --quantizer nncf" if self.precision == "int8"
+                          else "export the model again")
+                raise ToMPError(f"OpenVINO cannot compile the {graph} graph of {self.exported.folder} "
+                                f"({_reason(exc)}); {advice}.") from None
+            self._check_io(graph, compiled)
+            self.requests[graph] = compiled.create_infer_request()
+
+    def _check_io(self, graph: str, compiled) -> None:
+        def tensor(port, is_input: bool) -> GraphTensor:
+            shape = tuple(d.get_length() if d.is_static else BATCH for d in port.get_partial_shape())
+            return GraphTensor(port.get_any_name(), is_input, shape,
+                               OPENVINO_DTYPES.get(port.get_element_type().get_type_name(), "other"))
+
+        self._check_graph_io(graph, [tensor(port, True) for port in compiled.inputs]
+                             + [tensor(port, False) for port in compiled.outputs])
+
+    def _run(self, graph: str, feeds: Tensors) -> Tensors:
+        request = self.requests[graph]
+        request.infer(feeds)
+        return {port.get_any_name(): request.get_tensor(port).data.copy() for port in request.model_outputs}
+
+    def close(self) -> None:
+        """Releases the infer requests and their compiled models."""
+        self.requests.clear()

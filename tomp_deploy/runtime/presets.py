@@ -1,0 +1,162 @@
+"""Model configurations, tracker parameters and their presets: the one source of truth for constants.
+
+Importing this module needs no torch, so the runtime and `model.json` readers can use it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+
+from tomp_deploy.runtime.errors import ToMPError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+BACKBONE_CHANNELS = {"resnet18": 256, "resnet34": 256, "resnet50": 1024, "resnet101": 1024}
+"""Channels of each supported torchvision ResNet's `layer3` output (stride 16)."""
+
+
+def _from_dict(cls, values: dict, what: str):
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ToMPError(
+            f"Unknown {what} keys {unknown}; known keys are {sorted(known)}. "
+            "The file was written by another version of tomp-deploy or is not a ToMP file."
+        )
+    return cls(**values)
+
+
+def _size(default: int, limit: int):
+    """A size field of a model config, whole and in 1..`limit`: generous for any ToMP, and a cap on what a
+    config read from a file can make the loader allocate."""
+    return field(default=default, metadata={"limit": limit})
+
+
+def _positive(default: float):
+    """A tracker parameter that is a size or a scale: a finite number above 0."""
+    return field(default=default, metadata={"positive": True})
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of one ToMP network. Every backend and export reads its sizes from here."""
+
+    backbone: str = "resnet50"
+    feature_dim: int = _size(256, 4096)
+    num_heads: int = _size(8, 64)
+    num_encoder_layers: int = _size(6, 64)
+    num_decoder_layers: int = _size(6, 64)
+    dim_feedforward: int = _size(2048, 65536)
+    feature_size: int = _size(18, 64)
+    """Cells per side of a frame's feature map: the search area (288 px) over the stride."""
+    feature_stride: int = _size(16, 64)
+    memory_size: int = _size(2, 16)
+    """Training frames the predictor sees: the annotated one and the latest confident one."""
+    use_test_frame_encoding: bool = True
+    head_filter_size: int = _size(1, 16)
+    """The reference's `filter_size`; it only enters the head features' L2-norm scale."""
+
+    def __post_init__(self) -> None:
+        for size in (f for f in fields(self) if "limit" in f.metadata):
+            name, limit, value = size.name, size.metadata["limit"], getattr(self, size.name)
+            if type(value) is not int or not 1 <= value <= limit:
+                raise ToMPError(f"{name} = {value!r} is not a whole number in 1..{limit}; the model config is damaged "
+                                "or not a ToMP one.")
+        if type(self.use_test_frame_encoding) is not bool:
+            raise ToMPError(f"use_test_frame_encoding = {self.use_test_frame_encoding!r} is not true or false.")
+        if self.backbone not in BACKBONE_CHANNELS:
+            raise ToMPError(
+                f"Unsupported backbone {self.backbone!r}; choose one of {sorted(BACKBONE_CHANNELS)}."
+            )
+        if self.feature_dim % self.num_heads:
+            raise ToMPError(
+                f"feature_dim {self.feature_dim} is not divisible by num_heads {self.num_heads}."
+            )
+        if self.feature_dim % 4:
+            raise ToMPError(f"feature_dim {self.feature_dim} must be a multiple of 4 (box encoding MLP).")
+
+    @property
+    def search_size(self) -> int:
+        """Side of the square image crop fed to the backbone (288 for the paper)."""
+        return self.feature_size * self.feature_stride
+
+    @property
+    def backbone_channels(self) -> int:
+        return BACKBONE_CHANNELS[self.backbone]
+
+    @property
+    def head_norm_scale(self) -> float:
+        return math.sqrt(1.0 / (self.feature_dim * self.head_filter_size * self.head_filter_size))
+
+    @property
+    def num_tokens(self) -> int:
+        """Tokens in the predictor's sequence: memory frames then the test frame, F*F each."""
+        return (self.memory_size + 1) * self.feature_size * self.feature_size
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "ModelConfig":
+        return _from_dict(cls, values, "model config")
+
+
+PRESETS: dict[str, ModelConfig] = {
+    "tomp50": ModelConfig(backbone="resnet50"),
+    "tomp101": ModelConfig(backbone="resnet101"),
+    "tiny": ModelConfig(
+        backbone="resnet18",
+        feature_dim=64,
+        num_heads=4,
+        num_encoder_layers=2,
+        num_decoder_layers=2,
+        dim_feedforward=256,
+    ),
+}
+"""`tomp50`/`tomp101` are the paper's networks; `tiny` runs the same code paths at CPU-test size."""
+
+
+def preset(name: str) -> ModelConfig:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ToMPError(f"Unknown preset {name!r}; choose one of {sorted(PRESETS)}.") from None
+
+
+@dataclass(frozen=True)
+class TrackerParams:
+    """Online tracking parameters. Defaults are the reference `tomp50` (and `tomp101`) parameter files."""
+
+    search_area_scale: float = _positive(5.0)
+    border_mode: str = "inside_major"
+    patch_max_scale_change: float = _positive(1.5)
+    init_expansion_factor: int = _positive(2)
+    """The reference samples the annotated frame at twice the crop size and keeps the centre (its
+    `augmentation_expansion_factor`); this changes the crop's rounding, so it is kept."""
+    output_sigma_factor: float = _positive(0.25)
+    conf_ths: float = 0.9
+    target_not_found_threshold: float = 0.25
+    distractor_threshold: float = 0.8
+    hard_negative_threshold: float = 0.5
+    target_neighborhood_scale: float = _positive(2.2)
+    displacement_scale: float = _positive(0.8)
+    search_area_rescaling_at_occlusion: bool = True
+    min_box_size: float = 10.0
+    """Smallest width/height of the reported box in pixels when it is clipped to the image."""
+
+    def __post_init__(self) -> None:
+        if self.border_mode not in ("inside_major", "inside", "replicate"):
+            raise ToMPError(f"Unknown border_mode {self.border_mode!r}; use inside_major, inside or replicate.")
+        for scale in (f for f in fields(self) if "positive" in f.metadata):
+            value = getattr(self, scale.name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+                raise ToMPError(f"Tracker parameter {scale.name} = {value!r} must be a number above 0.")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrackerParams":
+        return _from_dict(cls, values, "tracker parameter")
