@@ -74,9 +74,7 @@ def test_model_runs_in_reduced_precision_close_to_fp32():
 
     def run(model, dtype):
         feats = model.backbone(image.to(dtype))
-        cls_filter, bbreg_filter, cls_feat, bbreg_feat = model.predictor(
-            feats[:2], label.to(dtype), ltrb.to(dtype), feats[2:], mask)
-        return model.head(cls_filter, cls_feat, bbreg_filter, bbreg_feat)
+        return model.head(*model.predictor(feats[:2], label.to(dtype), ltrb.to(dtype), feats[2:], mask))
 
     feats = reduced.backbone(image.to(torch.bfloat16))
     assert feats.dtype == torch.bfloat16

@@ -156,7 +156,7 @@ def test_head_matches_paper_formulas(tiny_model):
     feat_cls, feat_reg = torch.randn(1, c, FEAT, FEAT), torch.randn(1, c, FEAT, FEAT)
     head = tiny_model.head
     with torch.no_grad():
-        scores, ltrb = head(w_cls, feat_cls, w_reg, feat_reg)
+        scores, ltrb = head(w_cls, w_reg, feat_cls, feat_reg)
 
         classifier_weights = w_cls @ head.classifier.linear.weight.T + head.classifier.linear.bias
         expected_scores = (feat_cls[0] * classifier_weights[0].view(c, 1, 1)).sum(0)

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from tomp_deploy.cli.app import command, console
-from tomp_deploy.cli.options import Backend, Device, JsonOut, Model, Plot, TrackerParam, progress_bar
+from tomp_deploy.cli.options import Backend, Device, JsonOut, Model, Plot, Precision, TrackerParam, progress_bar
 from tomp_deploy.cli.render import print_table
 from tomp_deploy.runtime.errors import ToMPError
 from tomp_deploy.runtime.files import check_output_file, ensure_folder, write_atomically
@@ -21,20 +21,25 @@ Format = Annotated[str, typer.Option(help="Dataset layout: lasot, lasot_extensio
 
 @command()
 def synth(
-    out: Annotated[Path, typer.Argument(help="Folder to write the benchmark into (LaSOT layout).")],
+    out: Annotated[Path, typer.Argument(help="Folder to write the benchmark into.")],
     sequences: Annotated[int, typer.Option(help="Number of sequences.")] = 10,
     frames: Annotated[int, typer.Option(help="Frames per sequence.")] = 100,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed writes the same benchmark.")] = 0,
     family: Annotated[str, typer.Option(help="Scene family: patches, cutouts, shapes (training families), "
                                              "bouncing (held out from training) or filmed (the demo's).")] = "patches",
     workers: Annotated[int, typer.Option(help="Processes writing sequences in parallel.")] = 1,
+    layout: Annotated[str, typer.Option(help="lasot (eval --format lasot) or vot (the VOT toolkit's, with list.txt; "
+                                             "eval --format vot).")] = "lasot",
 ) -> None:
     """Write a synthetic benchmark: targets with motion, scale and shape change, occlusion, look-alike
     distractors, camera motion, blur and illumination change, from one scene family."""
+    from tomp_deploy.evaluation.datasets.vot_layout import lasot_to_vot
     from tomp_deploy.evaluation.synth import FAMILIES, generate_benchmark
 
     if family not in FAMILIES:
         raise ToMPError(f"Unknown --family {family!r}; choose one of {', '.join(FAMILIES)}.")
+    if layout not in ("lasot", "vot"):
+        raise ToMPError(f"Unknown --layout {layout!r}; choose lasot or vot.")
     if sequences < 1 or frames < 2 or workers < 1:
         raise ToMPError("--sequences and --workers must be at least 1 and --frames at least 2.")
     ensure_folder(out, "OUT")
@@ -42,7 +47,9 @@ def synth(
         task = progress.add_task(f"writing {family} sequences", total=sequences)
         generate_benchmark(out, sequences, frames, seed, family=family, workers=workers,
                            progress=lambda name: progress.advance(task))
-    console.print(f"wrote {sequences} sequences of {frames} frames to {out} (LaSOT layout, --format lasot)")
+    if layout == "vot":
+        lasot_to_vot(out)
+    console.print(f"wrote {sequences} sequences of {frames} frames to {out} ({layout.upper()} layout, --format {layout})")
 
 
 def _print_score(score, title: str) -> None:
@@ -119,8 +126,7 @@ def eval_command(
         help="Track the sequences as tasks on this Ray cluster ('auto' for the one started on this machine, or "
              "its address); one GPU a task with --device cuda, else --ray-cpus-per-task CPUs.")] = None,
     ray_cpus_per_task: Annotated[int, typer.Option(help="CPUs (and backend threads) of each Ray task.")] = 1,
-    precision: Annotated[str | None, typer.Option(
-        help="torch-cuda: fp16 (default), bf16 or fp32; openvino: auto (default), fp32, bf16 or int8.")] = None,
+    precision: Precision = None,
     results: Annotated[Path | None, typer.Option(
         help="Results folder (default results/<model>_<fingerprint>_<backend>); resumes only the run that made it.")] = None,
     json_out: JsonOut = None,

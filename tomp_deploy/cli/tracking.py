@@ -9,7 +9,7 @@ import typer
 from rich.progress import TextColumn
 
 from tomp_deploy.cli.app import command, console
-from tomp_deploy.cli.options import Backend, Device, TrackerParam, progress_bar
+from tomp_deploy.cli.options import Backend, CudaGraphs, Device, Precision, Threads, TrackerParam, backend_options, progress_bar
 from tomp_deploy.cli.render import print_table
 from tomp_deploy.runtime.backends.recording import RecordedCalls
 from tomp_deploy.runtime.errors import ToMPError
@@ -58,11 +58,9 @@ def track(
     output: Annotated[Path | None, typer.Option(help="Write x,y,w,h per frame (first line: the initial box).")] = None,
     video_out: Annotated[Path | None, typer.Option(help="Write an MP4 with the boxes, scores and frame rate.")] = None,
     show: Annotated[bool, typer.Option(help="Show the tracking in a window (q quits).")] = False,
-    threads: Annotated[int | None, typer.Option(help="Intra-op threads (onnxruntime and openvino backends).")] = None,
-    precision: Annotated[str | None, typer.Option(
-        help="torch-cuda: fp16 (default), bf16 or fp32; openvino: auto (default), fp32, bf16 or int8.")] = None,
-    cuda_graphs: Annotated[bool | None, typer.Option(
-        help="Replay the per-frame calls as CUDA graphs (torch-cuda: on by default; tensorrt: off).")] = None,
+    threads: Threads = None,
+    precision: Precision = None,
+    cuda_graphs: CudaGraphs = None,
     tracker_param: TrackerParam = None,
 ) -> None:
     """Track one or more targets through a video, an image folder or a camera."""
@@ -76,8 +74,7 @@ def track(
     boxes = _initial_boxes(frames, init_box)
     if show:
         _check_gui()
-    options = {k: v for k, v in {"threads": threads, "precision": precision, "cuda_graphs": cuda_graphs}.items()
-               if v is not None}
+    options = backend_options(threads, precision, cuda_graphs)
     with open_backend(backend, resolve_model(model), device=device, **options) as runtime:
         params = overridden_tracker_params(runtime.tracker_params, tracker_param)
         if backend == "openvino":

@@ -1,0 +1,34 @@
+"""`trax`: the tracker as a TraX server, for the VOT toolkit (its trackers.ini runs this command)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tomp_deploy.cli.app import command
+from tomp_deploy.cli.options import Backend, CudaGraphs, Device, Precision, Threads, TrackerParam, backend_options
+
+
+@command()
+def trax(
+    model: Annotated[Path, typer.Option(help="Checkpoint (or export/engine folder for those backends), or 'tiny'.")],
+    backend: Backend = "onnxruntime",
+    device: Device = "cpu",
+    threads: Threads = None,
+    precision: Precision = None,
+    cuda_graphs: CudaGraphs = None,
+    tracker_param: TrackerParam = None,
+) -> None:
+    """Serve one TraX session (VOT toolkit): rectangles (masks and polygons as their boxes), RGB images.
+    Errors go to the client as the session's quit reason."""
+    from tomp_deploy.evaluation.trax_server import import_trax, serve
+    from tomp_deploy.runtime.backends import open_backend
+    from tomp_deploy.runtime.overrides import overridden_tracker_params
+    from tomp_deploy.runtime.shipped import resolve_model
+
+    import_trax()
+    options = backend_options(threads, precision, cuda_graphs)
+    serve(lambda: open_backend(backend, resolve_model(model), device=device, **options),
+          lambda loaded: overridden_tracker_params(loaded.tracker_params, tracker_param))
