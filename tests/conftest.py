@@ -31,6 +31,17 @@ def tiny_export(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_export_fp16(tiny_export):
+    """The FP16 export of `tiny_export`'s model, beside it."""
+    from export.onnx_export import export_model
+
+    network, folder = tiny_export
+    fp16 = folder.parent / "tiny-fp16"
+    export_model(network, fp16, precision="fp16")
+    return fp16
+
+
+@pytest.fixture(scope="session")
 def shipped_export(tmp_path_factory):
     """The shipped tiny model's FP32 export, shared by every test module: tests that change it copy it."""
     from export.onnx_export import export_model

@@ -11,17 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.cli import run_cli
 from tests.reference_checkpoints import write_reference_checkpoint
 from tomp_deploy import ToMPError
 from tomp_deploy.evaluation.datasets import open_dataset
 from tomp_deploy.evaluation.synth import generate_benchmark
 from tomp_deploy.model import load_model, save_checkpoint
 from tomp_deploy.runtime.shipped import resolve_model
-
-
-def run_cli(*args, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tomp_deploy", *map(str, args)], capture_output=True, text=True,
-                          **kwargs)
 
 
 def assert_clean_error(result: subprocess.CompletedProcess, *phrases: str) -> None:
@@ -263,6 +259,7 @@ def test_resume_falls_back_to_the_newest_intact_checkpoint_and_refuses_changed_s
     assert changed_settings(meta["train_config"], changed) == ["lr_head: 0.0001 -> 0.5"]
     result = run_cli("train", "--preset", "tiny", "--out", run, "--resume", "--set", "lr_head=0.5")
     assert_clean_error(result, "lr_head: 0.0001 -> 0.5", "drop those --set options")
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoints", "latest.pt"], "refused before writing any data"
 
 
 def test_a_full_device_keeps_the_boxes_written_so_far(sequence_folder, tmp_path):

@@ -2,8 +2,6 @@
 
 import importlib.util
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -11,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.cli import run_cli
 from tests.seeded import seeded_model
 from tomp_deploy import ToMPError
 from tomp_deploy.checks.bench import bench
@@ -30,6 +29,18 @@ def checkpoint(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def exported(checkpoint, tmp_path_factory) -> Path:
+    """The checkpoint's FP32 export: a bench given it runs torch on the checkpoint its model.json names and
+    onnxruntime and openvino on the export, without exporting again."""
+    from export.onnx_export import export_model
+    from tomp_deploy.model import load_model
+
+    folder = tmp_path_factory.mktemp("export") / "tiny"
+    export_model(load_model(checkpoint), folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
 def sequences(tmp_path_factory):
     root = tmp_path_factory.mktemp("data")
     generate_benchmark(root, sequences=2, frames=10, seed=3)
@@ -42,12 +53,9 @@ def run_bench(model: Path, backends, sequences, out: Path, **options) -> dict:
     return bench(forms.name, forms.for_backend, backends, sequences, out, **options)
 
 
-def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "tomp_deploy", *map(str, args)], capture_output=True, text=True)
 
-
-def test_bench_report_schema_and_reference(checkpoint, sequences, tmp_path):
-    report = run_bench(checkpoint, ["torch", "onnxruntime"], sequences, tmp_path, warmup=2)
+def test_bench_report_schema_and_reference(exported, sequences, tmp_path):
+    report = run_bench(exported, ["torch", "onnxruntime"], sequences, tmp_path, warmup=2)
     assert report["reference"] == "torch" and {"cpu", "gpus", "versions"} <= set(report["machine"])
     assert set(report["backends"]) == {"torch", "onnxruntime"}
     for entry in report["backends"].values():
@@ -62,7 +70,7 @@ def test_bench_report_schema_and_reference(checkpoint, sequences, tmp_path):
     assert (tmp_path / "bench.png").stat().st_size > 10_000
 
 
-def test_failing_backend_is_reported_and_the_others_written(checkpoint, sequences, tmp_path, monkeypatch):
+def test_failing_backend_is_reported_and_the_others_written(exported, sequences, tmp_path, monkeypatch):
     from tomp_deploy.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 
     calls = {"count": 0}
@@ -75,7 +83,7 @@ def test_failing_backend_is_reported_and_the_others_written(checkpoint, sequence
         return original(self, graph, feeds)
 
     monkeypatch.setattr(OnnxRuntimeBackend, "_run", breaks_on_the_fifth_frame)
-    report = run_bench(checkpoint, ["onnxruntime"], sequences, tmp_path, warmup=1)
+    report = run_bench(exported, ["onnxruntime"], sequences, tmp_path, warmup=1)
     assert report["backends"]["onnxruntime"] == {"status": "failed", "error": "RuntimeError: device lost"}
     assert report["backends"]["torch"]["status"] == "ok"
     assert json.loads((tmp_path / "bench.json").read_text())["backends"]["onnxruntime"]["status"] == "failed"
@@ -164,9 +172,9 @@ def test_host_facts_name_the_gpus_the_driver_reports(tmp_path, monkeypatch):
     assert gpu_names() == [], "a driver that does not answer: no GPU"
 
 
-def test_bench_names_the_precision_openvino_chose(checkpoint, sequences, tmp_path):
+def test_bench_names_the_precision_openvino_chose(exported, sequences, tmp_path):
     pytest.importorskip("openvino", reason="the openvino backend needs the 'openvino' extra: pip install -e '.[openvino]'")
-    report = run_bench(checkpoint, ["torch", "openvino"], sequences, tmp_path, warmup=2)
+    report = run_bench(exported, ["torch", "openvino"], sequences, tmp_path, warmup=2)
     entry = report["backends"]["openvino"]
     assert entry["status"] == "ok" and entry["compute_precision"] in ("fp32", "bf16")
     assert 0 <= entry["precision"] <= 100  # the accuracy figure, not the compute precision

@@ -1,20 +1,15 @@
 import json
 import os
 import pickle
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from tests.cli import run_cli
 from tests.reference_checkpoints import LAYOUT, ltr_package_installed, reference_state_dict, write_reference_checkpoint
 from tomp_deploy import ToMPError, load_model
 from tomp_deploy.model import save_checkpoint
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tomp_deploy", *args], capture_output=True, text=True)
 
 
 @pytest.mark.parametrize("network,backbone", [("tompnet50", "resnet50"), ("tompnet101", "resnet101")])
@@ -36,7 +31,7 @@ def test_reference_checkpoint_loads_every_weight(tmp_path, network, backbone, us
     assert model.checkpoint_info.meta["description"] == "ToMP50"
 
 
-@pytest.mark.parametrize("network", ["tompnet50", "tompnet101"])
+@pytest.mark.parametrize("network", ["tompnet50", pytest.param("tompnet101", marks=pytest.mark.slow)])
 def test_inspect_reports_reference_checkpoint(tmp_path, network):
     path = write_reference_checkpoint(tmp_path / "net.pth.tar", network, use_test_frame_encoding=False)
     result = run_cli("inspect", str(path), "--json")

@@ -27,17 +27,13 @@ needs_rtx = pytest.mark.skipif(importlib.util.find_spec("tensorrt_rtx") is None,
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("export") / "tiny"
-    export_model(seeded_model("tiny", 2), folder)
-    return read_export(folder)
+def exported(tiny_export):
+    return read_export(tiny_export[1])
 
 
 @pytest.fixture(scope="module")
-def exported_fp16(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("export") / "tiny-fp16"
-    export_model(seeded_model("tiny", 2), folder, precision="fp16")
-    return read_export(folder)
+def exported_fp16(tiny_export_fp16):
+    return read_export(tiny_export_fp16)
 
 
 def test_profiles_from_model_json(exported):

@@ -1,13 +1,13 @@
 """Synthetic benchmark, `eval` with resume, `score` from result files, and their bad inputs."""
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.cli import run_cli, run_cli_process
 from tests.seeded import seeded_model
 from tomp_deploy import ToMPError
 from tomp_deploy.evaluation.datasets import open_dataset
@@ -28,9 +28,6 @@ def benchmark(tmp_path_factory) -> Path:
 def checkpoint(tmp_path_factory) -> Path:
     return save_checkpoint(seeded_model("tiny", 2, 0.6, True, 0.2), tmp_path_factory.mktemp("model") / "tiny.pt")
 
-
-def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "tomp_deploy", *map(str, args)], capture_output=True, text=True)
 
 
 def test_synthetic_benchmark_is_deterministic_lasot(benchmark, tmp_path):
@@ -131,19 +128,20 @@ def ray_cluster():
 
 
 def test_eval_on_ray_writes_what_one_worker_writes(benchmark, checkpoint, tmp_path, ray_cluster, monkeypatch):
-    """A Ray task of one CPU runs PyTorch on one thread (Ray sets OMP_NUM_THREADS), and the CPU's sums
+    """The eval processes are drivers of their own (this one holds the cluster). A Ray task of one CPU runs
+    PyTorch on one thread (Ray sets OMP_NUM_THREADS), and the CPU's sums
     round differently with another thread count, so the one-worker run gets one thread too."""
     one_worker, on_ray = tmp_path / "one-worker", tmp_path / "ray"
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    assert run_cli("eval", "--dataset-root", benchmark, "--model", checkpoint, "--results", one_worker).returncode == 0
+    assert run_cli_process("eval", "--dataset-root", benchmark, "--model", checkpoint, "--results", one_worker).returncode == 0
     monkeypatch.delenv("OMP_NUM_THREADS")
-    result = run_cli("eval", "--dataset-root", benchmark, "--model", checkpoint, "--results", on_ray, "--ray", "auto")
+    result = run_cli_process("eval", "--dataset-root", benchmark, "--model", checkpoint, "--results", on_ray, "--ray", "auto")
     assert result.returncode == 0, result.stderr
     for sequence in open_dataset(benchmark, "lasot"):
         assert (on_ray / f"{sequence.name}.txt").read_bytes() == (one_worker / f"{sequence.name}.txt").read_bytes()
         assert len((on_ray / f"{sequence.name}_time.txt").read_text().splitlines()) == len(sequence.frames)
-    assert "resuming: 3 of 3" in run_cli("eval", "--dataset-root", benchmark, "--model", checkpoint, "--results",
-                                         on_ray, "--ray", "auto").stdout
+    assert "resuming: 3 of 3" in run_cli_process("eval", "--dataset-root", benchmark, "--model", checkpoint, "--results",
+                                                 on_ray, "--ray", "auto").stdout
 
 
 def test_eval_on_ray_reports_a_failing_task(benchmark, tmp_path, ray_cluster):
@@ -167,5 +165,6 @@ def test_eval_on_ray_without_ray_says_what_to_install(benchmark, checkpoint, tmp
 @pytest.mark.parametrize("address,message", [("127.0.0.1:1", "nothing answers there"), ("nonsense", "is not 'auto'")])
 def test_eval_on_ray_refuses_an_address_at_once(benchmark, checkpoint, tmp_path, address, message):
     pytest.importorskip("ray", reason="the Ray test needs the 'ray' extra: pip install -e '.[ray]'")
-    result = run_cli("eval", "--dataset-root", benchmark, "--model", checkpoint, "--results", tmp_path, "--ray", address)
+    result = run_cli_process("eval", "--dataset-root", benchmark, "--model", checkpoint, "--results", tmp_path,
+                             "--ray", address)  # a driver of its own: this process may hold the test cluster
     assert result.returncode == 2 and message in result.stderr, result.stderr

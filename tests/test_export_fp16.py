@@ -4,11 +4,11 @@ error report, and a reference ToMP-50 checkpoint exported to FP16."""
 
 import cv2
 import onnx
+import pytest
 from onnx import TensorProto
 
 from export.onnx_export import export_model
 from tests.reference_checkpoints import write_reference_checkpoint
-from tests.seeded import seeded_model
 from tomp_deploy.checks.fp16_report import contract_inputs as realistic_inputs
 from tomp_deploy.checks.fp16_report import growing, layer_errors
 from tomp_deploy.checks.parity import FP16_TOLERANCES, compare_contract, compare_sequences
@@ -17,6 +17,7 @@ from tomp_deploy.runtime.driver import track_boxes
 from tomp_deploy.runtime.manifests.export import read_export
 
 
+@pytest.mark.slow
 def test_fp16_export_of_a_reference_tomp50_checkpoint(tmp_path):
     """The FP16 graphs of a published-format ToMP-50 checkpoint, run by ONNX Runtime on the CPU: every
     contract output within 1e-2 of the FP32 export's, FP16 weights, FP32 islands where the model puts them."""
@@ -45,15 +46,12 @@ def test_fp16_export_of_a_reference_tomp50_checkpoint(tmp_path):
         n.op_type for n in onnx.load(str(fp16.graph_path("backbone"))).graph.node if n.name in graphs["backbone"].fp32_nodes}
 
 
-def test_per_layer_report_pairs_every_tensor_with_its_fp32_counterpart(tmp_path):
+def test_per_layer_report_pairs_every_tensor_with_its_fp32_counterpart(tiny_export, tiny_export_fp16):
     """Every tensor of the FP16 graph is compared with the same tensor of its FP32 twin (a wrong pairing
     would show errors near 1): the graph outputs' errors are of the order of the contract-level comparison
     of the two exports, the islands are flagged, and the layers listed are those whose error is well above
     their inputs'."""
-    network = seeded_model("tiny", 2, 0.6, True, 0.2)
-    export_model(network, tmp_path / "fp32")
-    export_model(network, tmp_path / "fp16", precision="fp16")
-    fp32, fp16 = read_export(tmp_path / "fp32"), read_export(tmp_path / "fp16")
+    fp32, fp16 = read_export(tiny_export[1]), read_export(tiny_export_fp16)
     with OnnxRuntimeBackend(fp32) as reference, OnnxRuntimeBackend(fp16) as half:
         inputs = realistic_inputs(reference)
         contract = {r.output: r.max_rel for r in compare_contract(reference, half, inputs)}

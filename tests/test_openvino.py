@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from tests.cli import run_cli
 from tests.contract_checks import assert_contract_parity
 from tests.sequences import moving_target_sequence
 from tomp_deploy import ToMPError
@@ -23,10 +24,6 @@ from tomp_deploy.runtime.backends.openvino_backend import (  # noqa: E402 (after
     choose_precision,
     cpu_capabilities,
 )
-
-
-def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "tomp_deploy", *map(str, args)], capture_output=True, text=True)
 
 
 @pytest.mark.parametrize("memory_frames", [1, 2])
@@ -176,6 +173,7 @@ def test_int8_export_runs_in_openvino_and_onnxruntime_and_refuses_other_precisio
     assert result.returncode == 2 and "fp16 export" in result.stderr, result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("precision", ["bf16", "int8"])
 def test_low_precision_scores_like_fp32_on_the_held_out_family(precision, shipped_exports, int8_export, tmp_path):
     """Within 1 point of success AUC of the FP32 OpenVINO run, on sequences of a family no training or

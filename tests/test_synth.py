@@ -118,3 +118,20 @@ def test_motion_models_stay_inside_their_bounds():
         assert (thrown[:, 0] >= radius - 1e-6).all() and (thrown[:, 0] <= 320 - radius + 1e-6).all()
         assert (thrown[:, 1] <= 240 - radius + 1e-6).all()
         assert np.abs(np.diff(thrown[:, 1])).max() > 2  # it moves, and keeps bouncing
+
+
+def test_vot_layout_holds_the_lasot_sequences_frame_for_frame(tmp_path):
+    from tomp_deploy.evaluation.datasets.vot_layout import lasot_to_vot
+
+    for root in (tmp_path / "lasot", tmp_path / "vot"):
+        generate_benchmark(root, sequences=2, frames=6, seed=9, family="bouncing")
+    assert lasot_to_vot(tmp_path / "vot") == ["bouncing-1", "bouncing-2"]
+    assert (tmp_path / "vot" / "list.txt").read_text().split() == ["bouncing-1", "bouncing-2"]
+    lasot, vot = open_dataset(tmp_path / "lasot", "lasot"), open_dataset(tmp_path / "vot", "vot")
+    for a, b in zip(lasot, vot):
+        assert a.name == b.name
+        np.testing.assert_array_equal(a.ground_truth, b.ground_truth)
+        assert [p.read_bytes() for p in a.frames] == [p.read_bytes() for p in b.frames]
+        assert [p.name for p in b.frames] == [f"{k:08d}.jpg" for k in range(1, 7)]
+        assert "channels.color=color/%08d.jpg" in (tmp_path / "vot" / b.name / "sequence").read_text()
+    assert not (tmp_path / "vot" / "bouncing").exists(), "the LaSOT class folder is gone"

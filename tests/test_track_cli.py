@@ -1,13 +1,12 @@
 """`tomp-deploy track` on the sources users give it."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from tests.cli import run_cli
 from tests.seeded import seeded_model
 from tests.sequences import moving_target_sequence
 from tomp_deploy import ToMPError
@@ -43,9 +42,6 @@ def write_video(path: Path, images, fourcc="MJPG") -> Path:
     return path
 
 
-def run_track(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tomp_deploy", "track", *map(str, args)], capture_output=True, text=True)
-
 
 def read_boxes(path: Path) -> np.ndarray:
     return np.loadtxt(path, delimiter=",", ndmin=2)
@@ -56,7 +52,7 @@ def test_lasot_folder_needs_no_init_box(tmp_path, checkpoint, sequence):
     folder = write_lasot_sequence(tmp_path, images, boxes)
     out = tmp_path / "boxes.txt"
     video = tmp_path / "tracked.mp4"
-    result = run_track(folder, "--model", checkpoint, "--output", out, "--video-out", video)
+    result = run_cli("track", folder, "--model", checkpoint, "--output", out, "--video-out", video)
     assert result.returncode == 0, result.stderr
     written = read_boxes(out)
     assert written.shape == (8, 4)
@@ -70,7 +66,7 @@ def test_video_file_with_init_box_and_two_targets(tmp_path, checkpoint, sequence
     images, boxes = sequence
     video = write_video(tmp_path / "clip.avi", images)
     out = tmp_path / "boxes.txt"
-    result = run_track(video, "--model", checkpoint, "--init-box", "30,60,40,30", "--init-box", "200 150 50 40",
+    result = run_cli("track", video, "--model", checkpoint, "--init-box", "30,60,40,30", "--init-box", "200 150 50 40",
                        "--output", out)
     assert result.returncode == 0, result.stderr
     first, second = read_boxes(tmp_path / "boxes_1.txt"), read_boxes(tmp_path / "boxes_2.txt")
@@ -80,7 +76,7 @@ def test_video_file_with_init_box_and_two_targets(tmp_path, checkpoint, sequence
 
 def test_missing_init_box_without_groundtruth(tmp_path, checkpoint, sequence):
     video = write_video(tmp_path / "clip.avi", sequence[0])
-    result = run_track(video, "--model", checkpoint)
+    result = run_cli("track", video, "--model", checkpoint)
     assert result.returncode == 2
     assert "--init-box" in result.stderr and "Traceback" not in result.stderr
 
@@ -90,7 +86,7 @@ def test_corrupt_frame_keeps_boxes_so_far(tmp_path, checkpoint, sequence):
     folder = write_lasot_sequence(tmp_path, images, boxes)
     (folder / "00000005.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
     out = tmp_path / "boxes.txt"
-    result = run_track(folder, "--model", checkpoint, "--output", out)
+    result = run_cli("track", folder, "--model", checkpoint, "--output", out)
     assert result.returncode == 2
     assert "00000005.jpg" in result.stderr and "Stopped after 4 frames" in result.stderr
     assert read_boxes(out).shape == (4, 4)
@@ -101,7 +97,7 @@ def test_video_that_ends_early(tmp_path, checkpoint, sequence):
     data = video.read_bytes()
     video.write_bytes(data[: len(data) // 2])
     out = tmp_path / "boxes.txt"
-    result = run_track(video, "--model", checkpoint, "--init-box", "30,60,40,30", "--output", out)
+    result = run_cli("track", video, "--model", checkpoint, "--init-box", "30,60,40,30", "--output", out)
     assert result.returncode == 0, result.stderr
     kept = read_boxes(out).shape[0]
     assert 0 < kept < 16
@@ -111,30 +107,30 @@ def test_video_that_ends_early(tmp_path, checkpoint, sequence):
 def test_unreadable_video(tmp_path, checkpoint):
     video = tmp_path / "broken.mp4"
     video.write_bytes(b"this is not a video" * 100)
-    result = run_track(video, "--model", checkpoint, "--init-box", "1,1,5,5")
+    result = run_cli("track", video, "--model", checkpoint, "--init-box", "1,1,5,5")
     assert result.returncode == 2
     assert "broken.mp4" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_unknown_backend(tmp_path, checkpoint, sequence):
     folder = write_lasot_sequence(tmp_path, *sequence)
-    result = run_track(folder, "--model", checkpoint, "--backend", "nope")
+    result = run_cli("track", folder, "--model", checkpoint, "--backend", "nope")
     assert result.returncode == 2
     assert "Unknown backend 'nope'" in result.stderr
 
 
 def test_backend_option_for_another_backend(tmp_path, checkpoint, sequence):
     folder = write_lasot_sequence(tmp_path, *sequence)
-    result = run_track(folder, "--model", checkpoint, "--backend", "torch", "--precision", "fp16")
+    result = run_cli("track", folder, "--model", checkpoint, "--backend", "torch", "--precision", "fp16")
     assert result.returncode == 2
     assert "--precision does not apply to the torch backend" in result.stderr
-    result = run_track(folder, "--model", checkpoint, "--backend", "onnxruntime", "--cuda-graphs")
+    result = run_cli("track", folder, "--model", checkpoint, "--backend", "onnxruntime", "--cuda-graphs")
     assert "--cuda-graphs does not apply to the onnxruntime backend" in result.stderr
 
 
 def test_malformed_init_box(tmp_path, checkpoint, sequence):
     folder = write_lasot_sequence(tmp_path, *sequence)
-    result = run_track(folder, "--model", checkpoint, "--init-box", "1,2,three,4")
+    result = run_cli("track", folder, "--model", checkpoint, "--init-box", "1,2,three,4")
     assert result.returncode == 2
     assert "--init-box: '1,2,three,4' is not a row of numbers" in result.stderr
 
@@ -170,7 +166,7 @@ def test_tracker_follows_the_exports_tracker_parameters(tmp_path, shipped_export
             "overridden": (never_found, ["--tracker-param", "target_not_found_threshold=0.25"])}
     boxes = {}
     for name, (model, extra) in runs.items():
-        result = run_track(folder, "--model", model, "--backend", "onnxruntime", "--output", tmp_path / f"{name}.txt",
+        result = run_cli("track", folder, "--model", model, "--backend", "onnxruntime", "--output", tmp_path / f"{name}.txt",
                            *extra)
         assert result.returncode == 0, result.stderr
         boxes[name] = read_boxes(tmp_path / f"{name}.txt")
@@ -181,9 +177,10 @@ def test_tracker_follows_the_exports_tracker_parameters(tmp_path, shipped_export
 
 def test_unknown_tracker_parameter(tmp_path, shipped_export, sequence):
     folder = write_lasot_sequence(tmp_path, *sequence)
-    result = run_track(folder, "--model", shipped_export, "--backend", "onnxruntime", "--tracker-param", "speed=3")
+    result = run_cli("track", folder, "--model", shipped_export, "--backend", "onnxruntime", "--tracker-param", "speed=3")
     assert result.returncode == 2 and "Unknown tracker parameter 'speed'" in result.stderr
-    result = run_track(folder, "--model", shipped_export, "--backend", "onnxruntime", "--tracker-param", "search_area_scale=-5")
+    result = run_cli("track", folder, "--model", shipped_export, "--backend", "onnxruntime",
+                     "--tracker-param", "search_area_scale=-5")
     assert result.returncode == 2 and "search_area_scale = -5.0 must be a number above 0" in result.stderr
 
 

@@ -4,14 +4,13 @@ short run, and bad input."""
 import dataclasses
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from tests.cli import run_cli
 from tests.seeded import seeded_model
 from tests.training_setup import SMALL
 from tomp_deploy import ToMPError, load_model
@@ -139,10 +138,8 @@ def test_frozen_parameters_and_two_learning_rates(training_sources, tmp_path):
 
 
 
-def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "tomp_deploy", *map(str, args)], capture_output=True, text=True)
 
-
+@pytest.mark.slow
 def test_one_epoch_run_loads_exports_and_tracks(tmp_path):
     run = tmp_path / "run"
     result = run_cli("train", "--preset", "tiny", "--data", "synthetic", "--out", run, "--set", "samples_per_epoch=96",

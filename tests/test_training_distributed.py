@@ -75,6 +75,7 @@ def test_two_ranks_log_the_loss_of_their_whole_batch(two_rank_run):
     assert first["loss"] == pytest.approx(config.weight_clf * clf + config.weight_giou * giou, rel=1e-3)
 
 
+@pytest.mark.slow
 def test_torchrun_cli_run_writes_and_prints_once(tmp_path):
     """The user's two-process run: rank 0 alone writes the synthetic data, the metrics and checkpoints, and
     prints; the other rank waits for the data rank 0 writes."""

@@ -23,7 +23,7 @@ def interrupt_after(steps: int):
     return report
 
 
-@pytest.mark.parametrize("mixed_precision", [(), ("cpu",)], ids=["fp32", "amp"])
+@pytest.mark.parametrize("mixed_precision", [(), pytest.param(("cpu",), marks=pytest.mark.slow)], ids=["fp32", "amp"])
 def test_kill_and_resume_equals_uninterrupted(training_sources, tmp_path, mixed_precision):
     """With AMP the gradient scaler's state (scale, growth tracker) must come back too: a resumed run
     that restarted from the initial scale would skip steps the straight run took. Two steps an epoch:

@@ -55,12 +55,26 @@ def changed_settings(saved: dict, config: TrainConfig) -> list[str]:
             if key in saved and key not in RESUMABLE_CHANGES and saved[key] != now[key]]
 
 
-def check_start(run_dir: Path, resume: bool, init: Path | None) -> None:
+def check_resumable(path: Path, content: dict, config: TrainConfig) -> None:
+    """A run resumes with the model preset and the settings it was trained with (only epochs may grow)."""
+    saved = content.get("meta", {}).get("train_config", {})
+    if saved.get("model") != config.model:
+        raise ToMPError(f"--resume: {path} was trained with the {saved.get('model')!r} model preset, not "
+                        f"{config.model!r}; resume with the same preset or start a new run folder.")
+    changed = changed_settings(saved, config)
+    if changed:
+        raise ToMPError(f"--resume: {path} was trained with other settings than asked for now ("
+                        + "; ".join(changed) + "). A resumed run keeps its settings (only epochs may grow): "
+                        "drop those --set options, or start a new run folder.")
+
+
+def check_start(run_dir: Path, resume: bool, init: Path | None, config: TrainConfig) -> None:
     """Fails fast, before any training data is read or written, on a start the trainer would refuse."""
     if resume and init is not None:
         raise ToMPError("--init and --resume exclude each other: --resume already restores the weights.")
     if resume:
-        resume_point(run_dir)
+        path, content, _ = resume_point(run_dir)
+        check_resumable(path, content, config)
     if init is not None:
         from tomp_deploy.model import load_checkpoint
 

@@ -21,7 +21,7 @@ from train.config import TrainConfig
 from train.data import FrameSampler
 from train.losses import giou_loss, hinge_classification_loss
 from train.processing import process
-from train.resume import LATEST, changed_settings, check_start, resume_point
+from train.resume import LATEST, check_resumable, check_start, resume_point
 
 
 class SampleDataset(Dataset):
@@ -114,7 +114,7 @@ class Trainer:
         self.progress = progress
         torch.manual_seed(config.seed)
         self.model = ToMPNet(model_preset(config.model), pretrained_backbone=config.pretrained)
-        check_start(self.run_dir, resume, init)
+        check_start(self.run_dir, resume, init, config)
         if init is not None:
             self._initialise(Path(init))
         freeze_backbone(self.model, config)
@@ -162,17 +162,7 @@ class Trainer:
         path, content, note = resume_point(self.run_dir)
         if note:
             self.notes.append(note)
-        saved = content.get("meta", {}).get("train_config", {})
-        if saved.get("model") != self.config.model:
-            raise ToMPError(
-                f"--resume: {path} was trained with the {saved.get('model')!r} model preset, not "
-                f"{self.config.model!r}; resume with the same preset or start a new run folder."
-            )
-        changed = changed_settings(saved, self.config)
-        if changed:
-            raise ToMPError(f"--resume: {path} was trained with other settings than asked for now ("
-                            + "; ".join(changed) + "). A resumed run keeps its settings (only epochs may grow): "
-                            "drop those --set options, or start a new run folder.")
+        check_resumable(path, content, self.config)
         self.model.load_state_dict(content["state_dict"])
         self.optimizer.load_state_dict(content["training"]["optimizer"])
         if self.amp and "scaler" in content["training"]:

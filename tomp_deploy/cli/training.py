@@ -44,7 +44,7 @@ def train(
     config = _training_config(preset, set_ or [], epochs, no_pretrained, spec)
     ensure_folder(out, "--out")
     init_path = resolve_model(str(init)) if init is not None else None
-    check_start(out, resume, init_path)
+    check_start(out, resume, init_path, config)
     ranks = distributed.start(device)
     shown = console if ranks.is_main else Console(quiet=True)
     with distributed.main_rank_first(ranks), shown.status("reading the training data") as status:
