@@ -46,11 +46,10 @@ def main(argv: list[str] | None = None) -> dict:
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as folder:
         export_model(ToMPNet(config, pretrained_backbone=False).eval(), Path(folder))
-        feeds_list = contract_inputs(OnnxRuntimeBackend(folder))["predictor"][0]
+        feeds = contract_inputs(OnnxRuntimeBackend(folder))["predictor"][0]
         plain = onnx.load(Path(folder) / "predictor.onnx")
     fused, blocks = fuse_attention(plain, config.num_heads, config.feature_dim)
     sessions = {"as exported": _session(plain, args.threads), "fused attention": _session(fused, args.threads)}
-    feeds = {meta.name: value for meta, value in zip(sessions["as exported"].get_inputs(), feeds_list)}
     outputs = {name: session.run(None, feeds) for name, session in sessions.items()}
     largest_difference = max(float(np.abs(a - b).max() / max(np.abs(a).max(), 1e-12))
                              for a, b in zip(*outputs.values()))

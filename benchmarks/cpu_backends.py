@@ -60,15 +60,14 @@ def moving_square_frames(count: int, width: int = 320, height: int = 240, seed: 
 def graph_latency(backend, inputs: dict, repeats: int) -> dict[str, float]:
     latency = {}
     for graph in GRAPHS:
-        arrays = inputs[graph][0]
+        feeds = inputs[graph][0]
         if graph == "backbone":
-            arrays = (arrays[0][:1],)
-        function = getattr(backend, graph)
-        function(*arrays)
+            feeds = {"image": feeds["image"][:1]}
+        backend.run(graph, feeds)
         times = []
         for _ in range(repeats):
             started = time.perf_counter()
-            function(*arrays)
+            backend.run(graph, feeds)
             times.append(time.perf_counter() - started)
         latency[graph] = float(np.median(times) * 1000)
     return latency
@@ -125,12 +124,12 @@ def openvino_settings(export_folder: str, repeats: int) -> list[dict]:
             compiled = core.compile_model(str(Path(export_folder) / f"{graph}.onnx"), "CPU",
                                           {**setting, "INFERENCE_PRECISION_HINT": INFERENCE_PRECISION[precision]})
             request = compiled.create_infer_request()
-            arrays = [np.ascontiguousarray(a[:1] if graph == "backbone" else a) for a in inputs[graph][0]]
-            request.infer(arrays)
+            feeds = {name: np.ascontiguousarray(a[:1] if graph == "backbone" else a) for name, a in inputs[graph][0].items()}
+            request.infer(feeds)
             times = []
             for _ in range(repeats):
                 started = time.perf_counter()
-                request.infer(arrays)
+                request.infer(feeds)
                 times.append(time.perf_counter() - started)
             row[f"{graph}_ms"] = float(np.median(times) * 1000)
         rows.append(row)
