@@ -161,13 +161,11 @@ def test_operator_restrictions():
     assert any("cubic" in p and "resize mode" in p for p in problems)
 
 
-def test_backend_refuses_folder_of_another_model(tmp_path, tiny_export):
+def test_backend_refuses_folder_of_another_model(tmp_path, tiny_export, shipped_export):
     _, folder = tiny_export
-    other = tmp_path / "other"
-    export_model(seeded_model("tiny", 3), other)
     mixed = tmp_path / "mixed"
     shutil.copytree(folder, mixed)
-    shutil.copy(other / "predictor.onnx", mixed / "predictor.onnx")
+    shutil.copy(shipped_export / "predictor.onnx", mixed / "predictor.onnx")  # the same architecture, other weights
     with pytest.raises(ToMPError, match="hash differs"):
         OnnxRuntimeBackend(mixed)
 

@@ -81,6 +81,7 @@ def test_fp16_export_of_the_trained_tiny_model_tracks_like_fp32(shipped_exports,
         assert compare_sequences(reference, half).ious.min() >= 0.98, sequence.name
 
 
+@pytest.mark.slow
 def test_fp16_export_of_the_trained_tiny_model_scores_like_fp32_on_the_held_out_family(shipped_exports, tmp_path):
     """Within 1 point of success AUC on sequences of a scene family the model never saw."""
     from benchmarks.tiny_heldout import score_trackers

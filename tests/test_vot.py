@@ -53,8 +53,8 @@ def workspace(tmp_path_factory, shipped_export) -> Path:
     return root
 
 
-def run_vot(workspace: Path, *args: str) -> str:
-    done = subprocess.run([VOT, *args, "--workspace", workspace], capture_output=True, text=True, timeout=300,
+def run_vot(workspace: Path, *args: str, timeout: float = 300) -> str:
+    done = subprocess.run([VOT, *args, "--workspace", workspace], capture_output=True, text=True, timeout=timeout,
                           cwd=workspace)
     return done.stdout + done.stderr
 
@@ -103,7 +103,9 @@ def _bounded_iou(a: np.ndarray, b: np.ndarray, size=(320, 240)) -> np.ndarray:
 @pytest.mark.parametrize("tracker,message", [("missing_model", "is not an export folder"),
                                              ("unknown_backend", "Unknown backend 'tensorflow'")])
 def test_a_bad_model_or_backend_fails_cleanly_in_the_toolkit(workspace, tracker, message):
-    output = run_vot(workspace, "evaluate", tracker)
+    """The toolkit reports our error within a minute (it takes about 3 s); a server that hung instead would
+    raise TimeoutExpired here."""
+    output = run_vot(workspace, "evaluate", tracker, timeout=60)
     assert "Server terminated the session: " in output and message in output, output[-3000:]
 
 
