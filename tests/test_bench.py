@@ -185,10 +185,11 @@ def test_frames_are_timed_end_to_end_with_the_stages_inside(checkpoint, sequence
     from tomp_deploy.checks.bench.running import track_timed
     from tomp_deploy.runtime.backends import open_backend
 
+    tracked = []
     with open_backend("torch", checkpoint) as backend:
-        run = track_timed(backend, sequences, warmup=0, on_frame=lambda: None)
+        run = track_timed(backend, sequences, warmup=0, on_frame=lambda: tracked.append(1))
     stages = np.sum([run.stage_seconds[stage] for stage in run.stage_seconds], axis=0)
-    assert len(run.frame_seconds) == sum(len(s.frames) - 1 for s in sequences) == len(stages)
+    assert len(run.frame_seconds) == sum(len(s.frames) - 1 for s in sequences) == len(stages) == len(tracked)
     assert np.all(np.array(run.frame_seconds) >= stages), "a frame's time covers every stage of it"
 
 

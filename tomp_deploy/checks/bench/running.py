@@ -42,7 +42,8 @@ class BackendRun:
 
 
 def track_timed(backend, sequences: list[Sequence], warmup: int, on_frame: Callable[[], None]) -> BackendRun:
-    """Tracks every sequence with `backend`; frames are decoded one at a time as the tracker asks for them."""
+    """Tracks every sequence with `backend`; frames are decoded one at a time as the tracker asks for them.
+    `on_frame` is called after each tracked frame (initial frames are not tracked)."""
     run = BackendRun()
     timed = 0
     for sequence in sequences:
@@ -50,10 +51,11 @@ def track_timed(backend, sequences: list[Sequence], warmup: int, on_frame: Calla
         frames = (frame.image for frame in FrameSource.of_images(sequence.frames))
         for step in track_frames(backend, frames, [sequence.init_box]):
             boxes.append(step.boxes[0])
-            if step.index > 0:
-                timed += 1
-                if timed > warmup:
-                    _record_times(run, step, backend.config.memory_size)
+            if step.index == 0:
+                continue
+            timed += 1
+            if timed > warmup:
+                _record_times(run, step, backend.config.memory_size)
             on_frame()
         run.boxes[sequence.name] = np.array(boxes)
     return run
