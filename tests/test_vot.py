@@ -16,7 +16,7 @@ trax = pytest.importorskip("trax", reason="the TraX server needs the 'vot' extra
 from tomp_deploy.evaluation.datasets import open_dataset  # noqa: E402
 from tomp_deploy.evaluation.trax_server import region_box  # noqa: E402
 from tomp_deploy.runtime.errors import ToMPError  # noqa: E402
-from tomp_deploy.runtime.geometry import iou  # noqa: E402
+from tomp_deploy.runtime.geometry import clip_box, iou  # noqa: E402
 
 VOT = Path(sys.executable).with_name("vot")
 STACK = """title: tomp-deploy test stack
@@ -94,8 +94,7 @@ def test_the_toolkit_tracks_as_tomp_deploy_track_does(workspace, shipped_export)
 
 def _bounded_iou(a: np.ndarray, b: np.ndarray, size=(320, 240)) -> np.ndarray:
     def clip(boxes):
-        low = np.clip(boxes[:, :2], 0, size)
-        return np.concatenate([low, np.clip(boxes[:, :2] + boxes[:, 2:], 0, size) - low], axis=1)
+        return np.array([clip_box(box, *size, min_size=0) for box in boxes])
 
     return iou(clip(a), clip(b))
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import TextColumn
@@ -11,8 +11,10 @@ from rich.progress import TextColumn
 from tomp_deploy.cli.app import command, console
 from tomp_deploy.cli.options import Backend, CudaGraphs, Device, Precision, Threads, TrackerParam, backend_options, progress_bar
 from tomp_deploy.cli.render import print_table
-from tomp_deploy.runtime.backends.recording import RecordedCalls
 from tomp_deploy.runtime.errors import ToMPError
+
+if TYPE_CHECKING:
+    from tomp_deploy.runtime.backends.recording import RecordedCalls
 
 
 def _output_paths(output: Path, count: int) -> list[Path]:

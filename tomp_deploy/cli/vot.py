@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated
-
-import typer
-
 from tomp_deploy.cli.app import command
-from tomp_deploy.cli.options import Backend, CudaGraphs, Device, Precision, Threads, TrackerParam, backend_options
+from tomp_deploy.cli.options import Backend, CudaGraphs, Device, Model, Precision, Threads, TrackerParam, backend_options
 
 
 @command()
 def trax(
-    model: Annotated[Path, typer.Option(help="Checkpoint (or export/engine folder for those backends), or 'tiny'.")],
+    model: Model,
     backend: Backend = "onnxruntime",
     device: Device = "cpu",
     threads: Threads = None,

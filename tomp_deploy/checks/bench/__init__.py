@@ -14,7 +14,7 @@ import datetime
 from collections.abc import Callable
 from pathlib import Path
 
-from tomp_deploy.checks.bench.comparing import summarise
+from tomp_deploy.checks.bench.comparing import accuracy, summarise
 from tomp_deploy.checks.bench.reporting import TABLE_COLUMNS, markdown_table, row_label, table_rows, table_title, write_report
 from tomp_deploy.checks.bench.running import REFERENCE, run_backends
 from tomp_deploy.evaluation.datasets import Sequence
@@ -37,6 +37,7 @@ def bench(model_name: str, model_for: Callable[[str], Path], backends: list[str]
     out.mkdir(parents=True, exist_ok=True)
     runs = run_backends(names, model_for, sequences, device, warmup, progress, on_frame)
     reference_run = runs[REFERENCE] if runs[REFERENCE].status == "ok" else None
+    reference = accuracy(reference_run, sequences) if reference_run else None
     report = {
         "machine": {**host_facts(), "device": device},
         "reference": REFERENCE,
@@ -46,7 +47,7 @@ def bench(model_name: str, model_for: Callable[[str], Path], backends: list[str]
         "sequences": [s.name for s in sequences],
         "frames": sum(len(s.frames) for s in sequences),
         "warmup_frames": warmup,
-        "backends": {name: summarise(name, runs[name], sequences, reference_run) for name in names},
+        "backends": {name: summarise(name, runs[name], sequences, reference_run, reference) for name in names},
     }
     write_report(report, runs, sequences, out)
     return report

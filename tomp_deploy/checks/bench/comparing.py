@@ -45,8 +45,9 @@ def speed(run: BackendRun) -> dict:
     }
 
 
-def summarise(name: str, run: BackendRun, sequences: list[Sequence], reference_run: BackendRun | None) -> dict:
-    """One backend's entry of the report; agreement figures when a reference run is given."""
+def summarise(name: str, run: BackendRun, sequences: list[Sequence], reference_run: BackendRun | None,
+              reference: dict | None) -> dict:
+    """One backend's entry of the report; agreement figures when the reference's run and accuracy are given."""
     if run.status != "ok":
         return {"status": run.status, "error": run.error}
     curves = accuracy(run, sequences, name)
@@ -54,5 +55,5 @@ def summarise(name: str, run: BackendRun, sequences: list[Sequence], reference_r
     if run.compute_precision:
         entry["compute_precision"] = run.compute_precision
     if reference_run is not None:
-        entry.update(agreement(run, curves, reference_run, accuracy(reference_run, sequences), sequences))
+        entry.update(agreement(run, curves, reference_run, reference, sequences))
     return {**entry, **speed(run)}

@@ -21,9 +21,10 @@ from tomp_deploy.runtime.manifests.export import COMPILE_CACHE_FOLDER, ExportFol
 
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
 INFERENCE_PRECISION = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
-OPENVINO_DTYPES = {"f32": "float32", "f16": "float16", "boolean": "bool"}
 """OpenVINO's inference precision hint per precision: an INT8 graph's quantised layers run in INT8 and
 the layers it keeps in float (softmax, LayerNorm, the mask path) in FP32."""
+OPENVINO_DTYPES = {"f32": "float32", "f16": "float16", "boolean": "bool"}
+"""OpenVINO's element type names -> the contract's dtypes."""
 
 
 def cpu_capabilities(core: ov.Core) -> list[str]:
