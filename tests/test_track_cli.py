@@ -192,3 +192,16 @@ def test_tracker_parameters_that_are_scales_must_be_positive():
             with pytest.raises(ToMPError, match=f"{name} = .* must be a number above 0"):
                 TrackerParams(**{name: bad})
     assert TrackerParams(conf_ths=-0.5).conf_ths == -0.5, "a score threshold may be any number"
+
+
+def test_parity_command_compares_every_output_and_the_whole_sequence(tmp_path, sequence, shipped_export):
+    """torch on the shipped checkpoint against ONNX Runtime on its export: seven contract outputs within
+    1e-4 and the same boxes; a tolerance no float computation meets fails with exit code 1."""
+    folder = write_lasot_sequence(tmp_path, *sequence)
+    result = run_cli("parity", "torch:tiny", f"onnxruntime:{shipped_export}", "--sequence", folder)
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith(("| backbone", "| predictor", "| head"))]
+    assert len(rows) == 7 and all(row.endswith("| yes |") for row in rows), result.stdout
+    assert "within tolerance" in result.stdout
+    strict = run_cli("parity", "torch:tiny", f"onnxruntime:{shipped_export}", "--sequence", folder, "--rtol", "0")
+    assert strict.returncode == 1 and "outside tolerance" in strict.stdout
