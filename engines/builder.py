@@ -19,7 +19,7 @@ import shutil
 import time
 from pathlib import Path
 
-from engines.plan import precision_problems, profile_shapes
+from engines.plan import precision_problems, profile_problems, profile_shapes
 from tomp_deploy.runtime.contract import GRAPHS
 from tomp_deploy.runtime.errors import ToMPError
 from tomp_deploy.runtime.gpu import current_engine_target, engine_library
@@ -76,6 +76,11 @@ def network_layers(network) -> list[tuple[str, str, str]]:
     return layers
 
 
+def network_inputs(network) -> list[tuple[str, tuple[int, ...]]]:
+    """(name, shape) of every input of a parsed network; -1 marks a dynamic dimension."""
+    return [(network.get_input(i).name, tuple(network.get_input(i).shape)) for i in range(network.num_inputs)]
+
+
 def _compute_capabilities(trt, requested: list[str]) -> list:
     members = {name[2:]: getattr(trt.ComputeCapability, name) for name in dir(trt.ComputeCapability)
                if name.startswith("SM") and name[2:].isdigit()}
@@ -110,11 +115,7 @@ def build_engines(export_dir: Path, out: Path, library: str | None = None, preci
     for graph in GRAPHS:
         report(f"{graph}: parsing")
         network, _parser = parse_network(trt, builder, logger, exported.graph_path(graph))
-        problems = precision_problems(network_layers(network), exported.manifest.graphs[graph].fp32_nodes,
-                                      exported.manifest.precision)
-        if problems:
-            raise ToMPError(f"The parsed {graph} network does not keep the export's precision:\n  "
-                            + "\n  ".join(problems[:10]) + "\nExport the model again with this tomp-deploy.")
+        _check_network(network, graph, exported, profiles[graph])
         config = builder.create_builder_config()
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gb * (1 << 30)))
         config.progress_monitor = _progress_monitor(trt, lambda text, graph=graph: report(f"{graph}: {text}"))
@@ -149,6 +150,17 @@ def build_engines(export_dir: Path, out: Path, library: str | None = None, preci
     )
     manifest.write(out)
     return manifest
+
+
+def _check_network(network, graph: str, exported: ExportFolder, profile: dict) -> None:
+    """Refuses a parsed network that departs from the export's precision or from its optimisation profile."""
+    checks = (("keep the export's precision", precision_problems(
+                  network_layers(network), exported.manifest.graphs[graph].fp32_nodes, exported.manifest.precision)),
+              ("fit its optimisation profile", profile_problems(network_inputs(network), profile)))
+    for what, problems in checks:
+        if problems:
+            raise ToMPError(f"The parsed {graph} network does not {what}:\n  " + "\n  ".join(problems[:10])
+                            + "\nExport the model again with this tomp-deploy.")
 
 
 def _check_library_options(rtx: bool, timing_cache: Path | None, compute_capabilities: list[str] | None) -> None:

@@ -7,6 +7,7 @@ import copy
 import io
 import logging
 import shutil
+import warnings
 from pathlib import Path
 
 import onnx
@@ -14,7 +15,7 @@ import torch
 
 from export.graph_checks import GraphReport, check_graph, simplify
 from tomp_deploy.model import ToMPNet
-from tomp_deploy.runtime.contract import BATCH, GRAPHS, TensorSpec, graph_io
+from tomp_deploy.runtime.contract import GRAPHS, TensorSpec, graph_io
 from tomp_deploy.runtime.errors import ToMPError
 from tomp_deploy.runtime.manifests.export import (
     COMPILE_CACHE_FOLDER,
@@ -32,11 +33,13 @@ and the first with LayerNormalization as one op (TensorRT maps it to its normali
 MAX_EXPORT_BATCH = 64
 
 
-def example_inputs(spec: tuple[TensorSpec, ...], batch: int = 1) -> tuple[torch.Tensor, ...]:
+def example_inputs(spec: tuple[TensorSpec, ...], batch: int = 2) -> tuple[torch.Tensor, ...]:
+    """Random inputs at `batch` crops or targets; the exporter traces at 2, since it specialises a
+    dimension it sees as 1."""
     generator = torch.Generator().manual_seed(0)
     tensors = []
     for tensor in spec:
-        shape = [batch if d == BATCH else d for d in tensor.shape]
+        shape = tensor.concrete_shape(batch)
         if tensor.dtype == "bool":
             tensors.append(torch.zeros(shape, dtype=torch.bool))
         else:
@@ -96,14 +99,18 @@ def _modules(model: ToMPNet, precision: str) -> dict[str, torch.nn.Module]:
 
 
 def _export_graph(module: torch.nn.Module, inputs, outputs, path: Path, opset: int) -> None:
+    """One graph with its leading dimension (crops or targets) dynamic in 1..MAX_EXPORT_BATCH, shared by
+    all its inputs."""
     args = example_inputs(inputs)
-    dynamic = any(BATCH in t.shape for t in inputs)
-    dynamic_shapes = ({0: torch.export.Dim(BATCH, min=1, max=MAX_EXPORT_BATCH)},) if dynamic else None
-    if dynamic and isinstance(module, Float32Boundary):
+    leading = torch.export.Dim(str(inputs[0].shape[0]), min=1, max=MAX_EXPORT_BATCH)
+    dynamic_shapes = tuple({0: leading} for _ in inputs)
+    if isinstance(module, Float32Boundary):
         dynamic_shapes = (dynamic_shapes,)  # its forward takes *inputs: one tuple argument
     chatter = io.StringIO()
     try:
-        with contextlib.redirect_stdout(chatter), torch.inference_mode(False), torch.no_grad():
+        with contextlib.redirect_stdout(chatter), torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+            # Every input names the shared dimension, and the exporter says it keeps one of the names.
+            warnings.filterwarnings("ignore", message="# The axis name")
             torch.onnx.export(
                 module.eval(),
                 args,

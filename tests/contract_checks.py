@@ -8,19 +8,20 @@ from tomp_deploy.checks.parity import relative_error
 FEAT = 18
 
 
-def contract_inputs(config, memory_frames: int, seed: int = 0) -> tuple[dict, dict]:
-    """Random backbone and predictor inputs by name; `memory_frames` 1 hides the second memory slot."""
+def contract_inputs(config, memory_frames: int, seed: int = 0, targets: int = 1) -> tuple[dict, dict]:
+    """Random backbone and predictor inputs by name, for `targets` targets; `memory_frames` 1 hides the
+    second memory slot."""
     rng = np.random.default_rng(seed)
     c, t, cells = config.feature_dim, config.memory_size, FEAT * FEAT
-    mask = np.zeros((2, config.num_tokens), bool)
-    mask[1, cells:t * cells] = True
+    mask = np.zeros((targets, 2, config.num_tokens), bool)
+    mask[:, 1, cells:t * cells] = True
     if memory_frames == 1:
-        mask[:, cells:2 * cells] = True
-    return {"image": rng.uniform(0, 255, (1, 3, 288, 288)).astype(np.float32)}, {
-        "train_feat": rng.normal(0, 0.06, (t, c, FEAT, FEAT)).astype(np.float32),
-        "train_label": rng.uniform(0, 1, (t, FEAT, FEAT)).astype(np.float32),
-        "train_ltrb": rng.uniform(-0.3, 0.5, (t, 4, FEAT, FEAT)).astype(np.float32),
-        "test_feat": rng.normal(0, 0.06, (1, c, FEAT, FEAT)).astype(np.float32),
+        mask[:, :, cells:2 * cells] = True
+    return {"image": rng.uniform(0, 255, (targets, 3, 288, 288)).astype(np.float32)}, {
+        "train_feat": rng.normal(0, 0.06, (targets, t, c, FEAT, FEAT)).astype(np.float32),
+        "train_label": rng.uniform(0, 1, (targets, t, FEAT, FEAT)).astype(np.float32),
+        "train_ltrb": rng.uniform(-0.3, 0.5, (targets, t, 4, FEAT, FEAT)).astype(np.float32),
+        "test_feat": rng.normal(0, 0.06, (targets, c, FEAT, FEAT)).astype(np.float32),
         "key_padding_mask": mask,
     }
 

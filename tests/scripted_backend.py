@@ -10,7 +10,7 @@ from tomp_deploy.runtime.presets import preset
 
 class ScriptedBackend(HostTracking):
     """`backbone` tags each feature with a running id; `head` returns the next scripted score map and
-    ltrb boxes of `box_cells` cells around every cell. Every predictor call's inputs are recorded."""
+    ltrb boxes of `box_cells` cells around every cell. Every target's predictor inputs are recorded, one entry per target and call."""
 
     name = "scripted"
 
@@ -33,18 +33,19 @@ class ScriptedBackend(HostTracking):
         return {"feat": feats}
 
     def _predictor(self, train_feat, train_label, train_ltrb, test_feat, key_padding_mask) -> dict:
-        self.predictor_calls.append({
-            "memory_ids": train_feat[:, 0, 0, 0].copy(), "test_id": float(test_feat[0, 0, 0, 0]),
-            "labels": train_label.copy(), "ltrb": train_ltrb.copy(), "mask": key_padding_mask.copy(),
-        })
-        c = self.config.feature_dim
-        return {"cls_filter": np.zeros((1, c), np.float32), "bbreg_filter": np.zeros((1, c), np.float32),
+        for row in range(train_feat.shape[0]):
+            self.predictor_calls.append({
+                "memory_ids": train_feat[row, :, 0, 0, 0].copy(), "test_id": float(test_feat[row, 0, 0, 0]),
+                "labels": train_label[row].copy(), "ltrb": train_ltrb[row].copy(), "mask": key_padding_mask[row].copy(),
+            })
+        targets, c = train_feat.shape[0], self.config.feature_dim
+        return {"cls_filter": np.zeros((targets, c), np.float32), "bbreg_filter": np.zeros((targets, c), np.float32),
                 "cls_feat": test_feat, "bbreg_feat": test_feat}
 
     def _head(self, cls_filter, bbreg_filter, cls_feat, bbreg_feat) -> dict:
-        f = self.config.feature_size
-        ltrb = np.full((1, 4, f, f), self.box_size / 2 / self.config.search_size, np.float32)
-        return {"scores": self.score_maps.pop(0)[None].astype(np.float32), "ltrb": ltrb}
+        targets, f = cls_filter.shape[0], self.config.feature_size
+        ltrb = np.full((targets, 4, f, f), self.box_size / 2 / self.config.search_size, np.float32)
+        return {"scores": np.stack([self.score_maps.pop(0) for _ in range(targets)]).astype(np.float32), "ltrb": ltrb}
 
 
 def peak_map(peaks: dict[tuple[int, int], float], size: int = 18) -> np.ndarray:

@@ -39,9 +39,9 @@ def exported_fp16(tiny_export_fp16):
 def test_profiles_from_model_json(exported):
     profiles = profile_shapes(exported, max_batch=4)
     assert profiles["backbone"] == {"image": ((1, 3, 288, 288), (1, 3, 288, 288), (4, 3, 288, 288))}
-    assert profiles["predictor"]["key_padding_mask"] == ((2, 972), (2, 972), (2, 972))
-    assert profiles["predictor"]["train_feat"][2] == (2, 64, 18, 18)
-    assert profiles["head"]["cls_filter"] == ((1, 64), (1, 64), (1, 64))
+    assert profiles["predictor"]["key_padding_mask"] == ((1, 2, 972), (1, 2, 972), (4, 2, 972))
+    assert profiles["predictor"]["train_feat"][2] == (4, 2, 64, 18, 18)
+    assert profiles["head"]["cls_filter"] == ((1, 64), (1, 64), (4, 64))
     with pytest.raises(ToMPError, match="--max-batch 65 is outside 1..64"):
         profile_shapes(exported, max_batch=65)
     with pytest.raises(ToMPError, match="outside"):
@@ -125,7 +125,7 @@ def test_manifest_read_errors(tmp_path):
     with pytest.raises(ToMPError, match="not a tomp-deploy engine manifest"):
         EngineManifest.read(tmp_path)
     (tmp_path / "manifest.json").write_text('{"format": "tomp-deploy-engines", "version": 1, "tensorrt": "10.3.0"}')
-    with pytest.raises(ToMPError, match="of version 2; rebuild the engines"):
+    with pytest.raises(ToMPError, match="of version 1, and this tomp-deploy reads version 2; rebuild the engines"):
         EngineManifest.read(tmp_path)
 
 
@@ -209,7 +209,7 @@ def test_rtx_builds_tomp50_engines(tmp_path):
 
 def engine_tensors(config, graph):
     inputs, outputs = graph_io(config)[graph]
-    return [GraphTensor(s.name, is_input, s.shape, s.dtype)
+    return [GraphTensor(s.name, is_input, s.symbolic, s.dtype)
             for specs, is_input in ((inputs, True), (outputs, False)) for s in specs]
 
 
@@ -229,7 +229,7 @@ def test_graph_io_is_checked_against_the_contract_by_name(exported):
         "predictor has an unexpected tensor 'mask'",
         "predictor's 'train_feat' is float16, the contract's float32",
         "predictor's 'test_feat' is an output, the contract's an input",
-        "predictor's 'cls_filter' has shape (2, 64), the contract's (1, 64)",
+        "predictor's 'cls_filter' has shape (2, 64), the contract's ('targets', 64)",
     ]
     static_batch = engine_tensors(config, "backbone")
     static_batch[0] = dataclasses.replace(static_batch[0], shape=(1, 3, 288, 288))

@@ -74,7 +74,7 @@ def test_model_runs_in_reduced_precision_close_to_fp32():
 
     def run(model, dtype):
         feats = model.backbone(image.to(dtype))
-        return model.head(*model.predictor(feats[:2], label.to(dtype), ltrb.to(dtype), feats[2:], mask))
+        return model.head(*model.predictor(feats[None, :2], label[None].to(dtype), ltrb[None].to(dtype), feats[2:], mask[None]))
 
     feats = reduced.backbone(image.to(torch.bfloat16))
     assert feats.dtype == torch.bfloat16

@@ -27,6 +27,11 @@ def memory_inputs(model: ToMPNet, seed: int = 1):
     return feats[:2], labels, ltrb, feats[2:3]
 
 
+def predict_one(model: ToMPNet, train_feat, labels, ltrb, test_feat, key_padding_mask):
+    """The predictor on one target: its memory inputs and mask rows as a batch of one."""
+    return model.predictor(train_feat[None], labels[None], ltrb[None], test_feat, key_padding_mask[None])
+
+
 def mask(rows: list[list[int]], memory_size: int = 2) -> torch.Tensor:
     """rows[i] lists the hidden memory slots of row i; the test frame is never hidden."""
     cells = FEAT * FEAT
@@ -84,8 +89,8 @@ def test_l2_norm_is_safe_where_fp16_sums_overflow():
 def test_empty_slot_hidden_in_both_rows_equals_shorter_memory(tiny_model):
     train_feat, labels, ltrb, test_feat = memory_inputs(tiny_model)
     with torch.no_grad():
-        padded = tiny_model.predictor(train_feat, labels, ltrb, test_feat, mask([[1], [1]]))
-        short = tiny_model.predictor(train_feat[:1], labels[:1], ltrb[:1], test_feat, mask([[], []], memory_size=1))
+        padded = predict_one(tiny_model, train_feat, labels, ltrb, test_feat, mask([[1], [1]]))
+        short = predict_one(tiny_model, train_feat[:1], labels[:1], ltrb[:1], test_feat, mask([[], []], memory_size=1))
     for a, b in zip(padded, short):
         assert relative_error(a, b) <= 1e-4
 
@@ -97,8 +102,8 @@ def test_empty_slot_content_is_irrelevant(tiny_model):
     garbage_ltrb = ltrb.clone()
     garbage_ltrb[1] *= 3
     with torch.no_grad():
-        a = tiny_model.predictor(train_feat, labels, ltrb, test_feat, mask([[1], [1]]))
-        b = tiny_model.predictor(garbage, labels, garbage_ltrb, test_feat, mask([[1], [1]]))
+        a = predict_one(tiny_model, train_feat, labels, ltrb, test_feat, mask([[1], [1]]))
+        b = predict_one(tiny_model, garbage, labels, garbage_ltrb, test_feat, mask([[1], [1]]))
     for x, y in zip(a, b):
         assert relative_error(x, y) <= 1e-5
 
@@ -106,12 +111,12 @@ def test_empty_slot_content_is_irrelevant(tiny_model):
 def test_row_one_sees_only_the_annotated_frame(tiny_model):
     train_feat, labels, ltrb, test_feat = memory_inputs(tiny_model)
     with torch.no_grad():
-        cls_filter, bbreg_filter, cls_feat, bbreg_feat = tiny_model.predictor(
+        cls_filter, bbreg_filter, cls_feat, bbreg_feat = predict_one(tiny_model, 
             train_feat, labels, ltrb, test_feat, mask([[], [1]])
         )
-        only_initial = tiny_model.predictor(train_feat[:1], labels[:1], ltrb[:1], test_feat,
+        only_initial = predict_one(tiny_model, train_feat[:1], labels[:1], ltrb[:1], test_feat,
                                             mask([[], []], memory_size=1))
-        both = tiny_model.predictor(train_feat, labels, ltrb, test_feat, mask([[], []]))
+        both = predict_one(tiny_model, train_feat, labels, ltrb, test_feat, mask([[], []]))
     assert relative_error(bbreg_filter, only_initial[1]) <= 1e-4
     assert relative_error(bbreg_feat, only_initial[3]) <= 1e-4
     assert relative_error(cls_filter, both[0]) <= 1e-4
@@ -125,7 +130,7 @@ def test_one_decoder_query_gives_both_target_models(tiny_model):
     assert predictor.query_embed_fg.weight.shape == (1, tiny_model.config.feature_dim)
     train_feat, labels, ltrb, test_feat = memory_inputs(tiny_model)
     with torch.no_grad():
-        cls_filter, bbreg_filter, cls_feat, bbreg_feat = predictor(train_feat, labels, ltrb, test_feat, mask([[1], [1]]))
+        cls_filter, bbreg_filter, cls_feat, bbreg_feat = predict_one(tiny_model, train_feat, labels, ltrb, test_feat, mask([[1], [1]]))
     torch.testing.assert_close(cls_filter, bbreg_filter)
     torch.testing.assert_close(cls_feat, bbreg_feat)
 
@@ -141,8 +146,8 @@ def test_row_one_runs_on_its_visible_tokens_only(tiny_model):
         tokens = predictor._tokens(train_feat[None], labels[None], ltrb[None], test_feat)
         masked, memory = Transformer.forward(predictor.transformer, tokens, predictor.sequence_pos,
                                              predictor.query_embed_fg_decoder.weight, mask([[1], [1]])[1:2])
-        outputs = predictor(train_feat, labels, ltrb, test_feat, mask([[], [1]]))
-        unread = predictor(train_feat, labels, ltrb, test_feat, mask([[], []]))
+        outputs = predict_one(tiny_model, train_feat, labels, ltrb, test_feat, mask([[], [1]]))
+        unread = predict_one(tiny_model, train_feat, labels, ltrb, test_feat, mask([[], []]))
     assert relative_error(outputs[1], masked[:, 0]) <= 1e-5
     assert relative_error(outputs[3].flatten(2).transpose(1, 2), memory[:, -FEAT * FEAT:]) <= 1e-5
     for a, b in zip(outputs, unread):
@@ -185,9 +190,9 @@ def test_predictor_token_order_is_memory_then_test(tiny_model):
     train_feat, labels, ltrb, test_feat = memory_inputs(tiny_model)
     swap = [1, 0]
     with torch.no_grad():
-        a = tiny_model.predictor(train_feat, labels, ltrb, test_feat, mask([[], []]))
-        b = tiny_model.predictor(train_feat[swap], labels[swap], ltrb[swap], test_feat, mask([[], []]))
-        c = tiny_model.predictor(test_feat.expand(2, -1, -1, -1), labels, ltrb, train_feat[:1], mask([[], []]))
+        a = predict_one(tiny_model, train_feat, labels, ltrb, test_feat, mask([[], []]))
+        b = predict_one(tiny_model, train_feat[swap], labels[swap], ltrb[swap], test_feat, mask([[], []]))
+        c = predict_one(tiny_model, test_feat.expand(2, -1, -1, -1), labels, ltrb, train_feat[:1], mask([[], []]))
     assert relative_error(a[0], b[0]) < 1e-4 and relative_error(a[2], b[2]) < 1e-4
     assert relative_error(a[2], c[2]) > 1e-2
 

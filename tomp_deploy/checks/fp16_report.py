@@ -151,10 +151,11 @@ def contract_inputs(backend: Backend) -> RecordedCalls:
     feats = backend.run("backbone", {"image": images})["feat"]
     size, cells = config.search_size, config.feature_size
     box = np.array([size * 0.4, size * 0.4, size * 0.2, size * 0.2])
-    mask = np.zeros((2, config.num_tokens), bool)
-    mask[1, cells * cells:2 * cells * cells] = True
-    predictor_inputs = {"train_feat": feats[:2], "train_label": np.stack([gaussian_label(cells, cells / 20, np.zeros(2))] * 2),
-                        "train_ltrb": np.stack([encode_ltrb(box, cells, config.feature_stride)] * 2),
+    mask = np.zeros((1, 2, config.num_tokens), bool)
+    mask[0, 1, cells * cells:2 * cells * cells] = True
+    predictor_inputs = {"train_feat": feats[None, :2],
+                        "train_label": np.stack([gaussian_label(cells, cells / 20, np.zeros(2))] * 2)[None],
+                        "train_ltrb": np.stack([encode_ltrb(box, cells, config.feature_stride)] * 2)[None],
                         "test_feat": feats[2:3], "key_padding_mask": mask}
     return {"backbone": [{"image": images}], "predictor": [predictor_inputs],
             "head": [backend.run("predictor", predictor_inputs)]}

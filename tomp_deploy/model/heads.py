@@ -9,7 +9,7 @@ from tomp_deploy.runtime.presets import ModelConfig
 
 
 def correlate(feat: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Per-cell dot product of `feat` [1,C,H,W] with `weights` [1,C] -> [1,H,W] (a 1x1 filter), in FP32
+    """Per-cell dot product of `feat` [N,C,H,W] with `weights` [N,C] -> [N,H,W] (a 1x1 filter), in FP32
     whatever the model's precision: the score map's peak decides where the target is, and its
     256-term sums are cheap. Written as a product and a channel sum rather than a matrix product:
     TensorRT for RTX cannot compile an FP32 GEMM for Turing (RTX 20xx) GPUs."""
@@ -94,5 +94,5 @@ class ToMPHead(nn.Module):
         cls_feat: torch.Tensor,
         bbreg_feat: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The predictor's outputs, in its order -> `scores` [1,F,F], `ltrb` [1,4,F,F]."""
+        """The predictor's outputs for N targets, in its order -> `scores` [N,F,F], `ltrb` [N,4,F,F]."""
         return self.classifier(cls_feat, cls_filter), self.bb_regressor(bbreg_feat, bbreg_filter)

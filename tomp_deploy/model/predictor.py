@@ -23,19 +23,21 @@ def box_encoding_mlp(d_model: int) -> nn.Sequential:
 
 
 class FilterPredictor(nn.Module):
-    """Contract `predictor`: memory frames + test frame -> target-model weights and encoded test features.
+    """Contract `predictor`: memory frames + test frame -> target-model weights and encoded test features,
+    for a batch of N targets, each with its own memory.
 
-    Inputs: `train_feat` [T,C,F,F], `train_label` [T,F,F], `train_ltrb` [T,4,F,F], `test_feat` [1,C,F,F],
-    `key_padding_mask` bool [2,N] with N = (T+1)*F*F tokens (memory frames in order, then the test frame,
-    row-major inside a frame; True hides a key). Row 0 of the batch yields the classifier outputs,
-    row 1 the box-regressor outputs. Outputs: `cls_filter` [1,C], `bbreg_filter` [1,C] (the decoder
-    output w, before the heads' linear projections), `cls_feat` [1,C,F,F], `bbreg_feat` [1,C,F,F].
+    Inputs: `train_feat` [N,T,C,F,F], `train_label` [N,T,F,F], `train_ltrb` [N,T,4,F,F], `test_feat`
+    [N,C,F,F], `key_padding_mask` bool [N,2,L] with L = (T+1)*F*F tokens (memory frames in order, then the
+    test frame, row-major inside a frame; True hides a key). Row 0 of a target's mask yields its classifier
+    outputs, row 1 its box-regressor outputs. Outputs: `cls_filter` [N,C], `bbreg_filter` [N,C] (the
+    decoder output w, before the heads' linear projections), `cls_feat` [N,C,F,F], `bbreg_feat` [N,C,F,F].
+    Targets do not interact: target i's outputs are those of a call on target i alone.
 
     Row 1 runs on the annotated frame's and the test frame's tokens only ((1 + 1) * F * F instead of
     (T + 1) * F * F): the box regressor sees the annotated frame only, so the other memory slots are
     hidden in row 1 by the contract, and a token hidden as a key in every layer cannot change a visible
-    one; the outputs equal the masked computation over all tokens. Row 1's mask positions of memory
-    slots 1..T-1 are therefore not read.
+    one; the outputs equal the masked computation over all tokens, target by target. Row 1's mask
+    positions of memory slots 1..T-1 are therefore not read.
     """
 
     def __init__(self, config: ModelConfig):
@@ -90,11 +92,11 @@ class FilterPredictor(nn.Module):
         test_feat: torch.Tensor,
         key_padding_mask: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        tokens = self._tokens(train_feat[None], train_label[None], train_ltrb[None], test_feat)
+        tokens = self._tokens(train_feat, train_label, train_ltrb, test_feat)
         cells = test_feat.shape[2] * test_feat.shape[3]
-        cls_filter, cls_feat = self._predict(tokens, key_padding_mask[0:1], test_feat.shape[1:])
+        cls_filter, cls_feat = self._predict(tokens, key_padding_mask[:, 0], test_feat.shape[1:])
         annotated_and_test = torch.cat([tokens[:, :cells], tokens[:, -cells:]], dim=1)
-        bbreg_mask = torch.cat([key_padding_mask[1:2, :cells], key_padding_mask[1:2, -cells:]], dim=1)
+        bbreg_mask = torch.cat([key_padding_mask[:, 1, :cells], key_padding_mask[:, 1, -cells:]], dim=1)
         bbreg_filter, bbreg_feat = self._predict(annotated_and_test, bbreg_mask, test_feat.shape[1:])
         return cls_filter, bbreg_filter, cls_feat, bbreg_feat
 

@@ -4,6 +4,7 @@ kept on the GPU, and the per-frame calls replayed as CUDA graphs."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import torch
 
 from tomp_deploy.model import ToMPNet
 from tomp_deploy.model.torch_backend import TorchBackend
-from tomp_deploy.runtime.backends.base import Located
+from tomp_deploy.runtime.backends.base import Located, TargetQuery, stacked_inputs
 from tomp_deploy.runtime.errors import ToMPError
 
 PRECISIONS = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
@@ -70,16 +71,19 @@ class TensorTracking:
         return TensorMemory(config.memory_size, shape, self.device, self.dtype)
 
     @torch.inference_mode()
-    def locate(self, memory: TensorMemory, features: torch.Tensor, index: int, train_label: np.ndarray,
-               train_ltrb: np.ndarray, key_padding_mask: np.ndarray) -> Located:
+    def locate(self, queries: Sequence[TargetQuery]) -> list[Located]:
         start = self._stage_clock()
-        predicted = self._run_predictor(memory.feat, self._float_input(train_label), self._float_input(train_ltrb),
-                                        features[index:index + 1], self._host_input(key_padding_mask.astype(bool)))
+        train_label, train_ltrb, key_padding_mask = stacked_inputs(queries)
+        predicted = self._run_predictor(torch.stack([q.memory.feat for q in queries]), self._float_input(train_label),
+                                        self._float_input(train_ltrb),
+                                        torch.stack([q.features[q.index] for q in queries]),
+                                        self._host_input(key_padding_mask.astype(bool)))
         middle = self._stage_clock()
         scores, ltrb = self._run_head(*predicted)
         end = self._stage_clock()
-        scores, ltrb = scores[0].float().cpu().numpy(), ltrb[0].float().cpu().numpy()
-        return Located(scores, ltrb, {"predictor": self._seconds(start, middle), "head": self._seconds(middle, end)})
+        scores, ltrb = scores.float().cpu().numpy(), ltrb.float().cpu().numpy()
+        seconds = {"predictor": self._seconds(start, middle), "head": self._seconds(middle, end)}
+        return [Located(target_scores, target_ltrb, seconds) for target_scores, target_ltrb in zip(scores, ltrb)]
 
     def _run_backbone(self, image: torch.Tensor) -> torch.Tensor:
         return self.model.backbone(image)
@@ -118,8 +122,8 @@ class GraphedCall:
 class TorchCudaBackend(TensorTracking, TorchBackend):
     """`--backend torch-cuda`: the PyTorch model in `precision` on a CUDA GPU under `torch.inference_mode`.
 
-    With `cuda_graphs` the backbone (one graph per batch size seen), predictor and head are captured
-    once and replayed every frame, which removes the per-kernel launch cost that dominates a small
+    With `cuda_graphs` the backbone, predictor and head (one graph per batch of crops or targets seen) are
+    captured once and replayed every frame, which removes the per-kernel launch cost that dominates a small
     network at batch 1. The contract functions (for parity checks) run eagerly in the same precision.
     """
 
@@ -144,8 +148,8 @@ class TorchCudaBackend(TensorTracking, TorchBackend):
         self.model = self.model.to(self.dtype)
         self.cuda_graphs = cuda_graphs
         self._backbone_graphs: dict[int, GraphedCall] = {}
-        self._predictor_graph: GraphedCall | None = None
-        self._head_graph: GraphedCall | None = None
+        self._predictor_graphs: dict[int, GraphedCall] = {}
+        self._head_graphs: dict[int, GraphedCall] = {}
 
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
         tensor = super()._tensor(array)
@@ -154,29 +158,31 @@ class TorchCudaBackend(TensorTracking, TorchBackend):
     def _run_backbone(self, image: torch.Tensor) -> torch.Tensor:
         if not self.cuda_graphs:
             return super()._run_backbone(image)
-        batch = image.shape[0]
-        if batch not in self._backbone_graphs:
-            self._backbone_graphs[batch] = GraphedCall(self.model.backbone, [image])
-        return self._backbone_graphs[batch](image).clone()
+        return self._replay(self._backbone_graphs, super()._run_backbone, [image])[0].clone()
 
     def _run_predictor(self, *inputs: torch.Tensor):
         if not self.cuda_graphs:
             return super()._run_predictor(*inputs)
-        if self._predictor_graph is None:
-            self._predictor_graph = GraphedCall(self.model.predictor, list(inputs))
-        return self._predictor_graph(*inputs)
+        return self._replay(self._predictor_graphs, super()._run_predictor, inputs)
 
     def _run_head(self, *inputs: torch.Tensor):
         if not self.cuda_graphs:
             return super()._run_head(*inputs)
-        if self._head_graph is None:
-            self._head_graph = GraphedCall(super()._run_head, list(inputs))
-        return self._head_graph(*inputs)
+        return self._replay(self._head_graphs, super()._run_head, inputs)
+
+    @staticmethod
+    def _replay(graphs: dict[int, GraphedCall], function, inputs) -> tuple[torch.Tensor, ...]:
+        """`function` on `inputs` through its CUDA graph for this batch size, captured on first use."""
+        batch = inputs[0].shape[0]
+        if batch not in graphs:
+            graphs[batch] = GraphedCall(function, list(inputs))
+        outputs = graphs[batch](*inputs)
+        return (outputs,) if isinstance(outputs, torch.Tensor) else outputs
 
     def close(self) -> None:
         """Drops the captured graphs and the model and returns their GPU memory to the driver."""
-        self._backbone_graphs.clear()
-        self._predictor_graph = self._head_graph = None
+        for graphs in (self._backbone_graphs, self._predictor_graphs, self._head_graphs):
+            graphs.clear()
         self.model = None
         torch.cuda.synchronize(self.device)
         torch.cuda.empty_cache()

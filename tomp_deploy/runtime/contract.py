@@ -4,7 +4,9 @@ Every graph call is keyed by name: a backend takes a graph's inputs as {name: ar
 outputs the same way, so the predictor's outputs are the head's inputs as they are. Export builds its
 example inputs from here (the PyTorch modules take them positionally, in the order listed), backends
 check loaded graphs and engines against it with one check (`graph_io_problems`), and the engine builder
-derives its optimisation profiles from it. A symbolic dimension is written as a string.
+derives its optimisation profiles from it. A symbolic dimension is written as a string: the backbone's
+leading dimension is the batch of crops (`BATCH`), the predictor's and head's the batch of targets
+(`TARGETS`), each target with its own memory frames, labels, ltrb maps and key padding mask rows.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from tomp_deploy.runtime.presets import ModelConfig
 
 GRAPHS = ("backbone", "predictor", "head")
 BATCH = "batch"
+TARGETS = "targets"
+DYNAMIC = "dynamic"
+"""How a loaded graph or engine reports a dimension it leaves open, whatever its name."""
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bool": 1}
 Tensors = dict[str, np.ndarray]
 """A graph's inputs or outputs by name."""
@@ -34,8 +39,14 @@ class TensorSpec:
     def to_dict(self) -> dict:
         return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
 
+    @property
+    def symbolic(self) -> tuple[int | str, ...]:
+        """The shape with every symbolic dimension written as `DYNAMIC`."""
+        return tuple(DYNAMIC if isinstance(d, str) else d for d in self.shape)
+
     def concrete_shape(self, batch: int) -> tuple[int, ...]:
-        return tuple(batch if d == BATCH else d for d in self.shape)
+        """The shape at `batch` crops or targets (a graph has one symbolic dimension, its first)."""
+        return tuple(batch if isinstance(d, str) else d for d in self.shape)
 
     def nbytes(self, batch: int) -> int:
         """Bytes of a host or device buffer for this tensor at `batch` (I/O stays float32/bool)."""
@@ -45,7 +56,8 @@ class TensorSpec:
 def graph_io(config: ModelConfig) -> dict[str, tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]]:
     """graph name -> (inputs, outputs), in contract order."""
     s, f, c, t = config.search_size, config.feature_size, config.feature_dim, config.memory_size
-    feat = (1, c, f, f)
+    n = TARGETS
+    feat = (n, c, f, f)
     return {
         "backbone": (
             (TensorSpec("image", (BATCH, 3, s, s)),),
@@ -53,45 +65,56 @@ def graph_io(config: ModelConfig) -> dict[str, tuple[tuple[TensorSpec, ...], tup
         ),
         "predictor": (
             (
-                TensorSpec("train_feat", (t, c, f, f)),
-                TensorSpec("train_label", (t, f, f)),
-                TensorSpec("train_ltrb", (t, 4, f, f)),
+                TensorSpec("train_feat", (n, t, c, f, f)),
+                TensorSpec("train_label", (n, t, f, f)),
+                TensorSpec("train_ltrb", (n, t, 4, f, f)),
                 TensorSpec("test_feat", feat),
-                TensorSpec("key_padding_mask", (2, config.num_tokens), "bool"),
+                TensorSpec("key_padding_mask", (n, 2, config.num_tokens), "bool"),
             ),
             (
-                TensorSpec("cls_filter", (1, c)),
-                TensorSpec("bbreg_filter", (1, c)),
+                TensorSpec("cls_filter", (n, c)),
+                TensorSpec("bbreg_filter", (n, c)),
                 TensorSpec("cls_feat", feat),
                 TensorSpec("bbreg_feat", feat),
             ),
         ),
         "head": (
             (
-                TensorSpec("cls_filter", (1, c)),
-                TensorSpec("bbreg_filter", (1, c)),
+                TensorSpec("cls_filter", (n, c)),
+                TensorSpec("bbreg_filter", (n, c)),
                 TensorSpec("cls_feat", feat),
                 TensorSpec("bbreg_feat", feat),
             ),
-            (TensorSpec("scores", (1, f, f)), TensorSpec("ltrb", (1, 4, f, f))),
+            (TensorSpec("scores", (n, f, f)), TensorSpec("ltrb", (n, 4, f, f))),
         ),
     }
 
 
 def graph_feeds(config: ModelConfig, graph: str, inputs: Mapping[str, np.ndarray]) -> Tensors:
-    """A graph's inputs as contiguous arrays of the contract's types (float32, the mask bool); an input
-    missing or unknown is a programming error in the caller, reported with the names."""
+    """A graph's inputs as contiguous arrays of the contract's types (float32, the mask bool). An input
+    missing or unknown, or shapes that are not the contract's at one batch size, are programming errors in
+    the caller, reported with the names and shapes."""
     specs = graph_io(config)[graph][0]
     names = [spec.name for spec in specs]
     if sorted(inputs) != sorted(names):
         raise ToMPError(f"The {graph} graph takes {names}, not {sorted(inputs)}.")
+    batch = np.shape(inputs[names[0]])[0] if np.ndim(inputs[names[0]]) else 0
+    wrong = [f"{spec.name} {np.shape(inputs[spec.name])} (expected {spec.concrete_shape(batch)})" for spec in specs
+             if np.shape(inputs[spec.name]) != spec.concrete_shape(batch)]
+    if wrong:
+        raise ToMPError(f"The {graph} graph's inputs do not have the contract's shapes: {', '.join(wrong)}.")
     return {spec.name: np.ascontiguousarray(inputs[spec.name], dtype=np.bool_ if spec.dtype == "bool" else np.float32)
             for spec in specs}
 
 
+def batch_size(tensors: Mapping[str, np.ndarray]) -> int:
+    """The batch of crops or targets a graph call runs on: the leading dimension its tensors share."""
+    return int(next(iter(tensors.values())).shape[0])
+
+
 @dataclass(frozen=True)
 class GraphTensor:
-    """One I/O tensor as a loaded graph or engine reports it; a dynamic dimension is `BATCH`."""
+    """One I/O tensor as a loaded graph or engine reports it; a dynamic dimension is `DYNAMIC`."""
 
     name: str
     is_input: bool
@@ -116,6 +139,6 @@ def graph_io_problems(config: ModelConfig, graph: str, actual: list[GraphTensor]
                             f"the contract's an {'input' if is_input else 'output'}")
         if tensor.dtype != spec.dtype:
             problems.append(f"{graph}'s '{name}' is {tensor.dtype}, the contract's {spec.dtype}")
-        if tuple(tensor.shape) != spec.shape:
+        if tuple(tensor.shape) != spec.symbolic:
             problems.append(f"{graph}'s '{name}' has shape {tuple(tensor.shape)}, the contract's {spec.shape}")
     return problems

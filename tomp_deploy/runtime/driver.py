@@ -11,7 +11,8 @@ import numpy as np
 
 from tomp_deploy.runtime.backends.base import Backend
 from tomp_deploy.runtime.presets import TrackerParams
-from tomp_deploy.runtime.tracker import MultiTargetTracker, TrackResult
+from tomp_deploy.runtime.target import TrackResult
+from tomp_deploy.runtime.tracker import MultiTargetTracker
 
 
 @dataclass

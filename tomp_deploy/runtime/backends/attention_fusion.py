@@ -1,5 +1,5 @@
 """Fused attention for ONNX Runtime on the CPU: an in-memory rewrite of an export's FP32 predictor in
-which every masked attention block becomes one `com.microsoft.MultiHeadAttention` node.
+which every attention block becomes one `com.microsoft.MultiHeadAttention` node.
 
 The export writes attention as plain MatMul/Add/Softmax so that every TensorRT release parses it; ONNX
 Runtime's optimiser does not fuse that pattern, and its unfused CPU path materialises the [heads, N, N]

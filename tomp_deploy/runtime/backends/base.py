@@ -3,7 +3,8 @@
 Two levels: the split-graph contract on numpy arrays (`run(graph, inputs)`, keyed by name: what parity
 checks compare), and the tracking path the tracker drives (`extract`, `new_memory`, `locate`), which
 lets a GPU backend keep features and memory frames on the device and hand back only score maps and
-boxes. `HostTracking` implements the tracking path over the contract for backends that work on
+boxes. `locate` takes every target of a step at once and runs one predictor and one head call over
+them (the contract's target batch). `HostTracking` implements the tracking path over the contract for backends that work on
 host arrays. Every backend is a context manager: `close()` releases what it holds (GPU memory and
 contexts, sessions), and the tracker takes its parameters from `tracker_params`, the ones its model
 records.
@@ -12,7 +13,7 @@ records.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -27,11 +28,31 @@ from tomp_deploy.runtime.presets import ModelConfig, TrackerParams
 @dataclass
 class Located:
     """What `locate` returns for one target: the score map [F,F], the ltrb map [4,F,F] (host float32)
-    and the seconds spent in the predictor and the head."""
+    and the seconds spent in the predictor and the head (by the whole batch it ran in)."""
 
     scores: np.ndarray
     ltrb: np.ndarray
     seconds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class TargetQuery:
+    """One target's share of a `locate` call: its memory, the feature of its search crop (`index` of an
+    `extract` batch) and its predictor inputs (`train_label` [T,F,F], `train_ltrb` [T,4,F,F],
+    `key_padding_mask` [2,L]: one target's rows of the contract's predictor inputs)."""
+
+    memory: "FeatureMemory"
+    features: Any
+    index: int
+    train_label: np.ndarray
+    train_ltrb: np.ndarray
+    key_padding_mask: np.ndarray
+
+
+def stacked_inputs(queries: Sequence[TargetQuery]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The predictor's `train_label`, `train_ltrb` and `key_padding_mask` of a batch of targets."""
+    return (np.stack([q.train_label for q in queries]), np.stack([q.train_ltrb for q in queries]),
+            np.stack([q.key_padding_mask for q in queries]))
 
 
 class FeatureMemory(Protocol):
@@ -70,10 +91,13 @@ class Backend(Protocol):
         """An empty memory of `config.memory_size` slots for one target."""
         ...
 
-    def locate(self, memory: FeatureMemory, features: Any, index: int, train_label: np.ndarray,
-               train_ltrb: np.ndarray, key_padding_mask: np.ndarray) -> Located:
-        """Predictor and head for feature `index` of `features` against `memory` (labels, ltrb and mask
-        as the contract's predictor inputs)."""
+    max_batch: int | None
+    """The most crops one `extract` and the most targets one `locate` take (engines are built for a
+    range); None when unbounded."""
+
+    def locate(self, queries: Sequence[TargetQuery]) -> list[Located]:
+        """Predictor and head for every query at once (one call of each over the batch of targets), one
+        `Located` per query, in order."""
         ...
 
     def close(self) -> None:
@@ -86,6 +110,7 @@ class BackendLifecycle:
     use as a context manager that closes the backend."""
 
     tracker_params: TrackerParams = TrackerParams()
+    max_batch: int | None = None
 
     def close(self) -> None:
         """Nothing to release beyond what garbage collection frees."""
@@ -117,15 +142,17 @@ class HostTracking(BackendLifecycle):
     def new_memory(self) -> HostMemory:
         return HostMemory(self.config)
 
-    def locate(self, memory: HostMemory, features: np.ndarray, index: int, train_label: np.ndarray,
-               train_ltrb: np.ndarray, key_padding_mask: np.ndarray) -> Located:
+    def locate(self, queries: Sequence[TargetQuery]) -> list[Located]:
         started = time.perf_counter()
-        predicted = self.run("predictor", {"train_feat": memory.feat, "train_label": train_label, "train_ltrb": train_ltrb,
-                                           "test_feat": features[index][None], "key_padding_mask": key_padding_mask})
+        train_label, train_ltrb, key_padding_mask = stacked_inputs(queries)
+        predicted = self.run("predictor", {
+            "train_feat": np.stack([q.memory.feat for q in queries]), "train_label": train_label,
+            "train_ltrb": train_ltrb, "test_feat": np.stack([q.features[q.index] for q in queries]),
+            "key_padding_mask": key_padding_mask})
         middle = time.perf_counter()
         located = self.run("head", predicted)
-        return Located(located["scores"][0], located["ltrb"][0],
-                       {"predictor": middle - started, "head": time.perf_counter() - middle})
+        seconds = {"predictor": middle - started, "head": time.perf_counter() - middle}
+        return [Located(scores, ltrb, seconds) for scores, ltrb in zip(located["scores"], located["ltrb"])]
 
 
 class ExportedGraphs(HostTracking):
@@ -143,6 +170,11 @@ class ExportedGraphs(HostTracking):
         if problems:
             raise ToMPError(f"The {graph} graph in {self.exported.folder} does not follow its model.json's contract ("
                             f"{'; '.join(problems)}): the folder mixes files of different models. Export the model again.")
+
+    @property
+    def max_batch(self) -> int:
+        """The largest batch the export's graphs were exported for."""
+        return self.exported.manifest.max_batch
 
     def run(self, graph: str, inputs: Mapping[str, np.ndarray]) -> Tensors:
         return self._run(graph, graph_feeds(self.config, graph, inputs))

@@ -9,7 +9,7 @@ import onnxruntime as ort
 
 from tomp_deploy.runtime.backends.attention_fusion import fuse_attention
 from tomp_deploy.runtime.backends.base import ExportedGraphs
-from tomp_deploy.runtime.contract import BATCH, GRAPHS, GraphTensor, Tensors
+from tomp_deploy.runtime.contract import DYNAMIC, GRAPHS, GraphTensor, Tensors
 from tomp_deploy.runtime.errors import ToMPError
 from tomp_deploy.runtime.manifests.export import ExportFolder, read_export
 
@@ -92,7 +92,7 @@ class OnnxRuntimeBackend(ExportedGraphs):
 
     def _check_io(self, graph: str) -> None:
         session = self.sessions[graph]
-        self._check_graph_io(graph, [GraphTensor(a.name, is_input, tuple(d if isinstance(d, int) else BATCH for d in a.shape),
+        self._check_graph_io(graph, [GraphTensor(a.name, is_input, tuple(d if isinstance(d, int) else DYNAMIC for d in a.shape),
                                                  ORT_DTYPES.get(a.type, a.type))
                                      for is_input, tensors in ((True, session.get_inputs()), (False, session.get_outputs()))
                                      for a in tensors])

@@ -15,7 +15,7 @@ from pathlib import Path
 import openvino as ov
 
 from tomp_deploy.runtime.backends.base import ExportedGraphs
-from tomp_deploy.runtime.contract import BATCH, GRAPHS, GraphTensor, Tensors
+from tomp_deploy.runtime.contract import DYNAMIC, GRAPHS, GraphTensor, Tensors
 from tomp_deploy.runtime.errors import ToMPError
 from tomp_deploy.runtime.manifests.export import COMPILE_CACHE_FOLDER, ExportFolder, read_export
 
@@ -113,7 +113,7 @@ class OpenVinoBackend(ExportedGraphs):
 
     def _check_io(self, graph: str, compiled) -> None:
         def tensor(port, is_input: bool) -> GraphTensor:
-            shape = tuple(d.get_length() if d.is_static else BATCH for d in port.get_partial_shape())
+            shape = tuple(d.get_length() if d.is_static else DYNAMIC for d in port.get_partial_shape())
             return GraphTensor(port.get_any_name(), is_input, shape,
                                OPENVINO_DTYPES.get(port.get_element_type().get_type_name(), "other"))
 

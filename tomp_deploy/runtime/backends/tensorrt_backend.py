@@ -2,11 +2,12 @@
 torch-free, device memory through pycuda.
 
 Every I/O tensor owns one device buffer and one pinned host buffer for the life of the backend, bound
-once by name with `set_tensor_address`; the head's inputs are the predictor's output buffers, so a
-frame's filters and encoded features never leave the GPU. All work is queued on one CUDA stream with
-`execute_async_v3`. A target's memory frames are a device buffer of their own, filled device to device
-from the backbone's output, and copied device to device into the predictor's input each frame (fixed
-addresses are what lets the per-frame calls be captured as CUDA graphs).
+once by name with `set_tensor_address`, sized for the engines' largest batch; the head's inputs are the
+predictor's output buffers, so a frame's filters and encoded features never leave the GPU. All work is
+queued on one CUDA stream with `execute_async_v3`. A target's memory frames are a device buffer of their
+own, filled device to device from the backbone's output, and copied device to device into its row of the
+predictor's input each frame (fixed addresses are what lets the per-frame calls be captured as CUDA
+graphs, one per number of targets).
 
 TensorRT for RTX engines are compiled for this GPU when first loaded; a runtime cache beside the
 engines keeps the compiled kernels across runs (read at load, written at `close`), and CUDA graphs are
@@ -15,14 +16,14 @@ left to the library's own strategy (whole-graph capture) instead of a manual cap
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from tomp_deploy.runtime.backends.base import BackendLifecycle, Located
-from tomp_deploy.runtime.contract import BATCH, GRAPHS, GraphTensor, Tensors, TensorSpec, graph_feeds, graph_io, graph_io_problems
+from tomp_deploy.runtime.backends.base import BackendLifecycle, Located, TargetQuery, stacked_inputs
+from tomp_deploy.runtime.contract import DYNAMIC, GRAPHS, batch_size, GraphTensor, Tensors, TensorSpec, graph_feeds, graph_io, graph_io_problems
 from tomp_deploy.runtime.errors import ToMPError
 from tomp_deploy.runtime.gpu import cuda_device, current_engine_target, engine_library, require
 from tomp_deploy.runtime.manifests.engine import RUNTIME_CACHE_FILE, EngineManifest, check_engines
@@ -101,7 +102,8 @@ class TensorRTBackend(BackendLifecycle):
     The folder's manifest must match this machine (engine library and version, GPU) and the export it
     carries (`model.json`, whose ONNX hashes the engines were built from), and the library's own validity
     check must accept each engine; anything else is an error that says to rebuild. `cuda_graphs` replays
-    the predictor and head as CUDA graphs.
+    the predictor and head as CUDA graphs (captured once per number of targets). The engines take batches
+    of 1..`max_batch` crops and targets (`tomp-deploy build --max-batch`).
     """
 
     name = "tensorrt"
@@ -134,11 +136,7 @@ class TensorRTBackend(BackendLifecycle):
         for graph in GRAPHS:
             self._load(trt, folder / f"{graph}.engine", graph)
         self.item_bytes = self._spec("backbone", "feat").nbytes(1)
-        self._launch = {graph: self._execute(graph) for graph in GRAPHS}
-        if cuda_graphs and not self._rtx:
-            for graph in ("predictor", "head"):
-                self._launch[graph] = CapturedLaunch(self.contexts[graph], self.stream.handle)
-            self.stream.synchronize()
+        self._captured: dict[tuple[str, int], CapturedLaunch] = {}
         self._events = [cuda.Event() for _ in range(3)]
 
     def _spec(self, graph: str, name: str) -> TensorSpec:
@@ -186,7 +184,7 @@ class TensorRTBackend(BackendLifecycle):
         for i in range(engine.num_io_tensors):
             name = engine.get_tensor_name(i)
             tensors.append(GraphTensor(name, engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT,
-                                       tuple(BATCH if d == -1 else d for d in engine.get_tensor_shape(name)),
+                                       tuple(DYNAMIC if d == -1 else d for d in engine.get_tensor_shape(name)),
                                        TRT_DTYPES.get(engine.get_tensor_dtype(name).name, "other")))
         inputs, outputs = self._io[graph]
         problems = graph_io_problems(self.config, graph, tensors)
@@ -200,24 +198,30 @@ class TensorRTBackend(BackendLifecycle):
                 self.host_buffers[spec.name] = self._cuda.pagelocked_empty(
                     spec.concrete_shape(self.max_batch), np.bool_ if spec.dtype == "bool" else np.float32)
             context.set_tensor_address(spec.name, int(self.device_buffers[spec.name]))
-        for spec in inputs:
-            context.set_input_shape(spec.name, spec.concrete_shape(1))
         self.engines[graph], self.contexts[graph] = engine, context
 
-    def _execute(self, graph: str):
+    def _run(self, graph: str, batch: int = 1) -> None:
+        """Queues `graph` on `batch` crops or targets: the inputs' shapes are set, then the engine runs (or
+        its CUDA graph for this batch replays)."""
         context = self.contexts[graph]
-
-        def launch() -> bool:
-            return context.execute_async_v3(self.stream.handle)
-
-        return launch
-
-    def _run(self, graph: str) -> None:
-        if not self._launch[graph]():
+        for spec in self._io[graph][0]:
+            context.set_input_shape(spec.name, spec.concrete_shape(batch))
+        if self._cuda_graphs and not self._rtx and graph != "backbone":
+            if (graph, batch) not in self._captured:
+                self._captured[graph, batch] = CapturedLaunch(context, self.stream.handle)
+            launched = self._captured[graph, batch]()
+        else:
+            launched = context.execute_async_v3(self.stream.handle)
+        if not launched:
             raise ToMPError(f"TensorRT failed to run the {graph} engine; see the TensorRT messages above.")
 
+    def _check_batch(self, batch: int, what: str) -> None:
+        if batch > self.max_batch:
+            raise ToMPError(f"{batch} {what} need a batch of {batch}, but the engines were built for at most "
+                            f"{self.max_batch}; rebuild with 'tomp-deploy build --max-batch {batch}'.")
+
     def _upload(self, name: str, array: np.ndarray) -> None:
-        host = self.host_buffers[name][: array.shape[0]] if name == "image" else self.host_buffers[name]
+        host = self.host_buffers[name][: array.shape[0]]
         host[...] = array
         self._cuda.memcpy_htod_async(self.device_buffers[name], host, self.stream)
 
@@ -229,50 +233,46 @@ class TensorRTBackend(BackendLifecycle):
     # --- tracking path: features and memory stay on the GPU ---
     def extract(self, image: np.ndarray) -> DeviceFeatures:
         batch = image.shape[0]
-        if batch > self.max_batch:
-            raise ToMPError(f"{batch} targets need a backbone batch of {batch}, but the engines were built for at "
-                            f"most {self.max_batch}; rebuild with 'tomp-deploy build --max-batch {batch}'.")
+        self._check_batch(batch, "crops")
         self._upload("image", image)
-        self.contexts["backbone"].set_input_shape("image", self._spec("backbone", "image").concrete_shape(batch))
-        self._run("backbone")
+        self._run("backbone", batch)
         self.stream.synchronize()
         return DeviceFeatures(int(self.device_buffers["feat"]), batch, self.item_bytes)
 
     def new_memory(self) -> DeviceMemory:
         return DeviceMemory(self._cuda, self.stream, self.config.memory_size, self.item_bytes)
 
-    def locate(self, memory: DeviceMemory, features: DeviceFeatures, index: int, train_label: np.ndarray,
-               train_ltrb: np.ndarray, key_padding_mask: np.ndarray) -> Located:
-        cuda, stream = self._cuda, self.stream
-        cuda.memcpy_dtod_async(self.device_buffers["train_feat"], memory.buffer,
-                               self.config.memory_size * self.item_bytes, stream)
-        cuda.memcpy_dtod_async(self.device_buffers["test_feat"], features.pointer + index * self.item_bytes,
-                               self.item_bytes, stream)
-        self._upload("train_label", train_label)
-        self._upload("train_ltrb", train_ltrb)
-        self._upload("key_padding_mask", key_padding_mask)
+    def locate(self, queries: Sequence[TargetQuery]) -> list[Located]:
+        cuda, stream, batch = self._cuda, self.stream, len(queries)
+        self._check_batch(batch, "targets")
+        memory_bytes = self.config.memory_size * self.item_bytes
+        for row, query in enumerate(queries):
+            cuda.memcpy_dtod_async(int(self.device_buffers["train_feat"]) + row * memory_bytes, query.memory.buffer,
+                                   memory_bytes, stream)
+            cuda.memcpy_dtod_async(int(self.device_buffers["test_feat"]) + row * self.item_bytes,
+                                   query.features.pointer + query.index * self.item_bytes, self.item_bytes, stream)
+        for name, array in zip(("train_label", "train_ltrb", "key_padding_mask"), stacked_inputs(queries)):
+            self._upload(name, array)
         start, middle, end = self._events
         start.record(stream)
-        self._run("predictor")
+        self._run("predictor", batch)
         middle.record(stream)
-        self._run("head")
+        self._run("head", batch)
         end.record(stream)
-        scores, ltrb = self._download("scores"), self._download("ltrb")
+        scores, ltrb = self._download("scores", batch), self._download("ltrb", batch)
         stream.synchronize()
-        return Located(scores[0].copy(), ltrb[0].copy(),
-                       {"predictor": start.time_till(middle) / 1000, "head": middle.time_till(end) / 1000})
+        seconds = {"predictor": start.time_till(middle) / 1000, "head": middle.time_till(end) / 1000}
+        return [Located(scores[row].copy(), ltrb[row].copy(), seconds) for row in range(batch)]
 
     # --- the numpy contract, for parity checks ---
     def run(self, graph: str, inputs: Mapping[str, np.ndarray]) -> Tensors:
         feeds = graph_feeds(self.config, graph, inputs)
-        if graph == "backbone":
-            features = self.extract(feeds["image"])
-            outputs = {"feat": self._download("feat", features.batch)}
-        else:
-            for name, array in feeds.items():
-                self._upload(name, array)
-            self._run(graph)
-            outputs = {spec.name: self._download(spec.name) for spec in self._io[graph][1]}
+        batch = batch_size(feeds)
+        self._check_batch(batch, "crops" if graph == "backbone" else "targets")
+        for name, array in feeds.items():
+            self._upload(name, array)
+        self._run(graph, batch)
+        outputs = {spec.name: self._download(spec.name, batch) for spec in self._io[graph][1]}
         self.stream.synchronize()
         return {name: array.copy() for name, array in outputs.items()}
 

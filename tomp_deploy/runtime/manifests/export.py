@@ -17,7 +17,8 @@ from tomp_deploy.runtime.manifests.json_files import file_sha256, read_manifest_
 from tomp_deploy.runtime.presets import ModelConfig, TrackerParams
 
 EXPORT_FORMAT = "tomp-deploy-onnx"
-EXPORT_VERSION = 1
+EXPORT_VERSION = 2
+"""2: the predictor and head take a batch of targets (version 1 took one target)."""
 EXPORT_MANIFEST_FILE = "model.json"
 COMPILE_CACHE_FOLDER = ".openvino-cache"
 """Where the openvino backend caches an export's compiled graphs: part of the export folder, and stale

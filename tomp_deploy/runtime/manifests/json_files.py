@@ -30,8 +30,11 @@ def read_manifest_json(path: Path, file_format: str, version: int, what: str, re
         content = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ToMPError(f"{path} is not valid JSON ({exc}); {remedy}.") from None
-    if not isinstance(content, dict) or content.get("format") != file_format or content.get("version") != version:
-        raise ToMPError(f"{path} is not a {what} of version {version}; {remedy}.")
+    if not isinstance(content, dict) or content.get("format") != file_format:
+        raise ToMPError(f"{path} is not a {what}; {remedy}.")
+    if content.get("version") != version:
+        raise ToMPError(f"{path} is a {what} of version {content.get('version')}, and this tomp-deploy reads version "
+                        f"{version}; {remedy}.")
     return {k: v for k, v in content.items() if k not in ("format", "version")}
 
 

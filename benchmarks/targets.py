@@ -1,0 +1,184 @@
+"""Targets per second and per-frame latency of multi-target tracking: one batched predictor+head call for
+all targets of a frame against one call per target (the tracker before the target batch), for 1, 2, 4,
+8 and 16 targets, on every backend that runs on the device.
+
+    python -m benchmarks.targets                       # the shipped tiny model, the CPU backends
+    python -m benchmarks.targets --preset tomp50       # ToMP-50 with random weights (speed does not depend on them)
+    python -m benchmarks.targets --device cuda         # torch-cuda (FP16) and TensorRT engines, on a GPU
+
+Both ways share one batched backbone call per frame, so the figures isolate the predictor and head.
+Frames are 640x480 with a moving textured square per target. Each backend runs in its own process, so
+that one library's worker threads do not slow another. Writes benchmarks/results/targets_<model>_<device>
+.json/.md with the machine's facts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import multiprocessing
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from tomp_deploy.evaluation.host_facts import host_facts
+from tomp_deploy.runtime.backends import open_backend
+from tomp_deploy.runtime.backends.base import Backend, Located, TargetQuery
+from tomp_deploy.runtime.driver import track_frames
+
+RESULTS = Path(__file__).parent / "results"
+TARGET_COUNTS = (1, 2, 4, 8, 16)
+BACKENDS = {"cpu": ("torch", "onnxruntime", "openvino"), "cuda": ("torch-cuda", "tensorrt")}
+SQUARE = 40
+WARMUP_FRAMES = 2
+
+
+class OneTargetPerCall:
+    """A backend whose `locate` runs the predictor and head once per target: the baseline."""
+
+    def __init__(self, inner: Backend):
+        self.inner = inner
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+    def locate(self, queries: Sequence[TargetQuery]) -> list[Located]:
+        return [located for query in queries for located in self.inner.locate([query])]
+
+
+def squares_scene(targets: int, frames: int, width: int = 640, height: int = 480, seed: int = 0) -> tuple[list, list]:
+    """Frames of a blocky random background with `targets` textured squares moving on a grid; their
+    initial boxes."""
+    rng = np.random.default_rng(seed)
+    background = rng.integers(0, 255, (height // 8, width // 8, 3), dtype=np.uint8).repeat(8, 0).repeat(8, 1)
+    textures = rng.integers(100, 255, (targets, SQUARE, SQUARE, 3), dtype=np.uint8)
+    columns = int(np.ceil(np.sqrt(targets)))
+    cell_w, cell_h = width // columns, height // int(np.ceil(targets / columns))
+    starts = [(cell_w * (i % columns) + 10, cell_h * (i // columns) + 10) for i in range(targets)]
+    images = []
+    for index in range(frames):
+        frame = background.copy()
+        for (x, y), texture in zip(starts, textures):
+            dx, dy = (2 * index) % max(1, cell_w - SQUARE - 20), index % max(1, cell_h - SQUARE - 20)
+            frame[y + dy:y + dy + SQUARE, x + dx:x + dx + SQUARE] = texture
+        images.append(frame)
+    return images, [[x, y, SQUARE, SQUARE] for x, y in starts]
+
+
+def measure(backend_name: str, model: str, device: str, counts: Sequence[int], frames: int) -> dict:
+    """Runs in a fresh process: per target count, the median frame time batched and one call per target."""
+    backend = open_backend(backend_name, model, device=device)
+    rows = []
+    for count in counts:
+        images, boxes = squares_scene(count, frames + WARMUP_FRAMES + 1)
+        row = {"targets": count}
+        for mode, tracked in (("batched", backend), ("per_target", OneTargetPerCall(backend))):
+            seconds = [step.seconds for step in track_frames(tracked, images, boxes) if step.index > WARMUP_FRAMES]
+            frame_ms = float(np.median(seconds) * 1000)
+            row[mode] = {"frame_ms": frame_ms, "targets_per_s": count / (frame_ms / 1000)}
+        row["speedup"] = row["batched"]["targets_per_s"] / row["per_target"]["targets_per_s"]
+        rows.append(row)
+    backend.close()
+    return {"precision": getattr(backend, "precision", "fp32"), "rows": rows}
+
+
+def model_forms(model: str, preset: str | None, work: Path, backends: Sequence[str], max_batch: int) -> dict[str, str]:
+    """backend -> what it loads: the checkpoint, an FP32 export, or FP16 engines for `max_batch` targets."""
+    from export.onnx_export import export_model
+    from tomp_deploy.model import ToMPNet, load_model, save_checkpoint
+    from tomp_deploy.model import preset as model_preset
+    from tomp_deploy.runtime.shipped import resolve_model
+
+    if preset:
+        checkpoint = work / f"{preset}.pt"
+        save_checkpoint(ToMPNet(model_preset(preset)), checkpoint)
+    else:
+        checkpoint = resolve_model(model)
+    forms = {"torch": str(checkpoint), "torch-cuda": str(checkpoint)}
+    if {"onnxruntime", "openvino"} & set(backends):
+        export_model(load_model(checkpoint), work / "export")
+        forms["onnxruntime"] = forms["openvino"] = str(work / "export")
+    if "tensorrt" in backends:
+        from engines.builder import build_engines
+
+        export_model(load_model(checkpoint), work / "export-fp16", precision="fp16")
+        build_engines(work / "export-fp16", work / "engines", max_batch=max_batch)
+        forms["tensorrt"] = str(work / "engines")
+    return forms
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="tiny", help="a checkpoint or a shipped model's name (default: tiny)")
+    parser.add_argument("--preset", help="random weights of this preset instead of --model (e.g. tomp50)")
+    parser.add_argument("--device", default="cpu", choices=sorted(BACKENDS))
+    parser.add_argument("--backends", nargs="+", help="default: every backend of the device")
+    parser.add_argument("--targets", nargs="+", type=int, default=list(TARGET_COUNTS))
+    parser.add_argument("--frames", type=int, default=20, help="timed frames per measurement")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    backends = args.backends or list(BACKENDS[args.device])
+    console = Console()
+    report = {"model": args.preset or Path(args.model).stem, "weights": "random" if args.preset else "trained",
+              "device": args.device, "frames": args.frames, "machine": host_facts(),
+              "date": datetime.date.today().isoformat(), "backends": {}}
+    spawn = multiprocessing.get_context("spawn")
+    with tempfile.TemporaryDirectory() as work:
+        console.print(f"preparing {', '.join(backends)} forms of {report['model']}")
+        forms = model_forms(args.model, args.preset, Path(work), backends, max(args.targets))
+        for name in backends:
+            console.print(f"timing {name}: {', '.join(map(str, args.targets))} targets")
+            with spawn.Pool(1) as pool:
+                report["backends"][name] = pool.apply(measure, (name, forms[name], args.device, args.targets, args.frames))
+    stem = args.out / f"targets_{report['model']}_{args.device}"
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem.with_suffix(".json").write_text(json.dumps(report, indent=2))
+    stem.with_suffix(".md").write_text(markdown(report))
+    console.print(results_table(report))
+    console.print(f"wrote {stem}.json and .md")
+    return report
+
+
+COLUMNS = ("backend", "targets", "batched ms/frame", "per-target ms/frame", "batched targets/s",
+           "per-target targets/s", "speedup")
+
+
+def table_rows(report: dict) -> list[list[str]]:
+    return [[name, str(row["targets"]), f"{row['batched']['frame_ms']:.1f}", f"{row['per_target']['frame_ms']:.1f}",
+             f"{row['batched']['targets_per_s']:.1f}", f"{row['per_target']['targets_per_s']:.1f}",
+             f"{row['speedup']:.2f}x"]
+            for name, result in report["backends"].items() for row in result["rows"]]
+
+
+def results_table(report: dict) -> Table:
+    table = Table(title=f"{report['model']} on {report['machine']['cpu']} ({report['device']})")
+    for column in COLUMNS:
+        table.add_column(column, justify="left" if column == "backend" else "right")
+    for row in table_rows(report):
+        table.add_row(*row)
+    return table
+
+
+def markdown(report: dict) -> str:
+    machine = report["machine"]
+    lines = [f"# Batched targets: {report['model']} ({report['weights']} weights), {report['device']}", "",
+             f"{report['date']}; CPU {machine['cpu']} ({machine.get('cpu_count')} cores; "
+             f"{', '.join(machine.get('cpu_features', [])) or 'no listed features'}); GPUs: "
+             f"{', '.join(machine.get('gpus', [])) or 'none'}.", "",
+             "Median time per frame over " f"{report['frames']} frames (after {WARMUP_FRAMES} warm-up frames) of a "
+             "640x480 scene with one moving square per target; both columns share one batched backbone call "
+             "per frame, and differ in the predictor and head: one call over all targets (batched) or one call "
+             "per target. `python -m benchmarks.targets` wrote this file.", "",
+             "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(row) + " |" for row in table_rows(report)]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
