@@ -10,7 +10,8 @@ from tomp_deploy.runtime.presets import preset
 
 class ScriptedBackend(HostTracking):
     """`backbone` tags each feature with a running id; `head` returns the next scripted score map and
-    ltrb boxes of `box_cells` cells around every cell. Every target's predictor inputs are recorded, one entry per target and call."""
+    ltrb boxes of `box_cells` cells around every cell. Every target's predictor inputs are recorded, one
+    entry per target and call."""
 
     name = "scripted"
 

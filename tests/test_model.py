@@ -111,7 +111,7 @@ def test_empty_slot_content_is_irrelevant(tiny_model):
 def test_row_one_sees_only_the_annotated_frame(tiny_model):
     train_feat, labels, ltrb, test_feat = memory_inputs(tiny_model)
     with torch.no_grad():
-        cls_filter, bbreg_filter, cls_feat, bbreg_feat = predict_one(tiny_model, 
+        cls_filter, bbreg_filter, cls_feat, bbreg_feat = predict_one(tiny_model,
             train_feat, labels, ltrb, test_feat, mask([[], [1]])
         )
         only_initial = predict_one(tiny_model, train_feat[:1], labels[:1], ltrb[:1], test_feat,
@@ -130,7 +130,8 @@ def test_one_decoder_query_gives_both_target_models(tiny_model):
     assert predictor.query_embed_fg.weight.shape == (1, tiny_model.config.feature_dim)
     train_feat, labels, ltrb, test_feat = memory_inputs(tiny_model)
     with torch.no_grad():
-        cls_filter, bbreg_filter, cls_feat, bbreg_feat = predict_one(tiny_model, train_feat, labels, ltrb, test_feat, mask([[1], [1]]))
+        cls_filter, bbreg_filter, cls_feat, bbreg_feat = predict_one(
+            tiny_model, train_feat, labels, ltrb, test_feat, mask([[1], [1]]))
     torch.testing.assert_close(cls_filter, bbreg_filter)
     torch.testing.assert_close(cls_feat, bbreg_feat)
 

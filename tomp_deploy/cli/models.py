@@ -98,7 +98,8 @@ def build(
              "set, 8.0 to 12.0 and later).")] = None,
     workspace: Annotated[float, typer.Option(help="Builder workspace in GB.")] = 4.0,
     timing_cache: Annotated[Path | None, typer.Option(help="TensorRT: timing cache file, read and updated.")] = None,
-    max_batch: Annotated[int, typer.Option(help="Largest batch: crops in one backbone call and targets in one predictor and head call (every target tracked at once).")] = 4,
+    max_batch: Annotated[int, typer.Option(
+        help="Largest batch: crops per backbone call, targets per predictor and head call (all targets tracked).")] = 4,
 ) -> None:
     """Compile the split ONNX graphs into strongly typed engines (TensorRT or TensorRT for RTX), with a manifest."""
     from engines.builder import build_engines

@@ -23,7 +23,17 @@ from pathlib import Path
 import numpy as np
 
 from tomp_deploy.runtime.backends.base import BackendLifecycle, Located, TargetQuery, stacked_inputs
-from tomp_deploy.runtime.contract import DYNAMIC, GRAPHS, batch_size, GraphTensor, Tensors, TensorSpec, graph_feeds, graph_io, graph_io_problems
+from tomp_deploy.runtime.contract import (
+    DYNAMIC,
+    GRAPHS,
+    GraphTensor,
+    Tensors,
+    TensorSpec,
+    batch_size,
+    graph_feeds,
+    graph_io,
+    graph_io_problems,
+)
 from tomp_deploy.runtime.errors import ToMPError
 from tomp_deploy.runtime.gpu import cuda_device, current_engine_target, engine_library, require
 from tomp_deploy.runtime.manifests.engine import RUNTIME_CACHE_FILE, EngineManifest, check_engines
