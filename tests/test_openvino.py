@@ -72,7 +72,31 @@ def test_compiled_models_are_cached_beside_the_export(tiny_export, tmp_path):
     copy = tmp_path / "export"
     shutil.copytree(folder, copy, ignore=shutil.ignore_patterns(COMPILE_CACHE_FOLDER))
     OpenVinoBackend(copy, precision="fp32").close()
-    assert len(list((copy / COMPILE_CACHE_FOLDER).iterdir())) >= 3
+    assert len(list((copy / COMPILE_CACHE_FOLDER / "fp32").iterdir())) >= 3
+
+
+def test_each_precision_compiles_its_own_cached_models(shipped_export, tmp_path):
+    """OpenVINO's cache key leaves out the precision hint: one shared cache made a BF16 start import the FP32
+    compile of the shipped predictor (NaN on an AMX Xeon), and an FP32 start the BF16 one."""
+    import shutil
+
+    import numpy as np
+
+    from tomp_deploy.checks.fp16_report import contract_inputs
+    from tomp_deploy.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+
+    if "BF16" not in cpu_capabilities(ov.Core()):
+        pytest.skip("this CPU has no BF16 units OpenVINO can use")
+    copy = tmp_path / "export"
+    shutil.copytree(shipped_export, copy, ignore=shutil.ignore_patterns(COMPILE_CACHE_FOLDER))
+    inputs = contract_inputs(OnnxRuntimeBackend(copy))["predictor"][0]
+    reference = OnnxRuntimeBackend(copy).run("predictor", inputs)
+    for precision in ("fp32", "bf16", "fp32", "bf16"):  # the second start of each imports what the first cached
+        outputs = OpenVinoBackend(copy, precision=precision).run("predictor", inputs)
+        for name, expected in reference.items():
+            assert np.isfinite(outputs[name]).all(), (precision, name)
+            difference = np.abs(outputs[name] - expected).max() / np.abs(expected).max()
+            assert difference < 1e-5 if precision == "fp32" else 1e-4 < difference < 0.1, (precision, name, difference)
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders, so the fallback cannot be shown")

@@ -3,8 +3,8 @@
 `precision` is the compute precision of the CPU plugin: `fp32`; `bf16` (AMX or AVX512-BF16, which OpenVINO
 reports as the BF16 capability); `int8`, which runs an INT8 export made by `tomp-deploy quantize` (QDQ
 graphs, which OpenVINO executes with integer kernels); `auto`, the best of these the export and the CPU
-allow. Compiled models are cached (OpenVINO's CACHE_DIR) beside the export, or in the user cache when
-the export folder is read-only, so a second start skips compilation.
+allow. Compiled models are cached (OpenVINO's CACHE_DIR) beside the export, one folder per precision, or in
+the user cache when the export folder is read-only, so a second start skips compilation.
 """
 
 from __future__ import annotations
@@ -52,15 +52,20 @@ def choose_precision(requested: str, export_precision: str, capabilities: list[s
     return requested
 
 
-def cache_folder(export_folder: Path) -> Path:
-    """`.openvino-cache` inside the export where it can be written, else a folder of the user's cache."""
-    beside = export_folder / COMPILE_CACHE_FOLDER
+def cache_folder(export_folder: Path, precision: str) -> Path:
+    """`.openvino-cache/<precision>` inside the export where it can be written, else a folder of the user's cache.
+
+    One folder per precision because OpenVINO 2026.4's cache key leaves out INFERENCE_PRECISION_HINT: a
+    model compiled for FP32 was imported for a BF16 compile of the same graph and gave NaN (or crashed) on
+    an AMX Xeon, and a BF16 blob would silently serve an FP32 request.
+    """
+    beside = export_folder / COMPILE_CACHE_FOLDER / precision
     try:
-        beside.mkdir(exist_ok=True)
+        beside.mkdir(parents=True, exist_ok=True)
         return beside
     except OSError:
         user_cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tomp-deploy" / "openvino"
-        folder = user_cache / export_folder.resolve().as_posix().strip("/").replace("/", "_")
+        folder = user_cache / export_folder.resolve().as_posix().strip("/").replace("/", "_") / precision
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
@@ -93,7 +98,7 @@ class OpenVinoBackend(ExportedGraphs):
         core = ov.Core()
         self.capabilities = cpu_capabilities(core)
         self.precision = choose_precision(precision, self.exported.manifest.precision, self.capabilities)
-        self.cache = cache_folder(self.exported.folder)
+        self.cache = cache_folder(self.exported.folder, self.precision)
         properties = {"INFERENCE_PRECISION_HINT": INFERENCE_PRECISION[self.precision], "PERFORMANCE_HINT": "LATENCY",
                       "CACHE_DIR": str(self.cache)}
         if threads is not None:
