@@ -25,7 +25,7 @@ from tomp_deploy.checks.parity import compare_sequences
 from tomp_deploy.model import save_checkpoint
 from tomp_deploy.model.torch_backend import TorchBackend
 from tomp_deploy.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
-from tomp_deploy.runtime.contract import graph_io
+from tomp_deploy.runtime.contract import TARGETS, graph_io
 from tomp_deploy.runtime.driver import track_boxes
 from tomp_deploy.runtime.manifests.export import read_export
 
@@ -50,7 +50,7 @@ def test_full_size_graphs_match_pytorch(tmp_path, preset_name):
     manifest = exported.manifest
     assert manifest.opset == 18
     assert manifest.graphs["predictor"].inputs[4] == {
-        "name": "key_padding_mask", "shape": [2, 3 * FEAT * FEAT], "dtype": "bool"}
+        "name": "key_padding_mask", "shape": [TARGETS, 2, 3 * FEAT * FEAT], "dtype": "bool"}
 
 
 
@@ -159,6 +159,16 @@ def test_operator_restrictions():
     problems = unsupported_nodes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]))
     assert any("dynamic_axes" in p and "axes" in p for p in problems)
     assert any("cubic" in p and "resize mode" in p for p in problems)
+
+
+def test_an_export_of_one_target_per_call_is_refused(tmp_path, tiny_export):
+    """model.json version 1 graphs took one target; their predictor cannot be fed a target batch."""
+    old = tmp_path / "old"
+    shutil.copytree(tiny_export[1], old)
+    manifest = json.loads((old / "model.json").read_text())
+    (old / "model.json").write_text(json.dumps({**manifest, "version": 1}))
+    with pytest.raises(ToMPError, match="of version 1, and this tomp-deploy reads version 2; export the model again"):
+        OnnxRuntimeBackend(old)
 
 
 def test_backend_refuses_folder_of_another_model(tmp_path, tiny_export, shipped_export):
