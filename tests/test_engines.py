@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from engines.builder import RTX_PORTABLE_DEFAULT, build_engines, network_layers, parse_network
-from engines.plan import precision_problems, profile_shapes
+from engines.builder import RTX_PORTABLE_DEFAULT, build_engines, network_inputs, network_layers, parse_network
+from engines.plan import precision_problems, profile_problems, profile_shapes
 from export.onnx_export import export_model
 from tests.seeded import seeded_model
 from tomp_deploy import ToMPError
@@ -46,6 +46,16 @@ def test_profiles_from_model_json(exported):
         profile_shapes(exported, max_batch=65)
     with pytest.raises(ToMPError, match="outside"):
         profile_shapes(exported, max_batch=0)
+
+
+def test_profile_problems_by_hand():
+    profile = {"train_feat": ((1, 2, 64), (1, 2, 64), (4, 2, 64)), "mask": ((1, 972), (1, 972), (4, 972))}
+    assert profile_problems([("train_feat", (-1, 2, 64)), ("mask", (-1, 972))], profile) == []
+    assert profile_problems([("train_feat", (1, 2, 64)), ("mask", (-1, 2, 972)), ("extra", (3,))], profile) == [
+        "input 'train_feat' is 1 in dimension 0, the profile 1..4",  # a target batch exported static
+        "input 'mask' has 3 dimensions, its profile 2",
+        "input 'extra' has no optimisation profile"]
+
 
 def test_precision_problems_by_hand():
     layers = [("ln", "NORMALIZATION", "FLOAT"), ("fc", "MATRIX_MULTIPLY", "HALF"), ("conv", "CONVOLUTION", "FLOAT"),
@@ -154,6 +164,7 @@ def test_rtx_builds_real_engines_that_keep_the_exports_precision(exported, expor
     builder = trt.Builder(logger)
     for graph in ("backbone", "predictor", "head"):
         network, _parser = parse_network(trt, builder, logger, export.graph_path(graph))
+        assert all(shape[0] == -1 for _, shape in network_inputs(network))  # a batch of crops or targets
         layers = network_layers(network)
         islands = export.manifest.graphs[graph].fp32_nodes
         types = {name: dtype for name, _, dtype in layers}
@@ -166,6 +177,7 @@ def test_rtx_builds_real_engines_that_keep_the_exports_precision(exported, expor
             assert not islands and set(types.values()) <= {"FLOAT", "BOOL", "INT32", "INT64"}
     built = build_engines(export.folder, tmp_path / "engines", library="tensorrt-rtx", max_batch=2)
     assert (built.library, built.precision, built.gpu_name) == ("tensorrt-rtx", precision, None)
+    assert built.build_options["max_batch"] == 2  # crops per backbone call, targets per predictor and head call
     assert built.target_compute_capabilities == list(RTX_PORTABLE_DEFAULT)
     assert built.onnx_sha256 == export.graph_hashes()
     for graph in ("backbone", "predictor", "head"):
@@ -195,6 +207,7 @@ def test_build_command_reports_what_it_built(exported_fp16, tmp_path):
     assert result.returncode == 0, result.stderr
     text = " ".join(result.stdout.split())
     assert "built fp16 engines with TensorRT for RTX" in text and "8.0, 8.6, 8.9, 12.0" in text
+    assert "for 1..2 crops and targets per call" in text
 
 
 @needs_rtx

@@ -110,8 +110,8 @@ def build(
     where = (f"for {manifest.gpu_name} (SM {manifest.compute_capability})" if manifest.gpu_name else
              f"for compute capabilities {', '.join(manifest.target_compute_capabilities)}")
     sizes = ", ".join(f"{graph} {size / 1e6:.1f} MB" for graph, size in manifest.engine_bytes.items())
-    console.print(f"built {manifest.precision} engines with {manifest.built_with} {where} in "
-                  f"{manifest.build_seconds:.1f} s ({sizes}): {out}")
+    console.print(f"built {manifest.precision} engines with {manifest.built_with} {where}, for 1..{max_batch} crops "
+                  f"and targets per call, in {manifest.build_seconds:.1f} s ({sizes}): {out}")
 
 
 
