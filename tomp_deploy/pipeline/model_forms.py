@@ -18,9 +18,12 @@ class ModelForms:
     export: Path | None = None
     engines: Path | None = None
     work: Path = Path(".work")
-    engines_built: str | None = None
-    """What building the engines did, e.g. 'TensorRT for RTX 1.7.1, fp16, 1 s', once they were built here."""
     """Where missing forms are written."""
+    engines_built: str | None = None
+    """What building the engines did, e.g. 'TensorRT for RTX 1.7.1, fp16, batches 1..4, 1 s', once they were
+    built here."""
+    max_batch: int = 4
+    """The most crops and targets per call of engines built here."""
 
     @classmethod
     def from_path(cls, path: Path, work: Path) -> "ModelForms":
@@ -70,9 +73,10 @@ class ModelForms:
             engine_library()  # before exporting: without a TensorRT library the backend is skipped at once
             progress("building engines")
             engines = self.work / "engines"
-            manifest = build_engines(self._fp16_export(progress), engines, report=progress)
+            manifest = build_engines(self._fp16_export(progress), engines, max_batch=self.max_batch, report=progress)
             self.engines = engines
-            self.engines_built = f"{manifest.built_with}, {manifest.precision}, {manifest.build_seconds:.0f} s"
+            self.engines_built = (f"{manifest.built_with}, {manifest.precision}, batches 1..{self.max_batch}, "
+                                  f"{manifest.build_seconds:.0f} s")
         return self.engines
 
     def export_folder(self, progress=lambda text: None) -> Path:
