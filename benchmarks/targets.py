@@ -6,7 +6,8 @@ all targets of a frame against one call per target (the tracker before the targe
     python -m benchmarks.targets --preset tomp50       # ToMP-50 with random weights (speed does not depend on them)
     python -m benchmarks.targets --device cuda         # torch-cuda (FP16) and TensorRT engines, on a GPU
 
-Both ways share one batched backbone call per frame, so the figures isolate the predictor and head.
+Both ways share one batched backbone call per frame, so the figures isolate the predictor and head; they
+track the same frames in lockstep, taking turns to go first.
 Frames are 640x480 with a moving textured square per target. Each backend runs in its own process, so
 that one library's worker threads do not slow another. Writes benchmarks/results/targets_<model>_<device>
 .json/.md with the machine's facts.
@@ -28,15 +29,18 @@ from rich.console import Console
 from rich.table import Table
 
 from tomp_deploy.evaluation.host_facts import host_facts
+from tomp_deploy.pipeline.model_forms import ModelForms
 from tomp_deploy.runtime.backends import open_backend
 from tomp_deploy.runtime.backends.base import Backend, Located, TargetQuery
 from tomp_deploy.runtime.driver import track_frames
+from tomp_deploy.runtime.errors import ToMPError
+from tomp_deploy.runtime.shipped import resolve_model
 
 RESULTS = Path(__file__).parent / "results"
 TARGET_COUNTS = (1, 2, 4, 8, 16)
 BACKENDS = {"cpu": ("torch", "onnxruntime", "openvino"), "cuda": ("torch-cuda", "tensorrt")}
 SQUARE = 40
-WARMUP_FRAMES = 2
+WARMUP_FRAMES = 3
 
 
 class OneTargetPerCall:
@@ -71,6 +75,20 @@ def squares_scene(targets: int, frames: int, width: int = 640, height: int = 480
     return images, [[x, y, SQUARE, SQUARE] for x, y in starts]
 
 
+def paired_frame_seconds(backend: Backend, images: list, boxes: list) -> dict[str, list[float]]:
+    """Seconds per tracked frame (after the warm-up) of both ways, run in lockstep on the same frames and
+    taking turns to go first, so that neither gains from running second or later in the process."""
+    runs = {"batched": track_frames(backend, images, boxes),
+            "per_target": track_frames(OneTargetPerCall(backend), images, boxes)}
+    seconds: dict[str, list[float]] = {way: [] for way in runs}
+    for index in range(len(images)):
+        for way in (list(runs) if index % 2 == 0 else list(runs)[::-1]):
+            step = next(runs[way])
+            if step.index > WARMUP_FRAMES:
+                seconds[way].append(step.seconds)
+    return seconds
+
+
 def measure(backend_name: str, model: str, device: str, counts: Sequence[int], frames: int) -> dict:
     """Runs in a fresh process: per target count, the median frame time batched and one call per target."""
     backend = open_backend(backend_name, model, device=device)
@@ -78,44 +96,33 @@ def measure(backend_name: str, model: str, device: str, counts: Sequence[int], f
     for count in counts:
         images, boxes = squares_scene(count, frames + WARMUP_FRAMES + 1)
         row = {"targets": count}
-        for mode, tracked in (("batched", backend), ("per_target", OneTargetPerCall(backend))):
-            seconds = [step.seconds for step in track_frames(tracked, images, boxes) if step.index > WARMUP_FRAMES]
+        for way, seconds in paired_frame_seconds(backend, images, boxes).items():
             frame_ms = float(np.median(seconds) * 1000)
-            row[mode] = {"frame_ms": frame_ms, "targets_per_s": count / (frame_ms / 1000)}
+            row[way] = {"frame_ms": frame_ms, "targets_per_s": count / (frame_ms / 1000)}
         row["speedup"] = row["batched"]["targets_per_s"] / row["per_target"]["targets_per_s"]
         rows.append(row)
     backend.close()
     return {"precision": getattr(backend, "precision", "fp32"), "rows": rows}
 
 
-def model_forms(model: str, preset: str | None, work: Path, backends: Sequence[str], max_batch: int) -> dict[str, str]:
-    """backend -> what it loads: the checkpoint, an FP32 export, or FP16 engines for `max_batch` targets."""
-    from export.onnx_export import export_model
-    from tomp_deploy.model import ToMPNet, load_model, save_checkpoint
-    from tomp_deploy.model import preset as model_preset
-    from tomp_deploy.runtime.shipped import resolve_model
-
+def model_forms(model: str, preset: str | None, work: Path, max_batch: int) -> ModelForms:
+    """The forms of the model each backend loads, made on demand: engines are built for `max_batch` targets."""
     if preset:
+        from tomp_deploy.model import ToMPNet, save_checkpoint
+        from tomp_deploy.model import preset as model_preset
+
         checkpoint = work / f"{preset}.pt"
         save_checkpoint(ToMPNet(model_preset(preset)), checkpoint)
-    else:
-        checkpoint = resolve_model(model)
-    forms = {"torch": str(checkpoint), "torch-cuda": str(checkpoint)}
-    if {"onnxruntime", "openvino"} & set(backends):
-        export_model(load_model(checkpoint), work / "export")
-        forms["onnxruntime"] = forms["openvino"] = str(work / "export")
-    if "tensorrt" in backends:
-        from engines.builder import build_engines
-
-        export_model(load_model(checkpoint), work / "export-fp16", precision="fp16")
-        build_engines(work / "export-fp16", work / "engines", max_batch=max_batch)
-        forms["tensorrt"] = str(work / "engines")
+        return ModelForms(checkpoint=checkpoint, work=work, max_batch=max_batch)
+    forms = ModelForms.from_path(resolve_model(model), work)
+    forms.max_batch = max_batch
     return forms
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="tiny", help="a checkpoint or a shipped model's name (default: tiny)")
+    parser.add_argument("--model", default="tiny",
+                        help="a checkpoint, an export or engine folder, or a shipped model's name (default: tiny)")
     parser.add_argument("--preset", help="random weights of this preset instead of --model (e.g. tomp50)")
     parser.add_argument("--device", default="cpu", choices=sorted(BACKENDS))
     parser.add_argument("--backends", nargs="+", help="default: every backend of the device")
@@ -130,12 +137,17 @@ def main(argv: list[str] | None = None) -> dict:
               "date": datetime.date.today().isoformat(), "backends": {}}
     spawn = multiprocessing.get_context("spawn")
     with tempfile.TemporaryDirectory() as work:
-        console.print(f"preparing {', '.join(backends)} forms of {report['model']}")
-        forms = model_forms(args.model, args.preset, Path(work), backends, max(args.targets))
+        forms = model_forms(args.model, args.preset, Path(work), max(args.targets))
         for name in backends:
-            console.print(f"timing {name}: {', '.join(map(str, args.targets))} targets")
-            with spawn.Pool(1) as pool:
-                report["backends"][name] = pool.apply(measure, (name, forms[name], args.device, args.targets, args.frames))
+            try:
+                model = forms.for_backend(name, lambda text: console.print(f"{name}: {text}"))
+                console.print(f"timing {name}: {', '.join(map(str, args.targets))} targets")
+                with spawn.Pool(1) as pool:
+                    report["backends"][name] = pool.apply(measure, (name, str(model), args.device, args.targets,
+                                                                    args.frames))
+            except ToMPError as exc:
+                console.print(f"[yellow]{name} skipped:[/] {exc}")
+                report["backends"][name] = {"skipped": str(exc)}
     stem = args.out / f"targets_{report['model']}_{args.device}"
     args.out.mkdir(parents=True, exist_ok=True)
     stem.with_suffix(".json").write_text(json.dumps(report, indent=2))
@@ -147,21 +159,29 @@ def main(argv: list[str] | None = None) -> dict:
 
 COLUMNS = ("backend", "targets", "batched ms/frame", "per-target ms/frame", "batched targets/s",
            "per-target targets/s", "speedup")
+NARROW_COLUMNS = (0, 1, 2, 3, 4, 6)
+"""The columns the printed table shows (it fits 80 characters, also when piped); the Markdown has all."""
 
 
 def table_rows(report: dict) -> list[list[str]]:
-    return [[name, str(row["targets"]), f"{row['batched']['frame_ms']:.1f}", f"{row['per_target']['frame_ms']:.1f}",
-             f"{row['batched']['targets_per_s']:.1f}", f"{row['per_target']['targets_per_s']:.1f}",
-             f"{row['speedup']:.2f}x"]
-            for name, result in report["backends"].items() for row in result["rows"]]
+    rows = []
+    for name, result in report["backends"].items():
+        if "skipped" in result:
+            rows.append([name, "skipped: " + result["skipped"].splitlines()[0], *[""] * (len(COLUMNS) - 2)])
+        rows += [[f"{name} {result['precision']}", str(row["targets"]), f"{row['batched']['frame_ms']:.1f}",
+                  f"{row['per_target']['frame_ms']:.1f}", f"{row['batched']['targets_per_s']:.1f}",
+                  f"{row['per_target']['targets_per_s']:.1f}", f"{row['speedup']:.2f}x"]
+                 for row in result.get("rows", [])]
+    return rows
 
 
 def results_table(report: dict) -> Table:
-    table = Table(title=f"{report['model']} on {report['machine']['cpu']} ({report['device']})")
-    for column in COLUMNS:
-        table.add_column(column, justify="left" if column == "backend" else "right")
+    table = Table(title=f"{report['model']}: {report['machine']['cpu']} ({report['device']})")
+    for index in NARROW_COLUMNS:
+        table.add_column(COLUMNS[index].replace(" ", "\n", 1), justify="left" if index == 0 else "right")
     for row in table_rows(report):
-        table.add_row(*row)
+        if not row[1].startswith("skipped"):  # the run printed why; the Markdown keeps the row
+            table.add_row(*(row[index] for index in NARROW_COLUMNS))
     return table
 
 
@@ -172,9 +192,10 @@ def markdown(report: dict) -> str:
              f"{', '.join(machine.get('cpu_features', [])) or 'no listed features'}); GPUs: "
              f"{', '.join(machine.get('gpus', [])) or 'none'}.", "",
              "Median time per frame over " f"{report['frames']} frames (after {WARMUP_FRAMES} warm-up frames) of a "
-             "640x480 scene with one moving square per target; both columns share one batched backbone call "
+             "640x480 scene with one moving square per target; both ways share one batched backbone call "
              "per frame, and differ in the predictor and head: one call over all targets (batched) or one call "
-             "per target. `python -m benchmarks.targets` wrote this file.", "",
+             "per target. They track the same frames in lockstep, taking turns to go first. "
+             "`python -m benchmarks.targets` wrote this file.", "",
              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(row) + " |" for row in table_rows(report)]
     return "\n".join(lines) + "\n"
