@@ -20,6 +20,7 @@ def test_a_short_cpu_run_reports_both_ways_per_target_count(shipped_export, tmp_
             assert row[way]["frame_ms"] > 0
             assert row[way]["targets_per_s"] == pytest.approx(row["targets"] * 1000 / row[way]["frame_ms"])
         assert row["speedup"] == pytest.approx(row["batched"]["targets_per_s"] / row["per_target"]["targets_per_s"])
+        assert 0 < row["shared_ms"] < min(row["batched"]["frame_ms"], row["per_target"]["frame_ms"])
     assert report["machine"]["cpu"] and report["device"] == "cpu"
     assert json.loads((tmp_path / "targets_export_cpu.json").read_text()) == report
     table = (tmp_path / "targets_export_cpu.md").read_text()
