@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from tomp_deploy.runtime.errors import ToMPError
+from tomp_deploy.runtime.host_heap import keep_freed_memory
 
 app = typer.Typer(
     name="tomp-deploy",
@@ -37,6 +38,7 @@ def main(
     ] = False,
 ) -> None:
     """ToMP visual object tracking: PyTorch checkpoints, ONNX graphs, TensorRT engines, tracking."""
+    keep_freed_memory()
 
 
 def user_errors(command):
