@@ -9,7 +9,8 @@ all targets of a frame against one call per target (the tracker before the targe
 Both ways share one batched backbone call per frame, so the figures isolate the predictor and head; they
 track the same frames in lockstep, taking turns to go first.
 Frames are 640x480 with a moving textured square per target. Each backend runs in its own process, so
-that one library's worker threads do not slow another. Writes benchmarks/results/targets_<model>_<device>
+that one library's worker threads do not slow another, with large freed blocks kept in the heap as the CLI
+keeps them (`tomp_deploy.runtime.host_heap`). Writes benchmarks/results/targets_<model>_<device>
 .json/.md with the machine's facts.
 """
 
@@ -34,6 +35,7 @@ from tomp_deploy.runtime.backends import open_backend
 from tomp_deploy.runtime.backends.base import Backend, Located, TargetQuery
 from tomp_deploy.runtime.driver import track_frames
 from tomp_deploy.runtime.errors import ToMPError
+from tomp_deploy.runtime.host_heap import keep_freed_memory
 from tomp_deploy.runtime.shipped import resolve_model
 
 RESULTS = Path(__file__).parent / "results"
@@ -140,7 +142,7 @@ def main(argv: list[str] | None = None) -> dict:
     console = Console()
     report = {"model": args.preset or Path(args.model).stem, "weights": "random" if args.preset else "trained",
               "device": args.device, "frames": args.frames, "machine": host_facts(),
-              "date": datetime.date.today().isoformat(), "backends": {}}
+              "date": datetime.date.today().isoformat(), "heap_kept": keep_freed_memory(), "backends": {}}
     spawn = multiprocessing.get_context("spawn")
     with tempfile.TemporaryDirectory() as work:
         forms = model_forms(args.model, args.preset, Path(work), max(args.targets))
@@ -162,6 +164,9 @@ def main(argv: list[str] | None = None) -> dict:
     console.print(f"wrote {stem}.json and .md")
     return report
 
+
+HEAP = {True: "Large freed blocks stayed in the heap (`tomp_deploy.runtime.host_heap`, as under the CLI).",
+        False: "This C library keeps its own heap policy (not glibc)."}
 
 COLUMNS = ("backend", "targets", "batched ms/frame", "per-target ms/frame", "batched targets/s",
            "per-target targets/s", "speedup", "crop+backbone ms/frame")
@@ -203,6 +208,7 @@ def markdown(report: dict) -> str:
              "per target. They track the same frames in lockstep, taking turns to go first. The crop and backbone "
              "time is part of both and bounds the speedup: with a predictor and head that cost nothing, batched "
              "tracking would run at that time per frame. "
+             f"{HEAP[report['heap_kept']]} "
              "`python -m benchmarks.targets` wrote this file.", "",
              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(row) + " |" for row in table_rows(report)]
