@@ -24,8 +24,9 @@ print(before - resident_mib())
 """
 
 
-def resident_mib_returned(mode: str) -> float:
+def resident_mib_returned(mode: str, **user_settings: str) -> float:
     environment = {name: value for name, value in os.environ.items() if not name.startswith("MALLOC_")}
+    environment.update(user_settings)
     result = subprocess.run([sys.executable, "-c", RESIDENT_MIB_RETURNED_BY_A_FREE, mode], capture_output=True,
                             text=True, env=environment, check=True)
     return float(result.stdout)
@@ -36,6 +37,7 @@ def resident_mib_returned(mode: str) -> float:
 def test_a_freed_block_stays_in_the_heap():
     assert resident_mib_returned("default") > 60  # glibc unmaps a 64 MiB block when it is freed
     assert resident_mib_returned("keep") < 4
+    assert resident_mib_returned("keep", MALLOC_MMAP_THRESHOLD_=str(128 << 10)) > 60  # the user's threshold holds
 
 
 def test_children_inherit_the_setting_and_a_users_own_value_is_kept(monkeypatch):

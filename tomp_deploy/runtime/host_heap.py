@@ -13,25 +13,24 @@ environment variables itself.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 
-M_TRIM_THRESHOLD = -1
-M_MMAP_THRESHOLD = -3
-"""mallopt's parameters, from glibc's malloc.h."""
+THRESHOLDS = {-3: "MALLOC_MMAP_THRESHOLD_", -1: "MALLOC_TRIM_THRESHOLD_"}
+"""mallopt's M_MMAP_THRESHOLD and M_TRIM_THRESHOLD (glibc's malloc.h) -> the environment variable glibc
+reads at a process's start for the same setting: set for child processes, and where the user set one,
+glibc applied it at this process's start and it is kept."""
 LARGEST = 2**31 - 1
 """mallopt takes an int: every block up to 2 GiB comes from the heap and no free gives pages back."""
-ENVIRONMENT = {"MALLOC_MMAP_THRESHOLD_": str(LARGEST), "MALLOC_TRIM_THRESHOLD_": str(LARGEST)}
-"""The same for child processes, which glibc reads at their start (a value already set is kept)."""
 
 
 def keep_freed_memory() -> bool:
-    """Applies the setting to this process and its future children; False where the C library is not
-    glibc (musl, macOS, Windows), which then runs as before."""
-    for name, value in ENVIRONMENT.items():
-        os.environ.setdefault(name, value)
-    library = ctypes.util.find_library("c")
-    mallopt = getattr(ctypes.CDLL(library), "mallopt", None) if library else None
-    if mallopt is None:
-        return False
-    return bool(mallopt(M_MMAP_THRESHOLD, LARGEST)) and bool(mallopt(M_TRIM_THRESHOLD, LARGEST))
+    """Applies the setting to this process and its future children, but for a threshold the user set;
+    False where the C library is not glibc (musl, macOS, Windows), which then runs as before."""
+    mallopt = getattr(ctypes.CDLL(None), "mallopt", None) if os.name == "posix" else None
+    applied = mallopt is not None
+    for parameter, variable in THRESHOLDS.items():
+        if variable in os.environ:
+            continue
+        os.environ[variable] = str(LARGEST)
+        applied = applied and bool(mallopt(parameter, LARGEST))
+    return applied
