@@ -140,9 +140,10 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     backends = args.backends or list(BACKENDS[args.device])
     console = Console()
+    heap_kept = keep_freed_memory()  # before the backends' processes start: they inherit it
     report = {"model": args.preset or Path(args.model).stem, "weights": "random" if args.preset else "trained",
               "device": args.device, "frames": args.frames, "machine": host_facts(),
-              "date": datetime.date.today().isoformat(), "heap_kept": keep_freed_memory(), "backends": {}}
+              "date": datetime.date.today().isoformat(), "heap_kept": heap_kept, "backends": {}}
     spawn = multiprocessing.get_context("spawn")
     with tempfile.TemporaryDirectory() as work:
         forms = model_forms(args.model, args.preset, Path(work), max(args.targets))

@@ -89,8 +89,9 @@ def test_each_precision_compiles_its_own_cached_models(shipped_export, tmp_path)
         pytest.skip("this CPU has no BF16 units OpenVINO can use")
     copy = tmp_path / "export"
     shutil.copytree(shipped_export, copy, ignore=shutil.ignore_patterns(COMPILE_CACHE_FOLDER))
-    inputs = contract_inputs(OnnxRuntimeBackend(copy))["predictor"][0]
-    reference = OnnxRuntimeBackend(copy).run("predictor", inputs)
+    onnxruntime = OnnxRuntimeBackend(copy)
+    inputs = contract_inputs(onnxruntime)["predictor"][0]
+    reference = onnxruntime.run("predictor", inputs)
     for precision in ("fp32", "bf16", "fp32", "bf16"):  # the second start of each imports what the first cached
         outputs = OpenVinoBackend(copy, precision=precision).run("predictor", inputs)
         for name, expected in reference.items():
