@@ -146,7 +146,10 @@ def main(argv: list[str] | None = None) -> dict:
               "date": datetime.date.today().isoformat(), "heap_kept": heap_kept, "backends": {}}
     spawn = multiprocessing.get_context("spawn")
     with tempfile.TemporaryDirectory() as work:
-        forms = model_forms(args.model, args.preset, Path(work), max(args.targets))
+        try:
+            forms = model_forms(args.model, args.preset, Path(work), max(args.targets))
+        except ToMPError as exc:
+            raise SystemExit(f"error: {exc}") from None
         for name in backends:
             try:
                 model = forms.for_backend(name, lambda text: console.print(f"{name}: {text}"))

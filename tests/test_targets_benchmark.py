@@ -27,6 +27,11 @@ def test_a_short_cpu_run_reports_both_ways_per_target_count(shipped_export, tmp_
     assert "| onnxruntime fp32 | 3 |" in table and report["machine"]["cpu"] in table
 
 
+def test_a_model_that_is_not_there_is_named_without_a_traceback(tmp_path):
+    with pytest.raises(SystemExit, match=r"error: --model .*missing\.pt is neither a checkpoint file"):
+        main(["--model", str(tmp_path / "missing.pt"), "--out", str(tmp_path)])
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is visible here")
 def test_the_gpu_form_says_why_it_skips_without_a_gpu(shipped_export, tmp_path):
     report = main(["--model", str(shipped_export), "--device", "cuda", "--backends", "torch-cuda", "--targets", "1",
