@@ -184,6 +184,7 @@ def test_several_targets_share_one_backbone_call():
     ([10, 10, 20, -5], "zero or negative"),
     ([10, float("nan"), 20, 20], "NaN"),
     ([10, 10, 20], "four numbers"),
+    (["x", 10, 20, 20], "four numbers"),
 ])
 def test_bad_initial_boxes(box, message):
     tracker = ToMPTracker(ScriptedBackend([]))

@@ -72,7 +72,10 @@ def as_rgb_frame(frame: np.ndarray) -> np.ndarray:
 
 def validate_box(box, frame_shape: tuple[int, ...]) -> np.ndarray:
     """Checks an initial (x, y, w, h) box against the frame; returns it as float64."""
-    values = np.asarray(box, dtype=np.float64).reshape(-1)
+    try:
+        values = np.asarray(box, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise ToMPError(f"A box is four numbers x,y,w,h; got {box!r}.") from None
     if values.shape != (4,):
         raise ToMPError(f"A box is four numbers x,y,w,h; got {box!r}.")
     if not np.isfinite(values).all():
