@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import io
 import logging
-import shutil
 import warnings
 from pathlib import Path
 
@@ -15,8 +15,9 @@ import torch
 
 from export.graph_checks import GraphReport, check_graph, simplify
 from tomp_deploy.model import ToMPNet
-from tomp_deploy.runtime.contract import GRAPHS, TensorSpec, graph_io
+from tomp_deploy.runtime.contract import GRAPHS, MAX_BATCH, TensorSpec, graph_io
 from tomp_deploy.runtime.errors import ToMPError
+from tomp_deploy.runtime.files import staged_folder
 from tomp_deploy.runtime.manifests.export import (
     COMPILE_CACHE_FOLDER,
     EXPORT_MANIFEST_FILE,
@@ -30,7 +31,6 @@ from tomp_deploy.runtime.presets import TrackerParams
 DEFAULT_OPSET = 18
 """The lowest opset torch's dynamo exporter emits natively, inside TensorRT 10.0's parser range (9-20),
 and the first with LayerNormalization as one op (TensorRT maps it to its normalisation layer)."""
-MAX_EXPORT_BATCH = 64
 
 
 def example_inputs(spec: tuple[TensorSpec, ...], batch: int = 2) -> tuple[torch.Tensor, ...]:
@@ -99,10 +99,10 @@ def _modules(model: ToMPNet, precision: str) -> dict[str, torch.nn.Module]:
 
 
 def _export_graph(module: torch.nn.Module, inputs, outputs, path: Path, opset: int) -> None:
-    """One graph with its leading dimension (crops or targets) dynamic in 1..MAX_EXPORT_BATCH, shared by
+    """One graph with its leading dimension (crops or targets) dynamic in 1..MAX_BATCH, shared by
     all its inputs."""
     args = example_inputs(inputs)
-    leading = torch.export.Dim(str(inputs[0].shape[0]), min=1, max=MAX_EXPORT_BATCH)
+    leading = torch.export.Dim(str(inputs[0].shape[0]), min=1, max=MAX_BATCH)
     dynamic_shapes = tuple({0: leading} for _ in inputs)
     if isinstance(module, Float32Boundary):
         dynamic_shapes = (dynamic_shapes,)  # its forward takes *inputs: one tuple argument
@@ -130,9 +130,10 @@ def _export_graph(module: torch.nn.Module, inputs, outputs, path: Path, opset: i
         ) from None
 
 
-def prepare_output_folder(out: Path, force: bool) -> None:
-    """An empty folder, or with `force` one that holds an earlier export (only its files are replaced);
-    a folder holding anything else is refused, so that no unrelated file is ever deleted."""
+def check_output_folder(out: Path, force: bool) -> None:
+    """Refuses an output folder that holds anything but an earlier export (so that no unrelated file is ever
+    deleted), or an earlier export without `force`. Nothing is deleted here: the new export replaces the
+    folder whole once it is complete (`staged_folder`)."""
     if out.exists() and not out.is_dir():
         raise ToMPError(f"{out} exists and is not a folder.")
     if out.exists() and any(out.iterdir()):
@@ -142,10 +143,6 @@ def prepare_output_folder(out: Path, force: bool) -> None:
             raise ToMPError(f"{out} holds files that are not an export ({shown}); export into a new or empty folder.")
         if not force:
             raise ToMPError(f"{out} already holds an export; pass --force to replace it.")
-        for name in EXPORT_FILES:
-            (out / name).unlink(missing_ok=True)
-        shutil.rmtree(out / COMPILE_CACHE_FOLDER, ignore_errors=True)
-    out.mkdir(parents=True, exist_ok=True)
 
 
 def export_model(model: ToMPNet, out: Path, opset: int = DEFAULT_OPSET, force: bool = False,
@@ -158,7 +155,14 @@ def export_model(model: ToMPNet, out: Path, opset: int = DEFAULT_OPSET, force: b
     if not 18 <= opset <= 20:
         raise ToMPError(f"--opset {opset} is outside 18..20 (torch's exporter emits >= 18, TensorRT 10.0 parses <= 20).")
     out = Path(out)
-    prepare_output_folder(out, force)
+    check_output_folder(out, force)
+    with staged_folder(out, "--out") as staging:
+        reports = _export_into(model, staging, opset, tracker, precision, progress)
+    return [dataclasses.replace(report, path=out / report.path.name) for report in reports]
+
+
+def _export_into(model: ToMPNet, out: Path, opset: int, tracker: TrackerParams | None, precision: str,
+                 progress) -> list[GraphReport]:
     model = model.cpu().eval()
     io_specs = graph_io(model.config)
     reports = []
@@ -180,7 +184,7 @@ def export_model(model: ToMPNet, out: Path, opset: int = DEFAULT_OPSET, force: b
         checkpoint=SourceCheckpoint(info.path, info.format, info.sha256) if info else None,
         opset=opset,
         exporter=f"torch.onnx.export(dynamo=True), torch {torch.__version__}, onnx {onnx.__version__}",
-        max_batch=MAX_EXPORT_BATCH,
+        max_batch=MAX_BATCH,
         graphs={
             report.graph: GraphFile(report.path.name, file_sha256(report.path),
                                     [s.to_dict() for s in io_specs[report.graph][0]],

@@ -14,19 +14,19 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import onnx
 
-from export.onnx_export import prepare_output_folder
+from export.onnx_export import check_output_folder
 from tomp_deploy.evaluation.datasets import Sequence
 from tomp_deploy.runtime.backends.recording import RecordedCalls, RecordingBackend
 from tomp_deploy.runtime.contract import GRAPHS
 from tomp_deploy.runtime.driver import track_boxes
 from tomp_deploy.runtime.errors import ToMPError
+from tomp_deploy.runtime.files import ensure_folder, staged_folder
 from tomp_deploy.runtime.manifests.export import ExportFolder, read_export
 from tomp_deploy.runtime.manifests.json_files import file_sha256
 from tomp_deploy.runtime.sources import FrameSource
@@ -45,8 +45,16 @@ def weighted_nodes(model: onnx.ModelProto) -> list[str]:
             if node.op_type in WEIGHTED_OPS and any(name in constants for name in node.input)]
 
 
+@dataclasses.dataclass
+class Calibration:
+    calls: RecordedCalls
+    """Graph -> the recorded inputs the quantiser calibrates on."""
+    frames: int
+    """Frames the tracker actually tracked (fewer than asked for when the sequences are short)."""
+
+
 def record_calibration_inputs(export: ExportFolder, sequences: list[Sequence], frames: int,
-                              progress: Callable[[str], None] = lambda text: None) -> RecordedCalls:
+                              progress: Callable[[str], None] = lambda text: None) -> Calibration:
     """The inputs of every graph call while the FP32 export tracks `frames` frames, taken evenly from
     `sequences` (their first frames), thinned to CALIBRATION_CALLS per graph."""
     from tomp_deploy.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
@@ -55,13 +63,15 @@ def record_calibration_inputs(export: ExportFolder, sequences: list[Sequence], f
         raise ToMPError("The calibration dataset holds no sequence.")
     per_sequence = max(2, -(-frames // len(sequences)))
     recorder = RecordingBackend(OnnxRuntimeBackend(export), keep=per_sequence * len(sequences))
+    tracked = 0
     with recorder:
         for sequence in sequences:
             progress(f"calibration: tracking {sequence.name}")
             images = [frame.image for frame in FrameSource.of_images(sequence.frames[:per_sequence])]
             track_boxes(recorder, images, sequence.init_box)
+            tracked += len(images)
             recorder.calls = {graph: _thin(calls, CALIBRATION_CALLS * 4) for graph, calls in recorder.calls.items()}
-    return {graph: _thin(calls, CALIBRATION_CALLS) for graph, calls in recorder.calls.items()}
+    return Calibration({graph: _thin(calls, CALIBRATION_CALLS) for graph, calls in recorder.calls.items()}, tracked)
 
 
 def _thin(calls: list, count: int) -> list:
@@ -94,6 +104,8 @@ def _calibration_chunk(calls: int) -> int:
 
 
 def _quantize_with_nncf(source: Path, target: Path, feeds: list[dict[str, np.ndarray]]) -> None:
+    # nncf imports torch's C++ extension helpers, which log where CUDA_HOME is even on a CPU-only machine.
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     try:
         import nncf
     except ImportError:
@@ -116,39 +128,52 @@ def read_fp32_export(folder: Path) -> ExportFolder:
     return export
 
 
+def check_destination(export_folder: Path, out: Path, force: bool) -> None:
+    """Refuses, before any calibration, an output that is the FP32 source, lies inside it or holds it, or
+    that cannot be written or replaced."""
+    source, target = Path(export_folder).resolve(), Path(out).resolve()
+    if target == source or target.is_relative_to(source) or source.is_relative_to(target):
+        raise ToMPError(f"--out {out} is the FP32 export {export_folder} or "
+                        f"{'inside it' if target.is_relative_to(source) else 'holds it'}; give the INT8 export a "
+                        "folder of its own (the FP32 export is never changed).")
+    check_output_folder(target, force)
+    ensure_folder(target.parent, "--out")
+
+
 def quantize_export(export_folder: Path, out: Path, sequences: list[Sequence], quantizer: str = "nncf",
                     frames: int = 100, force: bool = False, calibration_name: str = "",
                     progress: Callable[[str], None] = lambda text: None) -> ExportFolder:
     """Writes the INT8 (QDQ) export of the FP32 export in `export_folder` into `out`, calibrated on the
     tracker's own calls over `frames` frames of `sequences`; its model.json records precision int8 and how
-    it was quantised."""
+    it was quantised. The export is written into a folder beside `out` and replaces `out` whole when it is
+    complete: a failed or killed run leaves an earlier export in `out` as it was."""
     if quantizer not in QUANTIZERS:
         raise ToMPError(f"--quantizer {quantizer!r}: choose {' or '.join(QUANTIZERS)}.")
     export = read_fp32_export(export_folder)
     out = Path(out)
-    prepare_output_folder(out, force)
-    calls = record_calibration_inputs(export, sequences, frames, progress)
-    quantize = _quantize_with_onnxruntime if quantizer == "onnxruntime" else _quantize_with_nncf
-    graphs = {}
-    with tempfile.TemporaryDirectory() as scratch:
+    check_destination(export_folder, out, force)
+    with staged_folder(out, "--out") as staging:
+        calibration = record_calibration_inputs(export, sequences, frames, progress)
+        quantize = _quantize_with_onnxruntime if quantizer == "onnxruntime" else _quantize_with_nncf
+        graphs = {}
         for graph in GRAPHS:
             progress(f"quantising {graph} ({quantizer})")
             entry = export.manifest.graphs[graph]
-            staged = Path(scratch) / entry.file
-            quantize(export.graph_path(graph), staged, calls[graph])
-            onnx.checker.check_model(str(staged))
-            target = out / entry.file
-            staged.replace(target)
+            target = staging / entry.file
+            quantize(export.graph_path(graph), target, calibration.calls[graph])
+            onnx.checker.check_model(str(target))
             graphs[graph] = dataclasses.replace(entry, sha256=file_sha256(target))
-    manifest = dataclasses.replace(
-        export.manifest, graphs=graphs, precision="int8",
-        quantization={"quantizer": _quantizer_version(quantizer), "format": "QDQ",
-                      "quantized_ops": [f"{op} with weights" for op in WEIGHTED_OPS],
-                      "weights": "int8, per channel", "activations": "uint8",
-                      "calibration": {"dataset": calibration_name, "sequences": len(sequences),
-                                      "frames": frames, "calls_per_graph": {g: len(c) for g, c in calls.items()}},
-                      "source_export": export.graph_hashes()})
-    manifest.write(out)
+        calls_per_graph = {graph: len(calls) for graph, calls in calibration.calls.items()}
+        manifest = dataclasses.replace(
+            export.manifest, graphs=graphs, precision="int8",
+            quantization={"quantizer": _quantizer_version(quantizer), "format": "QDQ",
+                          "quantized_ops": [f"{op} with weights" for op in WEIGHTED_OPS],
+                          "weights": "int8, per channel", "activations": "uint8",
+                          "calibration": {"dataset": calibration_name, "sequences": len(sequences),
+                                          "frames": calibration.frames, "frames_asked": frames,
+                                          "calls_per_graph": calls_per_graph},
+                          "source_export": export.graph_hashes()})
+        manifest.write(staging)
     return read_export(out)
 
 

@@ -241,8 +241,8 @@ def test_fused_attention_rewrite_computes_the_exported_predictor(tiny_export):
 
 
 
-def test_force_replaces_an_export_with_its_compile_cache(tmp_path):
-    from export.onnx_export import EXPORT_FILES, prepare_output_folder
+def test_force_is_needed_to_replace_an_export_and_nothing_is_deleted_before_the_new_one_is_complete(tmp_path):
+    from export.onnx_export import EXPORT_FILES, check_output_folder
     from tomp_deploy.runtime.manifests.export import COMPILE_CACHE_FOLDER
 
     for name in EXPORT_FILES:
@@ -250,6 +250,6 @@ def test_force_replaces_an_export_with_its_compile_cache(tmp_path):
     (tmp_path / COMPILE_CACHE_FOLDER).mkdir()
     (tmp_path / COMPILE_CACHE_FOLDER / "123.blob").write_text("")
     with pytest.raises(ToMPError, match="already holds an export"):
-        prepare_output_folder(tmp_path, force=False)
-    prepare_output_folder(tmp_path, force=True)
-    assert not any(tmp_path.iterdir())
+        check_output_folder(tmp_path, force=False)
+    check_output_folder(tmp_path, force=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(EXPORT_FILES + (COMPILE_CACHE_FOLDER,))

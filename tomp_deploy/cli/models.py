@@ -130,18 +130,20 @@ def quantize(
 ) -> None:
     """Quantise an FP32 export to INT8 QDQ graphs (for --backend openvino --precision int8, or onnxruntime),
     calibrated on the tracker's own calls over a dataset."""
-    from export.quantize import quantize_export, read_fp32_export
+    from export.quantize import check_destination, quantize_export, read_fp32_export
     from tomp_deploy.evaluation.datasets import open_dataset
     from tomp_deploy.runtime.errors import ToMPError
 
     if frames < 2:
         raise ToMPError("--frames must be at least 2.")
     read_fp32_export(export_dir)
+    check_destination(export_dir, out, force)
     sequences = open_dataset(calibration, calibration_format)
     with console.status("calibrating") as status:
         exported = quantize_export(export_dir, out, sequences, quantizer, frames, force, str(calibration),
                                    progress=status.update)
-    calls = exported.manifest.quantization["calibration"]["calls_per_graph"]
-    console.print(f"wrote the INT8 export {out} ({quantizer}; calibrated on {frames} frames of {len(sequences)} "
+    recorded = exported.manifest.quantization["calibration"]
+    calls = recorded["calls_per_graph"]
+    console.print(f"wrote the INT8 export {out} ({quantizer}; calibrated on {recorded['frames']} frames of {len(sequences)} "
                   f"sequences, {', '.join(f'{g} {n} calls' for g, n in calls.items())}); run it with --backend "
                   "openvino --precision int8")
