@@ -3,8 +3,10 @@
 `precision` is the compute precision of the CPU plugin: `fp32`; `bf16` (AMX or AVX512-BF16, which OpenVINO
 reports as the BF16 capability); `int8`, which runs an INT8 export made by `tomp-deploy quantize` (QDQ
 graphs, which OpenVINO executes with integer kernels); `auto`, the best of these the export and the CPU
-allow. Compiled models are cached (OpenVINO's CACHE_DIR) beside the export, one folder per precision, or in
-the user cache when the export folder is read-only, so a second start skips compilation.
+allow. Compiled graphs are cached beside the export, one folder per precision, or in the user cache when the
+export folder is read-only, so a second start skips compilation. The cache is the project's own
+(`cache_files`: OpenVINO's export/import with a hash checked before every import), not OpenVINO's CACHE_DIR,
+whose blobs are imported unchecked: a blob damaged on disk gave boxes 100 px off, on every later run.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from pathlib import Path
 
 import openvino as ov
 
-from tomp_deploy.runtime.backends.base import ExportedGraphs
+from tomp_deploy.runtime.backends.base import ExportedGraphs, checked_threads
+from tomp_deploy.runtime.cache_files import read_entry, write_entry
 from tomp_deploy.runtime.contract import DYNAMIC, GRAPHS, GraphTensor, Tensors
 from tomp_deploy.runtime.errors import ToMPError
 from tomp_deploy.runtime.manifests.export import COMPILE_CACHE_FOLDER, ExportFolder, read_export
@@ -53,7 +56,8 @@ def choose_precision(requested: str, export_precision: str, capabilities: list[s
 
 
 def cache_folder(export_folder: Path, precision: str) -> Path:
-    """`.openvino-cache/<precision>` inside the export where it can be written, else a folder of the user's cache.
+    """`.openvino-cache/<precision>` inside the export where it can be written (and is not a link out of it),
+    else a folder of the user's cache.
 
     One folder per precision because OpenVINO 2026.4's cache key leaves out INFERENCE_PRECISION_HINT: a
     model compiled for FP32 was imported for a BF16 compile of the same graph and gave NaN (or crashed) on
@@ -62,6 +66,8 @@ def cache_folder(export_folder: Path, precision: str) -> Path:
     beside = export_folder / COMPILE_CACHE_FOLDER / precision
     try:
         beside.mkdir(parents=True, exist_ok=True)
+        if not beside.resolve().is_relative_to(export_folder.resolve()):
+            raise OSError("the cache folder is a link out of the export")
         return beside
     except OSError:
         user_cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tomp-deploy" / "openvino"
@@ -90,8 +96,7 @@ class OpenVinoBackend(ExportedGraphs):
                  threads: int | None = None):
         if device != "cpu":
             raise ToMPError(f"The openvino backend runs on the CPU; --device {device} is for torch-cuda or tensorrt.")
-        if threads is not None and (type(threads) is not int or threads < 1):
-            raise ToMPError(f"--threads {threads!r}: give a number of threads of 1 or more.")
+        checked_threads(threads)
         self.exported = export if isinstance(export, ExportFolder) else read_export(export)
         self.config = self.exported.config
         self.tracker_params = self.exported.tracker
@@ -99,22 +104,37 @@ class OpenVinoBackend(ExportedGraphs):
         self.capabilities = cpu_capabilities(core)
         self.precision = choose_precision(precision, self.exported.manifest.precision, self.capabilities)
         self.cache = cache_folder(self.exported.folder, self.precision)
-        properties = {"INFERENCE_PRECISION_HINT": INFERENCE_PRECISION[self.precision], "PERFORMANCE_HINT": "LATENCY",
-                      "CACHE_DIR": str(self.cache)}
+        properties = {"INFERENCE_PRECISION_HINT": INFERENCE_PRECISION[self.precision], "PERFORMANCE_HINT": "LATENCY"}
         if threads is not None:
             properties["INFERENCE_NUM_THREADS"] = threads
         self.requests = {}
         for graph in GRAPHS:
-            path = self.exported.graph_path(graph)
-            try:
-                compiled = core.compile_model(str(path), "CPU", properties)
-            except RuntimeError as exc:
-                advice = ("quantise the FP32 export again with the default --quantizer nncf" if self.precision == "int8"
-                          else "export the model again")
-                raise ToMPError(f"OpenVINO cannot compile the {graph} graph of {self.exported.folder} "
-                                f"({_reason(exc)}); {advice}.") from None
+            compiled = self._compiled(core, graph, properties)
             self._check_io(graph, compiled)
             self.requests[graph] = compiled.create_infer_request()
+
+    def _compiled(self, core: ov.Core, graph: str, properties: dict):
+        """The graph compiled for this CPU and precision: imported from the verified cache, else compiled
+        and cached."""
+        entry = self.cache / f"{graph}.blob"
+        made_from = {"graph": graph, "onnx_sha256": self.exported.manifest.graphs[graph].sha256,
+                     "precision": self.precision, "openvino": ov.__version__,
+                     "cpu": core.get_property("CPU", "FULL_DEVICE_NAME"), "capabilities": self.capabilities}
+        blob = read_entry(entry, made_from)
+        if blob is not None:
+            try:
+                return core.import_model(blob, "CPU", properties)
+            except RuntimeError:
+                pass  # a blob this OpenVINO cannot import although it wrote it: compile afresh below
+        try:
+            compiled = core.compile_model(str(self.exported.graph_path(graph)), "CPU", properties)
+        except RuntimeError as exc:
+            advice = ("quantise the FP32 export again with the default --quantizer nncf" if self.precision == "int8"
+                      else "export the model again")
+            raise ToMPError(f"OpenVINO cannot compile the {graph} graph of {self.exported.folder} "
+                            f"({_reason(exc)}); {advice}.") from None
+        write_entry(entry, compiled.export_model().getvalue(), made_from)
+        return compiled
 
     def _check_io(self, graph: str, compiled) -> None:
         def tensor(port, is_input: bool) -> GraphTensor:

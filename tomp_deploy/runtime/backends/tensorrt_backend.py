@@ -10,7 +10,8 @@ predictor's input each frame (fixed addresses are what lets the per-frame calls 
 graphs, one per number of targets).
 
 TensorRT for RTX engines are compiled for this GPU when first loaded; a runtime cache beside the
-engines keeps the compiled kernels across runs (read at load, written at `close`), and CUDA graphs are
+engines keeps the compiled kernels across runs (read at load if its hash and its GPU, library and engines
+match, written whole at `close`; see `cache_files`), and CUDA graphs are
 left to the library's own strategy (whole-graph capture) instead of a manual capture.
 """
 
@@ -23,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from tomp_deploy.runtime.backends.base import BackendLifecycle, Located, TargetQuery, stacked_inputs
+from tomp_deploy.runtime.cache_files import read_entry, write_entry
 from tomp_deploy.runtime.contract import (
     DYNAMIC,
     GRAPHS,
@@ -36,8 +38,9 @@ from tomp_deploy.runtime.contract import (
 )
 from tomp_deploy.runtime.errors import ToMPError
 from tomp_deploy.runtime.gpu import cuda_device, current_engine_target, engine_library, require
-from tomp_deploy.runtime.manifests.engine import RUNTIME_CACHE_FILE, EngineManifest, check_engines
+from tomp_deploy.runtime.manifests.engine import REBUILD, RUNTIME_CACHE_FILE, EngineManifest, check_engines
 from tomp_deploy.runtime.manifests.export import read_export_manifest
+from tomp_deploy.runtime.manifests.json_files import confined_file
 
 TRT_DTYPES = {"FLOAT": "float32", "HALF": "float16", "BOOL": "bool"}
 
@@ -125,7 +128,11 @@ class TensorRTBackend(BackendLifecycle):
         library, trt = engine_library(manifest.library)
         index = _device_index(device)
         cuda, gpu = cuda_device(index)
-        check_engines(manifest, current_engine_target(library, index), exported.graph_hashes())
+        target = current_engine_target(library, index)
+        check_engines(manifest, target, exported.graph_hashes())
+        self._runtime_cache_made_from = {"library": target.library, "library_version": target.library_version,
+                                         "gpu": target.gpu_name, "compute_capability": target.compute_capability,
+                                         "engines_built_at": manifest.built_at, "onnx_sha256": manifest.onnx_sha256}
         self.library = library
         self.config, self.tracker_params = exported.config, exported.tracker
         self.precision = manifest.precision
@@ -139,12 +146,12 @@ class TensorRTBackend(BackendLifecycle):
         self._rtx = library == "tensorrt-rtx"
         self._cuda_graphs = cuda_graphs
         self._runtime_cache = None
-        self._runtime_cache_path = folder / RUNTIME_CACHE_FILE
+        self._runtime_cache_path = confined_file(folder, RUNTIME_CACHE_FILE, "The engine folder", REBUILD)
         self._io = graph_io(self.config)
         self.engines, self.contexts = {}, {}
         self.device_buffers, self.host_buffers = {}, {}
         for graph in GRAPHS:
-            self._load(trt, folder / f"{graph}.engine", graph)
+            self._load(trt, confined_file(folder, f"{graph}.engine", "The engine folder", REBUILD), graph)
         self.item_bytes = self._spec("backbone", "feat").nbytes(1)
         self._captured: dict[tuple[str, int], CapturedLaunch] = {}
         self._events = [cuda.Event() for _ in range(3)]
@@ -171,8 +178,9 @@ class TensorRTBackend(BackendLifecycle):
         config = engine.create_runtime_config()
         if self._runtime_cache is None:
             self._runtime_cache = config.create_runtime_cache()
-            if self._runtime_cache_path.is_file():
-                self._runtime_cache.deserialize(self._runtime_cache_path.read_bytes())
+            kept = read_entry(self._runtime_cache_path, self._runtime_cache_made_from)
+            if kept is not None:
+                self._runtime_cache.deserialize(kept)
         config.set_runtime_cache(self._runtime_cache)
         if self._cuda_graphs:
             config.cuda_graph_strategy = trt.CudaGraphStrategy.WHOLE_GRAPH_CAPTURE
@@ -291,7 +299,6 @@ class TensorRTBackend(BackendLifecycle):
         (buffers go with their Python objects)."""
         self.stream.synchronize()
         if self._runtime_cache is not None:
-            temporary = self._runtime_cache_path.with_suffix(".tmp")
-            temporary.write_bytes(memoryview(self._runtime_cache.serialize()))
-            temporary.replace(self._runtime_cache_path)
+            write_entry(self._runtime_cache_path, bytes(memoryview(self._runtime_cache.serialize())),
+                        self._runtime_cache_made_from)
         self._context.pop()
