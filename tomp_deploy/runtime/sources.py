@@ -13,7 +13,7 @@ import numpy as np
 from tomp_deploy.runtime.box_text import format_box, parse_box
 from tomp_deploy.runtime.errors import ToMPError
 from tomp_deploy.runtime.files import check_output_file
-from tomp_deploy.runtime.images import IMAGE_SUFFIXES, list_images, read_rgb, to_rgb
+from tomp_deploy.runtime.images import IMAGE_SUFFIXES, check_image_size, list_images, read_rgb, shown_path, to_rgb
 
 GROUNDTRUTH_NAMES = ("groundtruth.txt", "groundtruth_rect.txt")
 
@@ -88,6 +88,12 @@ class FrameSource:
             what = "camera" if self.kind == "camera" else "video file"
             raise ToMPError(f"Cannot open {what} {self.source}: OpenCV could not read it (unknown codec or not a video).")
         announced = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if self.kind == "video" else 0
+        width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        try:
+            check_image_size(width, height, f"The frames of {shown_path(self.source)}")
+        except ToMPError:
+            capture.release()
+            raise
         index = 0
         try:
             while True:

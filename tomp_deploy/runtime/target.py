@@ -28,10 +28,14 @@ from tomp_deploy.runtime.geometry import (
     sample_location,
     sample_patch,
 )
-from tomp_deploy.runtime.localization import NOT_FOUND, UNCERTAIN, localize
+from tomp_deploy.runtime.images import check_image_size
+from tomp_deploy.runtime.localization import NOT_FOUND, UNCERTAIN, Localization, localize
 from tomp_deploy.runtime.presets import ModelConfig, TrackerParams
 
 MAX_BOX_TO_FRAME = 4
+MIN_BOX_SIDE = 1.0
+"""An initial box narrower or lower than a pixel has no appearance to learn; its search region would be
+a fraction of a pixel scaled up to the whole crop."""
 """An initial box may be at most this many times the frame in width and height: its search region
 (5x the target, sampled at twice that for the first frame) must still map onto the image."""
 
@@ -55,19 +59,28 @@ class TrackResult:
 
 
 def as_rgb_frame(frame: np.ndarray) -> np.ndarray:
-    """An RGB [H, W, 3] float32 view of a frame; grey-scale is replicated and alpha dropped."""
-    frame = np.asarray(frame)
+    """A uint8 frame as RGB [H, W, 3] (a view where it can be): grey-scale (H x W or H x W x 1) is replicated
+    and alpha dropped; the crops convert to float. Any other dtype is refused rather than guessed at: float
+    frames come in 0..1 as often as in 0..255, and uint16, bool or complex ones have no single meaning."""
+    if not isinstance(frame, np.ndarray):
+        raise ToMPError(f"A frame is a numpy array (H x W x 3, uint8 RGB); got {type(frame).__name__}.")
+    if frame.dtype != np.uint8:
+        raise ToMPError(
+            f"A frame must be uint8 RGB (0..255); got dtype {frame.dtype}. Convert it first: float frames in 0..1 "
+            "with (frame * 255).round().astype(np.uint8), float frames in 0..255 with "
+            "np.clip(frame, 0, 255).round().astype(np.uint8), 16-bit ones with (frame >> 8).astype(np.uint8).")
     if frame.ndim == 2:
         frame = frame[:, :, None]
     if frame.ndim != 3 or frame.shape[2] not in (1, 3, 4) or min(frame.shape[:2]) < 1:
         raise ToMPError(
             f"A frame must be H x W (grey), H x W x 3 (RGB) or H x W x 4 (RGBA); got shape {frame.shape}."
         )
+    check_image_size(frame.shape[1], frame.shape[0], "A frame")
     if frame.shape[2] == 1:
         frame = np.repeat(frame, 3, axis=2)
     elif frame.shape[2] == 4:
         frame = frame[:, :, :3]
-    return frame.astype(np.float32, copy=False)
+    return frame
 
 
 def validate_box(box, frame_shape: tuple[int, ...]) -> np.ndarray:
@@ -81,8 +94,9 @@ def validate_box(box, frame_shape: tuple[int, ...]) -> np.ndarray:
     if not np.isfinite(values).all():
         raise ToMPError(f"The initial box {values.tolist()} contains NaN or infinity.")
     x, y, w, h = values
-    if w <= 0 or h <= 0:
-        raise ToMPError(f"The initial box {values.tolist()} has zero or negative size; give x,y,w,h with w,h > 0.")
+    if w < MIN_BOX_SIDE or h < MIN_BOX_SIDE:
+        raise ToMPError(f"The initial box {values.tolist()} is smaller than {MIN_BOX_SIDE:g} pixel in width or height; "
+                        "give x,y,w,h in pixels with w,h >= 1.")
     height, width = frame_shape[:2]
     if x >= width or y >= height or x + w <= 0 or y + h <= 0:
         raise ToMPError(
@@ -181,7 +195,10 @@ class TargetState:
         size = config.search_size
         sample_pos, sample_scale = sample_location(patch.coords, size)
         previous_offset = (self.pos - sample_pos) / ((size / config.feature_size) * sample_scale)
-        found = localize(scores, self.target_size, previous_offset, sample_scale, size, params)
+        if np.isfinite(scores).all() and np.isfinite(ltrb).all():
+            found = localize(scores, self.target_size, previous_offset, sample_scale, size, params)
+        else:  # a backend that returns NaN or infinity has not found the target, whatever its peak says
+            found = Localization(NOT_FOUND, np.zeros(2, int), math.nan)
 
         box = decode_ltrb(ltrb, tuple(found.cell), patch.coords, size, config.feature_stride)
         box = clip_box(box, self.frame_shape[1], self.frame_shape[0], params.min_box_size)

@@ -56,7 +56,8 @@ class MultiTargetTracker:
 class ToMPTracker:
     """Single-target ToMP tracking: `initialize(frame, box)`, then `track(frame)` per frame.
 
-    Frames are RGB arrays (H x W x 3, uint8 or float 0..255; grey-scale and RGBA are converted).
+    Frames are uint8 RGB arrays (H x W x 3; grey-scale H x W and RGBA are converted; any other dtype is
+    refused with the conversion to apply).
     `params` overrides the tracker parameters the backend's model records (`backend.tracker_params`).
     """
 
