@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+import typer
+
 from tomp_deploy.cli.app import command
 from tomp_deploy.cli.options import Backend, CudaGraphs, Device, Model, Precision, Threads, TrackerParam, backend_options
+from tomp_deploy.evaluation.trax_channel import DEFAULT_MAX_MESSAGE_BYTES
 
 
 @command()
@@ -15,6 +20,9 @@ def trax(
     precision: Precision = None,
     cuda_graphs: CudaGraphs = None,
     tracker_param: TrackerParam = None,
+    max_message_bytes: Annotated[int, typer.Option(
+        help="Longest TraX message accepted from the client; the session quits, with that reason, on a longer one.",
+        min=1024)] = DEFAULT_MAX_MESSAGE_BYTES,
 ) -> None:
     """Serve one TraX session (VOT toolkit): rectangles (masks and polygons as their boxes), RGB images.
     Errors go to the client as the session's quit reason."""
@@ -26,4 +34,4 @@ def trax(
     import_trax()
     options = backend_options(threads, precision, cuda_graphs)
     serve(lambda: open_backend(backend, resolve_model(model), device=device, **options),
-          lambda loaded: overridden_tracker_params(loaded.tracker_params, tracker_param))
+          lambda loaded: overridden_tracker_params(loaded.tracker_params, tracker_param), max_message_bytes)

@@ -3,9 +3,11 @@
 One process serves one TraX session: the backend is loaded once, and every `initialize` request (the
 first frame of a sequence, or a re-initialisation) starts a new tracker on it. Regions arrive as
 rectangles, polygons or masks and are tracked as their bounding boxes; the reply is a rectangle with the
-tracker's score as `confidence`. Images are read from the paths the client sends (RGB channel). A
-failure is sent to the client as the session's quit reason, so the toolkit reports it instead of waiting.
-`vot-trax` is imported only here (the `vot` extra).
+tracker's score as `confidence`. Images are read from the paths the client sends (RGB channel), bounded
+in size before they are decoded (`images`). The client's messages reach libtrax through a bounded relay
+(`trax_channel`). A failure (a bad model, a protocol error, an image too large or unreadable) is sent to
+the client as the session's quit reason, so the toolkit reports it instead of waiting, and the server exits
+with an error. `vot-trax` is imported only here (the `vot` extra).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from tomp_deploy.evaluation.trax_channel import DEFAULT_MAX_MESSAGE_BYTES, BoundedRelay, ProtocolError
 from tomp_deploy.runtime.backends.base import Backend
 from tomp_deploy.runtime.errors import ToMPError
 from tomp_deploy.runtime.images import read_rgb
@@ -49,30 +52,48 @@ def region_box(region) -> np.ndarray:
     raise ToMPError(f"A TraX region of type {region.type!r} cannot be tracked; send a rectangle, polygon or mask.")
 
 
-def serve(open_backend: Callable[[], Backend], params: Callable[[Backend], TrackerParams]) -> None:
+def serve(open_backend: Callable[[], Backend], params: Callable[[Backend], TrackerParams],
+          max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
     """Runs one TraX session on stdin/stdout (or TRAX_SOCKET) until the client quits.
-    `open_backend` loads the model; `params(backend)` gives the tracker parameters to use."""
+    `open_backend` loads the model; `params(backend)` gives the tracker parameters to use. Every failure
+    is sent as the quit reason and raised as a `ToMPError`."""
     trax = import_trax()
+    relay = BoundedRelay(max_message_bytes)
+    try:
+        relay.start()
+    except (ProtocolError, OSError) as exc:
+        raise ToMPError(f"Cannot reach the TraX client: {exc}.") from None
     server = trax.Server([trax.Region.RECTANGLE, trax.Region.POLYGON, trax.Region.MASK], [trax.Image.PATH],
                          ["color"], tracker_name=TRACKER_NAME, tracker_family="ToMP")
     try:
-        backend = open_backend()
+        with open_backend() as backend:
+            _answer_requests(trax, server, relay, backend, params(backend))
     except ToMPError as exc:
-        server.quit(reason=str(exc))
+        _quit(trax, server, str(exc))
         raise
-    with backend:
-        try:
-            _answer_requests(trax, server, backend, params(backend))
-        except ToMPError as exc:
-            server.quit(reason=str(exc))
-            raise
     server.quit()
 
 
-def _answer_requests(trax, server, backend: Backend, params: TrackerParams) -> None:
+def _quit(trax, server, reason: str) -> None:
+    """Sends the reason to the client; one that has gone away cannot be told."""
+    try:
+        server.quit(reason=reason)
+    except trax.TraxException:
+        pass
+
+
+def _wait(trax, server, relay: BoundedRelay):
+    try:
+        return server.wait()
+    except trax.TraxException as exc:
+        reason = relay.error or f"the client broke the TraX protocol ({exc})"
+        raise ToMPError(f"TraX session ended: {reason}.") from None
+
+
+def _answer_requests(trax, server, relay: BoundedRelay, backend: Backend, params: TrackerParams) -> None:
     tracker = None
     while True:
-        request = server.wait()
+        request = _wait(trax, server, relay)
         if request.type == trax.TraxStatus.QUIT:
             return
         image = read_rgb(request.image["color"].path())
