@@ -21,6 +21,8 @@ from tomp_deploy.runtime.errors import ToMPError
 from tomp_deploy.runtime.presets import ModelConfig
 
 GRAPHS = ("backbone", "predictor", "head")
+MAX_BATCH = 64
+"""Most crops (backbone) or targets (predictor, head) one call of an exported graph takes."""
 BATCH = "batch"
 TARGETS = "targets"
 DYNAMIC = "dynamic"

@@ -149,10 +149,18 @@ class TrackerParams:
     def __post_init__(self) -> None:
         if self.border_mode not in ("inside_major", "inside", "replicate"):
             raise ToMPError(f"Unknown border_mode {self.border_mode!r}; use inside_major, inside or replicate.")
-        for scale in (f for f in fields(self) if "positive" in f.metadata):
-            value = getattr(self, scale.name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
-                raise ToMPError(f"Tracker parameter {scale.name} = {value!r} must be a number above 0.")
+        for parameter in fields(self):
+            value, default = getattr(self, parameter.name), parameter.default
+            if isinstance(default, bool):
+                if not isinstance(value, bool):
+                    raise ToMPError(f"Tracker parameter {parameter.name} = {value!r} must be true or false.")
+            elif isinstance(default, (int, float)):
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                    raise ToMPError(f"Tracker parameter {parameter.name} = {value!r} must be a finite number.")
+                if "positive" in parameter.metadata and value <= 0:
+                    raise ToMPError(f"Tracker parameter {parameter.name} = {value!r} must be a number above 0.")
+                if value < 0:
+                    raise ToMPError(f"Tracker parameter {parameter.name} = {value!r} must not be negative.")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -13,8 +13,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from tomp_deploy.runtime.contract import GRAPHS, MAX_BATCH
 from tomp_deploy.runtime.errors import ToMPError
-from tomp_deploy.runtime.manifests.json_files import read_manifest_json, write_manifest_json
+from tomp_deploy.runtime.manifests.json_files import checked_field, read_manifest_json, write_manifest_json
 
 ENGINE_FORMAT = "tomp-deploy-engines"
 ENGINE_VERSION = 2
@@ -65,9 +66,32 @@ class EngineManifest:
         path = Path(folder) / ENGINE_MANIFEST_FILE
         fields = read_manifest_json(path, ENGINE_FORMAT, ENGINE_VERSION, "tomp-deploy engine manifest", REBUILD)
         try:
-            return cls(**fields)
-        except TypeError as exc:
-            raise ToMPError(f"{path} is incomplete or of another version ({exc}); {REBUILD}.") from None
+            return cls(**_checked_fields(fields))
+        except (TypeError, ValueError) as exc:
+            raise ToMPError(f"{path} is incomplete, malformed or of another version ({exc}); {REBUILD}.") from None
+
+
+def _checked_fields(fields: dict) -> dict:
+    """The manifest's fields with every type and range checked (a ValueError names the first that is not)."""
+    optional_text = (str, type(None))
+    checked_field(fields.get("library"), "library", str, choices=tuple(LIBRARY_NAMES))
+    checked_field(fields.get("library_version"), "library_version", str)
+    checked_field(fields.get("precision"), "precision", str, choices=("fp32", "fp16", "int8"))
+    hashes = checked_field(fields.get("onnx_sha256"), "onnx_sha256", dict)
+    for graph in GRAPHS:
+        checked_field(hashes.get(graph), f"onnx_sha256.{graph}", str)
+    checked_field(fields.get("gpu_name"), "gpu_name", optional_text)
+    checked_field(fields.get("compute_capability"), "compute_capability", optional_text)
+    for capability in checked_field(fields.get("target_compute_capabilities", []), "target_compute_capabilities", list):
+        checked_field(capability, "target_compute_capabilities", str)
+    options = checked_field(fields.get("build_options", {}), "build_options", dict)
+    if "max_batch" in options:
+        checked_field(options["max_batch"], "build_options.max_batch", int, 1, MAX_BATCH)
+    for graph, size in checked_field(fields.get("engine_bytes", {}), "engine_bytes", dict).items():
+        checked_field(size, f"engine_bytes.{graph}", int, 0)
+    checked_field(fields.get("built_at", ""), "built_at", str)
+    checked_field(fields.get("build_seconds", 0.0), "build_seconds", (int, float), 0)
+    return fields
 
 
 def _capability(text: str) -> tuple[int, ...]:

@@ -11,9 +11,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from tomp_deploy.runtime.contract import GRAPHS, graph_io
+from tomp_deploy.runtime.contract import GRAPHS, MAX_BATCH, graph_io
 from tomp_deploy.runtime.errors import ToMPError
-from tomp_deploy.runtime.manifests.json_files import file_sha256, read_manifest_json, write_manifest_json
+from tomp_deploy.runtime.manifests.json_files import (
+    checked_field,
+    confined_file,
+    file_sha256,
+    read_manifest_json,
+    write_manifest_json,
+)
 from tomp_deploy.runtime.presets import ModelConfig, TrackerParams
 
 EXPORT_FORMAT = "tomp-deploy-onnx"
@@ -24,6 +30,9 @@ COMPILE_CACHE_FOLDER = ".openvino-cache"
 """Where the openvino backend caches an export's compiled graphs: part of the export folder, and stale
 once the export is replaced."""
 REEXPORT = "export the model again with 'tomp-deploy export'"
+EXPORT_PRECISIONS = ("fp32", "fp16", "int8")
+OPSETS = (18, 20)
+"""The opsets an export may record: the exporter's lowest native one to TensorRT 10.0's parser's highest."""
 
 
 @dataclass(frozen=True)
@@ -72,16 +81,16 @@ class ExportManifest:
             manifest = cls(
                 model=ModelConfig.from_dict(_mapping(fields["model"])),
                 tracker=TrackerParams.from_dict(_mapping(fields["tracker"])),
-                checkpoint=SourceCheckpoint(**fields["checkpoint"]) if fields.get("checkpoint") else None,
-                opset=int(fields["opset"]),
-                exporter=str(fields.get("exporter", "")),
-                max_batch=int(fields["max_batch"]),
-                graphs={name: GraphFile(**entry) for name, entry in _mapping(fields["graphs"]).items()},
-                precision=str(fields.get("precision", "fp32")),
+                checkpoint=_source_checkpoint(fields.get("checkpoint")),
+                opset=checked_field(fields["opset"], "opset", int, *OPSETS),
+                exporter=checked_field(fields.get("exporter", ""), "exporter", str),
+                max_batch=checked_field(fields["max_batch"], "max_batch", int, 1, MAX_BATCH),
+                graphs={name: _graph_file(name, entry) for name, entry in _mapping(fields["graphs"]).items()},
+                precision=checked_field(fields.get("precision", "fp32"), "precision", str, choices=EXPORT_PRECISIONS),
                 quantization=fields.get("quantization"),
             )
         except ToMPError as exc:
-            raise ToMPError(f"{path}: {exc}") from None
+            raise ToMPError(f"{path}: {str(exc).rstrip('.')}; {REEXPORT}.") from None
         except (KeyError, TypeError, ValueError) as exc:
             raise ToMPError(f"{path} is incomplete or malformed ({exc.__class__.__name__}: {exc}); {REEXPORT}.") from None
         manifest._check_graphs(path)
@@ -89,14 +98,39 @@ class ExportManifest:
 
     def _check_graphs(self, path: Path) -> None:
         expected_io = graph_io(self.model)
+        unknown = sorted(set(self.graphs) - set(GRAPHS))
+        if unknown:
+            raise ToMPError(f"{path} lists graphs {unknown[:3]} besides {', '.join(GRAPHS)}; {REEXPORT}.")
         for graph in GRAPHS:
             entry = self.graphs.get(graph)
             if entry is None:
                 raise ToMPError(f"{path} lists no '{graph}' graph; {REEXPORT}.")
+            confined_file(path.parent, entry.file, f"{path}'s {graph} graph", REEXPORT)
             inputs, outputs = expected_io[graph]
             if (entry.inputs, entry.outputs) != ([s.to_dict() for s in inputs], [s.to_dict() for s in outputs]):
                 raise ToMPError(f"The {graph} graph's recorded inputs/outputs in {path} do not match the model config "
                                 f"it records (another model's files were mixed in); {REEXPORT}.")
+
+
+def _graph_file(graph: str, entry) -> GraphFile:
+    entry = _mapping(entry)
+    return GraphFile(
+        file=checked_field(entry["file"], f"graphs.{graph}.file", str),
+        sha256=checked_field(entry["sha256"], f"graphs.{graph}.sha256", str),
+        inputs=checked_field(entry["inputs"], f"graphs.{graph}.inputs", list),
+        outputs=checked_field(entry["outputs"], f"graphs.{graph}.outputs", list),
+        fp32_nodes=[checked_field(node, f"graphs.{graph}.fp32_nodes", str)
+                    for node in checked_field(entry.get("fp32_nodes", []), f"graphs.{graph}.fp32_nodes", list)],
+        fp16_weight_fraction=checked_field(entry.get("fp16_weight_fraction", 0.0), f"graphs.{graph}.fp16_weight_fraction",
+                                           (int, float), 0.0, 1.0),
+    )
+
+
+def _source_checkpoint(entry) -> SourceCheckpoint | None:
+    if not entry:
+        return None
+    entry = _mapping(entry)
+    return SourceCheckpoint(*(checked_field(entry[name], f"checkpoint.{name}", str) for name in ("path", "format", "sha256")))
 
 
 def _mapping(value) -> dict:
@@ -121,7 +155,9 @@ class ExportFolder:
         return self.manifest.tracker
 
     def graph_path(self, graph: str) -> Path:
-        return self.folder / self.manifest.graphs[graph].file
+        """The graph's file, which must lie inside the folder."""
+        return confined_file(self.folder, self.manifest.graphs[graph].file, f"{EXPORT_MANIFEST_FILE}'s {graph} graph",
+                             REEXPORT)
 
     def graph_hashes(self) -> dict[str, str]:
         return {graph: self.manifest.graphs[graph].sha256 for graph in GRAPHS}
