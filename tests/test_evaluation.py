@@ -168,3 +168,55 @@ def test_eval_on_ray_refuses_an_address_at_once(benchmark, checkpoint, tmp_path,
     result = run_cli_process("eval", "--dataset-root", benchmark, "--model", checkpoint, "--results", tmp_path,
                              "--ray", address)  # a driver of its own: this process may hold the test cluster
     assert result.returncode == 2 and message in result.stderr, result.stderr
+
+
+def test_eval_on_ray_refuses_tasks_no_node_can_take(benchmark, checkpoint, tmp_path, ray_cluster):
+    from tomp_deploy.evaluation.ray_runner import RayCluster
+
+    with RayCluster("auto", cpus_per_task=3) as cluster, pytest.raises(ToMPError, match="largest node .* has 2"):
+        evaluate(open_dataset(benchmark, "lasot"), TrackerSetup("torch", str(checkpoint)), tmp_path / "results",
+                 ray=cluster)
+
+
+def test_an_ipv6_address_in_brackets_is_an_address():
+    from tomp_deploy.evaluation.ray_runner import _check_reachable
+
+    with pytest.raises(ToMPError, match="nothing answers there"):
+        _check_reachable("[::1]:1")
+
+
+def test_a_broken_sequence_does_not_stop_the_others(benchmark, checkpoint, tmp_path):
+    import shutil
+
+    broken_root = tmp_path / "dataset"
+    shutil.copytree(benchmark, broken_root)
+    sequences = open_dataset(broken_root, "lasot")
+    broken = sequences[0]
+    broken.frames[2].write_bytes(b"not an image")
+    results = tmp_path / "results"
+    with pytest.raises(ToMPError, match=f"(?s)1 sequence\\(s\\) could not be tracked.*{broken.name}: Frame 2"):
+        evaluate(sequences, TrackerSetup("torch", str(checkpoint)), results)
+    for sequence in sequences[1:]:
+        assert len((results / f"{sequence.name}.txt").read_text().splitlines()) == len(sequence.frames)
+    assert not (results / f"{broken.name}.txt").exists()
+
+
+@pytest.mark.parametrize("workers", [0, -3])
+def test_workers_below_one_are_refused(benchmark, checkpoint, tmp_path, workers):
+    result = run_cli("eval", "--dataset-root", benchmark, "--model", checkpoint, "--results", tmp_path / "r",
+                     "--workers", workers)
+    assert result.returncode == 2 and "--workers" in result.stderr, result.stderr
+    with pytest.raises(ToMPError, match="--workers"):
+        evaluate(open_dataset(benchmark, "lasot"), TrackerSetup("torch", str(checkpoint)), tmp_path / "r", workers)
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_thread_counts_far_beyond_the_machine_are_refused(shipped_export, backend):
+    import os
+
+    from tomp_deploy.runtime.backends import open_backend
+
+    pytest.importorskip(backend)
+    for threads in (100_000, 0):
+        with pytest.raises(ToMPError, match=f"--threads {threads}: give a whole number from 1 to {4 * os.cpu_count()}"):
+            open_backend(backend, shipped_export, threads=threads)

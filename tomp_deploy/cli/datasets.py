@@ -27,7 +27,7 @@ def synth(
     seed: Annotated[int, typer.Option(help="Random seed; the same seed writes the same benchmark.")] = 0,
     family: Annotated[str, typer.Option(help="Scene family: patches, cutouts, shapes (training families), "
                                              "bouncing (held out from training) or filmed (the demo's).")] = "patches",
-    workers: Annotated[int, typer.Option(help="Processes writing sequences in parallel.")] = 1,
+    workers: Annotated[int, typer.Option(help="Processes writing sequences in parallel.", min=1)] = 1,
     layout: Annotated[str, typer.Option(help="lasot (eval --format lasot) or vot (the VOT toolkit's, with list.txt; "
                                              "eval --format vot).")] = "lasot",
 ) -> None:
@@ -121,11 +121,11 @@ def eval_command(
     format: Format = "lasot",
     backend: Backend = "torch",
     device: Device = "cpu",
-    workers: Annotated[int, typer.Option(help="Sequences tracked in parallel processes.")] = 1,
+    workers: Annotated[int, typer.Option(help="Sequences tracked in parallel processes.", min=1)] = 1,
     ray: Annotated[str | None, typer.Option(
         help="Track the sequences as tasks on this Ray cluster ('auto' for the one started on this machine, or "
              "its address); one GPU a task with --device cuda, else --ray-cpus-per-task CPUs.")] = None,
-    ray_cpus_per_task: Annotated[int, typer.Option(help="CPUs (and backend threads) of each Ray task.")] = 1,
+    ray_cpus_per_task: Annotated[int, typer.Option(help="CPUs (and backend threads) of each Ray task.", min=1)] = 1,
     precision: Precision = None,
     results: Annotated[Path | None, typer.Option(
         help="Results folder (default results/<model>_<fingerprint>_<backend>); resumes only the run that made it.")] = None,

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tomp_deploy.evaluation.datasets import Sequence
-from tomp_deploy.evaluation.runner import SequenceResult, TrackerSetup, track_sequence
+from tomp_deploy.evaluation.runner import SequenceFailure, SequenceResult, TrackerSetup, track_or_fail
 from tomp_deploy.runtime.errors import ToMPError
 
 THREADED_BACKENDS = ("onnxruntime", "openvino")
@@ -34,8 +34,9 @@ def _check_reachable(address: str) -> None:
     if address == "auto" or "://" in address:
         return
     host, _, port = address.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host  # [IPv6]:PORT
     if not host or not port.isdigit():
-        raise ToMPError(f"--ray {address!r} is not 'auto', HOST:PORT or ray://HOST:PORT.")
+        raise ToMPError(f"--ray {address!r} is not 'auto', HOST:PORT ([IPv6]:PORT) or ray://HOST:PORT.")
     try:
         socket.create_connection((host, int(port)), timeout=10).close()
     except OSError as exc:
@@ -43,10 +44,10 @@ def _check_reachable(address: str) -> None:
                         "'ray start --head' printed on the head node, or 'auto' on that node.") from None
 
 
-def _track_task(setup: TrackerSetup, sequence: Sequence) -> SequenceResult:
+def _track_task(setup: TrackerSetup, sequence: Sequence) -> SequenceResult | SequenceFailure:
     backend, params = setup.open()
     with backend:
-        return track_sequence(backend, sequence, params=params)
+        return track_or_fail(backend, sequence, params=params)
 
 
 class RayCluster:
@@ -67,6 +68,19 @@ class RayCluster:
             except (ConnectionError, ValueError, RuntimeError) as exc:
                 raise ToMPError(f"--ray {address}: no Ray cluster reached ({exc}). Start one with 'ray start --head' "
                                 "(then --ray auto on that machine) or give the cluster's address.") from None
+            except ImportError as exc:
+                raise ToMPError(f"--ray {address}: Ray Client needs 'ray[client]' ({exc.name} is missing): "
+                                "pip install -e '.[ray]'.") from None
+
+    def check_room(self, on_gpu: bool) -> None:
+        """Refuses tasks no node of the cluster can take (Ray would wait for such a node forever)."""
+        resource, wanted = ("GPU", 1) if on_gpu else ("CPU", self.cpus_per_task)
+        largest = max((node.get("Resources", {}).get(resource, 0) for node in self.ray.nodes() if node.get("Alive")),
+                      default=0)
+        if largest < wanted:
+            option = "--device cpu" if on_gpu else f"--ray-cpus-per-task {int(largest)} or fewer"
+            raise ToMPError(f"Each task needs {wanted} {resource}(s), and the largest node of the Ray cluster has "
+                            f"{largest:g}; the tasks would wait forever. Use {option}.")
 
     def __enter__(self) -> RayCluster:
         return self
@@ -75,9 +89,10 @@ class RayCluster:
         if self.connected_here:
             self.ray.shutdown()
 
-    def track(self, todo: list[Sequence], setup: TrackerSetup) -> Iterator[SequenceResult]:
+    def track(self, todo: list[Sequence], setup: TrackerSetup) -> Iterator[SequenceResult | SequenceFailure]:
         """Submits every sequence, then yields each result as its task finishes."""
         on_gpu = setup.device.startswith("cuda")
+        self.check_room(on_gpu)
         task = self.ray.remote(_track_task).options(num_gpus=1 if on_gpu else 0,
                                                     num_cpus=1 if on_gpu else self.cpus_per_task)
         options = dict(setup.backend_options)

@@ -55,6 +55,23 @@ class SequenceResult:
         write_atomically(results / f"{self.name}.txt", self.boxes)
 
 
+@dataclass(frozen=True)
+class SequenceFailure:
+    """A sequence that could not be tracked (an unreadable frame, a bad box), and why."""
+    name: str
+    reason: str
+
+
+def track_or_fail(backend, sequence: Sequence, on_frame: Callable[[], None] | None = None,
+                  params: TrackerParams | None = None) -> SequenceResult | SequenceFailure:
+    """`track_sequence`, with a failure the user can fix returned instead of raised, so that one broken
+    sequence does not stop the others (in this process, a worker or a Ray task)."""
+    try:
+        return track_sequence(backend, sequence, on_frame, params)
+    except ToMPError as exc:
+        return SequenceFailure(sequence.name, str(exc))
+
+
 def track_sequence(backend, sequence: Sequence, on_frame: Callable[[], None] | None = None,
                    params: TrackerParams | None = None) -> SequenceResult:
     boxes, times = [], []
@@ -103,8 +120,8 @@ def _init_worker(setup: TrackerSetup) -> None:
     _worker_backend, _worker_params = setup.open()
 
 
-def _track_in_worker(sequence: Sequence) -> SequenceResult:
-    return track_sequence(_worker_backend, sequence, params=_worker_params)
+def _track_in_worker(sequence: Sequence) -> SequenceResult | SequenceFailure:
+    return track_or_fail(_worker_backend, sequence, params=_worker_params)
 
 
 RUN_RECORD = "run.json"
@@ -146,7 +163,10 @@ def claim_results(results: Path, setup: TrackerSetup) -> None:
 def evaluate(sequences: list[Sequence], setup: TrackerSetup, results: Path, workers: int = 1, on_frame=None,
              on_sequence=None, ray: RayCluster | None = None) -> list[str]:
     """Tracks every sequence without a complete result file of this run, here (`workers` 1), in `workers`
-    processes, or as tasks on a Ray cluster; returns the names it ran."""
+    processes, or as tasks on a Ray cluster; returns the names it ran. A sequence that fails does not stop
+    the others: their results are written, and then one error names every failed sequence."""
+    if type(workers) is not int or workers < 1:
+        raise ToMPError(f"--workers {workers!r}: give 1 (track here) or more processes.")
     claim_results(results, setup)
     todo = [s for s in sequences if not result_is_complete(results / f"{s.name}.txt", s)]
     if not todo:
@@ -162,16 +182,26 @@ def evaluate(sequences: list[Sequence], setup: TrackerSetup, results: Path, work
     return [s.name for s in todo]
 
 
-def _track_here(todo: list[Sequence], setup: TrackerSetup, on_frame) -> Iterator[SequenceResult]:
+def _track_here(todo: list[Sequence], setup: TrackerSetup, on_frame) -> Iterator[SequenceResult | SequenceFailure]:
     backend, params = setup.open()
     with backend:
         for sequence in todo:
-            yield track_sequence(backend, sequence, on_frame, params)
+            yield track_or_fail(backend, sequence, on_frame, params)
 
 
-def _write_each(finished: Iterable[SequenceResult], results: Path, on_sequence) -> None:
-    """Writes each sequence's files as soon as it is tracked, so that a killed run keeps them."""
+def _write_each(finished: Iterable[SequenceResult | SequenceFailure], results: Path, on_sequence) -> None:
+    """Writes each sequence's files as soon as it is tracked, so that a killed run keeps them; after the
+    last, raises one error naming the sequences that failed."""
+    failures = []
     for result in finished:
+        if isinstance(result, SequenceFailure):
+            failures.append(result)
+            continue
         result.write(results)
         if on_sequence:
             on_sequence(result.name)
+    if failures:
+        listed = "\n  ".join(failure.reason for failure in failures[:10])
+        more = f"\n  ... and {len(failures) - 10} more" if len(failures) > 10 else ""
+        raise ToMPError(f"{len(failures)} sequence(s) could not be tracked (the results of the others are in {results}; "
+                        f"a new run with the same options tracks only what is missing):\n  {listed}{more}")

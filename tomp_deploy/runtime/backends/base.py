@@ -12,6 +12,7 @@ records.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -178,3 +179,19 @@ class ExportedGraphs(HostTracking):
 
     def run(self, graph: str, inputs: Mapping[str, np.ndarray]) -> Tensors:
         return self._run(graph, graph_feeds(self.config, graph, inputs))
+
+
+THREADS_PER_CPU = 4
+"""The most threads a backend may be given per CPU of this machine: beyond it every thread waits for a core,
+and a typo (--threads 100000) would start that many."""
+
+
+def checked_threads(threads: int | None) -> int | None:
+    """A `threads` option, or a ToMPError saying what is allowed: a whole number from 1 to 4 per CPU."""
+    if threads is None:
+        return None
+    limit = THREADS_PER_CPU * (os.cpu_count() or 1)
+    if type(threads) is not int or not 1 <= threads <= limit:
+        raise ToMPError(f"--threads {threads!r}: give a whole number from 1 to {limit} ({THREADS_PER_CPU} per CPU of "
+                        f"this machine, which has {os.cpu_count()}).")
+    return threads

@@ -8,7 +8,7 @@ import onnx
 import onnxruntime as ort
 
 from tomp_deploy.runtime.backends.attention_fusion import fuse_attention
-from tomp_deploy.runtime.backends.base import ExportedGraphs
+from tomp_deploy.runtime.backends.base import ExportedGraphs, checked_threads
 from tomp_deploy.runtime.contract import DYNAMIC, GRAPHS, GraphTensor, Tensors
 from tomp_deploy.runtime.errors import ToMPError
 from tomp_deploy.runtime.manifests.export import ExportFolder, read_export
@@ -39,9 +39,7 @@ def session_options(threads: int | None = None) -> ort.SessionOptions:
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    if threads is not None:
-        if type(threads) is not int or threads < 1:
-            raise ToMPError(f"--threads {threads!r}: give a number of threads of 1 or more.")
+    if checked_threads(threads) is not None:
         options.intra_op_num_threads = threads
     return options
 
