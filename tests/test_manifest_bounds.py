@@ -58,7 +58,7 @@ def test_a_graph_that_is_a_link_out_of_the_folder_is_refused(export, tmp_path):
     (lambda m: m.update(opset="18"), "opset = '18' is not int"),
     (lambda m: m.update(version="2"), "version 2"),
     (lambda m: m["tracker"].update(conf_ths=float("nan")), "conf_ths = nan must be a finite number"),
-    (lambda m: m["tracker"].update(min_box_size=-1), "min_box_size = -1 must not be negative"),
+    (lambda m: m["tracker"].update(target_not_found_threshold=float("inf")), "= inf must be a finite number"),
     (lambda m: m["tracker"].update(search_area_rescaling_at_occlusion=1), "must be true or false"),
     (lambda m: m["graphs"]["head"].update(fp16_weight_fraction=3), "fp16_weight_fraction = 3 is outside"),
     (lambda m: m["graphs"].update(extra=m["graphs"]["head"]), "besides backbone, predictor, head"),

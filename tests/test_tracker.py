@@ -180,8 +180,8 @@ def test_several_targets_share_one_backbone_call():
 @pytest.mark.parametrize("box,message", [
     ([400, 10, 20, 20], "outside"),
     ([-50, -50, 20, 20], "outside"),
-    ([10, 10, 0, 20], "zero or negative"),
-    ([10, 10, 20, -5], "zero or negative"),
+    ([10, 10, 0, 20], "smaller than 1 pixel"),
+    ([10, 10, 20, -5], "smaller than 1 pixel"),
     ([10, float("nan"), 20, 20], "NaN"),
     ([10, 10, 20], "four numbers"),
     (["x", 10, 20, 20], "four numbers"),

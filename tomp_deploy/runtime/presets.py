@@ -155,12 +155,11 @@ class TrackerParams:
                 if not isinstance(value, bool):
                     raise ToMPError(f"Tracker parameter {parameter.name} = {value!r} must be true or false.")
             elif isinstance(default, (int, float)):
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                    raise ToMPError(f"Tracker parameter {parameter.name} = {value!r} must be a finite number.")
-                if "positive" in parameter.metadata and value <= 0:
+                number = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+                if "positive" in parameter.metadata and not (number and value > 0):
                     raise ToMPError(f"Tracker parameter {parameter.name} = {value!r} must be a number above 0.")
-                if value < 0:
-                    raise ToMPError(f"Tracker parameter {parameter.name} = {value!r} must not be negative.")
+                if not number:
+                    raise ToMPError(f"Tracker parameter {parameter.name} = {value!r} must be a finite number.")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -11,8 +11,7 @@ graphs, one per number of targets).
 
 TensorRT for RTX engines are compiled for this GPU when first loaded; a runtime cache beside the
 engines keeps the compiled kernels across runs (read at load if its hash and its GPU, library and engines
-match, written whole at `close`; see `cache_files`), and CUDA graphs are
-left to the library's own strategy (whole-graph capture) instead of a manual capture.
+match, written whole at `close`; see `cache_files`), and CUDA graphs are left to the library's own strategy.
 """
 
 from __future__ import annotations
@@ -130,9 +129,7 @@ class TensorRTBackend(BackendLifecycle):
         cuda, gpu = cuda_device(index)
         target = current_engine_target(library, index)
         check_engines(manifest, target, exported.graph_hashes())
-        self._runtime_cache_made_from = {"library": target.library, "library_version": target.library_version,
-                                         "gpu": target.gpu_name, "compute_capability": target.compute_capability,
-                                         "engines_built_at": manifest.built_at, "onnx_sha256": manifest.onnx_sha256}
+        self._runtime_cache_made_from = {**vars(target), "built_at": manifest.built_at, "onnx": manifest.onnx_sha256}
         self.library = library
         self.config, self.tracker_params = exported.config, exported.tracker
         self.precision = manifest.precision
@@ -299,6 +296,5 @@ class TensorRTBackend(BackendLifecycle):
         (buffers go with their Python objects)."""
         self.stream.synchronize()
         if self._runtime_cache is not None:
-            write_entry(self._runtime_cache_path, bytes(memoryview(self._runtime_cache.serialize())),
-                        self._runtime_cache_made_from)
+            write_entry(self._runtime_cache_path, bytes(self._runtime_cache.serialize()), self._runtime_cache_made_from)
         self._context.pop()
