@@ -68,8 +68,8 @@ def test_a_non_finite_score_is_never_normal(bad):
 
 
 def test_an_image_declaring_too_many_pixels_is_refused_before_it_is_decoded(tmp_path):
-    """20000 x 20000 (400 MB once decoded, 4.5 GB as the tracker's float RGB), refused with 1 GB of address
-    space beyond what the interpreter holds."""
+    """20000 x 20000 (400 MB decoded as grey, 1.2 GB as RGB), refused with 1 GB of address space beyond what
+    the interpreter holds."""
     huge = write_black_png(tmp_path / "huge.png", 20000, 20000)
     assert huge.stat().st_size < 1_000_000
     script = f"""

@@ -17,8 +17,8 @@ from tomp_deploy.evaluation.trax_channel import MessageScanner, ProtocolError
 trax = pytest.importorskip("trax", reason="the TraX server needs the 'vot' extra: pip install -e '.[vot]'")
 
 ADDRESS_SPACE = 6 << 30
-"""The server's address-space limit: its libraries map about 3 GB; a runaway read or a 20000 x 20000 decode
-(4.5 GB as float RGB) would pass it within seconds."""
+"""The server's address-space limit: its libraries map about 3 GB; a runaway read (0.6 GB/s) would pass it
+within seconds, and a 20000 x 20000 image decoded and converted (0.4 + 1.2 GB, plus the crops) comes close."""
 
 
 def limited():

@@ -41,17 +41,17 @@ class MessageScanner:
         while (end := self._message_end()) is not None:
             messages.append(self._checked(bytes(self.pending[:end + 1])))
             del self.pending[:end + 1]
-        self._checked(bytes(self.pending[:len(TRAX_PREFIX)]))
-        if len(self.pending) > self.limit:
-            raise ProtocolError(f"the client sent a message longer than {self.limit} bytes (the bound; raise it with "
-                                "--max-message-bytes)")
+        self._checked(bytes(self.pending))
         return messages
 
-    @staticmethod
-    def _checked(message: bytes) -> bytes:
+    def _checked(self, message: bytes) -> bytes:
+        """A whole message, or the start of one: it begins as a TraX message and is within the bound."""
         head = message[:len(TRAX_PREFIX)]
         if TRAX_PREFIX[:len(head)] != head:
             raise ProtocolError(f"the client sent a line that is not a TraX message (it starts {message[:20]!r})")
+        if len(message) > self.limit:
+            raise ProtocolError(f"the client sent a message longer than {self.limit} bytes (the bound; raise it with "
+                                "--max-message-bytes)")
         return message
 
     def _message_end(self) -> int | None:
@@ -65,9 +65,6 @@ class MessageScanner:
             elif byte == 0x22:  # double quote
                 self._in_quotes = not self._in_quotes
             elif byte == 0x0A and not self._in_quotes:
-                if index + 1 > self.limit:
-                    raise ProtocolError(f"the client sent a message longer than {self.limit} bytes (the bound; raise "
-                                        "it with --max-message-bytes)")
                 self._scanned = 0
                 return index
             index += 1
@@ -103,16 +100,13 @@ class BoundedRelay:
     def __init__(self, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES):
         self.scanner = MessageScanner(max_message_bytes)
         self.error: str | None = None
-        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         """Takes the client's stream and points libtrax (TRAX_IN, TRAX_OUT) at the relay's pipe."""
         client_in, client_out = client_stream()
         to_trax_read, to_trax_write = os.pipe()
         os.environ["TRAX_IN"], os.environ["TRAX_OUT"] = str(to_trax_read), str(client_out)
-        self._thread = threading.Thread(target=self._relay, args=(client_in, to_trax_write), daemon=True,
-                                        name="trax-relay")
-        self._thread.start()
+        threading.Thread(target=self._relay, args=(client_in, to_trax_write), daemon=True, name="trax-relay").start()
 
     def _relay(self, client_in: int, to_trax: int) -> None:
         try:

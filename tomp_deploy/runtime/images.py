@@ -2,7 +2,7 @@
 
 Every reader of frames (video sources, dataset readers, evaluation, bench, training, the TraX server) goes
 through here, and every frame is bounded in size: a PNG of a few kilobytes can declare 20000 x 20000 pixels
-(4.5 GB once decoded and converted), so an image file's size is read from its header (Pillow, which reads
+(1.2 GB once decoded as RGB), so an image file's size is read from its header (Pillow, which reads
 headers without decoding; OpenCV has no such call) and checked before it is decoded.
 """
 
@@ -22,7 +22,7 @@ from tomp_deploy.runtime.errors import ToMPError
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 MAX_IMAGE_PIXELS_VARIABLE = "TOMP_DEPLOY_MAX_IMAGE_PIXELS"
 DEFAULT_MAX_IMAGE_PIXELS = 1 << 26
-"""67 megapixels: an 8K frame (33 Mpx) fits twice; the tracker holds a frame as float32 RGB (800 MB here)."""
+"""67 megapixels: an 8K frame (33 Mpx) fits twice; the tracker holds a frame as uint8 RGB (200 MB here)."""
 SHOWN_PATH_CHARACTERS = 200
 
 

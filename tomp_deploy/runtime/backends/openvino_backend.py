@@ -107,19 +107,19 @@ class OpenVinoBackend(ExportedGraphs):
         properties = {"INFERENCE_PRECISION_HINT": INFERENCE_PRECISION[self.precision], "PERFORMANCE_HINT": "LATENCY"}
         if threads is not None:
             properties["INFERENCE_NUM_THREADS"] = threads
+        compiled_for = {"precision": self.precision, "openvino": ov.__version__,
+                        "cpu": core.get_property("CPU", "FULL_DEVICE_NAME"), "capabilities": self.capabilities}
         self.requests = {}
         for graph in GRAPHS:
-            compiled = self._compiled(core, graph, properties)
+            compiled = self._compiled(core, graph, properties, compiled_for)
             self._check_io(graph, compiled)
             self.requests[graph] = compiled.create_infer_request()
 
-    def _compiled(self, core: ov.Core, graph: str, properties: dict):
-        """The graph compiled for this CPU and precision: imported from the verified cache, else compiled
-        and cached."""
+    def _compiled(self, core: ov.Core, graph: str, properties: dict, compiled_for: dict):
+        """The graph compiled for this CPU and precision (`compiled_for`): imported from the verified cache,
+        else compiled and cached."""
         entry = self.cache / f"{graph}.blob"
-        made_from = {"graph": graph, "onnx_sha256": self.exported.manifest.graphs[graph].sha256,
-                     "precision": self.precision, "openvino": ov.__version__,
-                     "cpu": core.get_property("CPU", "FULL_DEVICE_NAME"), "capabilities": self.capabilities}
+        made_from = {"graph": graph, "onnx_sha256": self.exported.manifest.graphs[graph].sha256, **compiled_for}
         blob = read_entry(entry, made_from)
         if blob is not None:
             try:
