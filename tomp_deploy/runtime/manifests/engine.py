@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tomp_deploy.runtime.contract import GRAPHS, MAX_BATCH
 from tomp_deploy.runtime.errors import ToMPError
+from tomp_deploy.runtime.manifests.export import EXPORT_PRECISIONS
 from tomp_deploy.runtime.manifests.json_files import checked_field, read_manifest_json, write_manifest_json
 
 ENGINE_FORMAT = "tomp-deploy-engines"
@@ -76,7 +77,7 @@ def _checked_fields(fields: dict) -> dict:
     optional_text = (str, type(None))
     checked_field(fields.get("library"), "library", str, choices=tuple(LIBRARY_NAMES))
     checked_field(fields.get("library_version"), "library_version", str)
-    checked_field(fields.get("precision"), "precision", str, choices=("fp32", "fp16", "int8"))
+    checked_field(fields.get("precision"), "precision", str, choices=EXPORT_PRECISIONS)
     hashes = checked_field(fields.get("onnx_sha256"), "onnx_sha256", dict)
     for graph in GRAPHS:
         checked_field(hashes.get(graph), f"onnx_sha256.{graph}", str)

@@ -37,14 +37,15 @@ def read_manifest_json(path: Path, file_format: str, version: int, what: str, re
     if size > MAX_MANIFEST_BYTES:
         raise ToMPError(f"{path} is {size / 1e6:.0f} MB, and a manifest is at most {MAX_MANIFEST_BYTES >> 20} MiB; "
                         f"{remedy}.")
+    too_deep = ToMPError(f"{path} is nested deeper than a manifest ever is ({MAX_MANIFEST_DEPTH} levels); {remedy}.")
     try:
         content = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ToMPError(f"{path} is not valid JSON ({exc}); {remedy}.") from None
     except RecursionError:
-        content = None
-    if content is None or _depth(content) > MAX_MANIFEST_DEPTH:
-        raise ToMPError(f"{path} is nested deeper than a manifest ever is ({MAX_MANIFEST_DEPTH} levels); {remedy}.")
+        raise too_deep from None
+    if _depth(content) > MAX_MANIFEST_DEPTH:
+        raise too_deep
     if not isinstance(content, dict) or content.get("format") != file_format:
         raise ToMPError(f"{path} is not a {what}; {remedy}.")
     if type(content.get("version")) is not int or content["version"] != version:
