@@ -63,7 +63,8 @@ app()
 """
 
 
-@pytest.mark.parametrize("stage", KILL_AT)
+@pytest.mark.parametrize("stage", [pytest.param(stage, marks=() if stage == "quantised graph written" else pytest.mark.slow)
+                                   for stage in KILL_AT])
 def test_a_killed_quantize_leaves_the_previous_export_and_the_source_as_they_were(stage, source_and_previous,
                                                                                    calibration):
     source, previous = source_and_previous

@@ -45,7 +45,7 @@ def assert_quit_with(result: subprocess.CompletedProcess, reason: str) -> None:
     (b'@@TRAX:initialize "file:///tmp/a.png', "ended in the middle of a message"),
     (b"garbage\n", "not a TraX message"),
     (b'@@TRAX:frame "' + b"x" * (3 << 20), "longer than 1048576 bytes"),
-    (b'@@TRAX:frame "/' + b"p" * (100 << 20) + b'"\n', "longer than 1048576 bytes"),
+    pytest.param(b'@@TRAX:frame "/' + b"p" * (100 << 20) + b'"\n', "longer than 1048576 bytes", marks=pytest.mark.slow),
 ], ids=["unclosed quote", "garbage line", "endless quote", "100 MB path"])
 def test_malformed_messages_end_the_session_with_the_reason(shipped_export, payload, reason):
     result = serve(shipped_export, payload)
@@ -53,6 +53,7 @@ def test_malformed_messages_end_the_session_with_the_reason(shipped_export, payl
     assert len(result.stdout) < 2000  # nothing the client sent is echoed back in full
 
 
+@pytest.mark.slow
 def test_seeded_random_streams_end_the_session_cleanly(shipped_export):
     rng = np.random.default_rng(31)
     payloads = [rng.bytes(int(rng.integers(1, 4096))) for _ in range(3)]
