@@ -148,3 +148,11 @@ def test_staging_is_removed_when_the_block_fails(tmp_path):
         (staging / "half.txt").write_text("")
         raise RuntimeError("failed half-way")
     assert os.listdir(tmp_path) == []
+
+
+def test_the_new_folder_has_the_permissions_of_a_folder_made_by_hand(tmp_path):
+    by_hand = tmp_path / "by-hand"
+    by_hand.mkdir()
+    with staged_folder(tmp_path / "out", "--out") as staging:
+        (staging / "file.txt").write_text("")
+    assert (tmp_path / "out").stat().st_mode == by_hand.stat().st_mode

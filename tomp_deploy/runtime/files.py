@@ -7,7 +7,7 @@ import contextlib
 import glob
 import os
 import shutil
-import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,8 +64,11 @@ def staged_folder(destination: Path, option: str) -> Iterator[Path]:
     destination = Path(destination).absolute()
     parent = ensure_folder(destination.parent, option)
     _recover_abandoned(destination)
+    # os.mkdir rather than tempfile.mkdtemp: the folder becomes the output, so it takes the user's umask
+    # (mkdtemp's 0700 made every export private to its owner).
+    staging = parent / f".{destination.name}{STAGE_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
-        staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}{STAGE_MARK}{os.getpid()}-", dir=parent))
+        staging.mkdir()
     except OSError as exc:
         raise ToMPError(f"{option} {destination}: cannot create a folder beside it ({exc.strerror}).") from None
     try:
