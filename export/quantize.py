@@ -132,10 +132,11 @@ def check_destination(export_folder: Path, out: Path, force: bool) -> None:
     """Refuses, before any calibration, an output that is the FP32 source, lies inside it or holds it, or
     that cannot be written or replaced."""
     source, target = Path(export_folder).resolve(), Path(out).resolve()
-    if target == source or target.is_relative_to(source) or source.is_relative_to(target):
-        raise ToMPError(f"--out {out} is the FP32 export {export_folder} or "
-                        f"{'inside it' if target.is_relative_to(source) else 'holds it'}; give the INT8 export a "
-                        "folder of its own (the FP32 export is never changed).")
+    relation = ("is" if target == source else "lies inside" if target.is_relative_to(source)
+                else "holds" if source.is_relative_to(target) else None)
+    if relation:
+        raise ToMPError(f"--out {out} {relation} the FP32 export {export_folder}; give the INT8 export a folder of "
+                        "its own (the FP32 export is never changed).")
     check_output_folder(target, force)
     ensure_folder(target.parent, "--out")
 
