@@ -68,3 +68,9 @@ def test_shipped_tiny_model_tracks_a_scene_family_it_never_saw(tmp_path):
     scores = score_trackers(sequences, {"model": TrackerSetup("torch", str(resolve_model("tiny")))}, tmp_path / "results")
     tracked, never_moves = scores["model"]["overall"]["auc"], scores["static box"]["overall"]["auc"]
     assert tracked >= never_moves + 10, (tracked, never_moves)
+
+
+def test_the_ray_extra_installs_ray_client():
+    """`eval --ray ray://HOST:10001` goes through Ray Client, which plain 'ray' lacks."""
+    ray = [r for r in metadata.requires("tomp-deploy") if r.startswith("ray") and 'extra == "ray"' in r]
+    assert ray and ray[0].startswith("ray[client]"), ray

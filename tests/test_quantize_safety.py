@@ -74,6 +74,7 @@ def test_a_killed_quantize_leaves_the_previous_export_and_the_source_as_they_wer
                              previous, "--calibration", calibration, "--frames", "4", "--force"],
                             capture_output=True, text=True)
     assert result.returncode == -signal.SIGKILL, result.stderr
+    assert "CUDA_HOME" not in result.stderr  # torch's note on CUDA, which nncf's import printed on a CPU machine
     assert snapshot(source) == before_source
     assert snapshot(previous) == before_previous
     OnnxRuntimeBackend(read_export(previous)).close()
@@ -156,3 +157,20 @@ def test_the_new_folder_has_the_permissions_of_a_folder_made_by_hand(tmp_path):
     with staged_folder(tmp_path / "out", "--out") as staging:
         (staging / "file.txt").write_text("")
     assert (tmp_path / "out").stat().st_mode == by_hand.stat().st_mode
+
+
+def test_an_output_on_another_filesystem_is_written(source_and_previous, calibration):
+    """A temporary folder on another filesystem than --out made the final rename fail after calibration."""
+    import shutil
+    import tempfile
+
+    source, _ = source_and_previous
+    if not Path("/dev/shm").is_dir() or os.stat("/dev/shm").st_dev == os.stat(source).st_dev:
+        pytest.skip("needs /dev/shm on another filesystem than the test's temporary folder")
+    other = Path(tempfile.mkdtemp(dir="/dev/shm"))
+    try:
+        result = run_cli("quantize", source, "--out", other / "int8", "--calibration", calibration, "--frames", "4")
+        assert result.returncode == 0, result.stderr
+        assert read_export(other / "int8").manifest.precision == "int8"
+    finally:
+        shutil.rmtree(other)
