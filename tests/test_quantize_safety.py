@@ -159,6 +159,7 @@ def test_the_new_folder_has_the_permissions_of_a_folder_made_by_hand(tmp_path):
     assert (tmp_path / "out").stat().st_mode == by_hand.stat().st_mode
 
 
+@pytest.mark.slow
 def test_an_output_on_another_filesystem_is_written(source_and_previous, calibration):
     """A temporary folder on another filesystem than --out made the final rename fail after calibration."""
     import shutil
