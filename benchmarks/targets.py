@@ -61,20 +61,28 @@ class OneTargetPerCall:
 def squares_scene(targets: int, frames: int, width: int = 640, height: int = 480, seed: int = 0) -> tuple[list, list]:
     """Frames of a blocky random background with `targets` textured squares moving on a grid; their
     initial boxes."""
+    images, tracks = squares_tracks(targets, frames, width, height, seed)
+    return images, [track[0].tolist() for track in tracks]
+
+
+def squares_tracks(targets: int, frames: int, width: int = 640, height: int = 480, seed: int = 0
+                   ) -> tuple[list, list[np.ndarray]]:
+    """The frames of `squares_scene` and each square's box on every frame ([frames, 4] x, y, w, h)."""
     rng = np.random.default_rng(seed)
     background = rng.integers(0, 255, (height // 8, width // 8, 3), dtype=np.uint8).repeat(8, 0).repeat(8, 1)
     textures = rng.integers(100, 255, (targets, SQUARE, SQUARE, 3), dtype=np.uint8)
     columns = int(np.ceil(np.sqrt(targets)))
     cell_w, cell_h = width // columns, height // int(np.ceil(targets / columns))
     starts = [(cell_w * (i % columns) + 10, cell_h * (i // columns) + 10) for i in range(targets)]
-    images = []
+    images, tracks = [], np.zeros((targets, frames, 4))
     for index in range(frames):
         frame = background.copy()
-        for (x, y), texture in zip(starts, textures):
-            dx, dy = (2 * index) % max(1, cell_w - SQUARE - 20), index % max(1, cell_h - SQUARE - 20)
+        dx, dy = (2 * index) % max(1, cell_w - SQUARE - 20), index % max(1, cell_h - SQUARE - 20)
+        for target, ((x, y), texture) in enumerate(zip(starts, textures)):
             frame[y + dy:y + dy + SQUARE, x + dx:x + dx + SQUARE] = texture
+            tracks[target, index] = (x + dx, y + dy, SQUARE, SQUARE)
         images.append(frame)
-    return images, [[x, y, SQUARE, SQUARE] for x, y in starts]
+    return images, list(tracks)
 
 
 def paired_frame_seconds(backend: Backend, images: list, boxes: list) -> dict[str, list[float]]:

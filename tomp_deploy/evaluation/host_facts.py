@@ -50,7 +50,8 @@ def gpu_names() -> list[str]:
 
 def host_facts() -> dict:
     versions = {}
-    for package in ("torch", "onnxruntime", "onnxruntime-gpu", "openvino", "onnx", "numpy", "opencv-python", "tensorrt",
+    for package in ("torch", "torchvision", "onnxruntime", "onnxruntime-gpu", "openvino", "onnx", "numpy", "opencv-python",
+                    "opencv-python-headless", "tensorrt",
                     "pycuda", "cuda-python"):
         try:
             versions[package] = metadata.version(package)
