@@ -55,9 +55,10 @@ def test_the_smoke_run_measures_every_part_with_cpu_figures(smoke_run):
     for row in batching:
         assert row["speedup"] == pytest.approx(row["one_at_a_time_ms"] / row["batched_ms"])
         assert row["targets_per_s"] == pytest.approx(row["targets"] * 1000 / row["batched_ms"])
-    [training] = measured(data["training"])
+    resume, training = measured(data["training"])
     assert training["recipe"] == "tiny" and training["iterations_per_s"] > 0 and np.isfinite(training["loss"])
-    assert training["resume"].startswith("ok")
+    assert training["steps"] == 2 and training["samples_per_s"] == pytest.approx(2 * training["iterations_per_s"])
+    assert resume["resume"].startswith("ok: continued at epoch 2")
     assert data["wall_s"] > 0
 
 
@@ -77,7 +78,7 @@ def test_the_markdown_has_every_section_and_the_machine(smoke_run):
         assert heading in text
     assert data["device"]["host"]["cpu"] in text and f"torch {torch.__version__}" in text
     assert "| tiny | fp32 | off | backbone.feat 0.00e+00 | yes | 6 | 1.0000 |" in text
-    assert "| 2 streams x 2 |" in text and "Resume (tiny): ok" in text
+    assert "| 2 streams x 2 |" in text and "Resume check (tiny): ok" in text
     assert "not measured" not in text and "has no figure in this run" in text  # quick mode: 1, 2 targets
 
 
