@@ -1,7 +1,20 @@
+import os
+
 import pytest
 import torch
 
 from tomp_deploy.model import ToMPNet, preset
+
+
+@pytest.fixture(scope="session", autouse=True)
+def user_cache(tmp_path_factory):
+    """The user cache of every test and every command a test runs (shipped-model exports, compiled graphs):
+    one folder for the session, never the real ~/.cache."""
+    from tomp_deploy.runtime.cache_files import CACHE_ENVIRONMENT
+
+    folder = tmp_path_factory.mktemp("user-cache")
+    os.environ[CACHE_ENVIRONMENT] = str(folder)
+    return folder
 
 
 @pytest.fixture(scope="session")

@@ -124,7 +124,7 @@ def test_backend_option_for_another_backend(tmp_path, checkpoint, sequence):
     result = run_cli("track", folder, "--model", checkpoint, "--backend", "torch", "--precision", "fp16")
     assert result.returncode == 2
     assert "--precision does not apply to the torch backend" in result.stderr
-    result = run_cli("track", folder, "--model", checkpoint, "--backend", "onnxruntime", "--cuda-graphs")
+    result = run_cli("track", folder, "--model", "tiny", "--backend", "onnxruntime", "--cuda-graphs")
     assert "--cuda-graphs does not apply to the onnxruntime backend" in result.stderr
 
 

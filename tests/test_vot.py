@@ -33,9 +33,10 @@ experiments:
 """
 
 
-def tracker_entry(name: str, model: Path, backend: str) -> str:
+def tracker_entry(name: str, model: Path | str, backend: str | None) -> str:
+    chosen = f" --backend {backend}" if backend else ""
     return (f"[{name}]\nlabel = {name}\nprotocol = trax\n"
-            f"command = {sys.executable} -m tomp_deploy trax --model {model} --backend {backend}\n\n")
+            f"command = {sys.executable} -m tomp_deploy trax --model {model}{chosen}\n\n")
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,8 @@ def workspace(tmp_path_factory, shipped_export) -> Path:
     assert written.returncode == 0, written.stderr
     (root / "config.yaml").write_text("stack: ./stack.yaml\nregistry:\n- ./trackers.ini\n")
     (root / "stack.yaml").write_text(STACK)
-    (root / "trackers.ini").write_text(tracker_entry("tomp_onnxruntime", shipped_export, "onnxruntime")
+    # The shipped model by name and the default backend: trax makes its export once into the user cache.
+    (root / "trackers.ini").write_text(tracker_entry("tomp_tiny", "tiny", None)
                                        + tracker_entry("missing_model", root / "no-such-export", "onnxruntime")
                                        + tracker_entry("unknown_backend", shipped_export, "tensorflow"))
     return root
@@ -71,11 +73,11 @@ def test_the_toolkit_tracks_as_tomp_deploy_track_does(workspace, shipped_export)
     `tomp-deploy track` on the same frames (to the text precision both use), and `vot analysis` scores
     them: its average accuracy is the IoU with the ground truth (bounded to the image, the initial frame
     counted as 0) that these boxes give."""
-    output = run_vot(workspace, "evaluate", "tomp_onnxruntime")
+    output = run_vot(workspace, "evaluate", "tomp_tiny")
     assert "Evaluation concluded" in output, output[-3000:]
     qualities = []
     for sequence in open_dataset(workspace / "sequences", "vot"):
-        regions, boxes = toolkit_boxes(workspace, "tomp_onnxruntime", sequence.name)
+        regions, boxes = toolkit_boxes(workspace, "tomp_tiny", sequence.name)
         assert str(regions[0]) == "1", "the first frame is the initialisation"
         tracked = workspace / f"{sequence.name}.txt"
         init_box = ",".join(str(v) for v in sequence.ground_truth[0])
@@ -86,7 +88,7 @@ def test_the_toolkit_tracks_as_tomp_deploy_track_does(workspace, shipped_export)
         expected = np.loadtxt(tracked, delimiter=",")[1:]
         np.testing.assert_allclose(boxes, expected, atol=1e-4)
         qualities.append(_bounded_iou(expected, sequence.ground_truth[1:]).sum() / len(sequence.frames))
-    run_vot(workspace, "analysis", "tomp_onnxruntime", "--format", "json", "--name", "quality")
+    run_vot(workspace, "analysis", "tomp_tiny", "--format", "json", "--name", "quality")
     report = json.loads((workspace / "analysis" / "quality.json").read_text())
     quality = report["results"]["baseline"]["results"][0][0][0]
     assert quality == pytest.approx(np.mean(qualities), abs=5e-3), "the toolkit rasterises regions: within 0.5%"

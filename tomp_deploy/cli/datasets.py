@@ -10,7 +10,17 @@ from typing import Annotated
 import typer
 
 from tomp_deploy.cli.app import command, console
-from tomp_deploy.cli.options import Backend, Device, JsonOut, Model, Plot, Precision, TrackerParam, progress_bar
+from tomp_deploy.cli.options import (
+    Backend,
+    Device,
+    JsonOut,
+    Model,
+    Plot,
+    Precision,
+    TrackerParam,
+    backend_and_model,
+    progress_bar,
+)
 from tomp_deploy.cli.render import print_table
 from tomp_deploy.runtime.errors import ToMPError
 from tomp_deploy.runtime.files import check_output_file, ensure_folder, write_atomically
@@ -119,7 +129,7 @@ def eval_command(
     dataset_root: Annotated[Path, typer.Option(help="Dataset folder.")],
     model: Model,
     format: Format = "lasot",
-    backend: Backend = "torch",
+    backend: Backend = None,
     device: Device = "cpu",
     workers: Annotated[int, typer.Option(help="Sequences tracked in parallel processes.", min=1)] = 1,
     ray: Annotated[str | None, typer.Option(
@@ -137,16 +147,15 @@ def eval_command(
     from tomp_deploy.evaluation.datasets import open_dataset
     from tomp_deploy.evaluation.runner import TrackerSetup, claim_results, evaluate, model_fingerprint, result_is_complete
     from tomp_deploy.evaluation.scoring import score_results
-    from tomp_deploy.runtime.shipped import resolve_model
 
-    model = resolve_model(model)
     if ray is not None and workers > 1:
         raise ToMPError("--ray and --workers exclude each other: Ray runs as many tasks as the cluster has room for.")
     _check_score_outputs(json_out, plot)
     sequences = open_dataset(dataset_root, format)
+    backend, loaded = backend_and_model(backend, model, device, {"precision": precision} if precision else {})
     backend_label = backend + (f"_{precision}" if precision else "")
-    results = results or Path("results") / f"{model.stem}_{model_fingerprint(model)[:8]}_{backend_label}"
-    setup = TrackerSetup(backend, str(model), device, tuple(tracker_param or ()),
+    results = results or Path("results") / f"{model.stem}_{model_fingerprint(loaded)[:8]}_{backend_label}"
+    setup = TrackerSetup(backend, str(loaded), device, tuple(tracker_param or ()),
                          (("precision", precision),) if precision else ())
     with _cluster(ray, ray_cpus_per_task) as cluster:
         claim_results(results, setup)

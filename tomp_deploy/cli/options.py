@@ -9,10 +9,13 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from tomp_deploy.cli.app import console
+from tomp_deploy.cli.app import console, error_console
 
 Device = Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")]
-Backend = Annotated[str, typer.Option(help="Inference backend: torch, onnxruntime, openvino, torch-cuda or tensorrt.")]
+Backend = Annotated[str | None, typer.Option(
+    help="Inference backend: torch, onnxruntime, openvino, torch-cuda or tensorrt. Default: the fastest installed "
+         "torch-free backend that runs --model (onnxruntime on the CPU, tensorrt on a GPU); torch (torch-cuda) for "
+         "a checkpoint file.", show_default=False)]
 Model = Annotated[Path, typer.Option(help="Checkpoint, export folder or engine folder (as the backend takes it), "
                                           "or 'tiny' for the shipped model.")]
 TrackerParam = Annotated[list[str] | None, typer.Option(
@@ -36,3 +39,19 @@ def backend_options(threads: int | None, precision: str | None, cuda_graphs: boo
     """The backend options given on the command line (those left out keep the backend's defaults)."""
     given = {"threads": threads, "precision": precision, "cuda_graphs": cuda_graphs}
     return {name: value for name, value in given.items() if value is not None}
+
+
+def backend_and_model(backend: str | None, model: Path | str, device: str, options: dict,
+                      say: Console = console) -> tuple[str, Path]:
+    """The backend a command runs (the default rule's choice, said on `say`, where none is given), once the
+    `options` given apply to it, and what it loads for `model`: a shipped model's export or engines are made
+    once into the user cache."""
+    from tomp_deploy.pipeline import model_for_backend
+    from tomp_deploy.runtime.backends import checked_options, default_backend
+
+    if backend is None:
+        backend, why = default_backend(model, device)
+        say.print(f"backend: {backend} ({why}; --backend chooses another)", highlight=False, soft_wrap=True)
+    checked_options(backend, options)
+    with error_console.status(f"preparing {model} for {backend}") as status:
+        return backend, model_for_backend(model, backend, status.update)

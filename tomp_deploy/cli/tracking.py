@@ -9,7 +9,17 @@ import typer
 from rich.progress import TextColumn
 
 from tomp_deploy.cli.app import command, console
-from tomp_deploy.cli.options import Backend, CudaGraphs, Device, Precision, Threads, TrackerParam, backend_options, progress_bar
+from tomp_deploy.cli.options import (
+    Backend,
+    CudaGraphs,
+    Device,
+    Precision,
+    Threads,
+    TrackerParam,
+    backend_and_model,
+    backend_options,
+    progress_bar,
+)
 from tomp_deploy.cli.render import print_table
 from tomp_deploy.runtime.errors import ToMPError
 
@@ -50,7 +60,7 @@ def _initial_boxes(frames, init_box: list[str] | None) -> list:
 def track(
     source: Annotated[str, typer.Argument(help="Video file, folder of images (sorted by name) or camera index.")],
     model: Annotated[Path, typer.Option(help="Checkpoint (or export/engine folder for those backends), or 'tiny'.")],
-    backend: Backend = "torch",
+    backend: Backend = None,
     device: Device = "cpu",
     init_box: Annotated[
         list[str] | None,
@@ -69,7 +79,6 @@ def track(
     from tomp_deploy.runtime.backends import open_backend
     from tomp_deploy.runtime.driver import track_frames
     from tomp_deploy.runtime.overrides import overridden_tracker_params
-    from tomp_deploy.runtime.shipped import resolve_model
     from tomp_deploy.runtime.sources import FrameSource
 
     frames = FrameSource(source)
@@ -77,7 +86,8 @@ def track(
     if show:
         _check_gui()
     options = backend_options(threads, precision, cuda_graphs)
-    with open_backend(backend, resolve_model(model), device=device, **options) as runtime:
+    backend, loaded = backend_and_model(backend, model, device, options)
+    with open_backend(backend, loaded, device=device, **options) as runtime:
         params = overridden_tracker_params(runtime.tracker_params, tracker_param)
         if backend == "openvino":
             console.print(f"openvino computes in {runtime.precision} (the CPU plugin reports "
@@ -196,7 +206,6 @@ def parity(
     from tomp_deploy.runtime.backends import open_backend, parse_backend_spec
     from tomp_deploy.runtime.backends.recording import RecordingBackend
     from tomp_deploy.runtime.driver import track_boxes
-    from tomp_deploy.runtime.shipped import resolve_model
     from tomp_deploy.runtime.sources import FrameSource, find_groundtruth, first_groundtruth_box
 
     frames = FrameSource(sequence)
@@ -208,8 +217,8 @@ def parity(
     with contextlib.ExitStack() as stack:
         backends = []
         for spec in (a, b):
-            name, path = parse_backend_spec(spec)
-            backends.append(stack.enter_context(open_backend(name, resolve_model(path), device=device)))
+            name, path = backend_and_model(*parse_backend_spec(spec), device, {})
+            backends.append(stack.enter_context(open_backend(name, path, device=device)))
         if backends[0].config != backends[1].config:
             raise ToMPError(f"{a} and {b} are different models (their configs differ); compare exports of one checkpoint.")
         images = [frame.image for frame in frames]

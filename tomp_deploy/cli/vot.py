@@ -6,15 +6,25 @@ from typing import Annotated
 
 import typer
 
-from tomp_deploy.cli.app import command
-from tomp_deploy.cli.options import Backend, CudaGraphs, Device, Model, Precision, Threads, TrackerParam, backend_options
+from tomp_deploy.cli.app import command, error_console
+from tomp_deploy.cli.options import (
+    Backend,
+    CudaGraphs,
+    Device,
+    Model,
+    Precision,
+    Threads,
+    TrackerParam,
+    backend_and_model,
+    backend_options,
+)
 from tomp_deploy.evaluation.trax_channel import DEFAULT_MAX_MESSAGE_BYTES
 
 
 @command()
 def trax(
     model: Model,
-    backend: Backend = "onnxruntime",
+    backend: Backend = None,
     device: Device = "cpu",
     threads: Threads = None,
     precision: Precision = None,
@@ -29,9 +39,13 @@ def trax(
     from tomp_deploy.evaluation.trax_server import import_trax, serve
     from tomp_deploy.runtime.backends import open_backend
     from tomp_deploy.runtime.overrides import overridden_tracker_params
-    from tomp_deploy.runtime.shipped import resolve_model
 
     import_trax()
     options = backend_options(threads, precision, cuda_graphs)
-    serve(lambda: open_backend(backend, resolve_model(model), device=device, **options),
+
+    def prepared_backend():
+        name, loaded = backend_and_model(backend, model, device, options, say=error_console)
+        return open_backend(name, loaded, device=device, **options)
+
+    serve(prepared_backend,
           lambda loaded: overridden_tracker_params(loaded.tracker_params, tracker_param), max_message_bytes)

@@ -23,6 +23,7 @@ from tomp_deploy.model.tomp import ToMPNet
 from tomp_deploy.runtime.errors import ToMPError
 from tomp_deploy.runtime.manifests.json_files import file_sha256
 from tomp_deploy.runtime.presets import ModelConfig, TrackerParams
+from tomp_deploy.runtime.shipped import resolve_model
 
 OWN_FORMAT = "tomp-deploy"
 OWN_FORMAT_VERSION = 1
@@ -198,10 +199,12 @@ def load_checkpoint(path: str | Path) -> tuple[ModelConfig, dict, CheckpointInfo
 
 
 def load_model(path: str | Path, device: str = "cpu") -> ToMPNet:
-    """Loads a ToMP checkpoint of either format into an eval-mode `ToMPNet` on `device`.
+    """Loads a ToMP checkpoint of either format (or a shipped model by name, e.g. "tiny") into an eval-mode
+    `ToMPNet` on `device`.
 
     The network's `checkpoint_info` tells where it came from.
     """
+    path = resolve_model(path)
     config, state_dict, info = load_checkpoint(path)
     _check_weights(config, state_dict, Path(path))
     model = ToMPNet(config)

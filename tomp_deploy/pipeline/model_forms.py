@@ -7,9 +7,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from tomp_deploy.runtime.backends.fitting import MODEL_FORMS, fitting_model
+from tomp_deploy.runtime.cache_files import user_cache
 from tomp_deploy.runtime.errors import ToMPError
 from tomp_deploy.runtime.manifests.engine import ENGINE_MANIFEST_FILE
-from tomp_deploy.runtime.manifests.export import EXPORT_MANIFEST_FILE, read_export_manifest
+from tomp_deploy.runtime.manifests.export import EXPORT_MANIFEST_FILE, read_export, read_export_manifest
+from tomp_deploy.runtime.manifests.json_files import file_sha256
+from tomp_deploy.runtime.shipped import SHIPPED, resolve_model
 
 
 @dataclass
@@ -100,3 +104,28 @@ class ModelForms:
         folder = self.work / ("export" if precision == "fp32" else f"export-{precision}")
         export_model(load_model(self.checkpoint), folder, force=True, precision=precision)
         return folder
+
+
+def model_for_backend(model: str | Path, backend: str, progress=lambda text: None) -> Path:
+    """What `backend` loads for `model` (`runtime.backends.fitting`). A shipped model's name gives the
+    export-folder and engine backends its export (or engines), made once into the user cache and checked
+    on every later use (ONNX hashes, and the checkpoint they were made from); a damaged one is made again."""
+    if str(model) not in SHIPPED or Path(model).exists() or MODEL_FORMS.get(backend) in (None, "checkpoint"):
+        return fitting_model(backend, model)
+    checkpoint = resolve_model(model)
+    forms = ModelForms(checkpoint=checkpoint, work=user_cache("shipped", f"{model}-{file_sha256(checkpoint)[:16]}"))
+    if _made_from(forms.work / "export", checkpoint):
+        forms.export = forms.work / "export"
+    if (forms.work / "engines" / ENGINE_MANIFEST_FILE).is_file() and _made_from(forms.work / "engines", checkpoint):
+        forms.engines = forms.work / "engines"
+    return forms.for_backend(backend, progress)
+
+
+def _made_from(folder: Path, checkpoint: Path) -> bool:
+    """Whether `folder` is an intact export (or engine folder) of `checkpoint`."""
+    try:
+        exported = read_export_manifest(folder) if (folder / ENGINE_MANIFEST_FILE).is_file() else read_export(folder)
+    except ToMPError:
+        return False
+    source = exported.manifest.checkpoint
+    return source is not None and source.sha256 == file_sha256(checkpoint)

@@ -19,8 +19,15 @@ import uuid
 from pathlib import Path
 
 MAGIC = b"tomp-deploy verified cache 1\n"
+CACHE_ENVIRONMENT = "TOMP_DEPLOY_CACHE"
 MAX_HEADER_BYTES = 64 * 1024
 log = logging.getLogger("tomp_deploy")
+
+
+def user_cache(*parts: str) -> Path:
+    """A folder of the user's cache: $TOMP_DEPLOY_CACHE, else $XDG_CACHE_HOME/tomp-deploy (~/.cache/tomp-deploy)."""
+    root = os.environ.get(CACHE_ENVIRONMENT) or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tomp-deploy"
+    return Path(root, *parts)
 
 
 def read_entry(path: Path, made_from: dict) -> bytes | None:

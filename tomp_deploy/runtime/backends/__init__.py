@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 from tomp_deploy.runtime.backends.base import Backend
+from tomp_deploy.runtime.backends.fitting import MODEL_FORMS, check_known, fitting_model, form_of, installed_backends
 from tomp_deploy.runtime.errors import ToMPError
 
 BACKENDS = {
@@ -35,18 +36,43 @@ def parse_backend_spec(spec: str) -> tuple[str, str]:
     return name, path
 
 
+def default_backend(model: str | Path, device: str = "cpu") -> tuple[str, str]:
+    """The backend a command uses without --backend, and why: the fastest installed torch-free backend that
+    runs what `model` names (ONNX Runtime on the CPU, in FP32 like the reference; TensorRT on a GPU where a
+    TensorRT library is installed, else torch-cuda); a checkpoint file runs on torch (torch-cuda on a GPU),
+    the only backends that load one, and an engine folder on tensorrt. A shipped model's name counts as an
+    export (the commands make it once)."""
+    on_gpu = device.startswith("cuda")
+    form = form_of(Path(model)) if Path(model).exists() else "export"
+    if form == "checkpoint":
+        return ("torch-cuda" if on_gpu else "torch"), "a checkpoint file runs on the torch backends"
+    if form == "engines":
+        return "tensorrt", "an engine folder runs on tensorrt"
+    if on_gpu:
+        if "tensorrt" in installed_backends():
+            return "tensorrt", "the fastest torch-free backend on a GPU"
+        return "torch-cuda", "no TensorRT library is installed"
+    return "onnxruntime", "the fastest torch-free backend on the CPU at FP32 (the reference's numbers)"
+
+
 GPU_ONLY = ("torch-cuda", "tensorrt")
 """Backends that run only on a CUDA GPU: they take cuda:0 when the device given is the CPU."""
 
 
 def open_backend(name: str, model: str | Path, device: str = "cpu", **options) -> Backend:
     """Loads `model` into the named backend; `options` go to the backend (e.g. `threads` for onnxruntime)."""
-    if name not in BACKENDS:
-        raise ToMPError(f"Unknown backend {name!r}; available backends: {', '.join(BACKENDS)}.")
+    check_known(name)
     if not re.fullmatch(r"cpu|cuda(:\d+)?", device):
         raise ToMPError(f"--device {device!r} is not a device; use cpu, cuda or cuda:N.")
     if name in GPU_ONLY and not device.startswith("cuda"):
         device = "cuda"
+    backend_class = checked_options(name, options)
+    return backend_class(fitting_model(name, model), device=device, **options)
+
+
+def checked_options(name: str, options: dict):
+    """The backend's class, once every option given applies to it (the backend's module is imported here)."""
+    check_known(name)
     module_name, class_name = BACKENDS[name]
     try:
         module = importlib.import_module(module_name)
@@ -59,7 +85,8 @@ def open_backend(name: str, model: str | Path, device: str = "cpu", **options) -
     for option in options:
         if option not in accepted:
             raise ToMPError(f"--{option.replace('_', '-')} does not apply to the {name} backend.")
-    return backend_class(model, device=device, **options)
+    return backend_class
 
 
-__all__ = ["BACKENDS", "Backend", "open_backend", "parse_backend_spec"]
+__all__ = ["BACKENDS", "MODEL_FORMS", "Backend", "checked_options", "default_backend", "installed_backends", "open_backend",
+           "parse_backend_spec"]

@@ -11,13 +11,12 @@ whose blobs are imported unchecked: a blob damaged on disk gave boxes 100 px off
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import openvino as ov
 
 from tomp_deploy.runtime.backends.base import ExportedGraphs, checked_threads
-from tomp_deploy.runtime.cache_files import read_entry, write_entry
+from tomp_deploy.runtime.cache_files import read_entry, user_cache, write_entry
 from tomp_deploy.runtime.contract import DYNAMIC, GRAPHS, GraphTensor, Tensors
 from tomp_deploy.runtime.errors import ToMPError
 from tomp_deploy.runtime.manifests.export import COMPILE_CACHE_FOLDER, ExportFolder, read_export
@@ -70,8 +69,7 @@ def cache_folder(export_folder: Path, precision: str) -> Path:
             raise OSError("the cache folder is a link out of the export")
         return beside
     except OSError:
-        user_cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tomp-deploy" / "openvino"
-        folder = user_cache / export_folder.resolve().as_posix().strip("/").replace("/", "_") / precision
+        folder = user_cache("openvino", export_folder.resolve().as_posix().strip("/").replace("/", "_"), precision)
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
