@@ -117,7 +117,8 @@ def test_tensorrt_backend_without_tensorrt_names_the_package(trained_export, tmp
 
 
 def test_tensorrt_backend_refuses_a_folder_that_is_not_an_engine_folder(trained_export):
-    with pytest.raises(ToMPError, match=f"{ENGINE_MANIFEST_FILE} is missing"):
+    with pytest.raises(ToMPError, match=r"is an export folder, .* the tensorrt backend loads an engine folder.*"
+                                        r"tomp-deploy build"):
         open_backend("tensorrt", trained_export)
 
 

@@ -84,6 +84,7 @@ def test_the_cached_export_is_made_once_and_remade_when_damaged(user_cache):
         assert backend.config == load_model("tiny").config
 
 
+@pytest.mark.slow  # 20 s: three whole commands; the default suite keeps track, trax and the Python entry points
 def test_eval_bench_and_parity_take_the_shipped_name(video, tmp_path):
     dataset = video.parent.parent.parent
     result = run_cli("eval", "--dataset-root", dataset, "--model", "tiny", "--results", tmp_path / "results",

@@ -30,7 +30,8 @@ def serve(export, payload: bytes, *options, timeout: float = 120) -> subprocess.
     with tempfile.TemporaryFile() as stream:
         stream.write(payload)
         stream.seek(0)
-        return subprocess.run([sys.executable, "-m", "tomp_deploy", "trax", "--model", str(export), *options],
+        command = [sys.executable, "-m", "tomp_deploy", "trax", "--model", str(export), "--backend", "onnxruntime"]
+        return subprocess.run([*command, *options],
                               stdin=stream, capture_output=True, text=True, timeout=timeout, preexec_fn=limited)
 
 
@@ -71,7 +72,8 @@ def test_a_huge_image_is_refused_with_the_bound(shipped_export, tmp_path):
     from trax.region import Rectangle
 
     huge = write_black_png(tmp_path / "huge.png", 20000, 20000)
-    server = subprocess.Popen([sys.executable, "-m", "tomp_deploy", "trax", "--model", str(shipped_export)],
+    server = subprocess.Popen([sys.executable, "-m", "tomp_deploy", "trax", "--model", str(shipped_export),
+                               "--backend", "onnxruntime"],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=limited)
     client = Client((server.stdin.fileno(), server.stdout.fileno()), log=lambda text: None)
     with pytest.raises(trax.TraxException, match="Server terminated the session: .*above the bound of 67 megapixels"):

@@ -3,7 +3,9 @@ pipeline on the shipped model."""
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -20,6 +22,28 @@ from tomp_deploy.runtime.files import ensure_folder
 
 DEMO_SEED = 7
 DEMO_FRAMES = 60
+
+
+class TimeSplit:
+    """Where a command's time went: wall seconds per named step, in the order the steps started."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self._step: str | None = None
+        self._since = 0.0
+
+    def start(self, step: str) -> None:
+        self.stop()
+        self._step, self._since = step, time.perf_counter()
+
+    def stop(self) -> None:
+        if self._step is not None:
+            self.seconds[self._step] = self.seconds.get(self._step, 0.0) + time.perf_counter() - self._since
+            self._step = None
+
+    def line(self) -> str:
+        parts = ", ".join(f"{step} {seconds:.1f} s" for step, seconds in self.seconds.items())
+        return f"time: {sum(self.seconds.values()):.0f} s ({parts})"
 
 
 def _bench_sequences(dataset_root: str, format: str, sequences: int | None, out: Path, frames: int, seed: int):
@@ -42,7 +66,8 @@ def _bench_sequences(dataset_root: str, format: str, sequences: int | None, out:
     return loaded
 
 
-def _run_bench(forms: ModelForms, backend_names: list[str], sequences, out: Path, device: str, warmup: int) -> dict:
+def _run_bench(forms: ModelForms, backend_names: list[str], sequences, out: Path, device: str, warmup: int,
+               on_status=lambda text: None) -> dict:
     from tomp_deploy.checks.bench import bench
 
     total = sum(len(s.frames) - 1 for s in sequences)
@@ -50,11 +75,15 @@ def _run_bench(forms: ModelForms, backend_names: list[str], sequences, out: Path
         task = progress.add_task("bench", total=total)
 
         def status(text: str) -> None:
+            on_status(text)
             progress.update(task, description=text, completed=0 if text.endswith("tracking") else None)
 
         report = bench(forms.name, lambda backend: forms.for_backend(backend, status), backend_names, sequences, out,
                        device, warmup, progress=status, on_frame=lambda: progress.advance(task),
                        command=" ".join(["tomp-deploy", *sys.argv[1:]]))
+        ran = sum(row["status"] == "ok" for row in report["backends"].values())
+        # The last line shows the whole run, not the last backend's step (which may have been skipped).
+        progress.update(task, description=f"bench: {ran} of {len(report['backends'])} backends ran", completed=total)
     print_bench(report)
     for kind in ("json", "md", "png"):
         console.print(f"{kind}: {out / f'bench.{kind}'}")
@@ -103,16 +132,20 @@ def demo(
     import torch
 
     from tomp_deploy.evaluation.datasets import open_dataset
+    from tomp_deploy.evaluation.host_facts import cpu_name
     from tomp_deploy.evaluation.synth import DEMO_FAMILY, generate_benchmark
     from tomp_deploy.runtime.backends import open_backend
     from tomp_deploy.runtime.shipped import resolve_model
 
     ensure_folder(out, "--out")
+    split = TimeSplit()
     forms = ModelForms(checkpoint=resolve_model(model), work=out)
     with console.status("writing the demo sequences") as status:
         data = out / "sequences"
+        split.start("sequences")
         generate_benchmark(data, sequences, frames, seed=DEMO_SEED, family=DEMO_FAMILY,
                            progress=lambda name: status.update(f"writing sequence {name}"))
+        split.start("ONNX export")
         forms.export_folder(status.update)
     console.print(f"[green]✓[/] sequences: {data}")
     console.print(f"[green]✓[/] ONNX export: {forms.export}")
@@ -120,6 +153,7 @@ def demo(
     if torch.cuda.is_available():
         backends.append("torch-cuda")
     try:
+        split.start("engine builds")
         with console.status("building engines") as status:
             forms.engine_folder(status.update)
         backends.append("tensorrt")
@@ -127,6 +161,7 @@ def demo(
     except ToMPError as exc:
         console.print(f"[yellow]-[/] engines: not built ({escape(str(exc))})")
 
+    split.start("tracked video")
     sequence = open_dataset(data, "lasot")[0]
     video_path = out / "tracked.mp4"
     with console.status(f"tracking {sequence.name} into {video_path}"), \
@@ -135,9 +170,12 @@ def demo(
     np.savetxt(out / f"{sequence.name}.txt", boxes, fmt="%.2f", delimiter=",")
     console.print(f"[green]✓[/] tracked video: {video_path} (white: ground truth)")
 
-    _run_bench(forms, backends, open_dataset(data, "lasot"), out, "cpu", 5)
+    _run_bench(forms, backends, open_dataset(data, "lasot"), out, "cpu", 5,
+               on_status=lambda text: split.start(f"bench {text.split(':')[0]}"))
+    split.stop()
     console.print(f"[bold]done[/]: video {video_path}, benchmark {out / 'bench.json'}, {out / 'bench.md'}, "
                   f"{out / 'bench.png'}")
+    console.print(f"{split.line()}; CPU {cpu_name()}, {os.cpu_count()} cores", highlight=False, soft_wrap=True)
 
 
 def write_tracked_video(backend, sequence, video_path: Path) -> np.ndarray:
