@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 import cv2
@@ -123,6 +124,13 @@ def test_demo_pipeline_on_a_small_setting(checkpoint, tmp_path):
         assert statuses["tensorrt"] == "skipped" and "not run:" in report["backends"]["tensorrt"]["error"]
     elif not has_engine_library():
         assert "engines: not built (No TensorRT library is installed" in stdout and "tensorrt" not in statuses
+    split = re.search(r"time: (\d+) s \((.*?)\); CPU ", stdout)
+    assert split, stdout[-800:]
+    steps = dict(re.findall(r"([\w ]+?) (\d+\.\d) s(?:, |$)", split.group(2)))
+    assert {"sequences", "ONNX export", "tracked video", "bench torch", "bench onnxruntime"} <= set(steps)
+    assert abs(sum(map(float, steps.values())) - int(split.group(1))) <= 1
+    ran = sum(status == "ok" for status in statuses.values())
+    assert f"bench: {ran} of {len(statuses)} backends ran" in stdout
 
 
 def test_the_demo_video_follows_its_target_with_the_shipped_model(tmp_path, shipped_export):
@@ -143,6 +151,7 @@ def test_the_demo_video_follows_its_target_with_the_shipped_model(tmp_path, ship
     assert np.mean(ious >= 0.5) >= 0.9, np.round(ious, 2)
 
 
+@pytest.mark.slow  # 21 s of engine builds; the demo test keeps a skipped GPU backend in the default suite
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU backend can run here")
 def test_gpu_backends_are_skipped_with_their_reason(checkpoint, sequences, tmp_path):
     report = run_bench(checkpoint, ["tensorrt", "torch-cuda"], sequences, tmp_path, warmup=1)

@@ -127,6 +127,7 @@ def ray_cluster():
     ray.shutdown()
 
 
+@pytest.mark.slow  # 26 s, a Ray cluster's start; the refusal tests keep `--ray` in the default suite
 def test_eval_on_ray_writes_what_one_worker_writes(benchmark, checkpoint, tmp_path, ray_cluster, monkeypatch):
     """The eval processes are drivers of their own (this one holds the cluster). A Ray task of one CPU runs
     PyTorch on one thread (Ray sets OMP_NUM_THREADS), and the CPU's sums
