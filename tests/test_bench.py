@@ -67,7 +67,9 @@ def test_bench_report_schema_and_reference(exported, sequences, tmp_path):
     candidate = report["backends"]["onnxruntime"]
     assert candidate["iou_min"] >= 0.999 and candidate["score_max_rel_error"] <= 1e-4
     assert json.loads((tmp_path / "bench.json").read_text()) == json.loads(json.dumps(report))
-    assert "| onnxruntime | ok |" in (tmp_path / "bench.md").read_text()
+    markdown = (tmp_path / "bench.md").read_text()
+    assert "| torch (fp32) | ok |" in markdown and "| onnxruntime (fp32) | ok |" in markdown  # an FP32 export
+    assert "Reference: torch (fp32)." in markdown and f"onnxruntime {report['machine']['versions']['onnxruntime']}" in markdown
     assert (tmp_path / "bench.png").stat().st_size > 10_000
 
 

@@ -21,6 +21,7 @@ class TorchBackend(HostTracking):
     on two AMD EPYC cores, outputs equal up to float rounding (2e-6 relative)."""
 
     name = "torch"
+    precision = "fp32"
 
     def __init__(self, model: ToMPNet | str | Path, device: str = "cpu"):
         if device.startswith("cuda") and not torch.cuda.is_available():

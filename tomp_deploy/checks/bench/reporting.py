@@ -44,7 +44,7 @@ def table_rows(report: dict) -> list[list[str]]:
 
 
 def row_label(name: str, entry: dict) -> str:
-    """A backend's name, with the precision it computes in where it chose one (openvino's auto)."""
+    """A backend's name with the precision it computes in (openvino's auto choice, an export's precision)."""
     return f"{name} ({entry['compute_precision']})" if entry.get("compute_precision") else name
 
 
@@ -61,13 +61,19 @@ def markdown_table(columns, rows) -> str:
 
 def markdown(report: dict) -> str:
     machine = report["machine"]
+    reference = report["backends"].get(report["reference"], {})
+    versions = ", ".join(f"{name} {version}" for name, version in machine.get("versions", {}).items())
     return "\n".join([
         f"# tomp-deploy bench: {Path(report['model']).name}", "",
         f"{report['date']} on {machine['cpu']} ({machine['cpu_count']} cores; "
         f"{', '.join(machine.get('cpu_features', [])) or 'no AMX/AVX512 flags read'})"
         f"{''.join(f', {gpu}' for gpu in machine['gpus'])}, device {machine['device']}; "
-        f"{len(report['sequences'])} sequences, {report['frames']} frames.",
+        f"{len(report['sequences'])} sequences, {report['frames']} frames; Python {machine.get('python', '?')}, "
+        f"{versions}.",
         f"Command: `{report['command']}`", "",
+        f"Reference: {row_label(report['reference'], reference)}. ΔAUC, IoU vs ref and score err compare each row with "
+        "it on the same frames; each row's name carries the precision it computes in. FPS is end to end (the "
+        "tracker's whole time per frame); steady FPS counts only frames tracked with a full memory.", "",
         markdown_table(TABLE_COLUMNS, table_rows(report))]) + "\n"
 
 

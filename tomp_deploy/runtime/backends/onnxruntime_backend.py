@@ -56,6 +56,11 @@ class OnnxRuntimeBackend(ExportedGraphs):
 
     name = "onnxruntime"
 
+    @property
+    def precision(self) -> str:
+        """The export's precision, which ONNX Runtime computes in."""
+        return self.exported.manifest.precision
+
     def __init__(self, export: str | Path | ExportFolder, device: str = "cpu", providers: list[str] | None = None,
                  threads: int | None = None):
         self.exported = export if isinstance(export, ExportFolder) else read_export(export)

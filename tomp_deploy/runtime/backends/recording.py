@@ -25,6 +25,7 @@ class RecordingBackend(HostTracking):
         self.name = inner.name
         self.config = inner.config
         self.tracker_params = inner.tracker_params
+        self.precision = getattr(inner, "precision", None)
         self.calls: RecordedCalls = {graph: [] for graph in GRAPHS}
 
     def run(self, graph: str, inputs: Mapping[str, np.ndarray]) -> Tensors:
