@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from tomp_deploy.runtime.backends.fitting import MODEL_FORMS, fitting_model
+from tomp_deploy.runtime.backends.fitting import MODEL_FORMS, fitting_model, form_of
 from tomp_deploy.runtime.cache_files import user_cache
 from tomp_deploy.runtime.errors import ToMPError
 from tomp_deploy.runtime.manifests.engine import ENGINE_MANIFEST_FILE
@@ -32,12 +32,13 @@ class ModelForms:
     @classmethod
     def from_path(cls, path: Path, work: Path) -> "ModelForms":
         """A checkpoint file, an export folder or an engine folder (their model.json names the checkpoint)."""
-        if path.is_file():
+        form = form_of(path)
+        if form == "checkpoint":
             return cls(checkpoint=path, work=work)
-        if (path / EXPORT_MANIFEST_FILE).is_file():
+        if form is not None and (path / EXPORT_MANIFEST_FILE).is_file():  # an engine folder carries model.json too
             source = read_export_manifest(path).manifest.checkpoint
             checkpoint = Path(source.path) if source and Path(source.path).is_file() else None
-            if (path / ENGINE_MANIFEST_FILE).is_file():
+            if form == "engines":
                 return cls(checkpoint=checkpoint, engines=path, work=work)
             return cls(checkpoint=checkpoint, export=path, work=work)
         raise ToMPError(f"--model {path} is neither a checkpoint file, an export folder (with {EXPORT_MANIFEST_FILE}) "
@@ -113,19 +114,20 @@ def model_for_backend(model: str | Path, backend: str, progress=lambda text: Non
     if str(model) not in SHIPPED or Path(model).exists() or MODEL_FORMS.get(backend) in (None, "checkpoint"):
         return fitting_model(backend, model)
     checkpoint = resolve_model(model)
-    forms = ModelForms(checkpoint=checkpoint, work=user_cache("shipped", f"{model}-{file_sha256(checkpoint)[:16]}"))
-    if _made_from(forms.work / "export", checkpoint):
+    digest = file_sha256(checkpoint)
+    forms = ModelForms(checkpoint=checkpoint, work=user_cache("shipped", f"{model}-{digest[:16]}"))
+    if _made_from(forms.work / "export", digest):
         forms.export = forms.work / "export"
-    if (forms.work / "engines" / ENGINE_MANIFEST_FILE).is_file() and _made_from(forms.work / "engines", checkpoint):
+    if (forms.work / "engines" / ENGINE_MANIFEST_FILE).is_file() and _made_from(forms.work / "engines", digest):
         forms.engines = forms.work / "engines"
     return forms.for_backend(backend, progress)
 
 
-def _made_from(folder: Path, checkpoint: Path) -> bool:
-    """Whether `folder` is an intact export (or engine folder) of `checkpoint`."""
+def _made_from(folder: Path, checkpoint_sha256: str) -> bool:
+    """Whether `folder` is an intact export (or engine folder) of the checkpoint with this sha256."""
     try:
         exported = read_export_manifest(folder) if (folder / ENGINE_MANIFEST_FILE).is_file() else read_export(folder)
     except ToMPError:
         return False
     source = exported.manifest.checkpoint
-    return source is not None and source.sha256 == file_sha256(checkpoint)
+    return source is not None and source.sha256 == checkpoint_sha256

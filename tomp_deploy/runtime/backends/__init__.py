@@ -61,7 +61,6 @@ GPU_ONLY = ("torch-cuda", "tensorrt")
 
 def open_backend(name: str, model: str | Path, device: str = "cpu", **options) -> Backend:
     """Loads `model` into the named backend; `options` go to the backend (e.g. `threads` for onnxruntime)."""
-    check_known(name)
     if not re.fullmatch(r"cpu|cuda(:\d+)?", device):
         raise ToMPError(f"--device {device!r} is not a device; use cpu, cuda or cuda:N.")
     if name in GPU_ONLY and not device.startswith("cuda"):
