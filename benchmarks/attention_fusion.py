@@ -27,13 +27,15 @@ from tomp_deploy.checks.fp16_report import contract_inputs
 from tomp_deploy.evaluation.host_facts import host_facts
 from tomp_deploy.model import ToMPNet, preset
 from tomp_deploy.runtime.backends.attention_fusion import fuse_attention
+from tomp_deploy.runtime.backends.base import thread_budget
 from tomp_deploy.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend, session_options
 
 RESULTS = Path(__file__).parent / "results"
 
 
 def _session(model: onnx.ModelProto, threads: int | None) -> ort.InferenceSession:
-    return ort.InferenceSession(model.SerializeToString(), session_options(threads), providers=["CPUExecutionProvider"])
+    options = session_options(thread_budget(threads))
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
 def main(argv: list[str] | None = None) -> dict:

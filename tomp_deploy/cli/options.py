@@ -20,7 +20,8 @@ Model = Annotated[Path, typer.Option(help="Checkpoint, export folder or engine f
                                           "or 'tiny' for the shipped model.")]
 TrackerParam = Annotated[list[str] | None, typer.Option(
     "--tracker-param", help="Override a tracker parameter of the model, key=value (e.g. conf_ths=0.8); repeatable.")]
-Threads = Annotated[int | None, typer.Option(help="Intra-op threads (onnxruntime and openvino backends).")]
+Threads = Annotated[int | None, typer.Option(
+    help="Compute threads of a CPU backend (torch, onnxruntime, openvino). Default: one per physical core.")]
 Precision = Annotated[str | None, typer.Option(
     help="torch-cuda: fp16 (default), bf16 or fp32; openvino: auto (default), fp32, bf16 or int8.")]
 CudaGraphs = Annotated[bool | None, typer.Option(

@@ -17,8 +17,8 @@ from tomp_deploy.evaluation.datasets import Sequence
 from tomp_deploy.evaluation.runner import SequenceFailure, SequenceResult, TrackerSetup, track_or_fail
 from tomp_deploy.runtime.errors import ToMPError
 
-THREADED_BACKENDS = ("onnxruntime", "openvino")
-"""Backends that take a `threads` option; a CPU task gives them its CPUs."""
+THREADED_BACKENDS = ("torch", "onnxruntime", "openvino")
+"""The CPU backends, which take a `threads` option; a CPU task gives them its CPUs."""
 
 
 def _import_ray():

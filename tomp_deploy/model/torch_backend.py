@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from tomp_deploy.model import ToMPNet, load_model
-from tomp_deploy.runtime.backends.base import HostTracking
+from tomp_deploy.runtime.backends.base import HostTracking, thread_budget
 from tomp_deploy.runtime.contract import Tensors, graph_feeds, graph_io
 from tomp_deploy.runtime.errors import ToMPError
 
@@ -18,14 +18,22 @@ class TorchBackend(HostTracking):
     """Runs a `ToMPNet` in fp32 under `torch.inference_mode`; numpy in, numpy out.
 
     On the CPU the convolutions run channels-last (oneDNN's native layout): ToMP-50's backbone 88 -> 78 ms
-    on two AMD EPYC cores, outputs equal up to float rounding (2e-6 relative)."""
+    on two AMD EPYC cores, outputs equal up to float rounding (2e-6 relative).
+
+    `threads` is the thread budget (`thread_budget`: one per physical core by default), set with
+    `torch.set_num_threads`, which holds for the whole process. PyTorch's OpenMP threads keep their default
+    of waiting actively between operations: passive waiting (OMP_WAIT_POLICY=PASSIVE, read once when torch
+    loads) costs the tiny model a third of its speed on two idle cores (21.3 -> 14.9 FPS); where other work
+    shares the cores, a smaller `threads` is the remedy (benchmarks/thread_fairness.py measures both)."""
 
     name = "torch"
     precision = "fp32"
 
-    def __init__(self, model: ToMPNet | str | Path, device: str = "cpu"):
+    def __init__(self, model: ToMPNet | str | Path, device: str = "cpu", threads: int | None = None):
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise ToMPError("--device cuda was asked for, but PyTorch sees no CUDA GPU. Use --device cpu.")
+        self.threads = thread_budget(threads)
+        torch.set_num_threads(self.threads)
         self.device = torch.device(device)
         network = model if isinstance(model, ToMPNet) else load_model(model)
         self.model = network.to(self.device).eval()

@@ -16,6 +16,7 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -186,10 +187,28 @@ THREADS_PER_CPU = 4
 and a typo (--threads 100000) would start that many."""
 
 
-def checked_threads(threads: int | None) -> int | None:
-    """A `threads` option, or a ToMPError saying what is allowed: a whole number from 1 to 4 per CPU."""
+def physical_cores() -> int:
+    """The physical cores among the CPUs this process may run on (its affinity), counted from the kernel's
+    CPU topology in /sys. Written by hand because `os.cpu_count()` counts logical CPUs (two per core with SMT,
+    where a second compute thread per core slows dense kernels) and ignores the affinity a container or
+    `taskset` sets; the logical count is the answer where /sys does not tell."""
+    allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
+    cores = set()
+    for cpu in allowed:
+        topology = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
+        try:
+            cores.add(((topology / "physical_package_id").read_text().strip(), (topology / "core_id").read_text().strip()))
+        except OSError:
+            return len(allowed)
+    return max(len(cores), 1)
+
+
+def thread_budget(threads: int | None) -> int:
+    """The compute threads a CPU backend runs with: `threads` where given (checked: a whole number from 1 to
+    4 per CPU, else a ToMPError saying so), else one per physical core this process may use. Every CPU
+    backend takes the same budget, so `--threads` means the same for all."""
     if threads is None:
-        return None
+        return physical_cores()
     limit = THREADS_PER_CPU * (os.cpu_count() or 1)
     if type(threads) is not int or not 1 <= threads <= limit:
         raise ToMPError(f"--threads {threads!r}: give a whole number from 1 to {limit} ({THREADS_PER_CPU} per CPU of "

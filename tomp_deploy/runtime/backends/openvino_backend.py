@@ -15,7 +15,7 @@ from pathlib import Path
 
 import openvino as ov
 
-from tomp_deploy.runtime.backends.base import ExportedGraphs, checked_threads
+from tomp_deploy.runtime.backends.base import ExportedGraphs, thread_budget
 from tomp_deploy.runtime.cache_files import read_entry, user_cache, write_entry
 from tomp_deploy.runtime.contract import DYNAMIC, GRAPHS, GraphTensor, Tensors
 from tomp_deploy.runtime.errors import ToMPError
@@ -84,8 +84,8 @@ def _reason(error: RuntimeError) -> str:
 class OpenVinoBackend(ExportedGraphs):
     """Runs the three exported graphs with OpenVINO's CPU plugin under the latency hint; numpy in and out.
 
-    `threads` sets the plugin's inference threads (default: all cores); `precision` is described in the
-    module docstring, and `self.precision` says which one `auto` chose.
+    `threads` sets the plugin's inference threads (the thread budget: one per physical core by default);
+    `precision` is described in the module docstring, and `self.precision` says which one `auto` chose.
     """
 
     name = "openvino"
@@ -94,7 +94,7 @@ class OpenVinoBackend(ExportedGraphs):
                  threads: int | None = None):
         if device != "cpu":
             raise ToMPError(f"The openvino backend runs on the CPU; --device {device} is for torch-cuda or tensorrt.")
-        checked_threads(threads)
+        self.threads = thread_budget(threads)
         self.exported = export if isinstance(export, ExportFolder) else read_export(export)
         self.config = self.exported.config
         self.tracker_params = self.exported.tracker
@@ -102,9 +102,8 @@ class OpenVinoBackend(ExportedGraphs):
         self.capabilities = cpu_capabilities(core)
         self.precision = choose_precision(precision, self.exported.manifest.precision, self.capabilities)
         self.cache = cache_folder(self.exported.folder, self.precision)
-        properties = {"INFERENCE_PRECISION_HINT": INFERENCE_PRECISION[self.precision], "PERFORMANCE_HINT": "LATENCY"}
-        if threads is not None:
-            properties["INFERENCE_NUM_THREADS"] = threads
+        properties = {"INFERENCE_PRECISION_HINT": INFERENCE_PRECISION[self.precision], "PERFORMANCE_HINT": "LATENCY",
+                      "INFERENCE_NUM_THREADS": self.threads}
         compiled_for = {"precision": self.precision, "openvino": ov.__version__,
                         "cpu": core.get_property("CPU", "FULL_DEVICE_NAME"), "capabilities": self.capabilities}
         self.requests = {}

@@ -26,6 +26,7 @@ class RecordingBackend(HostTracking):
         self.config = inner.config
         self.tracker_params = inner.tracker_params
         self.precision = getattr(inner, "precision", None)
+        self.threads = getattr(inner, "threads", None)
         self.calls: RecordedCalls = {graph: [] for graph in GRAPHS}
 
     def run(self, graph: str, inputs: Mapping[str, np.ndarray]) -> Tensors:
