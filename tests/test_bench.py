@@ -21,7 +21,7 @@ from tomp_deploy.pipeline.model_forms import ModelForms
 from tomp_deploy.runtime.backends import BACKENDS
 
 FIELDS = {"status", "auc", "precision", "norm_precision", "delta_auc", "iou_mean", "iou_min", "fps", "fps_steady",
-          "frames_steady", "stage_ms"}
+          "frames_timed", "stage_ms", "threads"}
 
 
 @pytest.fixture(scope="module")
@@ -68,12 +68,25 @@ def test_bench_report_schema_and_reference(exported, sequences, tmp_path):
     assert candidate["iou_min"] >= 0.999 and candidate["score_max_rel_error"] <= 1e-4
     assert json.loads((tmp_path / "bench.json").read_text()) == json.loads(json.dumps(report))
     markdown = (tmp_path / "bench.md").read_text()
-    assert "| torch (fp32) | ok |" in markdown and "| onnxruntime (fp32) | ok |" in markdown  # an FP32 export
-    assert "Reference: torch (fp32)." in markdown and f"onnxruntime {report['machine']['versions']['onnxruntime']}" in markdown
+    threads = report["backends"]["torch"]["threads"]
+    assert threads == report["backends"]["onnxruntime"]["threads"] >= 1, "one thread budget for every CPU backend"
+    plural = "s" if threads > 1 else ""
+    assert f"| torch (fp32, {threads} thread{plural}) | ok |" in markdown  # an FP32 export
+    assert f"| onnxruntime (fp32, {threads} thread{plural}) | ok |" in markdown
+    assert f"Reference: torch (fp32, {threads} thread{plural})." in markdown
+    assert f"onnxruntime {report['machine']['versions']['onnxruntime']}" in markdown
     assert (tmp_path / "bench.png").stat().st_size > 10_000
 
 
-def test_failing_backend_is_reported_and_the_others_written(exported, sequences, tmp_path, monkeypatch):
+class News(list):
+    """What a backend's process sends its parent, kept in order when the process function runs in the test."""
+
+    def put(self, message):
+        self.append(message)
+
+
+def test_a_backend_failing_mid_run_is_reported(exported, sequences, monkeypatch):
+    from tomp_deploy.checks.bench.running import _backend_process
     from tomp_deploy.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 
     calls = {"count": 0}
@@ -86,10 +99,36 @@ def test_failing_backend_is_reported_and_the_others_written(exported, sequences,
         return original(self, graph, feeds)
 
     monkeypatch.setattr(OnnxRuntimeBackend, "_run", breaks_on_the_fifth_frame)
-    report = run_bench(exported, ["onnxruntime"], sequences, tmp_path, warmup=1)
-    assert report["backends"]["onnxruntime"] == {"status": "failed", "error": "RuntimeError: device lost"}
-    assert report["backends"]["torch"]["status"] == "ok"
-    assert json.loads((tmp_path / "bench.json").read_text())["backends"]["onnxruntime"]["status"] == "failed"
+    news = News()
+    _backend_process("onnxruntime", exported, sequences, "cpu", 1, {}, None, news)
+    assert [kind for kind, _ in news] == ["progress"] + ["frame"] * 4 + ["outcome"], "frames 1-4 tracked, not the 5th"
+    outcome = news[-1][1]
+    assert (outcome.run.status, outcome.run.error) == ("failed", "RuntimeError: device lost")
+
+
+def test_a_backend_process_that_dies_is_reported_and_its_news_relayed():
+    import multiprocessing
+
+    from tests import bench_processes
+    from tomp_deploy.checks.bench.running import _in_own_process
+
+    context = multiprocessing.get_context("forkserver")
+    said, frames = [], []
+    outcome = _in_own_process(context, bench_processes.two_frames_then_exit, (3,), said.append, lambda: frames.append(1))
+    assert (said, len(frames)) == (["dying: tracking"], 2)
+    assert outcome.run.status == "failed" and outcome.run.error.endswith("(exit code 3)")
+
+
+def test_each_backend_runs_in_its_own_process_with_the_thread_budget(exported, sequences, tmp_path):
+    threads_here = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        report = run_bench(exported, ["torch", "onnxruntime"], sequences, tmp_path, warmup=2, options={"threads": 1})
+        assert torch.get_num_threads() == 2, "the torch backend set its threads in its own process, not here"
+    finally:
+        torch.set_num_threads(threads_here)
+    assert {name: entry["threads"] for name, entry in report["backends"].items()} == {"torch": 1, "onnxruntime": 1}
+    assert "| torch (fp32, 1 thread) | ok |" in (tmp_path / "bench.md").read_text()
 
 
 def test_bad_bench_input(checkpoint, sequences, tmp_path):
@@ -189,7 +228,7 @@ def test_bench_names_the_precision_openvino_chose(exported, sequences, tmp_path)
     entry = report["backends"]["openvino"]
     assert entry["status"] == "ok" and entry["compute_precision"] in ("fp32", "bf16")
     assert 0 <= entry["precision"] <= 100  # the accuracy figure, not the compute precision
-    assert f"| openvino ({entry['compute_precision']}) | ok |" in (tmp_path / "bench.md").read_text()
+    assert f"| openvino ({entry['compute_precision']}, {entry['threads']} thread" in (tmp_path / "bench.md").read_text()
 
 
 def test_frames_are_timed_end_to_end_with_the_stages_inside(checkpoint, sequences):
@@ -223,16 +262,21 @@ def test_the_reference_keeps_only_the_calls_it_replays(checkpoint, sequences):
 def test_bench_memory_stays_flat_over_2000_frames(checkpoint, tmp_path):
     """Two sequences of 1,000 frames of 320x240: decoded up front they would take 460 MB, and copies of
     every contract call's inputs more; streamed, and with the reference's recording bounded, the peak
-    of Python/numpy allocations during the whole bench stays under 64 MB."""
+    of Python/numpy allocations of the reference's whole bench run (what its process does, run here so
+    that it is traced) stays under 64 MB."""
     import tracemalloc
+
+    from tomp_deploy.checks.bench.running import _backend_process
 
     generate_benchmark(tmp_path / "data", sequences=2, frames=1000, seed=5)
     long_sequences = open_dataset(tmp_path / "data", "lasot")
+    news = News()
     tracemalloc.start()
     try:
-        report = run_bench(checkpoint, ["torch"], long_sequences, tmp_path / "out", warmup=2)
+        _backend_process("torch", checkpoint, long_sequences, "cpu", 2, {}, None, news)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert report["backends"]["torch"]["frames_timed"] == 2000 - 2 - 2
+    outcome = news[-1][1]
+    assert outcome.run.status == "ok" and len(outcome.run.frame_seconds) == 2000 - 2 - 2
     assert peak < 64 * 2**20, f"peak {peak / 2**20:.0f} MB"

@@ -14,7 +14,7 @@ import typer
 from rich.markup import escape
 
 from tomp_deploy.cli.app import command, console
-from tomp_deploy.cli.options import Device, progress_bar
+from tomp_deploy.cli.options import Device, Threads, backend_options, progress_bar
 from tomp_deploy.cli.render import print_bench
 from tomp_deploy.pipeline.model_forms import ModelForms
 from tomp_deploy.runtime.errors import ToMPError
@@ -67,7 +67,7 @@ def _bench_sequences(dataset_root: str, format: str, sequences: int | None, out:
 
 
 def _run_bench(forms: ModelForms, backend_names: list[str], sequences, out: Path, device: str, warmup: int,
-               on_status=lambda text: None) -> dict:
+               on_status=lambda text: None, options: dict | None = None) -> dict:
     from tomp_deploy.checks.bench import bench
 
     total = sum(len(s.frames) - 1 for s in sequences)
@@ -80,7 +80,7 @@ def _run_bench(forms: ModelForms, backend_names: list[str], sequences, out: Path
 
         report = bench(forms.name, lambda backend: forms.for_backend(backend, status), backend_names, sequences, out,
                        device, warmup, progress=status, on_frame=lambda: progress.advance(task),
-                       command=" ".join(["tomp-deploy", *sys.argv[1:]]))
+                       command=" ".join(["tomp-deploy", *sys.argv[1:]]), options=options)
         ran = sum(row["status"] == "ok" for row in report["backends"].values())
         # The last line shows the whole run, not the last backend's step (which may have been skipped).
         progress.update(task, description=f"bench: {ran} of {len(report['backends'])} backends ran", completed=total)
@@ -108,6 +108,7 @@ def bench_command(
     sequences: Annotated[int | None, typer.Option(help="Use the first N sequences.")] = None,
     warmup: Annotated[int, typer.Option(help="Frames per backend left out of the timing.")] = 5,
     device: Device = "cpu",
+    threads: Threads = None,
     out: Annotated[Path, typer.Option(help="Folder for bench.json, bench.md and bench.png.")] = Path("bench"),
 ) -> None:
     """Accuracy parity and FPS of every backend against the PyTorch reference, side by side."""
@@ -116,7 +117,8 @@ def bench_command(
     names = [b.strip() for b in backends.split(",") if b.strip()] if backends else cpu_backends()
     ensure_folder(out, "--out")
     loaded = _bench_sequences(dataset_root, format, sequences, out, 60, 0)
-    _run_bench(ModelForms.from_path(resolve_model(model), out / ".work"), names, loaded, out, device, warmup)
+    _run_bench(ModelForms.from_path(resolve_model(model), out / ".work"), names, loaded, out, device, warmup,
+               options=backend_options(threads, None, None))
 
 
 @command()

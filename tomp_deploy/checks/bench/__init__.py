@@ -3,9 +3,8 @@
 Reports accuracy (success AUC, precision, normalised precision and their difference from the
 reference), agreement with the reference (per-frame IoU of the boxes, score-map error on identical
 inputs), end-to-end FPS with its spread and the median time of each stage (image decoding excluded), and
-the steady-state FPS of the frames tracked with a full memory (the predictor's largest input), as a JSON
-file, a Markdown table and a PNG (success plots + FPS bars). Running, comparing and reporting are one
-module each.
+the steady FPS (the rate a long run sustains), each backend in a process of its own, as a JSON file, a
+Markdown table and a PNG (success plots + FPS bars). Running, comparing and reporting are one module each.
 """
 
 from __future__ import annotations
@@ -25,9 +24,10 @@ from tomp_deploy.runtime.errors import ToMPError
 
 def bench(model_name: str, model_for: Callable[[str], Path], backends: list[str], sequences: list[Sequence], out: Path,
           device: str = "cpu", warmup: int = 5, progress=lambda text: None, on_frame=lambda: None,
-          command: str = "") -> dict:
+          command: str = "", options: dict | None = None) -> dict:
     """Runs every backend (torch first, the reference) over `sequences`; `model_for(backend)` gives the
-    model file or folder that backend takes, or raises `ToMPError` to have it reported as skipped."""
+    model file or folder that backend takes, or raises `ToMPError` to have it reported as skipped.
+    `options` (e.g. threads) go to every backend that takes them."""
     unknown = [b for b in backends if b not in BACKENDS]
     if unknown:
         raise ToMPError(f"Unknown backend(s) {unknown}; available backends: {', '.join(BACKENDS)}.")
@@ -35,7 +35,7 @@ def bench(model_name: str, model_for: Callable[[str], Path], backends: list[str]
         raise ToMPError("The dataset holds no sequence to benchmark.")
     names = [REFERENCE] + [b for b in backends if b != REFERENCE]
     out.mkdir(parents=True, exist_ok=True)
-    runs = run_backends(names, model_for, sequences, device, warmup, progress, on_frame)
+    runs = run_backends(names, model_for, sequences, device, warmup, progress, on_frame, options)
     reference_run = runs[REFERENCE] if runs[REFERENCE].status == "ok" else None
     reference = accuracy(reference_run, sequences) if reference_run else None
     report = {

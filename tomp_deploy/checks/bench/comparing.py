@@ -30,7 +30,8 @@ def agreement(run: BackendRun, curves: dict, reference_run: BackendRun, referenc
 
 
 def speed(run: BackendRun) -> dict:
-    """FPS end to end (median and the p10-p90 spread of frame times), steady-state FPS, stage medians."""
+    """FPS end to end (the median frame's, and the p10-p90 spread of frame times), the steady FPS (timed
+    frames over their total time: the rate a long run sustains, slow frames included) and stage medians."""
     times = np.array(run.frame_seconds)
     if times.size == 0:
         raise ToMPError("No frame was timed: lower --warmup or add frames.")
@@ -38,9 +39,8 @@ def speed(run: BackendRun) -> dict:
         "fps": float(1 / np.median(times)),
         "fps_p10": float(1 / np.percentile(times, 90)),
         "fps_p90": float(1 / np.percentile(times, 10)),
-        "fps_steady": float(1 / np.median(run.steady_seconds)) if run.steady_seconds else None,
+        "fps_steady": float(times.size / times.sum()),
         "frames_timed": int(times.size),
-        "frames_steady": len(run.steady_seconds),
         "stage_ms": {stage: float(np.median(v) * 1000) for stage, v in run.stage_seconds.items()},
     }
 
@@ -54,6 +54,8 @@ def summarise(name: str, run: BackendRun, sequences: list[Sequence], reference_r
     entry = {"status": "ok", **curves}
     if run.compute_precision:
         entry["compute_precision"] = run.compute_precision
+    if run.threads:
+        entry["threads"] = run.threads
     if reference_run is not None:
         entry.update(agreement(run, curves, reference_run, reference, sequences))
     return {**entry, **speed(run)}

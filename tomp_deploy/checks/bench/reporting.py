@@ -9,13 +9,14 @@ from pathlib import Path
 from tomp_deploy.checks.bench.running import BackendRun
 from tomp_deploy.evaluation.datasets import Sequence
 from tomp_deploy.evaluation.metrics import OVERLAP_THRESHOLDS, average, sequence_curves
+from tomp_deploy.runtime.files import write_atomically
 from tomp_deploy.runtime.tracker import STAGES
 
 
 def write_report(report: dict, runs: dict[str, BackendRun], sequences: list[Sequence], out: Path) -> None:
     """bench.json, bench.md and bench.png in `out`."""
-    (out / "bench.json").write_text(json.dumps(report, indent=2))
-    (out / "bench.md").write_text(markdown(report))
+    write_atomically(out / "bench.json", json.dumps(report, indent=2))
+    write_atomically(out / "bench.md", markdown(report))
     plot(report, runs, sequences, out / "bench.png")
 
 
@@ -38,14 +39,18 @@ def table_rows(report: dict) -> list[list[str]]:
             f"{entry['precision']:.1f}", f"{entry['norm_precision']:.1f}",
             f"{entry.get('iou_mean', 1):.4f} / {entry.get('iou_min', 1):.4f}",
             "" if score is None else f"{score:.1e}", f"{entry['fps']:.1f} ({entry['fps_p10']:.1f}-{entry['fps_p90']:.1f})",
-            "" if entry["fps_steady"] is None else f"{entry['fps_steady']:.1f} ({entry['frames_steady']} frames)",
+            f"{entry['fps_steady']:.1f}",
             "/".join(f"{entry['stage_ms'][s]:.1f}" for s in STAGES)])
     return rows
 
 
 def row_label(name: str, entry: dict) -> str:
-    """A backend's name with the precision it computes in (openvino's auto choice, an export's precision)."""
-    return f"{name} ({entry['compute_precision']})" if entry.get("compute_precision") else name
+    """A backend's name with the precision it computes in (openvino's auto choice, an export's precision)
+    and a CPU backend's threads."""
+    facts = [entry["compute_precision"]] if entry.get("compute_precision") else []
+    if entry.get("threads"):
+        facts.append(f"{entry['threads']} thread{'s' if entry['threads'] > 1 else ''}")
+    return f"{name} ({', '.join(facts)})" if facts else name
 
 
 def table_title(report: dict) -> str:
@@ -72,8 +77,10 @@ def markdown(report: dict) -> str:
         f"{versions}.",
         f"Command: `{report['command']}`", "",
         f"Reference: {row_label(report['reference'], reference)}. ΔAUC, IoU vs ref and score err compare each row with "
-        "it on the same frames; each row's name carries the precision it computes in. FPS is end to end (the "
-        "tracker's whole time per frame); steady FPS counts only frames tracked with a full memory.", "",
+        "it on the same frames; each row's name carries the precision it computes in and a CPU backend's threads. "
+        "Each backend ran in a process of its own. FPS is end to end (the tracker's whole time per frame, the "
+        "median frame's); steady FPS is the timed frames over their total time (the rate a long run sustains, "
+        "slow frames included); warm-up frames are left out of both.", "",
         markdown_table(TABLE_COLUMNS, table_rows(report))]) + "\n"
 
 

@@ -1,9 +1,18 @@
-"""Running `bench`: each backend in turn tracks the same sequences, frames streamed from disk, and is timed
-per frame end to end (what a caller of the tracker sees) with its stages beside; the reference's first
-contract calls are recorded (a bounded number) and replayed on every other backend."""
+"""Running `bench`: each backend in turn tracks the same sequences in a process of its own, frames streamed
+from disk, and is timed per frame end to end (what a caller of the tracker sees) with its stages beside; the
+reference's first contract calls are recorded (a bounded number) and replayed on every other backend.
+
+A process per backend, because thread pools outlive the backend that made them: in one process the torch
+row lost 12% of its speed to the ONNX Runtime and OpenVINO pools of a multi-backend run (and far more on a
+busy machine), which inflated every speed-up measured against it. Each process is forked from a fresh
+server process (multiprocessing's forkserver) that has run no compute, so no library starts with another's
+threads, and each backend takes the same thread budget (`--threads`, one per physical core by default).
+"""
 
 from __future__ import annotations
 
+import multiprocessing
+import queue
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -11,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tomp_deploy.checks.parity import compare_contract
+from tomp_deploy.checks.parity import OutputKey, compare_outputs, contract_outputs
 from tomp_deploy.evaluation.datasets import Sequence
 from tomp_deploy.runtime.backends import open_backend
 from tomp_deploy.runtime.backends.recording import RecordedCalls, RecordingBackend
@@ -23,6 +32,8 @@ from tomp_deploy.runtime.tracker import STAGES
 REFERENCE = "torch"
 RECORDED_CALLS = 5
 """Contract calls of each graph recorded from the reference and replayed on the others (score error)."""
+POLL_SECONDS = 1.0
+"""How often the parent looks whether a backend's process is still alive while it waits for news."""
 
 
 @dataclass
@@ -31,20 +42,29 @@ class BackendRun:
     error: str | None = None
     boxes: dict[str, np.ndarray] = field(default_factory=dict)
     frame_seconds: list[float] = field(default_factory=list)
-    """The tracker's time per frame, end to end (reading the frame excluded)."""
-    steady_seconds: list[float] = field(default_factory=list)
-    """Frame times once the memory is full (every slot holds a frame): the cost of long sequences."""
+    """The tracker's time per frame, end to end (reading the frame excluded), warm-up frames left out."""
     stage_seconds: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
     compute_precision: str | None = None
     """The precision a backend computes in (what openvino's auto chose), where it says."""
+    threads: int | None = None
+    """The compute threads of a CPU backend."""
     score_error: float | None = None
     """Largest relative error of the score map against the reference on the recorded calls."""
+
+
+@dataclass
+class ProcessOutcome:
+    """What a backend's process sends back: its run, and the contract outputs on the recorded calls (the
+    reference also sends the calls it recorded)."""
+    run: BackendRun
+    outputs: dict[OutputKey, list[np.ndarray]] | None = None
+    recorded: RecordedCalls | None = None
 
 
 def track_timed(backend, sequences: list[Sequence], warmup: int, on_frame: Callable[[], None]) -> BackendRun:
     """Tracks every sequence with `backend`; frames are decoded one at a time as the tracker asks for them.
     `on_frame` is called after each tracked frame (initial frames are not tracked)."""
-    run = BackendRun()
+    run = BackendRun(compute_precision=getattr(backend, "precision", None), threads=getattr(backend, "threads", None))
     timed = 0
     for sequence in sequences:
         boxes = []
@@ -55,60 +75,104 @@ def track_timed(backend, sequences: list[Sequence], warmup: int, on_frame: Calla
                 continue
             timed += 1
             if timed > warmup:
-                _record_times(run, step, backend.config.memory_size)
+                run.frame_seconds.append(step.seconds)
+                for stage in STAGES:
+                    run.stage_seconds[stage].append(step.results[0].times[stage])
             on_frame()
         run.boxes[sequence.name] = np.array(boxes)
     return run
 
 
-def _record_times(run: BackendRun, step, memory_size: int) -> None:
-    result = step.results[0]
-    run.frame_seconds.append(step.seconds)
-    if result.memory_frames == memory_size:
-        run.steady_seconds.append(step.seconds)
-    for stage in STAGES:
-        run.stage_seconds[stage].append(result.times[stage])
-
-
 def run_backends(names: list[str], model_for: Callable[[str], Path], sequences: list[Sequence], device: str,
-                 warmup: int, progress: Callable[[str], None], on_frame: Callable[[], None]) -> dict[str, BackendRun]:
-    """Every backend of `names` (the reference first) over `sequences`. A backend that cannot be opened is
+                 warmup: int, progress: Callable[[str], None], on_frame: Callable[[], None],
+                 options: dict | None = None) -> dict[str, BackendRun]:
+    """Every backend of `names` (the reference first) over `sequences`, each in its own process with
+    `options` (those a backend takes). A backend whose model cannot be made or that cannot be opened is
     `skipped`, one that fails while running `failed`; the others still run."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
     runs: dict[str, BackendRun] = {}
-    reference: RecordingBackend | None = None
-    try:
-        for name in names:
-            progress(f"{name}: loading")
-            try:
-                backend = open_backend(name, model_for(name), device=device)
-            except ToMPError as exc:
-                runs[name] = BackendRun(status="skipped", error=str(exc))
-                continue
-            if name == REFERENCE:
-                reference = backend = RecordingBackend(backend, keep=RECORDED_CALLS)
-            reference_ran = REFERENCE in runs and runs[REFERENCE].status == "ok"
-            recorded = reference.first_calls(RECORDED_CALLS) if reference_ran else None
-            progress(f"{name}: tracking")
-            runs[name] = _run_one(backend, sequences, warmup, on_frame, reference, recorded)
-            if name != REFERENCE:
-                backend.close()
-    finally:
-        if reference is not None:
-            reference.close()
+    reference: ProcessOutcome | None = None
+    for name in names:
+        progress(f"{name}: loading")
+        try:
+            model = model_for(name)
+        except ToMPError as exc:
+            runs[name] = BackendRun(status="skipped", error=str(exc))
+            continue
+        taken = {key: value for key, value in (options or {}).items() if takes_option(name, key)}
+        recorded = reference.recorded if reference is not None else None
+        outcome = _in_own_process(context, _backend_process, (name, model, sequences, device, warmup, taken, recorded),
+                                  progress, on_frame)
+        runs[name] = outcome.run
+        if name == REFERENCE and outcome.run.status == "ok":
+            reference = outcome
+            outcome.run.score_error = 0.0
+        elif reference is not None and outcome.outputs is not None:
+            rows = compare_outputs(reference.outputs, outcome.outputs)
+            outcome.run.score_error = next(r.max_rel for r in rows if r.output == "scores")
     return runs
 
 
-def _run_one(backend, sequences, warmup, on_frame, reference: RecordingBackend | None,
-             recorded: RecordedCalls | None) -> BackendRun:
+def takes_option(backend: str, option: str) -> bool:
+    """Whether `backend` takes `option` (a bench-wide `threads` goes to the CPU backends only)."""
+    from tomp_deploy.runtime.backends import checked_options
+
     try:
-        run = track_timed(backend, sequences, warmup, on_frame)
-        run.compute_precision = getattr(backend, "precision", None)
-        if recorded is not None:
-            rows = compare_contract(reference.inner, backend, recorded)
-            run.score_error = next(r.max_rel for r in rows if r.output == "scores")
-        elif backend is reference:
-            run.score_error = 0.0
-        return run
+        checked_options(backend, {option: None})
+    except ToMPError:
+        return False
+    return True
+
+
+def _in_own_process(context, target: Callable, arguments: tuple, progress: Callable[[str], None],
+                    on_frame: Callable[[], None]) -> ProcessOutcome:
+    """Runs `target(*arguments, news)` in a new process, relaying its news to `progress` and `on_frame` until
+    it sends its outcome; a process that ends without one is a failed run."""
+    news = context.Queue()
+    process = context.Process(target=target, args=(*arguments, news), daemon=True)
+    process.start()
+    try:
+        while True:
+            try:
+                kind, payload = news.get(timeout=POLL_SECONDS)
+            except queue.Empty:
+                if process.is_alive():
+                    continue
+                return ProcessOutcome(BackendRun(status="failed", error=(
+                    f"the backend's process ended without a result (exit code {process.exitcode})")))
+            if kind == "frame":
+                on_frame()
+            elif kind == "progress":
+                progress(payload)
+            else:
+                return payload
+    finally:
+        process.join(timeout=10)
+        if process.is_alive():
+            process.kill()
+        news.close()
+
+
+def _backend_process(name: str, model: Path, sequences: list[Sequence], device: str, warmup: int, options: dict,
+                     recorded: RecordedCalls | None, news) -> None:
+    """One backend's whole bench run, in its own process; the outcome goes back on `news`."""
+    try:
+        backend = open_backend(name, model, device=device, **options)
+    except ToMPError as exc:
+        news.put(("outcome", ProcessOutcome(BackendRun(status="skipped", error=str(exc)))))
+        return
+    try:
+        with backend:
+            news.put(("progress", f"{name}: tracking"))
+            if name == REFERENCE:
+                backend = RecordingBackend(backend, keep=RECORDED_CALLS)
+            run = track_timed(backend, sequences, warmup, lambda: news.put(("frame", None)))
+            if name == REFERENCE:
+                recorded = backend.first_calls(RECORDED_CALLS)
+                backend = backend.inner
+            outputs = contract_outputs(backend, recorded) if recorded is not None else None
+            news.put(("outcome", ProcessOutcome(run, outputs, recorded if name == REFERENCE else None)))
     except Exception as exc:  # a backend failing mid-run is reported; the others still run
         traceback.print_exc(limit=2)
-        return BackendRun(status="failed", error=f"{exc.__class__.__name__}: {exc}")
+        news.put(("outcome", ProcessOutcome(BackendRun(status="failed", error=f"{exc.__class__.__name__}: {exc}"))))
