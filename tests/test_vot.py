@@ -15,6 +15,7 @@ trax = pytest.importorskip("trax", reason="the TraX server needs the 'vot' extra
 
 from tomp_deploy.evaluation.datasets import open_dataset  # noqa: E402
 from tomp_deploy.evaluation.trax_server import region_box  # noqa: E402
+from tomp_deploy.runtime.box_text import as_trax_sends  # noqa: E402
 from tomp_deploy.runtime.errors import ToMPError  # noqa: E402
 from tomp_deploy.runtime.geometry import clip_box, iou  # noqa: E402
 
@@ -82,7 +83,8 @@ def test_the_toolkit_tracks_as_tomp_deploy_track_does(workspace, shipped_export)
         tracked = workspace / f"{sequence.name}.txt"
         init_box = ",".join(str(v) for v in sequence.ground_truth[0])
         done = subprocess.run([sys.executable, "-m", "tomp_deploy", "track", sequence.frames[0].parent, "--model",
-                               shipped_export, "--backend", "onnxruntime", "--init-box", init_box, "--output", tracked],
+                               shipped_export, "--backend", "onnxruntime", "--init-box", init_box, "--toolkit-box",
+                               "--output", tracked],
                               capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
         expected = np.loadtxt(tracked, delimiter=",")[1:]
@@ -92,6 +94,33 @@ def test_the_toolkit_tracks_as_tomp_deploy_track_does(workspace, shipped_export)
     report = json.loads((workspace / "analysis" / "quality.json").read_text())
     quality = report["results"]["baseline"]["results"][0][0][0]
     assert quality == pytest.approx(np.mean(qualities), abs=5e-3), "the toolkit rasterises regions: within 0.5%"
+
+
+def _libtrax_round_trip(box) -> np.ndarray:
+    """The rectangle a TraX server decodes from the message libtrax encodes for `box`."""
+    import ctypes
+
+    from trax import _ctypes as libtrax
+
+    rectangle = trax.Rectangle.create(*box)
+    message = ctypes.cast(libtrax.trax_region_encode(rectangle.reference), ctypes.c_char_p).value
+    received = [ctypes.c_float() for _ in range(4)]
+    libtrax.trax_region_get_rectangle(libtrax.trax_region_decode(message), *map(ctypes.byref, received))
+    return np.array([value.value for value in received])
+
+
+def test_track_starts_from_the_box_libtrax_delivers():
+    """`as_trax_sends` (what `track --toolkit-box` starts from) equals, bit for bit, the rectangle the
+    TraX server receives: on boxes with two decimals, as ground truth files hold, and on arbitrary ones."""
+    generator = np.random.default_rng(3)
+    boxes = np.concatenate([np.round(generator.uniform(0, 2000, (200, 4)), 2), generator.uniform(0, 2000, (200, 4)),
+                            [[0.5, 1.25, 3.00005, 1234.56789]]])
+    moved = 0
+    for box in boxes:
+        sent = as_trax_sends(box)
+        np.testing.assert_array_equal(sent, _libtrax_round_trip(box))
+        moved += not np.array_equal(sent, box)
+    assert moved > 0, "float32 and four decimals move most boxes by a little"
 
 
 def _bounded_iou(a: np.ndarray, b: np.ndarray, size=(320, 240)) -> np.ndarray:

@@ -45,15 +45,18 @@ def _check_gui() -> None:
         ) from None
 
 
-def _initial_boxes(frames, init_box: list[str] | None) -> list:
+def _initial_boxes(frames, init_box: list[str] | None, toolkit_box: bool) -> list:
+    from tomp_deploy.runtime.box_text import as_trax_sends
     from tomp_deploy.runtime.sources import find_groundtruth, first_groundtruth_box, parse_box
 
     if init_box:
-        return [parse_box(text, "--init-box") for text in init_box]
-    groundtruth = find_groundtruth(frames.folder) if frames.folder else None
-    if groundtruth is None:
-        raise ToMPError("No initial box: pass --init-box x,y,w,h (a folder with groundtruth.txt needs none).")
-    return [first_groundtruth_box(groundtruth)]
+        boxes = [parse_box(text, "--init-box") for text in init_box]
+    else:
+        groundtruth = find_groundtruth(frames.folder) if frames.folder else None
+        if groundtruth is None:
+            raise ToMPError("No initial box: pass --init-box x,y,w,h (a folder with groundtruth.txt needs none).")
+        boxes = [first_groundtruth_box(groundtruth)]
+    return [as_trax_sends(box) for box in boxes] if toolkit_box else boxes
 
 
 @command()
@@ -67,6 +70,9 @@ def track(
         typer.Option(help="Initial box x,y,w,h in pixels; repeat for several targets. Optional for a "
                           "folder with groundtruth.txt beside or above its images."),
     ] = None,
+    toolkit_box: Annotated[bool, typer.Option(
+        help="Start from the first box as the VOT toolkit sends it over TraX (float32, four decimals), to "
+             "reproduce a toolkit run's trajectory exactly.")] = False,
     output: Annotated[Path | None, typer.Option(help="Write x,y,w,h per frame (first line: the initial box).")] = None,
     video_out: Annotated[Path | None, typer.Option(help="Write an MP4 with the boxes, scores and frame rate.")] = None,
     show: Annotated[bool, typer.Option(help="Show the tracking in a window (q quits).")] = False,
@@ -82,7 +88,7 @@ def track(
     from tomp_deploy.runtime.sources import FrameSource
 
     frames = FrameSource(source)
-    boxes = _initial_boxes(frames, init_box)
+    boxes = _initial_boxes(frames, init_box, toolkit_box)
     if show:
         _check_gui()
     options = backend_options(threads, precision, cuda_graphs)
