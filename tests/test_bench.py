@@ -168,7 +168,7 @@ def test_demo_pipeline_on_a_small_setting(checkpoint, tmp_path):
     split = re.search(r"time: (\d+) s \((.*?)\); CPU ", stdout)
     assert split, stdout[-800:]
     steps = dict(re.findall(r"([\w ]+?) (\d+\.\d) s(?:, |$)", split.group(2)))
-    assert {"sequences", "ONNX export", "tracked video", "bench torch", "bench onnxruntime"} <= set(steps)
+    assert {"sequences", "ONNX exports", "tracked video", "bench torch", "bench onnxruntime"} <= set(steps)
     assert abs(sum(map(float, steps.values())) - int(split.group(1))) <= 1
     ran = sum(status == "ok" for status in statuses.values())
     assert f"bench: {ran} of {len(statuses)} backends ran" in stdout

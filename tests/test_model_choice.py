@@ -4,6 +4,7 @@ for a model form the backend does not load or a backend that does not exist."""
 
 import importlib.util
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -15,11 +16,13 @@ from tests.sequences import moving_target_sequence
 from tests.test_track_cli import write_lasot_sequence
 from tomp_deploy import load_model
 from tomp_deploy.model import save_checkpoint
-from tomp_deploy.pipeline import model_for_backend
+from tomp_deploy.pipeline import ModelForms, model_for_backend
+from tomp_deploy.pipeline.model_forms import _made_from as made_from
 from tomp_deploy.runtime.backends import default_backend, open_backend
 from tomp_deploy.runtime.errors import ToMPError
 from tomp_deploy.runtime.geometry import iou
 from tomp_deploy.runtime.manifests.engine import ENGINE_MANIFEST_FILE
+from tomp_deploy.runtime.manifests.export import read_export
 from tomp_deploy.runtime.manifests.json_files import file_sha256
 from tomp_deploy.runtime.shipped import resolve_model
 
@@ -142,3 +145,27 @@ def test_a_file_named_like_the_shipped_model_is_the_users(tmp_path, tiny_model, 
     assert model_for_backend("tiny", "torch").resolve() == tmp_path / "tiny"
     with pytest.raises(ToMPError, match="tiny is a checkpoint file"):
         model_for_backend("tiny", "onnxruntime")
+
+
+def test_model_forms_reuse_intact_exports_and_remake_damaged_ones_side_by_side(shipped_exports, tmp_path):
+    """`bench` and `demo` keep their exports in a work folder: an intact export of the same checkpoint at
+    the same precision is taken as it is; damaged ones are made again, the FP16 one in a process of its own
+    while this process makes the FP32 one."""
+    work = tmp_path / "work"
+    for name in ("export", "export-fp16"):
+        shutil.copytree(shipped_exports[0].parent / name, work / name)
+    forms = ModelForms(checkpoint=resolve_model("tiny"), work=work)
+    written = {path: path.stat().st_mtime_ns for path in work.rglob("*.onnx")}
+    said: list[str] = []
+    forms.make_exports(["fp32", "fp16"], said.append)
+    assert said == [] and written == {path: path.stat().st_mtime_ns for path in work.rglob("*.onnx")}
+    assert forms.export_folder() == work / "export"
+    assert not made_from(work / "export", file_sha256(resolve_model("tiny")), "fp16"), "nor at another precision"
+    assert not made_from(work / "export", "0" * 64), "an export of another checkpoint is not taken"
+
+    for name in ("export", "export-fp16"):
+        (work / name / "head.onnx").write_bytes(b"damaged")
+    forms.make_exports(["fp32", "fp16"], said.append)
+    assert said == ["exporting the checkpoint to ONNX (fp32)"], "the FP16 export is made in another process"
+    assert [read_export(work / name).manifest.precision for name in ("export", "export-fp16")] == ["fp32", "fp16"]
+    assert read_export(work / "export").manifest.checkpoint.sha256 == file_sha256(resolve_model("tiny"))

