@@ -221,3 +221,21 @@ def test_thread_counts_far_beyond_the_machine_are_refused(shipped_export, backen
     for threads in (100_000, 0):
         with pytest.raises(ToMPError, match=f"--threads {threads}: give a whole number from 1 to {4 * os.cpu_count()}"):
             open_backend(backend, shipped_export, threads=threads)
+
+
+def test_the_thread_budget_takes_what_a_scheduler_hands_the_process(monkeypatch):
+    """Ray starts a task of one CPU with OMP_NUM_THREADS=1; every CPU backend must then run one thread,
+    unless `--threads` says otherwise. Without a usable OMP_NUM_THREADS: the physical cores."""
+    import os
+
+    from tomp_deploy.runtime.backends.base import physical_cores, thread_budget
+
+    allowed = len(os.sched_getaffinity(0))
+    assert 1 <= physical_cores() <= allowed
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert (thread_budget(None), thread_budget(2)) == (1, 2)
+    for unusable in ("0", "two", ""):
+        monkeypatch.setenv("OMP_NUM_THREADS", unusable)
+        assert thread_budget(None) == physical_cores()
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert thread_budget(None) == physical_cores()

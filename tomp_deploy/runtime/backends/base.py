@@ -205,10 +205,12 @@ def physical_cores() -> int:
 
 def thread_budget(threads: int | None) -> int:
     """The compute threads a CPU backend runs with: `threads` where given (checked: a whole number from 1 to
-    4 per CPU, else a ToMPError saying so), else one per physical core this process may use. Every CPU
-    backend takes the same budget, so `--threads` means the same for all."""
+    4 per CPU, else a ToMPError saying so), else OMP_NUM_THREADS where it holds a positive whole number (the
+    budget schedulers such as Ray and SLURM scripts hand a process), else one per physical core this process
+    may use. Every CPU backend takes the same budget, so `--threads` means the same for all."""
     if threads is None:
-        return physical_cores()
+        inherited = os.environ.get("OMP_NUM_THREADS", "").strip()
+        return int(inherited) if inherited.isdigit() and int(inherited) > 0 else physical_cores()
     limit = THREADS_PER_CPU * (os.cpu_count() or 1)
     if type(threads) is not int or not 1 <= threads <= limit:
         raise ToMPError(f"--threads {threads!r}: give a whole number from 1 to {limit} ({THREADS_PER_CPU} per CPU of "
