@@ -43,18 +43,21 @@ class SequenceComparison:
 class Tolerances:
     max_rel: float
     """Largest relative error (max |a - b| / max |a|) allowed on any contract output."""
-    min_iou: float
-    """Smallest IoU allowed between the two trackers' boxes on any frame."""
+    min_iou: float | None = None
+    """Smallest IoU allowed between the two trackers' boxes on any frame; None: not bounded. A bound holds
+    only between two FP32 runs: each crop follows the previous box, so a lower precision's small error can
+    set its tracker on another object for some frames (benchmarks/results/parity_tolerances.md)."""
 
     def outputs_within(self, rows: list[OutputComparison]) -> bool:
         return all(row.finite and row.max_rel <= self.max_rel for row in rows)
 
     def tracking_within(self, tracking: SequenceComparison) -> bool:
-        return tracking.ious.size == 0 or float(tracking.ious.min()) >= self.min_iou
+        return self.min_iou is None or tracking.ious.size == 0 or float(tracking.ious.min()) >= self.min_iou
 
 
-FP16_TOLERANCES = Tolerances(max_rel=1e-2, min_iou=0.98)
-"""An FP16 copy against its FP32 model."""
+FP16_TOLERANCES = Tolerances(max_rel=1e-2)
+"""An FP16 copy against its FP32 model, one step on the same inputs: the shipped model's largest relative
+error is 1.4e-3; its per-frame IoU is no bound (see `min_iou`)."""
 
 
 def relative_error(reference: np.ndarray, candidate: np.ndarray) -> tuple[float, float]:

@@ -198,7 +198,9 @@ def parity(
     device: Device = "cpu",
     rtol: Annotated[float, typer.Option(help="Largest relative error allowed on contract outputs.")]
         = 1e-4,
-    min_iou: Annotated[float, typer.Option(help="Smallest IoU allowed between the two trackers' boxes.")] = 0.999,
+    min_iou: Annotated[float, typer.Option(
+        help="Smallest IoU allowed between the two trackers' boxes on any frame; holds between FP32 runs only: "
+             "give 0 for a lower precision against FP32 and judge its accuracy with eval.")] = 0.999,
     per_layer: Annotated[bool, typer.Option(
         help="For two exports (FP32 first, FP16 second): compare every intermediate tensor on the sequence's "
              "first frame and list the layers where the FP16 error grows.")] = False,
