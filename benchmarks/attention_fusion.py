@@ -22,9 +22,9 @@ import onnx
 import onnxruntime as ort
 import torch
 
-from export.onnx_export import export_model
 from tomp_deploy.checks.fp16_report import contract_inputs
 from tomp_deploy.evaluation.host_facts import host_facts
+from tomp_deploy.export.onnx_export import export_model
 from tomp_deploy.model import ToMPNet, preset
 from tomp_deploy.runtime.backends.attention_fusion import fuse_attention
 from tomp_deploy.runtime.backends.base import thread_budget

@@ -33,8 +33,8 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from export.onnx_export import export_model
 from tomp_deploy.evaluation.host_facts import host_facts
+from tomp_deploy.export.onnx_export import export_model
 from tomp_deploy.model import ToMPNet, preset, save_checkpoint
 from tomp_deploy.runtime.backends import open_backend
 from tomp_deploy.runtime.contract import GRAPHS
@@ -148,9 +148,9 @@ def backends_to_time(folder: Path, checkpoint: Path, console: Console) -> dict[s
         return timed
     import openvino
 
-    from export.quantize import quantize_export
     from tomp_deploy.evaluation.datasets import open_dataset
     from tomp_deploy.evaluation.synth import generate_benchmark
+    from tomp_deploy.export.quantize import quantize_export
     from tomp_deploy.runtime.backends.openvino_backend import cpu_capabilities
 
     timed["openvino fp32"] = ("openvino", str(export), {"precision": "fp32"})

@@ -19,9 +19,9 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from engines.builder import build_engines
-from export.onnx_export import export_model
+from tomp_deploy.engines.builder import build_engines
 from tomp_deploy.evaluation.host_facts import host_facts
+from tomp_deploy.export.onnx_export import export_model
 from tomp_deploy.model import ToMPNet, load_model, preset
 from tomp_deploy.runtime.contract import GRAPHS
 from tomp_deploy.runtime.shipped import resolve_model

@@ -21,12 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-from export.onnx_export import export_model
 from tomp_deploy.evaluation.datasets import Sequence, open_dataset
 from tomp_deploy.evaluation.host_facts import host_facts
-from tomp_deploy.evaluation.runner import TrackerSetup, evaluate
+from tomp_deploy.evaluation.runner import evaluate
 from tomp_deploy.evaluation.scoring import score_results
+from tomp_deploy.evaluation.sequence_jobs import TrackerSetup
 from tomp_deploy.evaluation.synth import HELD_OUT_FAMILY, generate_benchmark
+from tomp_deploy.export.onnx_export import export_model
 from tomp_deploy.model import load_model
 from tomp_deploy.runtime.errors import ToMPError
 from tomp_deploy.runtime.shipped import resolve_model
@@ -69,7 +70,7 @@ def low_precision_trackers(work: Path) -> dict[str, TrackerSetup]:
         return {}
     import openvino
 
-    from export.quantize import QUANTIZERS, quantize_export
+    from tomp_deploy.export.quantize import QUANTIZERS, quantize_export
     from tomp_deploy.runtime.backends.openvino_backend import cpu_capabilities
 
     fp32 = str(work / "export-fp32")

@@ -19,7 +19,7 @@ import shutil
 import time
 from pathlib import Path
 
-from engines.plan import precision_problems, profile_problems, profile_shapes
+from tomp_deploy.engines.plan import precision_problems, profile_problems, profile_shapes
 from tomp_deploy.runtime.contract import GRAPHS
 from tomp_deploy.runtime.errors import ToMPError
 from tomp_deploy.runtime.gpu import current_engine_target, engine_library

@@ -12,7 +12,7 @@ import onnxscript.optimizer
 from onnx import TensorProto
 from onnx.reference import ReferenceEvaluator
 
-from export.trt_ops import unsupported_nodes
+from tomp_deploy.export.trt_ops import unsupported_nodes
 from tomp_deploy.runtime.errors import ToMPError
 
 FOLD_SIZE_LIMIT = 1 << 26

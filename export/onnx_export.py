@@ -13,7 +13,7 @@ from pathlib import Path
 import onnx
 import torch
 
-from export.graph_checks import GraphReport, check_graph, simplify
+from tomp_deploy.export.graph_checks import GraphReport, check_graph, simplify
 from tomp_deploy.model import ToMPNet
 from tomp_deploy.runtime.contract import GRAPHS, MAX_BATCH, TensorSpec, graph_io
 from tomp_deploy.runtime.errors import ToMPError

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from export.onnx_export import check_output_folder
 from tomp_deploy.evaluation.datasets import Sequence
+from tomp_deploy.export.onnx_export import check_output_folder
 from tomp_deploy.runtime.backends.recording import RecordedCalls, RecordingBackend
 from tomp_deploy.runtime.contract import GRAPHS
 from tomp_deploy.runtime.driver import track_boxes

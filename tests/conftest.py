@@ -34,8 +34,8 @@ def tiny_model() -> ToMPNet:
 @pytest.fixture(scope="session")
 def tiny_export(tmp_path_factory):
     """A seeded tiny model and its FP32 export, shared by every test module."""
-    from export.onnx_export import export_model
     from tests.seeded import seeded_model
+    from tomp_deploy.export.onnx_export import export_model
 
     network = seeded_model("tiny", 2, 0.6, True, 0.2)
     folder = tmp_path_factory.mktemp("export") / "tiny"
@@ -46,7 +46,7 @@ def tiny_export(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_export_fp16(tiny_export):
     """The FP16 export of `tiny_export`'s model, beside it."""
-    from export.onnx_export import export_model
+    from tomp_deploy.export.onnx_export import export_model
 
     network, folder = tiny_export
     fp16 = folder.parent / "tiny-fp16"
@@ -57,7 +57,7 @@ def tiny_export_fp16(tiny_export):
 @pytest.fixture(scope="session")
 def shipped_export(tmp_path_factory):
     """The shipped tiny model's FP32 export, shared by every test module: tests that change it copy it."""
-    from export.onnx_export import export_model
+    from tomp_deploy.export.onnx_export import export_model
     from tomp_deploy.model import load_model
     from tomp_deploy.runtime.shipped import resolve_model
 
@@ -69,7 +69,7 @@ def shipped_export(tmp_path_factory):
 @pytest.fixture(scope="session")
 def shipped_exports(shipped_export):
     """The shipped tiny model's FP32 and FP16 exports."""
-    from export.onnx_export import export_model
+    from tomp_deploy.export.onnx_export import export_model
     from tomp_deploy.model import load_model
     from tomp_deploy.runtime.shipped import resolve_model
 
@@ -82,7 +82,7 @@ def shipped_exports(shipped_export):
 def training_sources(tmp_path_factory):
     """Synthetic training data of every family for the small training configuration, and its run folder."""
     from tests.training_setup import SMALL
-    from train.data import load_sources, parse_data_spec
+    from tomp_deploy.train.data import load_sources, parse_data_spec
 
     run = tmp_path_factory.mktemp("run")
     return load_sources(parse_data_spec("synthetic"), SMALL, run), run

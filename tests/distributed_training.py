@@ -8,9 +8,9 @@ from pathlib import Path
 
 import torch
 
-from train.config import preset
-from train.data import FrameSampler, load_sources, parse_data_spec
-from train.trainer import Trainer
+from tomp_deploy.train.config import preset
+from tomp_deploy.train.data import FrameSampler, load_sources, parse_data_spec
+from tomp_deploy.train.trainer import Trainer
 
 PER_RANK_BATCH = 4
 CONFIG = dataclasses.replace(preset("tiny"), samples_per_epoch=2 * PER_RANK_BATCH, batch_size=PER_RANK_BATCH,

@@ -236,8 +236,8 @@ def test_damaged_model_json(tmp_path, edit, shipped_export):
 
 
 def test_resume_falls_back_to_the_newest_intact_checkpoint_and_refuses_changed_settings(tmp_path):
-    from train.config import preset
-    from train.resume import changed_settings, resume_point
+    from tomp_deploy.train.config import preset
+    from tomp_deploy.train.resume import changed_settings, resume_point
 
     run = tmp_path / "run"
     model = load_model(resolve_model("tiny"))

@@ -33,7 +33,7 @@ def checkpoint(tmp_path_factory) -> Path:
 def exported(checkpoint, tmp_path_factory) -> Path:
     """The checkpoint's FP32 export: a bench given it runs torch on the checkpoint its model.json names and
     onnxruntime and openvino on the export, without exporting again."""
-    from export.onnx_export import export_model
+    from tomp_deploy.export.onnx_export import export_model
     from tomp_deploy.model import load_model
 
     folder = tmp_path_factory.mktemp("export") / "tiny"

@@ -8,11 +8,11 @@ import sys
 
 import pytest
 
-from engines.builder import RTX_PORTABLE_DEFAULT, build_engines, network_inputs, network_layers, parse_network
-from engines.plan import precision_problems, profile_problems, profile_shapes
-from export.onnx_export import export_model
 from tests.seeded import seeded_model
 from tomp_deploy import ToMPError
+from tomp_deploy.engines.builder import RTX_PORTABLE_DEFAULT, build_engines, network_inputs, network_layers, parse_network
+from tomp_deploy.engines.plan import precision_problems, profile_problems, profile_shapes
+from tomp_deploy.export.onnx_export import export_model
 from tomp_deploy.runtime.contract import GraphTensor, TensorSpec, graph_io, graph_io_problems
 from tomp_deploy.runtime.manifests.engine import (
     EngineManifest,

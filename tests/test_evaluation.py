@@ -11,8 +11,9 @@ from tests.cli import run_cli, run_cli_process
 from tests.seeded import seeded_model
 from tomp_deploy import ToMPError
 from tomp_deploy.evaluation.datasets import open_dataset
-from tomp_deploy.evaluation.runner import TrackerSetup, evaluate
+from tomp_deploy.evaluation.runner import evaluate
 from tomp_deploy.evaluation.scoring import score_results
+from tomp_deploy.evaluation.sequence_jobs import TrackerSetup
 from tomp_deploy.evaluation.synth import ATTRIBUTES, generate_benchmark
 from tomp_deploy.model import save_checkpoint
 
@@ -152,7 +153,7 @@ def test_eval_on_ray_reports_a_failing_task(benchmark, tmp_path, ray_cluster):
     export.mkdir()
     with RayCluster("auto") as cluster, pytest.raises(ToMPError, match="A Ray task failed: .*model.json"):
         evaluate(open_dataset(benchmark, "lasot"), TrackerSetup("onnxruntime", str(export)), tmp_path / "results",
-                 ray=cluster)
+                 cluster=cluster)
 
 
 def test_eval_on_ray_without_ray_says_what_to_install(benchmark, checkpoint, tmp_path, monkeypatch):
@@ -176,7 +177,7 @@ def test_eval_on_ray_refuses_tasks_no_node_can_take(benchmark, checkpoint, tmp_p
 
     with RayCluster("auto", cpus_per_task=3) as cluster, pytest.raises(ToMPError, match="largest node .* has 2"):
         evaluate(open_dataset(benchmark, "lasot"), TrackerSetup("torch", str(checkpoint)), tmp_path / "results",
-                 ray=cluster)
+                 cluster=cluster)
 
 
 def test_an_ipv6_address_in_brackets_is_an_address():

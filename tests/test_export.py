@@ -11,9 +11,6 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from export.graph_checks import check_graph
-from export.onnx_export import export_model
-from export.trt_ops import unsupported_nodes
 from tests.cli import run_cli
 from tests.contract_checks import FEAT, assert_contract_parity
 from tests.reference_checkpoints import write_reference_checkpoint
@@ -22,6 +19,9 @@ from tests.sequences import moving_target_sequence
 from tomp_deploy import ToMPError
 from tomp_deploy.checks.fp16_report import contract_inputs as realistic_inputs
 from tomp_deploy.checks.parity import compare_sequences
+from tomp_deploy.export.graph_checks import check_graph
+from tomp_deploy.export.onnx_export import export_model
+from tomp_deploy.export.trt_ops import unsupported_nodes
 from tomp_deploy.model import save_checkpoint
 from tomp_deploy.model.torch_backend import TorchBackend
 from tomp_deploy.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
@@ -243,7 +243,7 @@ def test_fused_attention_rewrite_computes_the_exported_predictor(tiny_export):
 
 
 def test_force_is_needed_to_replace_an_export_and_nothing_is_deleted_before_the_new_one_is_complete(tmp_path):
-    from export.onnx_export import EXPORT_FILES, check_output_folder
+    from tomp_deploy.export.onnx_export import EXPORT_FILES, check_output_folder
     from tomp_deploy.runtime.manifests.export import COMPILE_CACHE_FOLDER
 
     for name in EXPORT_FILES:

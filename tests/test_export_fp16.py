@@ -7,11 +7,11 @@ import onnx
 import pytest
 from onnx import TensorProto
 
-from export.onnx_export import export_model
 from tests.reference_checkpoints import write_reference_checkpoint
 from tomp_deploy.checks.fp16_report import contract_inputs as realistic_inputs
 from tomp_deploy.checks.fp16_report import growing, layer_errors
 from tomp_deploy.checks.parity import FP16_TOLERANCES, compare_contract, compare_sequences
+from tomp_deploy.export.onnx_export import export_model
 from tomp_deploy.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 from tomp_deploy.runtime.driver import track_boxes
 from tomp_deploy.runtime.manifests.export import read_export
@@ -86,7 +86,7 @@ def test_fp16_export_of_the_trained_tiny_model_scores_like_fp32_on_the_held_out_
     """Within 1 point of success AUC on sequences of a scene family the model never saw."""
     from benchmarks.tiny_heldout import score_trackers
     from tomp_deploy.evaluation.datasets import open_dataset
-    from tomp_deploy.evaluation.runner import TrackerSetup
+    from tomp_deploy.evaluation.sequence_jobs import TrackerSetup
     from tomp_deploy.evaluation.synth import HELD_OUT_FAMILY, generate_benchmark
 
     generate_benchmark(tmp_path / "data", sequences=3, frames=60, seed=11, family=HELD_OUT_FAMILY)

@@ -176,7 +176,7 @@ def tensorrt_or_skip():
 @pytest.fixture(scope="module")
 def tiny_engines(trained_export_fp16, tmp_path_factory):
     tensorrt_or_skip()
-    from engines.builder import build_engines
+    from tomp_deploy.engines.builder import build_engines
     from tomp_deploy.runtime.gpu import installed_engine_libraries
 
     folder = tmp_path_factory.mktemp("engines") / "tiny-fp16"

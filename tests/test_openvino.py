@@ -205,7 +205,7 @@ def test_low_precision_scores_like_fp32_on_the_held_out_family(precision, shippe
     calibration saw (the recorded figures on 10 sequences: benchmarks/results/tiny_heldout.md)."""
     from benchmarks.tiny_heldout import score_trackers
     from tomp_deploy.evaluation.datasets import open_dataset
-    from tomp_deploy.evaluation.runner import TrackerSetup
+    from tomp_deploy.evaluation.sequence_jobs import TrackerSetup
     from tomp_deploy.evaluation.synth import HELD_OUT_FAMILY, generate_benchmark
 
     if precision == "bf16" and "BF16" not in cpu_capabilities(ov.Core()):

@@ -4,6 +4,8 @@ import subprocess
 import sys
 from importlib import metadata
 
+import pytest
+
 CONFLICTING_BUILDS = [
     {"opencv-python", "opencv-python-headless", "opencv-contrib-python", "opencv-contrib-python-headless"},
     {"onnxruntime", "onnxruntime-gpu", "onnxruntime-directml", "onnxruntime-openvino"},
@@ -59,7 +61,7 @@ def test_shipped_tiny_model_tracks_a_scene_family_it_never_saw(tmp_path):
     (benchmarks/results/tiny_heldout.md), on sequences of another seed."""
     from benchmarks.tiny_heldout import score_trackers
     from tomp_deploy.evaluation.datasets import open_dataset
-    from tomp_deploy.evaluation.runner import TrackerSetup
+    from tomp_deploy.evaluation.sequence_jobs import TrackerSetup
     from tomp_deploy.evaluation.synth import HELD_OUT_FAMILY, generate_benchmark
     from tomp_deploy.runtime.shipped import resolve_model
 
@@ -74,3 +76,29 @@ def test_the_ray_extra_installs_ray_client():
     """`eval --ray ray://HOST:10001` goes through Ray Client, which plain 'ray' lacks."""
     ray = [r for r in metadata.requires("tomp-deploy") if r.startswith("ray") and 'extra == "ray"' in r]
     assert ray and ray[0].startswith("ray[client]"), ray
+
+
+def test_only_tomp_deploy_is_importable_outside_the_checkout(tmp_path):
+    """train/, export/ and engines/ install as tomp_deploy.train, .export and .engines; benchmarks/ and
+    tests/ are the repository's own. Run from a folder outside the checkout, so it is not on sys.path."""
+    code = ("import importlib.util as u\n"
+            "for name in ('train', 'export', 'engines', 'benchmarks', 'tests'):\n"
+            "    assert u.find_spec(name) is None, name + ' is importable at the top level'\n"
+            "import tomp_deploy.train.trainer, tomp_deploy.export.onnx_export, tomp_deploy.engines.builder\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_wheel_lists_every_package_of_the_tree():
+    """A package missing from pyproject's list would be left out of the wheel (an editable install finds it
+    anyway, so only this comparison notices)."""
+    from pathlib import Path
+
+    tomllib = pytest.importorskip("tomllib")
+    root = Path(__file__).resolve().parents[1]
+    settings = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    in_tree = set()
+    for package, folder in settings["package-dir"].items():
+        for init in (root / folder).rglob("__init__.py"):
+            in_tree.add(".".join((package, *init.parent.relative_to(root / folder).parts)))
+    assert set(settings["packages"]) == in_tree

@@ -40,7 +40,7 @@ def source_and_previous(shipped_export, tmp_path):
 
 
 KILL_AT = {
-    "calibration": ("export.quantize", "track_boxes", 1),
+    "calibration": ("tomp_deploy.export.quantize", "track_boxes", 1),
     "quantised graph written": ("onnx.checker", "check_model", 1),
     "manifest written": ("tomp_deploy.runtime.files", "_swap_in", 1),
 }

@@ -18,10 +18,10 @@ from tomp_deploy.evaluation.datasets.readers import read_lasot
 from tomp_deploy.model import save_checkpoint
 from tomp_deploy.runtime.overrides import apply_overrides
 from tomp_deploy.runtime.presets import preset as model_preset
-from train.data import FrameSampler, TrainSequence, load_sources, parse_data_spec
-from train.losses import giou_loss, hinge_classification_loss
-from train.processing import crop_around, jittered_box, process, sampling_region, training_label
-from train.trainer import Trainer
+from tomp_deploy.train.data import FrameSampler, TrainSequence, load_sources, parse_data_spec
+from tomp_deploy.train.losses import giou_loss, hinge_classification_loss
+from tomp_deploy.train.processing import crop_around, jittered_box, process, sampling_region, training_label
+from tomp_deploy.train.trainer import Trainer
 
 
 def test_sampler_chooses_visible_frames_in_a_window():
@@ -223,7 +223,7 @@ def test_batchnorm_learns_when_not_frozen(training_sources, tmp_path):
 
 
 def test_shipping_a_fine_tuned_model_keeps_the_provenance_it_started_from(tmp_path):
-    from train.ship import ship
+    from tomp_deploy.train.ship import ship
 
     shipped = save_checkpoint(seeded_model("tiny", 2), tmp_path / "tiny.pt",
                               meta={"trained_with": "tomp-deploy train --preset tiny ...", "training_seconds": 100.0})

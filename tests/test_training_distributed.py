@@ -13,9 +13,9 @@ import torch
 from tomp_deploy import load_model
 from tomp_deploy.model import ToMPNet
 from tomp_deploy.runtime.presets import preset as model_preset
-from train.data import FrameSampler, load_sources, parse_data_spec
-from train.losses import giou_loss
-from train.trainer import Trainer
+from tomp_deploy.train.data import FrameSampler, load_sources, parse_data_spec
+from tomp_deploy.train.losses import giou_loss
+from tomp_deploy.train.trainer import Trainer
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,7 @@ def test_two_ranks_log_the_loss_of_their_whole_batch(two_rank_run):
     normalises each rank's shard by its own statistics (SyncBatchNorm, which would share them, needs CUDA),
     in the head's box encoding too, so two ranks are two shards of the batch, not one batch."""
     from tests.distributed_training import CONFIG, PER_RANK_BATCH
-    from train.trainer import forward_losses, freeze_backbone
+    from tomp_deploy.train.trainer import forward_losses, freeze_backbone
 
     data, out = two_rank_run
     first, second = [json.loads(line) for line in (out / "run" / "metrics.jsonl").read_text().splitlines()]

@@ -11,8 +11,8 @@ from tests.training_setup import SMALL
 from tomp_deploy import ToMPError, load_model
 from tomp_deploy.model import ToMPNet, save_checkpoint
 from tomp_deploy.runtime.presets import preset as model_preset
-from train.data import FrameSampler
-from train.trainer import Trainer
+from tomp_deploy.train.data import FrameSampler
+from tomp_deploy.train.trainer import Trainer
 
 
 def interrupt_after(steps: int):
@@ -84,7 +84,7 @@ def test_init_refuses_another_architecture_and_resume(training_sources, tmp_path
 
 
 def test_non_finite_loss_stops_training_and_keeps_the_last_checkpoint(training_sources, tmp_path, monkeypatch):
-    import train.trainer as trainer_module
+    import tomp_deploy.train.trainer as trainer_module
 
     loaded, _ = training_sources
     trainer = Trainer(SMALL, FrameSampler(loaded, SMALL.dataset_weights, SMALL), tmp_path)

@@ -10,7 +10,7 @@ import numpy as np
 
 from tomp_deploy.evaluation.datasets.readers import read_got10k, read_lasot, read_trackingnet
 from tomp_deploy.runtime.errors import ToMPError
-from train.config import TrainConfig
+from tomp_deploy.train.config import TrainConfig
 
 
 @dataclass

@@ -11,8 +11,8 @@ from tomp_deploy.runtime.errors import ToMPError
 from tomp_deploy.runtime.geometry import encode_ltrb, gaussian_label, sample_patch
 from tomp_deploy.runtime.images import read_rgb
 from tomp_deploy.runtime.presets import ModelConfig
-from train.config import TrainConfig
-from train.data import TrainSequence
+from tomp_deploy.train.config import TrainConfig
+from tomp_deploy.train.data import TrainSequence
 
 
 def jittered_box(box: np.ndarray, rng: np.random.Generator, scale_jitter: float, center_jitter: float) -> np.ndarray:

@@ -11,7 +11,7 @@ import torch
 
 from tomp_deploy.model.checkpoint_file import check_container
 from tomp_deploy.runtime.errors import ToMPError
-from train.config import TrainConfig
+from tomp_deploy.train.config import TrainConfig
 
 LATEST = "latest.pt"
 RESUMABLE_CHANGES = frozenset({"epochs", "num_workers"})

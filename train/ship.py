@@ -1,7 +1,7 @@
 """Packages a trained checkpoint as a shipped model: weights stored in FP16 (load_model widens them to
 FP32), training state dropped, provenance recorded in the file and in a README beside it.
 
-    python -m train.ship RUN/latest.pt tomp_deploy/data/tiny.pt --command "tomp-deploy train ..."
+    python -m tomp_deploy.train.ship RUN/latest.pt tomp_deploy/data/tiny.pt --command "tomp-deploy train ..."
 """
 
 from __future__ import annotations

@@ -16,12 +16,12 @@ from torch.utils.data.distributed import DistributedSampler
 from tomp_deploy.model import ToMPNet, load_model, save_checkpoint
 from tomp_deploy.runtime.errors import ToMPError
 from tomp_deploy.runtime.presets import preset as model_preset
-from train import distributed
-from train.config import TrainConfig
-from train.data import FrameSampler
-from train.losses import giou_loss, hinge_classification_loss
-from train.processing import process
-from train.resume import LATEST, check_resumable, check_start, resume_point
+from tomp_deploy.train import distributed
+from tomp_deploy.train.config import TrainConfig
+from tomp_deploy.train.data import FrameSampler
+from tomp_deploy.train.losses import giou_loss, hinge_classification_loss
+from tomp_deploy.train.processing import process
+from tomp_deploy.train.resume import LATEST, check_resumable, check_start, resume_point
 
 
 class SampleDataset(Dataset):

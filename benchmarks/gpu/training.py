@@ -21,9 +21,9 @@ from benchmarks.gpu.budget import Deadline
 from benchmarks.gpu.plan import Plan
 from benchmarks.gpu.scenes import write_squares_dataset
 from tomp_deploy.runtime.errors import ToMPError
-from train.config import TrainConfig, preset
-from train.data import FrameSampler, load_sources
-from train.trainer import Trainer
+from tomp_deploy.train.config import TrainConfig, preset
+from tomp_deploy.train.data import FrameSampler, load_sources
+from tomp_deploy.train.trainer import Trainer
 
 Samplers = Callable[[TrainConfig], FrameSampler]
 WARMUP_STEPS = {False: 3, True: 1}

@@ -145,8 +145,9 @@ def eval_command(
 ) -> None:
     """Track every sequence of a dataset (resuming finished ones), then score the results."""
     from tomp_deploy.evaluation.datasets import open_dataset
-    from tomp_deploy.evaluation.runner import TrackerSetup, claim_results, evaluate, model_fingerprint, result_is_complete
+    from tomp_deploy.evaluation.runner import claim_results, evaluate, result_is_complete
     from tomp_deploy.evaluation.scoring import score_results
+    from tomp_deploy.evaluation.sequence_jobs import TrackerSetup, model_fingerprint
 
     if ray is not None and workers > 1:
         raise ToMPError("--ray and --workers exclude each other: Ray runs as many tasks as the cluster has room for.")
@@ -168,7 +169,7 @@ def eval_command(
             frames_task = progress.add_task("frames", total=remaining if here else None, visible=here)
             sequence_task = progress.add_task("sequences", total=len(sequences), completed=done)
             evaluate(sequences, setup, results, workers, on_frame=lambda: progress.advance(frames_task),
-                     on_sequence=lambda name: progress.advance(sequence_task), ray=cluster)
+                     on_sequence=lambda name: progress.advance(sequence_task), cluster=cluster)
     value = score_results(sequences, results)
     _print_score(value, f"{model.name} ({backend}) on {dataset_root}")
     _score_outputs({f"{model.stem} ({backend})": value}, json_out, plot, dataset_root.name)

@@ -69,7 +69,7 @@ def export_command(
                                                 "float32 inputs and outputs (for engines and ONNX Runtime).")] = "fp32",
 ) -> None:
     """Export a checkpoint as the split ONNX graphs and check them for TensorRT."""
-    from export.onnx_export import export_model
+    from tomp_deploy.export.onnx_export import export_model
     from tomp_deploy.model import load_model
     from tomp_deploy.runtime.shipped import resolve_model
 
@@ -102,7 +102,7 @@ def build(
         help="Largest batch: crops per backbone call, targets per predictor and head call (all targets tracked).")] = 4,
 ) -> None:
     """Compile the split ONNX graphs into strongly typed engines (TensorRT or TensorRT for RTX), with a manifest."""
-    from engines.builder import build_engines
+    from tomp_deploy.engines.builder import build_engines
 
     with console.status("building engines") as status:
         manifest = build_engines(export_dir, out, library, precision, workspace, timing_cache, max_batch,
@@ -130,8 +130,8 @@ def quantize(
 ) -> None:
     """Quantise an FP32 export to INT8 QDQ graphs (for --backend openvino --precision int8, or onnxruntime),
     calibrated on the tracker's own calls over a dataset."""
-    from export.quantize import check_destination, quantize_export, read_fp32_export
     from tomp_deploy.evaluation.datasets import open_dataset
+    from tomp_deploy.export.quantize import check_destination, quantize_export, read_fp32_export
     from tomp_deploy.runtime.errors import ToMPError
 
     if frames < 2:

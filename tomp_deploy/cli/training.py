@@ -35,10 +35,10 @@ def train(
     """Train ToMP with the paper's recipe (or a preset's), with per-epoch checkpoints. Under torchrun every
     rank trains one shard of each global batch; rank 0 alone prints, logs and saves."""
     from tomp_deploy.runtime.shipped import resolve_model
-    from train import distributed
-    from train.data import FrameSampler, load_sources, parse_data_spec
-    from train.resume import check_start
-    from train.trainer import Trainer
+    from tomp_deploy.train import distributed
+    from tomp_deploy.train.data import FrameSampler, load_sources, parse_data_spec
+    from tomp_deploy.train.resume import check_start
+    from tomp_deploy.train.trainer import Trainer
 
     spec = parse_data_spec(data)
     config = _training_config(preset, set_ or [], epochs, no_pretrained, spec)
@@ -80,8 +80,8 @@ def _training_config(preset: str, overrides: list[str], epochs: int | None, no_p
     import dataclasses
 
     from tomp_deploy.runtime.overrides import apply_overrides
-    from train.config import SYNTHETIC_WEIGHTS
-    from train.config import preset as train_preset
+    from tomp_deploy.train.config import SYNTHETIC_WEIGHTS
+    from tomp_deploy.train.config import preset as train_preset
 
     config = apply_overrides(train_preset(preset), overrides, "training setting")
     if epochs is not None:

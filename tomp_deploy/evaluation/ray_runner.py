@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tomp_deploy.evaluation.datasets import Sequence
-from tomp_deploy.evaluation.runner import SequenceFailure, SequenceResult, TrackerSetup, track_or_fail
+from tomp_deploy.evaluation.sequence_jobs import SequenceFailure, SequenceResult, TrackerSetup, track_or_fail
 from tomp_deploy.runtime.errors import ToMPError
 
 THREADED_BACKENDS = ("torch", "onnxruntime", "openvino")

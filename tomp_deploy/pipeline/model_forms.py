@@ -77,7 +77,7 @@ class ModelForms:
 
     def engine_folder(self, progress=lambda text: None) -> Path:
         if self.engines is None:
-            from engines.builder import build_engines
+            from tomp_deploy.engines.builder import build_engines
             from tomp_deploy.runtime.gpu import engine_library
 
             engine_library()  # before exporting: without a TensorRT library the backend is skipped at once
@@ -136,7 +136,7 @@ class ModelForms:
 
 def export_checkpoint(checkpoint: Path, folder: Path, precision: str) -> None:
     """Exports `checkpoint` into `folder` (replacing an earlier export there) at `precision`."""
-    from export.onnx_export import export_model
+    from tomp_deploy.export.onnx_export import export_model
     from tomp_deploy.model import load_model
 
     export_model(load_model(checkpoint), folder, force=True, precision=precision)
