@@ -36,7 +36,7 @@ from rich.table import Table
 from tomp_deploy.evaluation.host_facts import host_facts
 from tomp_deploy.export.onnx_export import export_model
 from tomp_deploy.model import ToMPNet, preset, save_checkpoint
-from tomp_deploy.runtime.backends import open_backend
+from tomp_deploy.runtime.backends import BackendOptions, open_backend
 from tomp_deploy.runtime.contract import GRAPHS
 from tomp_deploy.runtime.driver import track_frames
 from tomp_deploy.runtime.tracker import STAGES
@@ -95,7 +95,7 @@ def measure(backend_name: str, model: str, options: dict, export_folder: str, fr
     from tomp_deploy.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 
     inputs = contract_inputs(OnnxRuntimeBackend(export_folder))
-    backend = open_backend(backend_name, model, **options)
+    backend = open_backend(backend_name, model, BackendOptions(**options))
     frames, box = moving_square_frames(frame_count)
     return {"graph_ms": graph_latency(backend, inputs, repeats), "tracker": tracker_speed(backend, frames, box),
             "precision": getattr(backend, "precision", "fp32")}
@@ -150,7 +150,7 @@ def backends_to_time(folder: Path, checkpoint: Path, console: Console) -> dict[s
 
     from tomp_deploy.evaluation.datasets import open_dataset
     from tomp_deploy.evaluation.synth import generate_benchmark
-    from tomp_deploy.export.quantize import quantize_export
+    from tomp_deploy.export.quantize import CalibrationData, quantize_export
     from tomp_deploy.runtime.backends.openvino_backend import cpu_capabilities
 
     timed["openvino fp32"] = ("openvino", str(export), {"precision": "fp32"})
@@ -158,7 +158,7 @@ def backends_to_time(folder: Path, checkpoint: Path, console: Console) -> dict[s
         timed["openvino bf16"] = ("openvino", str(export), {"precision": "bf16"})
     with console.status("quantising to INT8"):
         generate_benchmark(folder / "calibration", 2, 20, seed=3, family="cutouts")
-        quantize_export(export, folder / "export-int8", open_dataset(folder / "calibration", "lasot"), frames=40)
+        quantize_export(export, folder / "export-int8", CalibrationData(open_dataset(folder / "calibration", "lasot"), 40))
     timed["openvino int8"] = ("openvino", str(folder / "export-int8"), {"precision": "int8"})
     return timed
 

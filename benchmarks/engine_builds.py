@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from tomp_deploy.engines.builder import build_engines
+from tomp_deploy.engines.builder import BuildOptions, build_engines
 from tomp_deploy.evaluation.host_facts import host_facts
 from tomp_deploy.export.onnx_export import export_model
 from tomp_deploy.model import ToMPNet, load_model, preset
@@ -51,8 +51,8 @@ def main(argv: list[str] | None = None) -> dict:
                 with console.status(f"exporting {name} ({precision})"):
                     export_model(model, export, precision=precision)
                 with console.status(f"building {name} ({precision})") as status:
-                    built = build_engines(export, Path(folder) / f"{name}-{precision}-engines", library=args.library,
-                                          report=status.update)
+                    built = build_engines(export, Path(folder) / f"{name}-{precision}-engines",
+                                          BuildOptions(library=args.library), report=status.update)
                 runs.append({"model": name, "precision": precision, "library": built.built_with,
                              "targets": built.target_compute_capabilities or [built.compute_capability],
                              "build_seconds": round(built.build_seconds, 1),

@@ -29,7 +29,7 @@ from tomp_deploy.evaluation.metrics import average, sequence_curves
 from tomp_deploy.evaluation.synth import DEMO_FAMILY, HELD_OUT_FAMILY, generate_benchmark
 from tomp_deploy.export.onnx_export import export_model
 from tomp_deploy.model import load_model
-from tomp_deploy.runtime.backends import open_backend
+from tomp_deploy.runtime.backends import BackendOptions, open_backend
 from tomp_deploy.runtime.backends.recording import RecordingBackend
 from tomp_deploy.runtime.driver import track_boxes
 from tomp_deploy.runtime.images import read_rgb
@@ -57,7 +57,7 @@ def compare_family(family: str, sequences, reference_export: Path, runs: dict) -
         reference_boxes = {s.name: track_boxes(recorder, frames[s.name], s.init_box) for s in sequences}
         reference_auc = average([sequence_curves(reference_boxes[s.name], s) for s in sequences]).summary()["auc"]
         for label, (backend, model, options) in runs.items():
-            candidate = stack.enter_context(open_backend(backend, model, **options))
+            candidate = stack.enter_context(open_backend(backend, model, BackendOptions(**options)))
             contract = compare_contract(reference, candidate, recorder.first_calls(3))
             boxes = {s.name: track_boxes(candidate, frames[s.name], s.init_box) for s in sequences}
             ious = np.concatenate([compare_sequences(reference_boxes[s.name], boxes[s.name]).ious for s in sequences])

@@ -31,7 +31,7 @@ from rich.table import Table
 
 from tomp_deploy.evaluation.host_facts import host_facts
 from tomp_deploy.pipeline.model_forms import ModelForms
-from tomp_deploy.runtime.backends import open_backend
+from tomp_deploy.runtime.backends import BackendOptions, open_backend
 from tomp_deploy.runtime.backends.base import Backend, Located, TargetQuery
 from tomp_deploy.runtime.driver import track_frames
 from tomp_deploy.runtime.errors import ToMPError
@@ -105,7 +105,7 @@ def paired_frame_seconds(backend: Backend, images: list, boxes: list) -> dict[st
 
 def measure(backend_name: str, model: str, device: str, counts: Sequence[int], frames: int) -> dict:
     """Runs in a fresh process: per target count, the median frame time batched and one call per target."""
-    backend = open_backend(backend_name, model, device=device)
+    backend = open_backend(backend_name, model, BackendOptions(device=device))
     rows = []
     for count in counts:
         images, boxes = squares_scene(count, frames + WARMUP_FRAMES + 1)

@@ -29,6 +29,7 @@ from tomp_deploy.evaluation.sequence_jobs import TrackerSetup
 from tomp_deploy.evaluation.synth import HELD_OUT_FAMILY, generate_benchmark
 from tomp_deploy.export.onnx_export import export_model
 from tomp_deploy.model import load_model
+from tomp_deploy.runtime.backends import BackendOptions
 from tomp_deploy.runtime.errors import ToMPError
 from tomp_deploy.runtime.shipped import resolve_model
 
@@ -70,19 +71,19 @@ def low_precision_trackers(work: Path) -> dict[str, TrackerSetup]:
         return {}
     import openvino
 
-    from tomp_deploy.export.quantize import QUANTIZERS, quantize_export
+    from tomp_deploy.export.quantize import QUANTIZERS, CalibrationData, quantize_export
     from tomp_deploy.runtime.backends.openvino_backend import cpu_capabilities
 
     fp32 = str(work / "export-fp32")
-    trackers = {"model (openvino fp32)": TrackerSetup("openvino", fp32, backend_options=(("precision", "fp32"),))}
+    trackers = {"model (openvino fp32)": TrackerSetup("openvino", fp32, BackendOptions(precision="fp32"))}
     if "BF16" in cpu_capabilities(openvino.Core()):
-        trackers["model (openvino bf16)"] = TrackerSetup("openvino", fp32, backend_options=(("precision", "bf16"),))
+        trackers["model (openvino bf16)"] = TrackerSetup("openvino", fp32, BackendOptions(precision="bf16"))
     generate_benchmark(work / "calibration", 4, 30, seed=3, family=CALIBRATION_FAMILY)
     calibration = open_dataset(work / "calibration", "lasot")
     for quantizer in QUANTIZERS:
         folder = work / f"export-int8-{quantizer}"
-        quantize_export(work / "export-fp32", folder, calibration, quantizer, frames=100,
-                        calibration_name=f"{CALIBRATION_FAMILY} (4 sequences, seed 3)")
+        quantize_export(work / "export-fp32", folder,
+                        CalibrationData(calibration, 100, f"{CALIBRATION_FAMILY} (4 sequences, seed 3)"), quantizer)
         trackers[f"model (onnxruntime int8, {quantizer} quantiser)"] = TrackerSetup("onnxruntime", str(folder))
         try:
             TrackerSetup("openvino", str(folder)).open()[0].close()

@@ -141,20 +141,29 @@ def check_destination(export_folder: Path, out: Path, force: bool) -> None:
     ensure_folder(target.parent, "--out")
 
 
-def quantize_export(export_folder: Path, out: Path, sequences: list[Sequence], quantizer: str = "nncf",
-                    frames: int = 100, force: bool = False, calibration_name: str = "",
-                    progress: Callable[[str], None] = lambda text: None) -> ExportFolder:
-    """Writes the INT8 (QDQ) export of the FP32 export in `export_folder` into `out`, calibrated on the
-    tracker's own calls over `frames` frames of `sequences`; its model.json records precision int8 and how
-    it was quantised. The export is written into a folder beside `out` and replaces `out` whole when it is
-    complete: a failed or killed run leaves an earlier export in `out` as it was."""
+@dataclasses.dataclass(frozen=True)
+class CalibrationData:
+    """What an INT8 export is calibrated on: the tracker's own calls over the first `frames` frames of
+    `sequences`, recorded in model.json under `name` (e.g. the dataset's folder)."""
+
+    sequences: list[Sequence]
+    frames: int = 100
+    name: str = ""
+
+
+def quantize_export(export_folder: Path, out: Path, data: CalibrationData, quantizer: str = "nncf",
+                    force: bool = False, progress: Callable[[str], None] = lambda text: None) -> ExportFolder:
+    """Writes the INT8 (QDQ) export of the FP32 export in `export_folder` into `out`, calibrated on `data`;
+    its model.json records precision int8 and how it was quantised. The export is written into a folder
+    beside `out` and replaces `out` whole when it is complete: a failed or killed run leaves an earlier
+    export in `out` as it was."""
     if quantizer not in QUANTIZERS:
         raise ToMPError(f"--quantizer {quantizer!r}: choose {' or '.join(QUANTIZERS)}.")
     export = read_fp32_export(export_folder)
     out = Path(out)
     check_destination(export_folder, out, force)
     with staged_folder(out, "--out") as staging:
-        calibration = record_calibration_inputs(export, sequences, frames, progress)
+        calibration = record_calibration_inputs(export, data.sequences, data.frames, progress)
         quantize = _quantize_with_onnxruntime if quantizer == "onnxruntime" else _quantize_with_nncf
         graphs = {}
         for graph in GRAPHS:
@@ -170,8 +179,8 @@ def quantize_export(export_folder: Path, out: Path, sequences: list[Sequence], q
             quantization={"quantizer": _quantizer_version(quantizer), "format": "QDQ",
                           "quantized_ops": [f"{op} with weights" for op in WEIGHTED_OPS],
                           "weights": "int8, per channel", "activations": "uint8",
-                          "calibration": {"dataset": calibration_name, "sequences": len(sequences),
-                                          "frames": calibration.frames, "frames_asked": frames,
+                          "calibration": {"dataset": data.name, "sequences": len(data.sequences),
+                                          "frames": calibration.frames, "frames_asked": data.frames,
                                           "calls_per_graph": calls_per_graph},
                           "source_export": export.graph_hashes()})
         manifest.write(staging)

@@ -10,7 +10,14 @@ import pytest
 
 from tests.seeded import seeded_model
 from tomp_deploy import ToMPError
-from tomp_deploy.engines.builder import RTX_PORTABLE_DEFAULT, build_engines, network_inputs, network_layers, parse_network
+from tomp_deploy.engines.builder import (
+    RTX_PORTABLE_DEFAULT,
+    BuildOptions,
+    build_engines,
+    network_inputs,
+    network_layers,
+    parse_network,
+)
 from tomp_deploy.engines.plan import precision_problems, profile_problems, profile_shapes
 from tomp_deploy.export.onnx_export import export_model
 from tomp_deploy.runtime.contract import GraphTensor, TensorSpec, graph_io, graph_io_problems
@@ -175,7 +182,7 @@ def test_rtx_builds_real_engines_that_keep_the_exports_precision(exported, expor
             assert "HALF" in heavy
         else:
             assert not islands and set(types.values()) <= {"FLOAT", "BOOL", "INT32", "INT64"}
-    built = build_engines(export.folder, tmp_path / "engines", library="tensorrt-rtx", max_batch=2)
+    built = build_engines(export.folder, tmp_path / "engines", BuildOptions(library="tensorrt-rtx", max_batch=2))
     assert (built.library, built.precision, built.gpu_name) == ("tensorrt-rtx", precision, None)
     assert built.build_options["max_batch"] == 2  # crops per backbone call, targets per predictor and head call
     assert built.target_compute_capabilities == list(RTX_PORTABLE_DEFAULT)
@@ -188,15 +195,15 @@ def test_rtx_builds_real_engines_that_keep_the_exports_precision(exported, expor
 
 @needs_rtx
 def test_rtx_build_options_and_precision_requests(exported, exported_fp16, tmp_path):
-    turing = build_engines(exported_fp16.folder, tmp_path / "turing", library="tensorrt-rtx",
-                           compute_capabilities=["7.5"], max_batch=1)
+    turing = build_engines(exported_fp16.folder, tmp_path / "turing",
+                           BuildOptions(library="tensorrt-rtx", compute_capabilities=("7.5",), max_batch=1))
     assert turing.target_compute_capabilities == ["7.5"] and not turing.build_options["portable_default"]
     with pytest.raises(ToMPError, match="targets .*8.9"):
-        build_engines(exported_fp16.folder, tmp_path / "x", library="tensorrt-rtx", compute_capabilities=["6.1"])
+        build_engines(exported_fp16.folder, tmp_path / "x", BuildOptions(library="tensorrt-rtx", compute_capabilities=("6.1",)))
     with pytest.raises(ToMPError, match="TensorRT for RTX has no timing cache"):
-        build_engines(exported_fp16.folder, tmp_path / "x", library="tensorrt-rtx", timing_cache=tmp_path / "cache")
+        build_engines(exported_fp16.folder, tmp_path / "x", BuildOptions(library="tensorrt-rtx", timing_cache=tmp_path / "cache"))
     with pytest.raises(ToMPError, match="is an fp32 export.*--precision fp16"):
-        build_engines(exported.folder, tmp_path / "x", library="tensorrt-rtx", precision="fp16")
+        build_engines(exported.folder, tmp_path / "x", BuildOptions(library="tensorrt-rtx", expected_precision="fp16"))
 
 
 @needs_rtx
@@ -216,7 +223,7 @@ def test_rtx_builds_tomp50_engines(tmp_path):
     network = seeded_model("tomp50", 1, 0.5, True, 0.2)
     for precision in ("fp16", "fp32"):
         export_model(network, tmp_path / precision, precision=precision)
-        built = build_engines(tmp_path / precision, tmp_path / f"engines-{precision}", library="tensorrt-rtx")
+        built = build_engines(tmp_path / precision, tmp_path / f"engines-{precision}", BuildOptions(library="tensorrt-rtx"))
         assert built.precision == precision and all(size > 0 for size in built.engine_bytes.values())
 
 

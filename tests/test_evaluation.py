@@ -216,12 +216,12 @@ def test_workers_below_one_are_refused(benchmark, checkpoint, tmp_path, workers)
 def test_thread_counts_far_beyond_the_machine_are_refused(shipped_export, backend):
     import os
 
-    from tomp_deploy.runtime.backends import open_backend
+    from tomp_deploy.runtime.backends import BackendOptions, open_backend
 
     pytest.importorskip(backend)
     for threads in (100_000, 0):
         with pytest.raises(ToMPError, match=f"--threads {threads}: give a whole number from 1 to {4 * os.cpu_count()}"):
-            open_backend(backend, shipped_export, threads=threads)
+            open_backend(backend, shipped_export, BackendOptions(threads=threads))
 
 
 def test_the_thread_budget_takes_what_a_scheduler_hands_the_process(monkeypatch):

@@ -176,11 +176,11 @@ def tensorrt_or_skip():
 @pytest.fixture(scope="module")
 def tiny_engines(trained_export_fp16, tmp_path_factory):
     tensorrt_or_skip()
-    from tomp_deploy.engines.builder import build_engines
+    from tomp_deploy.engines.builder import BuildOptions, build_engines
     from tomp_deploy.runtime.gpu import installed_engine_libraries
 
     folder = tmp_path_factory.mktemp("engines") / "tiny-fp16"
-    build_engines(trained_export_fp16, folder, library=installed_engine_libraries()[0], max_batch=2)
+    build_engines(trained_export_fp16, folder, BuildOptions(library=installed_engine_libraries()[0], max_batch=2))
     return folder
 
 

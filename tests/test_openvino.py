@@ -207,13 +207,14 @@ def test_low_precision_scores_like_fp32_on_the_held_out_family(precision, shippe
     from tomp_deploy.evaluation.datasets import open_dataset
     from tomp_deploy.evaluation.sequence_jobs import TrackerSetup
     from tomp_deploy.evaluation.synth import HELD_OUT_FAMILY, generate_benchmark
+    from tomp_deploy.runtime.backends import BackendOptions
 
     if precision == "bf16" and "BF16" not in cpu_capabilities(ov.Core()):
         pytest.skip("this CPU has no BF16 units OpenVINO can use")
     generate_benchmark(tmp_path / "data", sequences=3, frames=60, seed=11, family=HELD_OUT_FAMILY)
     model = int8_export if precision == "int8" else shipped_exports[0]
-    trackers = {"fp32": TrackerSetup("openvino", str(shipped_exports[0]), backend_options=(("precision", "fp32"),)),
-                precision: TrackerSetup("openvino", str(model), backend_options=(("precision", precision),))}
+    trackers = {"fp32": TrackerSetup("openvino", str(shipped_exports[0]), BackendOptions(precision="fp32")),
+                precision: TrackerSetup("openvino", str(model), BackendOptions(precision=precision))}
     scores = score_trackers(open_dataset(tmp_path / "data", "lasot"), trackers, tmp_path / "results")
     assert abs(scores[precision]["overall"]["auc"] - scores["fp32"]["overall"]["auc"]) <= 1.0
     assert scores["fp32"]["overall"]["auc"] > scores["static box"]["overall"]["auc"] + 10

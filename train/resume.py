@@ -68,14 +68,23 @@ def check_resumable(path: Path, content: dict, config: TrainConfig) -> None:
                         "drop those --set options, or start a new run folder.")
 
 
-def check_start(run_dir: Path, resume: bool, init: Path | None, config: TrainConfig) -> None:
+@dataclasses.dataclass(frozen=True)
+class RunStart:
+    """How a run begins: fresh, resumed from its folder's newest intact checkpoint (`resume`), or with the
+    weights of another checkpoint (`init`: a fresh optimiser and epoch count)."""
+
+    resume: bool = False
+    init: Path | None = None
+
+
+def check_start(run_dir: Path, start: RunStart, config: TrainConfig) -> None:
     """Fails fast, before any training data is read or written, on a start the trainer would refuse."""
-    if resume and init is not None:
+    if start.resume and start.init is not None:
         raise ToMPError("--init and --resume exclude each other: --resume already restores the weights.")
-    if resume:
+    if start.resume:
         path, content, _ = resume_point(run_dir)
         check_resumable(path, content, config)
-    if init is not None:
+    if start.init is not None:
         from tomp_deploy.model import load_checkpoint
 
-        load_checkpoint(init)
+        load_checkpoint(start.init)

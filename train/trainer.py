@@ -21,7 +21,7 @@ from tomp_deploy.train.config import TrainConfig
 from tomp_deploy.train.data import FrameSampler
 from tomp_deploy.train.losses import giou_loss, hinge_classification_loss
 from tomp_deploy.train.processing import process
-from tomp_deploy.train.resume import LATEST, check_resumable, check_start, resume_point
+from tomp_deploy.train.resume import LATEST, RunStart, check_resumable, check_start, resume_point
 
 
 class SampleDataset(Dataset):
@@ -101,7 +101,7 @@ class TrainingStep(torch.nn.Module):
 
 class Trainer:
     def __init__(self, config: TrainConfig, sampler: FrameSampler, run_dir: Path, device: str = "cpu",
-                 resume: bool = False, init: Path | None = None, tensorboard: bool = False, progress=None):
+                 start: RunStart = RunStart(), tensorboard: bool = False, progress=None):
         self.config = config
         self.run_dir = Path(run_dir)
         self.ranks = distributed.start(device)
@@ -114,9 +114,9 @@ class Trainer:
         self.progress = progress
         torch.manual_seed(config.seed)
         self.model = ToMPNet(model_preset(config.model), pretrained_backbone=config.pretrained)
-        check_start(self.run_dir, resume, init, config)
-        if init is not None:
-            self._initialise(Path(init))
+        check_start(self.run_dir, start, config)
+        if start.init is not None:
+            self._initialise(Path(start.init))
         freeze_backbone(self.model, config)
         self.model.to(self.device)
         self.optimizer = torch.optim.AdamW(param_groups(self.model, config), lr=config.lr_head,
@@ -126,8 +126,8 @@ class Trainer:
         self.start_epoch = 0
         self.notes: list[str] = []
         """What the user should know about how the run started (a damaged latest.pt passed over)."""
-        self.initialised_from = str(init) if init is not None else None
-        if resume:
+        self.initialised_from = str(start.init) if start.init is not None else None
+        if start.resume:
             self._resume()
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(
             self.optimizer, list(config.lr_milestones), config.lr_gamma, last_epoch=self.start_epoch - 1)

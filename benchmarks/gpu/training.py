@@ -23,6 +23,7 @@ from benchmarks.gpu.scenes import write_squares_dataset
 from tomp_deploy.runtime.errors import ToMPError
 from tomp_deploy.train.config import TrainConfig, preset
 from tomp_deploy.train.data import FrameSampler, load_sources
+from tomp_deploy.train.resume import RunStart
 from tomp_deploy.train.trainer import Trainer
 
 Samplers = Callable[[TrainConfig], FrameSampler]
@@ -97,7 +98,8 @@ def resume_check(plan: Plan, samplers: Samplers) -> str:
     config = dataclasses.replace(recipe(plan, "tiny"), batch_size=2, samples_per_epoch=2, num_workers=0)
     first = Trainer(config, samplers(config), plan.work / "resume-check", device=plan.device)
     first.fit(1)
-    resumed = Trainer(config, samplers(config), plan.work / "resume-check", device=plan.device, resume=True)
+    resumed = Trainer(config, samplers(config), plan.work / "resume-check", device=plan.device,
+                      start=RunStart(resume=True))
     held = resumed.start_epoch == 1 and same_state(first, resumed)
     loss = resumed.fit(2)[-1]["loss"]
     if not held:

@@ -14,9 +14,10 @@ import typer
 from rich.markup import escape
 
 from tomp_deploy.cli.app import command, console
-from tomp_deploy.cli.options import Device, Threads, backend_options, progress_bar
+from tomp_deploy.cli.options import CudaGraphs, Device, Precision, Threads, backend_options, progress_bar
 from tomp_deploy.cli.render import print_bench
 from tomp_deploy.pipeline.model_forms import ModelForms
+from tomp_deploy.runtime.backends.options import BackendOptions
 from tomp_deploy.runtime.errors import ToMPError
 from tomp_deploy.runtime.files import ensure_folder
 
@@ -66,9 +67,9 @@ def _bench_sequences(dataset_root: str, format: str, sequences: int | None, out:
     return loaded
 
 
-def _run_bench(forms: ModelForms, backend_names: list[str], sequences, out: Path, device: str, warmup: int,
-               on_status=lambda text: None, options: dict | None = None) -> dict:
-    from tomp_deploy.checks.bench import bench
+def _run_bench(forms: ModelForms, backend_names: list[str], sequences, out: Path, options: BackendOptions, warmup: int,
+               on_status=lambda text: None) -> dict:
+    from tomp_deploy.checks.bench import BenchPlan, bench
 
     total = sum(len(s.frames) - 1 for s in sequences)
     with progress_bar() as progress:
@@ -78,9 +79,9 @@ def _run_bench(forms: ModelForms, backend_names: list[str], sequences, out: Path
             on_status(text)
             progress.update(task, description=text, completed=0 if text.endswith("tracking") else None)
 
-        report = bench(forms.name, lambda backend: forms.for_backend(backend, status), backend_names, sequences, out,
-                       device, warmup, progress=status, on_frame=lambda: progress.advance(task),
-                       command=" ".join(["tomp-deploy", *sys.argv[1:]]), options=options)
+        plan = BenchPlan(forms.name, backend_names, sequences, options, warmup, " ".join(["tomp-deploy", *sys.argv[1:]]))
+        report = bench(plan, lambda backend: forms.for_backend(backend, status), out, progress=status,
+                       on_frame=lambda: progress.advance(task))
         ran = sum(row["status"] == "ok" for row in report["backends"].values())
         # The last line shows the whole run, not the last backend's step (which may have been skipped).
         progress.update(task, description=f"bench: {ran} of {len(report['backends'])} backends ran", completed=total)
@@ -109,6 +110,8 @@ def bench_command(
     warmup: Annotated[int, typer.Option(help="Frames per backend left out of the timing.")] = 5,
     device: Device = "cpu",
     threads: Threads = None,
+    precision: Precision = None,
+    cuda_graphs: CudaGraphs = None,
     out: Annotated[Path, typer.Option(help="Folder for bench.json, bench.md and bench.png.")] = Path("bench"),
 ) -> None:
     """Accuracy parity and FPS of every backend against the PyTorch reference, side by side."""
@@ -117,8 +120,8 @@ def bench_command(
     names = [b.strip() for b in backends.split(",") if b.strip()] if backends else cpu_backends()
     ensure_folder(out, "--out")
     loaded = _bench_sequences(dataset_root, format, sequences, out, 60, 0)
-    _run_bench(ModelForms.from_path(resolve_model(model), out / ".work"), names, loaded, out, device, warmup,
-               options=backend_options(threads, None, None))
+    options = backend_options(device, threads, precision, cuda_graphs)
+    _run_bench(ModelForms.from_path(resolve_model(model), out / ".work"), names, loaded, out, options, warmup)
 
 
 @command()
@@ -174,7 +177,7 @@ def demo(
     np.savetxt(out / f"{sequence.name}.txt", boxes, fmt="%.2f", delimiter=",")
     console.print(f"[green]✓[/] tracked video: {video_path} (white: ground truth)")
 
-    _run_bench(forms, backends, open_dataset(data, "lasot"), out, "cpu", 5,
+    _run_bench(forms, backends, open_dataset(data, "lasot"), out, BackendOptions(), 5,
                on_status=lambda text: split.start(f"bench {text.split(':')[0]}"))
     split.stop()
     console.print(f"[bold]done[/]: video {video_path}, benchmark {out / 'bench.json'}, {out / 'bench.md'}, "

@@ -17,8 +17,10 @@ from tomp_deploy.cli.options import (
     Model,
     Plot,
     Precision,
+    Threads,
     TrackerParam,
     backend_and_model,
+    backend_options,
     progress_bar,
 )
 from tomp_deploy.cli.render import print_table
@@ -137,6 +139,7 @@ def eval_command(
              "its address); one GPU a task with --device cuda, else --ray-cpus-per-task CPUs.")] = None,
     ray_cpus_per_task: Annotated[int, typer.Option(help="CPUs (and backend threads) of each Ray task.", min=1)] = 1,
     precision: Precision = None,
+    threads: Threads = None,
     results: Annotated[Path | None, typer.Option(
         help="Results folder (default results/<model>_<fingerprint>_<backend>); resumes only the run that made it.")] = None,
     json_out: JsonOut = None,
@@ -153,11 +156,11 @@ def eval_command(
         raise ToMPError("--ray and --workers exclude each other: Ray runs as many tasks as the cluster has room for.")
     _check_score_outputs(json_out, plot)
     sequences = open_dataset(dataset_root, format)
-    backend, loaded = backend_and_model(backend, model, device, {"precision": precision} if precision else {})
+    options = backend_options(device, threads, precision)
+    backend, loaded = backend_and_model(backend, model, options)
     backend_label = backend + (f"_{precision}" if precision else "")
     results = results or Path("results") / f"{model.stem}_{model_fingerprint(loaded)[:8]}_{backend_label}"
-    setup = TrackerSetup(backend, str(loaded), device, tuple(tracker_param or ()),
-                         (("precision", precision),) if precision else ())
+    setup = TrackerSetup(backend, str(loaded), options, tuple(tracker_param or ()))
     with _cluster(ray, ray_cpus_per_task) as cluster:
         claim_results(results, setup)
         done = sum(result_is_complete(results / f"{s.name}.txt", s) for s in sequences)

@@ -11,6 +11,7 @@ import typer
 
 from tomp_deploy.cli.app import command, console
 from tomp_deploy.cli.render import print_table
+from tomp_deploy.runtime.manifests.engine import DEFAULT_MAX_BATCH
 
 
 @command()
@@ -99,14 +100,15 @@ def build(
     workspace: Annotated[float, typer.Option(help="Builder workspace in GB.")] = 4.0,
     timing_cache: Annotated[Path | None, typer.Option(help="TensorRT: timing cache file, read and updated.")] = None,
     max_batch: Annotated[int, typer.Option(
-        help="Largest batch: crops per backbone call, targets per predictor and head call (all targets tracked).")] = 4,
+        help="Largest batch: crops per backbone call, targets per predictor and head call (all targets tracked).")]
+        = DEFAULT_MAX_BATCH,
 ) -> None:
     """Compile the split ONNX graphs into strongly typed engines (TensorRT or TensorRT for RTX), with a manifest."""
-    from tomp_deploy.engines.builder import build_engines
+    from tomp_deploy.engines.builder import BuildOptions, build_engines
 
+    options = BuildOptions(library, precision, workspace, timing_cache, max_batch, tuple(compute_capability or ()))
     with console.status("building engines") as status:
-        manifest = build_engines(export_dir, out, library, precision, workspace, timing_cache, max_batch,
-                                 compute_capability, report=lambda text: status.update(text))
+        manifest = build_engines(export_dir, out, options, report=lambda text: status.update(text))
     where = (f"for {manifest.gpu_name} (SM {manifest.compute_capability})" if manifest.gpu_name else
              f"for compute capabilities {', '.join(manifest.target_compute_capabilities)}")
     sizes = ", ".join(f"{graph} {size / 1e6:.1f} MB" for graph, size in manifest.engine_bytes.items())
@@ -131,7 +133,7 @@ def quantize(
     """Quantise an FP32 export to INT8 QDQ graphs (for --backend openvino --precision int8, or onnxruntime),
     calibrated on the tracker's own calls over a dataset."""
     from tomp_deploy.evaluation.datasets import open_dataset
-    from tomp_deploy.export.quantize import check_destination, quantize_export, read_fp32_export
+    from tomp_deploy.export.quantize import CalibrationData, check_destination, quantize_export, read_fp32_export
     from tomp_deploy.runtime.errors import ToMPError
 
     if frames < 2:
@@ -140,8 +142,8 @@ def quantize(
     check_destination(export_dir, out, force)
     sequences = open_dataset(calibration, calibration_format)
     with console.status("calibrating") as status:
-        exported = quantize_export(export_dir, out, sequences, quantizer, frames, force, str(calibration),
-                                   progress=status.update)
+        exported = quantize_export(export_dir, out, CalibrationData(sequences, frames, str(calibration)), quantizer,
+                                   force, progress=status.update)
     recorded = exported.manifest.quantization["calibration"]
     calls = recorded["calls_per_graph"]
     console.print(f"wrote the INT8 export {out} ({quantizer}; calibrated on {recorded['frames']} frames of {len(sequences)} "

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tomp_deploy.cli.app import console, error_console
+from tomp_deploy.runtime.backends.options import BackendOptions
 
 Device = Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")]
 Backend = Annotated[str | None, typer.Option(
@@ -36,23 +37,24 @@ def progress_bar(*columns, shown_on: Console = console) -> Progress:
                     TimeElapsedColumn(), console=shown_on)
 
 
-def backend_options(threads: int | None, precision: str | None, cuda_graphs: bool | None) -> dict:
-    """The backend options given on the command line (those left out keep the backend's defaults)."""
-    given = {"threads": threads, "precision": precision, "cuda_graphs": cuda_graphs}
-    return {name: value for name, value in given.items() if value is not None}
+def backend_options(device: str = "cpu", threads: int | None = None, precision: str | None = None,
+                    cuda_graphs: bool | None = None) -> BackendOptions:
+    """The one options object a command builds from its command line (those left out keep the backends'
+    defaults) and hands to every backend it opens."""
+    return BackendOptions(device=device, precision=precision, threads=threads, cuda_graphs=cuda_graphs)
 
 
-def backend_and_model(backend: str | None, model: Path | str, device: str, options: dict,
+def backend_and_model(backend: str | None, model: Path | str, options: BackendOptions,
                       say: Console = console) -> tuple[str, Path]:
     """The backend a command runs (the default rule's choice, said on `say`, where none is given), once the
     `options` given apply to it, and what it loads for `model`: a shipped model's export or engines are made
     once into the user cache."""
     from tomp_deploy.pipeline import model_for_backend
-    from tomp_deploy.runtime.backends import checked_options, default_backend
+    from tomp_deploy.runtime.backends import backend_spec, default_backend
 
     if backend is None:
-        backend, why = default_backend(model, device)
+        backend, why = default_backend(model, options.device)
         say.print(f"backend: {backend} ({why}; --backend chooses another)", highlight=False, soft_wrap=True)
-    checked_options(backend, options)
+    options.arguments_for(backend, backend_spec(backend))
     with error_console.status(f"preparing {model} for {backend}") as status:
-        return backend, model_for_backend(model, backend, status.update)
+        return backend, model_for_backend(model, backend, options, status.update)

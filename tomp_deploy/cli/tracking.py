@@ -91,9 +91,9 @@ def track(
     boxes = _initial_boxes(frames, init_box, toolkit_box)
     if show:
         _check_gui()
-    options = backend_options(threads, precision, cuda_graphs)
-    backend, loaded = backend_and_model(backend, model, device, options)
-    with open_backend(backend, loaded, device=device, **options) as runtime:
+    options = backend_options(device, threads, precision, cuda_graphs)
+    backend, loaded = backend_and_model(backend, model, options)
+    with open_backend(backend, loaded, options) as runtime:
         params = overridden_tracker_params(runtime.tracker_params, tracker_param)
         if backend == "openvino":
             console.print(f"openvino computes in {runtime.precision} (the CPU plugin reports "
@@ -222,11 +222,12 @@ def parity(
         raise ToMPError(f"--sequence {sequence} must be an image folder with groundtruth.txt beside or above it.")
     init_box = first_groundtruth_box(groundtruth)
     tolerances = Tolerances(max_rel=rtol, min_iou=min_iou)
+    options = backend_options(device)
     with contextlib.ExitStack() as stack:
         backends = []
         for spec in (a, b):
-            name, path = backend_and_model(*parse_backend_spec(spec), device, {})
-            backends.append(stack.enter_context(open_backend(name, path, device=device)))
+            name, path = backend_and_model(*parse_backend_spec(spec), options)
+            backends.append(stack.enter_context(open_backend(name, path, options)))
         if backends[0].config != backends[1].config:
             raise ToMPError(f"{a} and {b} are different models (their configs differ); compare exports of one checkpoint.")
         images = [frame.image for frame in frames]

@@ -37,14 +37,15 @@ def train(
     from tomp_deploy.runtime.shipped import resolve_model
     from tomp_deploy.train import distributed
     from tomp_deploy.train.data import FrameSampler, load_sources, parse_data_spec
-    from tomp_deploy.train.resume import check_start
+    from tomp_deploy.train.resume import RunStart, check_start
     from tomp_deploy.train.trainer import Trainer
 
     spec = parse_data_spec(data)
     config = _training_config(preset, set_ or [], epochs, no_pretrained, spec)
     ensure_folder(out, "--out")
     init_path = resolve_model(str(init)) if init is not None else None
-    check_start(out, resume, init_path, config)
+    start = RunStart(resume, init_path)
+    check_start(out, start, config)
     ranks = distributed.start(device)
     shown = console if ranks.is_main else Console(quiet=True)
     with distributed.main_rank_first(ranks), shown.status("reading the training data") as status:
@@ -59,8 +60,7 @@ def train(
             progress.update(task, completed=step, total=steps, description=f"epoch {epoch + 1}/{config.epochs}",
                             loss=losses["loss"], clf=losses["clf"], giou=losses["giou"], lr=lr, rate=rate)
 
-        trainer = Trainer(config, sampler, out, device=device, resume=resume, init=init_path, tensorboard=tensorboard,
-                          progress=report)
+        trainer = Trainer(config, sampler, out, device=device, start=start, tensorboard=tensorboard, progress=report)
         if trainer.start_epoch >= config.epochs:
             raise ToMPError(f"{out}/latest.pt already finished epoch {trainer.start_epoch} of {config.epochs}; "
                             "raise --epochs to continue.")

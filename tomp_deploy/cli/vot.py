@@ -41,11 +41,11 @@ def trax(
     from tomp_deploy.runtime.overrides import overridden_tracker_params
 
     import_trax()
-    options = backend_options(threads, precision, cuda_graphs)
+    options = backend_options(device, threads, precision, cuda_graphs)
 
     def prepared_backend():
-        name, loaded = backend_and_model(backend, model, device, options, say=error_console)
-        return open_backend(name, loaded, device=device, **options)
+        name, loaded = backend_and_model(backend, model, options, say=error_console)
+        return open_backend(name, loaded, options)
 
     serve(prepared_backend,
           lambda loaded: overridden_tracker_params(loaded.tracker_params, tracker_param), max_message_bytes)

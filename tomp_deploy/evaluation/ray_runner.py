@@ -15,10 +15,8 @@ from pathlib import Path
 
 from tomp_deploy.evaluation.datasets import Sequence
 from tomp_deploy.evaluation.sequence_jobs import SequenceFailure, SequenceResult, TrackerSetup, track_or_fail
+from tomp_deploy.runtime.backends.registry import backend_spec
 from tomp_deploy.runtime.errors import ToMPError
-
-THREADED_BACKENDS = ("torch", "onnxruntime", "openvino")
-"""The CPU backends, which take a `threads` option; a CPU task gives them its CPUs."""
 
 
 def _import_ray():
@@ -91,17 +89,16 @@ class RayCluster:
 
     def track(self, todo: list[Sequence], setup: TrackerSetup) -> Iterator[SequenceResult | SequenceFailure]:
         """Submits every sequence, then yields each result as its task finishes."""
-        on_gpu = setup.device.startswith("cuda")
+        on_gpu = setup.options.device.startswith("cuda")
         self.check_room(on_gpu)
         task = self.ray.remote(_track_task).options(num_gpus=1 if on_gpu else 0,
                                                     num_cpus=1 if on_gpu else self.cpus_per_task)
-        options = dict(setup.backend_options)
-        if not on_gpu and setup.backend in THREADED_BACKENDS:
-            options.setdefault("threads", self.cpus_per_task)
+        options = setup.options
+        if not on_gpu and options.threads is None and "threads" in backend_spec(setup.backend).takes:
+            options = dataclasses.replace(options, threads=self.cpus_per_task)
         # Ray gives a GPU task its GPU as the only visible one: cuda:N of the driver would not exist there.
         task_setup = dataclasses.replace(setup, model=str(Path(setup.model).resolve()),
-                                         device="cuda" if on_gpu else setup.device,
-                                         backend_options=tuple(sorted(options.items())))
+                                         options=dataclasses.replace(options, device="cuda") if on_gpu else options)
         pending = [task.remote(task_setup, dataclasses.replace(sequence, frames=[Path(f).resolve() for f in sequence.frames]))
                    for sequence in todo]
         while pending:

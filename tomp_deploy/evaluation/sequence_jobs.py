@@ -13,6 +13,7 @@ from typing import Protocol
 import numpy as np
 
 from tomp_deploy.evaluation.datasets import Sequence
+from tomp_deploy.runtime.backends.options import BackendOptions
 from tomp_deploy.runtime.box_text import format_box
 from tomp_deploy.runtime.driver import track_frames
 from tomp_deploy.runtime.errors import ToMPError
@@ -72,28 +73,27 @@ def track_sequence(backend, sequence: Sequence, on_frame: Callable[[], None] | N
 
 @dataclass(frozen=True)
 class TrackerSetup:
-    """What every process tracking a dataset opens: a backend with its options (e.g. precision, threads)
-    on a model, and the tracker parameters the model records with `tracker_overrides` (key=value) applied."""
+    """What every process tracking a dataset opens: a backend with its options on a model, and the tracker
+    parameters the model records with `tracker_overrides` (key=value) applied."""
     backend: str
     model: str
-    device: str = "cpu"
+    options: BackendOptions = BackendOptions()
     tracker_overrides: tuple[str, ...] = ()
-    backend_options: tuple[tuple[str, object], ...] = ()
 
     def open(self):
         """The backend, and the tracker parameters (None: as the model records them)."""
         from tomp_deploy.runtime.backends import open_backend
 
-        backend = open_backend(self.backend, self.model, device=self.device, **dict(self.backend_options))
+        backend = open_backend(self.backend, self.model, self.options)
         return backend, overridden_tracker_params(backend.tracker_params, list(self.tracker_overrides))
 
     def record(self) -> dict:
-        """What a results folder records of the run (`run.json`); options only where some were given, so
-        that folders of runs without them still resume."""
+        """What a results folder records of the run (`run.json`); backend options only where some were
+        given, so that folders of runs without them still resume."""
         record = {"model": self.model, "model_sha256": model_fingerprint(self.model), "backend": self.backend,
                   "tracker_overrides": sorted(self.tracker_overrides)}
-        if self.backend_options:
-            record["backend_options"] = dict(sorted(self.backend_options))
+        if self.options.given():
+            record["backend_options"] = dict(sorted(self.options.given().items()))
         return record
 
 

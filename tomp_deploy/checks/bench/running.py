@@ -22,7 +22,7 @@ import numpy as np
 
 from tomp_deploy.checks.parity import OutputKey, compare_outputs, contract_outputs
 from tomp_deploy.evaluation.datasets import Sequence
-from tomp_deploy.runtime.backends import open_backend
+from tomp_deploy.runtime.backends import BackendOptions, backend_spec, open_backend
 from tomp_deploy.runtime.backends.recording import RecordedCalls, RecordingBackend
 from tomp_deploy.runtime.driver import track_frames
 from tomp_deploy.runtime.errors import ToMPError
@@ -83,12 +83,11 @@ def track_timed(backend, sequences: list[Sequence], warmup: int, on_frame: Calla
     return run
 
 
-def run_backends(names: list[str], model_for: Callable[[str], Path], sequences: list[Sequence], device: str,
-                 warmup: int, progress: Callable[[str], None], on_frame: Callable[[], None],
-                 options: dict | None = None) -> dict[str, BackendRun]:
-    """Every backend of `names` (the reference first) over `sequences`, each in its own process with
-    `options` (those a backend takes). A backend whose model cannot be made or that cannot be opened is
-    `skipped`, one that fails while running `failed`; the others still run."""
+def run_backends(names: list[str], model_for: Callable[[str], Path], sequences: list[Sequence], options: BackendOptions,
+                 warmup: int, progress: Callable[[str], None], on_frame: Callable[[], None]) -> dict[str, BackendRun]:
+    """Every backend of `names` (the reference first) over `sequences`, each in its own process with the
+    `options` it takes. A backend whose model cannot be made or that cannot be opened is `skipped`, one
+    that fails while running `failed`; the others still run."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload([__name__])
     runs: dict[str, BackendRun] = {}
@@ -100,9 +99,9 @@ def run_backends(names: list[str], model_for: Callable[[str], Path], sequences: 
         except ToMPError as exc:
             runs[name] = BackendRun(status="skipped", error=str(exc))
             continue
-        taken = {key: value for key, value in (options or {}).items() if takes_option(name, key)}
         recorded = reference.recorded if reference is not None else None
-        outcome = _in_own_process(context, _backend_process, (name, model, sequences, device, warmup, taken, recorded),
+        taken = options.only_for(backend_spec(name))
+        outcome = _in_own_process(context, _backend_process, (name, model, sequences, taken, warmup, recorded),
                                   progress, on_frame)
         runs[name] = outcome.run
         if name == REFERENCE and outcome.run.status == "ok":
@@ -112,17 +111,6 @@ def run_backends(names: list[str], model_for: Callable[[str], Path], sequences: 
             rows = compare_outputs(reference.outputs, outcome.outputs)
             outcome.run.score_error = next(r.max_rel for r in rows if r.output == "scores")
     return runs
-
-
-def takes_option(backend: str, option: str) -> bool:
-    """Whether `backend` takes `option` (a bench-wide `threads` goes to the CPU backends only)."""
-    from tomp_deploy.runtime.backends import checked_options
-
-    try:
-        checked_options(backend, {option: None})
-    except ToMPError:
-        return False
-    return True
 
 
 def _in_own_process(context, target: Callable, arguments: tuple, progress: Callable[[str], None],
@@ -154,11 +142,11 @@ def _in_own_process(context, target: Callable, arguments: tuple, progress: Calla
         news.close()
 
 
-def _backend_process(name: str, model: Path, sequences: list[Sequence], device: str, warmup: int, options: dict,
+def _backend_process(name: str, model: Path, sequences: list[Sequence], options: BackendOptions, warmup: int,
                      recorded: RecordedCalls | None, news) -> None:
     """One backend's whole bench run, in its own process; the outcome goes back on `news`."""
     try:
-        backend = open_backend(name, model, device=device, **options)
+        backend = open_backend(name, model, options)
     except ToMPError as exc:
         news.put(("outcome", ProcessOutcome(BackendRun(status="skipped", error=str(exc)))))
         return

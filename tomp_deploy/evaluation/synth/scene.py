@@ -170,38 +170,35 @@ def write_annotations(folder: Path, boxes: np.ndarray, full_occlusion: list[int]
 
 def measured_attributes(scene: Scene, boxes: np.ndarray, hidden: list[float], size: tuple[int, int]) -> list[str]:
     """LaSOT attributes read off what was rendered, with LaSOT's definitions where they are numeric."""
-    seen = boxes[(boxes[:, 2] > 0) & (boxes[:, 3] > 0)]
-    found = set()
-    if len(seen) < len(boxes):
-        found.add("OV")
-    if len(seen):
-        areas = seen[:, 2] * seen[:, 3]
-        ratios = seen[:, 2] / seen[:, 3]
-        first_area, first_ratio = areas[0], ratios[0]
-        if np.any((areas / first_area > 4) | (areas / first_area < 0.25)):
-            found.add("SV")
-        if np.any((ratios / first_ratio > 2) | (ratios / first_ratio < 0.5)):
-            found.add("ARC")
-        if np.any(areas < 1000):
-            found.add("LR")
-        centers = seen[:, :2] + seen[:, 2:] / 2
-        steps = np.hypot(*np.diff(centers, axis=0).T) if len(seen) > 1 else np.zeros(1)
-        if np.any(steps > np.sqrt(areas[1:] if len(seen) > 1 else areas)):
-            found.add("FM")
-    if any(0.1 < c <= 0.9 for c in hidden):
-        found.add("POC")
-    if any(c > 0.9 for c in hidden):
-        found.add("FOC")
-    if scene.gain is not None and np.ptp(scene.gain) > 0.3:
-        found.add("IV")
-    if scene.blur is not None and np.any(np.hypot(*scene.blur.T) >= 2):
-        found.add("MB")
-    if np.ptp(scene.camera[:, :2], axis=0).max() > 0.05 * max(size) or np.ptp(scene.camera[:, 2]) > 0.1:
-        found.add("CM")
-    if scene.behind:
-        found.add("BC")
-    if scene.target.warp > 0:
-        found.add("DEF")
-    if scene.target.angle is not None and np.ptp(scene.target.angle) > 30:
-        found.add("ROT")
+    found = _box_attributes(boxes) | _scene_attributes(scene, hidden, size)
     return [a for a in ATTRIBUTES if a in found]
+
+
+def _box_attributes(boxes: np.ndarray) -> set[str]:
+    """Out of view, scale variation, aspect ratio change, low resolution and fast motion: the box track's."""
+    seen = boxes[(boxes[:, 2] > 0) & (boxes[:, 3] > 0)]
+    if not len(seen):
+        return {"OV"}
+    areas, ratios = seen[:, 2] * seen[:, 3], seen[:, 2] / seen[:, 3]
+    centers = seen[:, :2] + seen[:, 2:] / 2
+    steps = np.hypot(*np.diff(centers, axis=0).T)
+    present = {"OV": len(seen) < len(boxes),
+               "SV": np.any((areas / areas[0] > 4) | (areas / areas[0] < 0.25)),
+               "ARC": np.any((ratios / ratios[0] > 2) | (ratios / ratios[0] < 0.5)),
+               "LR": np.any(areas < 1000),
+               "FM": np.any(steps > np.sqrt(areas[1:]))}
+    return {attribute for attribute, holds in present.items() if holds}
+
+
+def _scene_attributes(scene: Scene, hidden: list[float], size: tuple[int, int]) -> set[str]:
+    """Occlusions, illumination, blur, camera motion, background clutter, deformation and rotation: the scene's."""
+    camera_moves = np.ptp(scene.camera[:, :2], axis=0).max() > 0.05 * max(size) or np.ptp(scene.camera[:, 2]) > 0.1
+    present = {"POC": any(0.1 < c <= 0.9 for c in hidden),
+               "FOC": any(c > 0.9 for c in hidden),
+               "IV": scene.gain is not None and np.ptp(scene.gain) > 0.3,
+               "MB": scene.blur is not None and np.any(np.hypot(*scene.blur.T) >= 2),
+               "CM": camera_moves,
+               "BC": bool(scene.behind),
+               "DEF": scene.target.warp > 0,
+               "ROT": scene.target.angle is not None and np.ptp(scene.target.angle) > 30}
+    return {attribute for attribute, holds in present.items() if holds}

@@ -25,6 +25,8 @@ RUNTIME_CACHE_FILE = "runtime.cache"
 """TensorRT for RTX compiles its engines for the GPU at first run; the compiled kernels are kept here."""
 REBUILD = "rebuild the engines with 'tomp-deploy build EXPORT_DIR --out ENGINE_DIR'"
 LIBRARY_NAMES = {"tensorrt": "TensorRT", "tensorrt-rtx": "TensorRT for RTX"}
+DEFAULT_MAX_BATCH = 4
+"""Crops and targets per call of engines built without `--max-batch`."""
 
 
 @dataclass(frozen=True)
