@@ -59,8 +59,9 @@ def main(argv: list[str] | None = None) -> dict:
         sequences = open_dataset(work / "synthetic", "lasot")
         model = model_file(args.model, work)
         forms = ModelForms.from_path(model, out / ".work")
-        plan = BenchPlan(forms.name, args.backends.split(","), sequences, BackendOptions(device=args.device),
-                         args.warmup, command)
+        plan = BenchPlan(
+            forms.name, args.backends.split(","), sequences, BackendOptions(device=args.device), args.warmup, command
+        )
         report = bench(plan, forms.for_backend, out, progress=lambda text: console.log(text))
     shutil.rmtree(out / ".work", ignore_errors=True)
     console.print((out / "bench.md").read_text())

@@ -63,8 +63,11 @@ def parse_network(trt, builder, logger, path: Path):
         for index in range(parser.num_errors):
             error = parser.get_error(index)
             errors.append(f"node {error.node()} ({error.node_name()}, {error.node_operator()}): {error.desc()}")
-        raise ToMPError(f"{trt.__name__} cannot parse {path}:\n  " + "\n  ".join(errors)
-                        + "\nChange the model code so that it exports to supported operators, or export again.")
+        raise ToMPError(
+            f"{trt.__name__} cannot parse {path}:\n  "
+            + "\n  ".join(errors)
+            + "\nChange the model code so that it exports to supported operators, or export again."
+        )
     return network, parser
 
 
@@ -83,8 +86,11 @@ def network_inputs(network) -> list[tuple[str, tuple[int, ...]]]:
 
 
 def _compute_capabilities(trt, requested: list[str]) -> list:
-    members = {name[2:]: getattr(trt.ComputeCapability, name) for name in dir(trt.ComputeCapability)
-               if name.startswith("SM") and name[2:].isdigit()}
+    members = {
+        name[2:]: getattr(trt.ComputeCapability, name)
+        for name in dir(trt.ComputeCapability)
+        if name.startswith("SM") and name[2:].isdigit()
+    }
     chosen = []
     for text in requested:
         key = text.replace(".", "")
@@ -113,8 +119,9 @@ class BuildOptions:
     """TensorRT for RTX: the compute capabilities to build for (none: its portable set)."""
 
 
-def build_engines(export_dir: Path, out: Path, options: BuildOptions = BuildOptions(),
-                  report=lambda text: None) -> EngineManifest:
+def build_engines(
+    export_dir: Path, out: Path, options: BuildOptions = BuildOptions(), report=lambda text: None
+) -> EngineManifest:
     """Engines of the export's three graphs in `out`, with the export's model.json and a manifest."""
     exported = read_export(export_dir)
     _check_precision(exported, options.expected_precision)
@@ -132,8 +139,7 @@ def build_engines(export_dir: Path, out: Path, options: BuildOptions = BuildOpti
         network = builder.parsed(exported.graph_path(graph), lambda text, graph=graph: report(f"{graph}: {text}"))
         _check_network(network, graph, exported, profiles[graph])
         report(f"{graph}: building")
-        serialized = builder.build(network, profiles[graph], capabilities,
-                                   lambda text, graph=graph: report(f"{graph}: {text}"))
+        serialized = builder.build(network, profiles[graph], capabilities, lambda text, graph=graph: report(f"{graph}: {text}"))
         if serialized is None:
             raise ToMPError(f"{trt.__name__} failed to build the {graph} engine; see its messages above.")
         (out / f"{graph}.engine").write_bytes(memoryview(serialized))
@@ -142,13 +148,20 @@ def build_engines(export_dir: Path, out: Path, options: BuildOptions = BuildOpti
     shutil.copy(Path(export_dir) / EXPORT_MANIFEST_FILE, out / EXPORT_MANIFEST_FILE)
     (out / RUNTIME_CACHE_FILE).unlink(missing_ok=True)  # kernels compiled for engines that are gone
     manifest = EngineManifest(
-        library=name, library_version=trt.__version__, precision=exported.manifest.precision, onnx_sha256=exported.graph_hashes(),
+        library=name,
+        library_version=trt.__version__,
+        precision=exported.manifest.precision,
+        onnx_sha256=exported.graph_hashes(),
         gpu_name=target.gpu_name if target else None,
         compute_capability=target.compute_capability if target else None,
         target_compute_capabilities=list(options.compute_capabilities or RTX_PORTABLE_DEFAULT) if rtx else [],
-        build_options={"workspace_gb": options.workspace_gb, "max_batch": options.max_batch,
-                       "timing_cache": str(options.timing_cache) if options.timing_cache else None,
-                       "portable_default": rtx and not options.compute_capabilities, "strongly_typed": True},
+        build_options={
+            "workspace_gb": options.workspace_gb,
+            "max_batch": options.max_batch,
+            "timing_cache": str(options.timing_cache) if options.timing_cache else None,
+            "portable_default": rtx and not options.compute_capabilities,
+            "strongly_typed": True,
+        },
         engine_bytes=sizes,
         built_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         build_seconds=time.perf_counter() - started,
@@ -195,13 +208,20 @@ class _Builder:
 
 def _check_network(network, graph: str, exported: ExportFolder, profile: dict) -> None:
     """Refuses a parsed network that departs from the export's precision or from its optimisation profile."""
-    checks = (("keep the export's precision", precision_problems(
-                  network_layers(network), exported.manifest.graphs[graph].fp32_nodes, exported.manifest.precision)),
-              ("fit its optimisation profile", profile_problems(network_inputs(network), profile)))
+    checks = (
+        (
+            "keep the export's precision",
+            precision_problems(network_layers(network), exported.manifest.graphs[graph].fp32_nodes, exported.manifest.precision),
+        ),
+        ("fit its optimisation profile", profile_problems(network_inputs(network), profile)),
+    )
     for what, problems in checks:
         if problems:
-            raise ToMPError(f"The parsed {graph} network does not {what}:\n  " + "\n  ".join(problems[:10])
-                            + "\nExport the model again with this tomp-deploy.")
+            raise ToMPError(
+                f"The parsed {graph} network does not {what}:\n  "
+                + "\n  ".join(problems[:10])
+                + "\nExport the model again with this tomp-deploy."
+            )
 
 
 def _check_library_options(rtx: bool, options: BuildOptions) -> None:
@@ -233,4 +253,5 @@ def _check_precision(exported: ExportFolder, requested: str | None) -> None:
         raise ToMPError(
             f"{exported.folder} is an {exported.manifest.precision} export, and engines take their precision from "
             f"the graphs. Export {requested} graphs first: tomp-deploy export CHECKPOINT --out DIR --precision "
-            f"{requested}, then build from DIR.")
+            f"{requested}, then build from DIR."
+        )

@@ -64,7 +64,6 @@ PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16}
 EXPORT_FILES = tuple(f"{graph}.onnx" for graph in GRAPHS) + (EXPORT_MANIFEST_FILE,)
 
 
-
 class Float32Boundary(torch.nn.Module):
     """A module run in a reduced precision behind float32 inputs and outputs (the contract's boundary)."""
 
@@ -125,8 +124,7 @@ def _export_graph(module: torch.nn.Module, inputs, outputs, path: Path, opset: i
             )
     except Exception as exc:
         raise ToMPError(
-            f"torch.onnx.export failed for {path.stem} at opset {opset}: {str(exc).splitlines()[0]}\n"
-            f"{chatter.getvalue()[-2000:]}"
+            f"torch.onnx.export failed for {path.stem} at opset {opset}: {str(exc).splitlines()[0]}\n{chatter.getvalue()[-2000:]}"
         ) from None
 
 
@@ -145,8 +143,15 @@ def check_output_folder(out: Path, force: bool) -> None:
             raise ToMPError(f"{out} already holds an export; pass --force to replace it.")
 
 
-def export_model(model: ToMPNet, out: Path, opset: int = DEFAULT_OPSET, force: bool = False,
-                 tracker: TrackerParams | None = None, precision: str = "fp32", progress=None) -> list[GraphReport]:
+def export_model(
+    model: ToMPNet,
+    out: Path,
+    opset: int = DEFAULT_OPSET,
+    force: bool = False,
+    tracker: TrackerParams | None = None,
+    precision: str = "fp32",
+    progress=None,
+) -> list[GraphReport]:
     """Writes backbone.onnx, predictor.onnx, head.onnx and model.json into `out`, in `precision` (fp32 or
     fp16, float32 at the boundary either way); the tracker parameters recorded are `tracker`, else the
     checkpoint's own."""
@@ -161,8 +166,9 @@ def export_model(model: ToMPNet, out: Path, opset: int = DEFAULT_OPSET, force: b
     return [dataclasses.replace(report, path=out / report.path.name) for report in reports]
 
 
-def _export_into(model: ToMPNet, out: Path, opset: int, tracker: TrackerParams | None, precision: str,
-                 progress) -> list[GraphReport]:
+def _export_into(
+    model: ToMPNet, out: Path, opset: int, tracker: TrackerParams | None, precision: str, progress
+) -> list[GraphReport]:
     model = model.cpu().eval()
     io_specs = graph_io(model.config)
     reports = []
@@ -186,10 +192,14 @@ def _export_into(model: ToMPNet, out: Path, opset: int, tracker: TrackerParams |
         exporter=f"torch.onnx.export(dynamo=True), torch {torch.__version__}, onnx {onnx.__version__}",
         max_batch=MAX_BATCH,
         graphs={
-            report.graph: GraphFile(report.path.name, file_sha256(report.path),
-                                    [s.to_dict() for s in io_specs[report.graph][0]],
-                                    [s.to_dict() for s in io_specs[report.graph][1]],
-                                    report.fp32_nodes, round(report.fp16_weight_fraction, 6))
+            report.graph: GraphFile(
+                report.path.name,
+                file_sha256(report.path),
+                [s.to_dict() for s in io_specs[report.graph][0]],
+                [s.to_dict() for s in io_specs[report.graph][1]],
+                report.fp32_nodes,
+                round(report.fp16_weight_fraction, 6),
+            )
             for report in reports
         },
         precision=precision,

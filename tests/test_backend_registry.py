@@ -50,20 +50,28 @@ def third_party_installed(tmp_path, monkeypatch, fresh_registry):
     metadata = tmp_path / "tomp_mirror_backend-1.0.dist-info"
     metadata.mkdir()
     (metadata / "METADATA").write_text("Metadata-Version: 2.1\nName: tomp-mirror-backend\nVersion: 1.0\n")
-    (metadata / "entry_points.txt").write_text("[tomp_deploy.backends]\nmirror = tomp_mirror_backend:SPEC\n"
-                                               "broken = tomp_mirror_backend:NOT_A_SPEC\n")
+    (metadata / "entry_points.txt").write_text(
+        "[tomp_deploy.backends]\nmirror = tomp_mirror_backend:SPEC\nbroken = tomp_mirror_backend:NOT_A_SPEC\n"
+    )
     monkeypatch.syspath_prepend(tmp_path)
 
 
 def test_the_package_registers_its_five_backends_without_importing_them():
     assert {entry.name for entry in entry_points(group="tomp_deploy.backends")} >= {
-        "torch", "onnxruntime", "openvino", "torch-cuda", "tensorrt"}
-    code = ("import sys\n"
-            "from tomp_deploy.runtime.backends import backend_names, backend_spec, installed_backends\n"
-            "specs = [backend_spec(name) for name in backend_names()]\n"
-            "installed_backends()\n"
-            "heavy = {'torch', 'onnxruntime', 'openvino', 'tensorrt', 'tensorrt_rtx'} & set(sys.modules)\n"
-            "assert not heavy, heavy\n")
+        "torch",
+        "onnxruntime",
+        "openvino",
+        "torch-cuda",
+        "tensorrt",
+    }
+    code = (
+        "import sys\n"
+        "from tomp_deploy.runtime.backends import backend_names, backend_spec, installed_backends\n"
+        "specs = [backend_spec(name) for name in backend_names()]\n"
+        "installed_backends()\n"
+        "heavy = {'torch', 'onnxruntime', 'openvino', 'tensorrt', 'tensorrt_rtx'} & set(sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
 

@@ -20,8 +20,20 @@ from tomp_deploy.model import save_checkpoint
 from tomp_deploy.pipeline.model_forms import ModelForms
 from tomp_deploy.runtime.backends import BackendOptions, backend_names
 
-FIELDS = {"status", "auc", "precision", "norm_precision", "delta_auc", "iou_mean", "iou_min", "fps", "fps_steady",
-          "frames_timed", "stage_ms", "threads"}
+FIELDS = {
+    "status",
+    "auc",
+    "precision",
+    "norm_precision",
+    "delta_auc",
+    "iou_mean",
+    "iou_min",
+    "fps",
+    "fps_steady",
+    "frames_timed",
+    "stage_ms",
+    "threads",
+}
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +64,6 @@ def run_bench(model: Path, backends, sequences, out: Path, **settings) -> dict:
     """`bench` as the CLI calls it: missing model forms are made under OUT/.work."""
     forms = ModelForms.from_path(model, out / ".work")
     return bench(BenchPlan(forms.name, backends, sequences, **settings), forms.for_backend, out)
-
 
 
 def test_bench_report_schema_and_reference(exported, sequences, tmp_path):
@@ -237,8 +248,21 @@ def test_bench_precision_goes_to_the_backends_that_take_it(exported, sequences, 
         run_bench(exported, ["torch", "onnxruntime"], sequences, tmp_path, options=BackendOptions(precision="bf16"))
     pytest.importorskip("openvino", reason="the openvino backend needs the 'openvino' extra: pip install -e '.[openvino]'")
     generate_benchmark(tmp_path / "data", sequences=1, frames=8, seed=3)
-    result = run_cli("bench", "--model", exported, "--backends", "torch,openvino", "--precision", "fp32",
-                     "--dataset-root", tmp_path / "data", "--warmup", "1", "--out", tmp_path / "cli")
+    result = run_cli(
+        "bench",
+        "--model",
+        exported,
+        "--backends",
+        "torch,openvino",
+        "--precision",
+        "fp32",
+        "--dataset-root",
+        tmp_path / "data",
+        "--warmup",
+        "1",
+        "--out",
+        tmp_path / "cli",
+    )
     assert result.returncode == 0, result.stderr
     rows = json.loads((tmp_path / "cli" / "bench.json").read_text())["backends"]
     assert (rows["torch"]["compute_precision"], rows["openvino"]["compute_precision"]) == ("fp32", "fp32")

@@ -18,9 +18,11 @@ from tomp_deploy.train.trainer import Trainer
 
 def interrupt_after(steps: int):
     """A progress callback that interrupts the run after `steps` steps, as Ctrl-C or a kill would."""
+
     def report(epoch, step, *_):
         if step >= steps:
             raise KeyboardInterrupt(f"interrupted after {step} steps")
+
     return report
 
 
@@ -81,8 +83,9 @@ def test_init_refuses_another_architecture_and_resume(training_sources, tmp_path
     with pytest.raises(ToMPError, match="--init: .* another architecture"):
         Trainer(SMALL, FrameSampler(loaded, SMALL.dataset_weights, SMALL), tmp_path / "a", start=RunStart(init=other))
     with pytest.raises(ToMPError, match="--init and --resume exclude each other"):
-        Trainer(SMALL, FrameSampler(loaded, SMALL.dataset_weights, SMALL), tmp_path / "b",
-                start=RunStart(resume=True, init=other))
+        Trainer(
+            SMALL, FrameSampler(loaded, SMALL.dataset_weights, SMALL), tmp_path / "b", start=RunStart(resume=True, init=other)
+        )
 
 
 def test_non_finite_loss_stops_training_and_keeps_the_last_checkpoint(training_sources, tmp_path, monkeypatch):
@@ -102,4 +105,3 @@ def test_non_finite_loss_stops_training_and_keeps_the_last_checkpoint(training_s
     with pytest.raises(ToMPError, match="loss became nan at epoch 2, step 1: training diverged"):
         trainer.fit(2)
     assert (tmp_path / "latest.pt").read_bytes() == saved
-

@@ -37,15 +37,40 @@ def _tensorrt():
     return TensorRTBackend
 
 
-TORCH = BackendSpec(model_form="checkpoint", packages=("torch",), load=_torch,
-                    install="pip install -e . (torch is a dependency)", takes=("threads",))
-TORCH_CUDA = BackendSpec(model_form="checkpoint", packages=("torch",), load=_torch_cuda,
-                         install="a CUDA build of PyTorch (pytorch.org names the wheel for your CUDA)",
-                         takes=("precision", "cuda_graphs"), gpu_only=True)
-ONNXRUNTIME = BackendSpec(model_form="export", packages=("onnxruntime",), load=_onnxruntime,
-                          install="pip install -e . (onnxruntime is a dependency)", takes=("threads",))
-OPENVINO = BackendSpec(model_form="export", packages=("openvino",), load=_openvino,
-                       install="pip install -e '.[openvino]'", takes=("precision", "threads"))
-TENSORRT = BackendSpec(model_form="engines", packages=("tensorrt", "tensorrt_rtx"), load=_tensorrt,
-                       install="pip install -e '.[tensorrt]' (or '.[tensorrt-rtx,cuda]')", takes=("cuda_graphs",),
-                       gpu_only=True)
+TORCH = BackendSpec(
+    model_form="checkpoint",
+    packages=("torch",),
+    load=_torch,
+    install="pip install -e . (torch is a dependency)",
+    takes=("threads",),
+)
+TORCH_CUDA = BackendSpec(
+    model_form="checkpoint",
+    packages=("torch",),
+    load=_torch_cuda,
+    install="a CUDA build of PyTorch (pytorch.org names the wheel for your CUDA)",
+    takes=("precision", "cuda_graphs"),
+    gpu_only=True,
+)
+ONNXRUNTIME = BackendSpec(
+    model_form="export",
+    packages=("onnxruntime",),
+    load=_onnxruntime,
+    install="pip install -e . (onnxruntime is a dependency)",
+    takes=("threads",),
+)
+OPENVINO = BackendSpec(
+    model_form="export",
+    packages=("openvino",),
+    load=_openvino,
+    install="pip install -e '.[openvino]'",
+    takes=("precision", "threads"),
+)
+TENSORRT = BackendSpec(
+    model_form="engines",
+    packages=("tensorrt", "tensorrt_rtx"),
+    load=_tensorrt,
+    install="pip install -e '.[tensorrt]' (or '.[tensorrt-rtx,cuda]')",
+    takes=("cuda_graphs",),
+    gpu_only=True,
+)

@@ -51,21 +51,29 @@ def resume_point(run_dir: Path) -> tuple[Path, dict, str | None]:
 def changed_settings(saved: dict, config: TrainConfig) -> list[str]:
     """Settings given now that differ from those the run was trained with (`key: saved -> now`)."""
     now = json.loads(json.dumps(dataclasses.asdict(config)))
-    return [f"{key}: {saved[key]!r} -> {now[key]!r}" for key in sorted(now)
-            if key in saved and key not in RESUMABLE_CHANGES and saved[key] != now[key]]
+    return [
+        f"{key}: {saved[key]!r} -> {now[key]!r}"
+        for key in sorted(now)
+        if key in saved and key not in RESUMABLE_CHANGES and saved[key] != now[key]
+    ]
 
 
 def check_resumable(path: Path, content: dict, config: TrainConfig) -> None:
     """A run resumes with the model preset and the settings it was trained with (only epochs may grow)."""
     saved = content.get("meta", {}).get("train_config", {})
     if saved.get("model") != config.model:
-        raise ToMPError(f"--resume: {path} was trained with the {saved.get('model')!r} model preset, not "
-                        f"{config.model!r}; resume with the same preset or start a new run folder.")
+        raise ToMPError(
+            f"--resume: {path} was trained with the {saved.get('model')!r} model preset, not "
+            f"{config.model!r}; resume with the same preset or start a new run folder."
+        )
     changed = changed_settings(saved, config)
     if changed:
-        raise ToMPError(f"--resume: {path} was trained with other settings than asked for now ("
-                        + "; ".join(changed) + "). A resumed run keeps its settings (only epochs may grow): "
-                        "drop those --set options, or start a new run folder.")
+        raise ToMPError(
+            f"--resume: {path} was trained with other settings than asked for now ("
+            + "; ".join(changed)
+            + "). A resumed run keeps its settings (only epochs may grow): "
+            "drop those --set options, or start a new run folder."
+        )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -67,8 +67,15 @@ def _bench_sequences(dataset_root: str, format: str, sequences: int | None, out:
     return loaded
 
 
-def _run_bench(forms: ModelForms, backend_names: list[str], sequences, out: Path, options: BackendOptions, warmup: int,
-               on_status=lambda text: None) -> dict:
+def _run_bench(
+    forms: ModelForms,
+    backend_names: list[str],
+    sequences,
+    out: Path,
+    options: BackendOptions,
+    warmup: int,
+    on_status=lambda text: None,
+) -> dict:
     from tomp_deploy.checks.bench import BenchPlan, bench
 
     total = sum(len(s.frames) - 1 for s in sequences)
@@ -80,8 +87,13 @@ def _run_bench(forms: ModelForms, backend_names: list[str], sequences, out: Path
             progress.update(task, description=text, completed=0 if text.endswith("tracking") else None)
 
         plan = BenchPlan(forms.name, backend_names, sequences, options, warmup, " ".join(["tomp-deploy", *sys.argv[1:]]))
-        report = bench(plan, lambda backend: forms.for_backend(backend, status), out, progress=status,
-                       on_frame=lambda: progress.advance(task))
+        report = bench(
+            plan,
+            lambda backend: forms.for_backend(backend, status),
+            out,
+            progress=status,
+            on_frame=lambda: progress.advance(task),
+        )
         ran = sum(row["status"] == "ok" for row in report["backends"].values())
         # The last line shows the whole run, not the last backend's step (which may have been skipped).
         progress.update(task, description=f"bench: {ran} of {len(report['backends'])} backends ran", completed=total)
@@ -101,9 +113,13 @@ def cpu_backends() -> list[str]:
 @command("bench")
 def bench_command(
     model: Annotated[Path, typer.Option(help="Checkpoint, export or engine folder, or 'tiny'.")],
-    backends: Annotated[str | None, typer.Option(
-        help="Comma-separated backends; torch (fp32) is always the reference. Default: torch,onnxruntime, and "
-             "openvino where installed.")] = None,
+    backends: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated backends; torch (fp32) is always the reference. Default: torch,onnxruntime, and "
+            "openvino where installed."
+        ),
+    ] = None,
     dataset_root: Annotated[str, typer.Option(help="Dataset folder, or 'synthetic' (written into --out).")] = "synthetic",
     format: Annotated[str, typer.Option(help="Dataset layout (see 'score').")] = "lasot",
     sequences: Annotated[int | None, typer.Option(help="Use the first N sequences.")] = None,
@@ -149,8 +165,14 @@ def demo(
     with console.status("writing the demo sequences") as status:
         data = out / "sequences"
         split.start("sequences")
-        generate_benchmark(data, sequences, frames, seed=DEMO_SEED, family=DEMO_FAMILY,
-                           progress=lambda name: status.update(f"writing sequence {name}"))
+        generate_benchmark(
+            data,
+            sequences,
+            frames,
+            seed=DEMO_SEED,
+            family=DEMO_FAMILY,
+            progress=lambda name: status.update(f"writing sequence {name}"),
+        )
         split.start("ONNX exports")
         forms.make_exports(["fp32"] + (["fp16"] if installed_engine_libraries() else []), status.update)
         forms.export_folder(status.update)
@@ -171,17 +193,22 @@ def demo(
     split.start("tracked video")
     sequence = open_dataset(data, "lasot")[0]
     video_path = out / "tracked.mp4"
-    with console.status(f"tracking {sequence.name} into {video_path}"), \
-            open_backend("onnxruntime", forms.export) as backend:
+    with console.status(f"tracking {sequence.name} into {video_path}"), open_backend("onnxruntime", forms.export) as backend:
         boxes = write_tracked_video(backend, sequence, video_path)
     np.savetxt(out / f"{sequence.name}.txt", boxes, fmt="%.2f", delimiter=",")
     console.print(f"[green]✓[/] tracked video: {video_path} (white: ground truth)")
 
-    _run_bench(forms, backends, open_dataset(data, "lasot"), out, BackendOptions(), 5,
-               on_status=lambda text: split.start(f"bench {text.split(':')[0]}"))
+    _run_bench(
+        forms,
+        backends,
+        open_dataset(data, "lasot"),
+        out,
+        BackendOptions(),
+        5,
+        on_status=lambda text: split.start(f"bench {text.split(':')[0]}"),
+    )
     split.stop()
-    console.print(f"[bold]done[/]: video {video_path}, benchmark {out / 'bench.json'}, {out / 'bench.md'}, "
-                  f"{out / 'bench.png'}")
+    console.print(f"[bold]done[/]: video {video_path}, benchmark {out / 'bench.json'}, {out / 'bench.md'}, {out / 'bench.png'}")
     console.print(f"{split.line()}; CPU {cpu_name()}, {os.cpu_count()} cores", highlight=False, soft_wrap=True)
 
 

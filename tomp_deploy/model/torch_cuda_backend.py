@@ -74,10 +74,13 @@ class TensorTracking:
     def locate(self, queries: Sequence[TargetQuery]) -> list[Located]:
         start = self._stage_clock()
         train_label, train_ltrb, key_padding_mask = stacked_inputs(queries)
-        predicted = self._run_predictor(torch.stack([q.memory.feat for q in queries]), self._float_input(train_label),
-                                        self._float_input(train_ltrb),
-                                        torch.stack([q.features[q.index] for q in queries]),
-                                        self._host_input(key_padding_mask.astype(bool)))
+        predicted = self._run_predictor(
+            torch.stack([q.memory.feat for q in queries]),
+            self._float_input(train_label),
+            self._float_input(train_ltrb),
+            torch.stack([q.features[q.index] for q in queries]),
+            self._host_input(key_padding_mask.astype(bool)),
+        )
         middle = self._stage_clock()
         scores, ltrb = self._run_head(*predicted)
         end = self._stage_clock()
@@ -129,13 +132,17 @@ class TorchCudaBackend(TensorTracking, TorchBackend):
 
     name = "torch-cuda"
 
-    def __init__(self, model: ToMPNet | str | Path, device: str = "cuda", precision: str = "fp16",
-                 cuda_graphs: bool = True):
+    def __init__(self, model: ToMPNet | str | Path, device: str = "cuda", precision: str = "fp16", cuda_graphs: bool = True):
         if not torch.cuda.is_available():
-            cause = ("this PyTorch is a CPU-only build: install a CUDA build" if torch.version.cuda is None else
-                     "check the NVIDIA driver (nvidia-smi) and CUDA_VISIBLE_DEVICES")
-            raise ToMPError(f"The torch-cuda backend needs an NVIDIA GPU, but PyTorch {torch.__version__} sees none; "
-                            f"{cause}, or use --backend torch or onnxruntime on this machine.")
+            cause = (
+                "this PyTorch is a CPU-only build: install a CUDA build"
+                if torch.version.cuda is None
+                else "check the NVIDIA driver (nvidia-smi) and CUDA_VISIBLE_DEVICES"
+            )
+            raise ToMPError(
+                f"The torch-cuda backend needs an NVIDIA GPU, but PyTorch {torch.__version__} sees none; "
+                f"{cause}, or use --backend torch or onnxruntime on this machine."
+            )
         if not device.startswith("cuda"):
             raise ToMPError(f"The torch-cuda backend runs on a CUDA device, not {device!r}; use --device cuda[:N].")
         if precision not in PRECISIONS:

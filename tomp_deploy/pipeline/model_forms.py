@@ -48,8 +48,10 @@ class ModelForms:
             if form == "engines":
                 return cls(checkpoint=checkpoint, engines=path, work=work)
             return cls(checkpoint=checkpoint, export=path, work=work)
-        raise ToMPError(f"--model {path} is neither a checkpoint file, an export folder (with {EXPORT_MANIFEST_FILE}) "
-                        f"nor an engine folder (with {ENGINE_MANIFEST_FILE}).")
+        raise ToMPError(
+            f"--model {path} is neither a checkpoint file, an export folder (with {EXPORT_MANIFEST_FILE}) "
+            f"nor an engine folder (with {ENGINE_MANIFEST_FILE})."
+        )
 
     @property
     def name(self) -> str:
@@ -85,11 +87,13 @@ class ModelForms:
             engine_library()  # before exporting: without a TensorRT library the backend is skipped at once
             progress("building engines")
             engines = self.work / "engines"
-            manifest = build_engines(self._fp16_export(progress), engines, BuildOptions(max_batch=self.max_batch),
-                                     report=progress)
+            manifest = build_engines(
+                self._fp16_export(progress), engines, BuildOptions(max_batch=self.max_batch), report=progress
+            )
             self.engines = engines
-            self.engines_built = (f"{manifest.built_with}, {manifest.precision}, batches 1..{self.max_batch}, "
-                                  f"{manifest.build_seconds:.0f} s")
+            self.engines_built = (
+                f"{manifest.built_with}, {manifest.precision}, batches 1..{self.max_batch}, {manifest.build_seconds:.0f} s"
+            )
         return self.engines
 
     def export_folder(self, progress=lambda text: None) -> Path:
@@ -145,15 +149,18 @@ def export_checkpoint(checkpoint: Path, folder: Path, precision: str) -> None:
     export_model(load_model(checkpoint), folder, force=True, precision=precision)
 
 
-def model_for_backend(model: str | Path, backend: str, options: BackendOptions | None = None,
-                      progress=lambda text: None) -> Path:
+def model_for_backend(model: str | Path, backend: str, options: BackendOptions | None = None, progress=lambda text: None) -> Path:
     """What `backend` loads for `model` (`runtime.backends.fitting`). A shipped model's name gives the
     export-folder and engine backends its export (or engines), made once into `options.cache_folder` (the
     user cache by default; engines for `options.max_batch` targets) and checked on every later use (ONNX
     hashes, and the checkpoint they were made from); a damaged one is made again."""
     options = options or BackendOptions()
-    if (str(model) not in SHIPPED or Path(model).exists() or backend not in backend_names()
-            or backend_spec(backend).model_form == "checkpoint"):
+    if (
+        str(model) not in SHIPPED
+        or Path(model).exists()
+        or backend not in backend_names()
+        or backend_spec(backend).model_form == "checkpoint"
+    ):
         return fitting_model(backend, model)
     checkpoint = resolve_model(model)
     digest = file_sha256(checkpoint)
@@ -177,5 +184,4 @@ def _made_from(folder: Path, checkpoint_sha256: str, precision: str | None = Non
     except ToMPError:
         return False
     source = exported.manifest.checkpoint
-    return (source is not None and source.sha256 == checkpoint_sha256
-            and precision in (None, exported.manifest.precision))
+    return source is not None and source.sha256 == checkpoint_sha256 and precision in (None, exported.manifest.precision)

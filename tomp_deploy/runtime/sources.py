@@ -161,12 +161,14 @@ class ResultWriter:
         try:
             os.replace(self._temporary, self.path)
         except OSError as exc:
-            raise ToMPError(f"{self.option} {self.path}: cannot write the boxes ({exc.strerror}); they are in "
-                            f"{self._temporary}.") from None
+            raise ToMPError(
+                f"{self.option} {self.path}: cannot write the boxes ({exc.strerror}); they are in {self._temporary}."
+            ) from None
 
 
-def draw_overlay(image: np.ndarray, boxes: list[np.ndarray], scores: list[float], fps: float | None,
-                 ground_truth: np.ndarray | None = None) -> np.ndarray:
+def draw_overlay(
+    image: np.ndarray, boxes: list[np.ndarray], scores: list[float], fps: float | None, ground_truth: np.ndarray | None = None
+) -> np.ndarray:
     """A BGR copy of an RGB frame with the boxes, their scores, the tracker's frame rate and, where
     known, the ground-truth box (thin white) drawn on it."""
     canvas = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
@@ -180,8 +182,16 @@ def draw_overlay(image: np.ndarray, boxes: list[np.ndarray], scores: list[float]
         cv2.rectangle(canvas, (x, y), (x + w, y + h), colour, 2)
         cv2.putText(canvas, f"{score:.2f}", (x, max(y - 5, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
     if fps is not None:
-        cv2.putText(canvas, f"tracker {fps:.1f} FPS", (8, canvas.shape[0] - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
-                    (255, 255, 255), 2, cv2.LINE_AA)
+        cv2.putText(
+            canvas,
+            f"tracker {fps:.1f} FPS",
+            (8, canvas.shape[0] - 10),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.6,
+            (255, 255, 255),
+            2,
+            cv2.LINE_AA,
+        )
     return canvas
 
 

@@ -47,7 +47,8 @@ class MultiTargetTracker:
             (height, width), index = self._frame_shape, self.frame_index + 1
             raise ToMPError(
                 f"Frame {index} is {frame.shape[1]}x{frame.shape[0]} but the video started at {width}x{height}; a "
-                "tracker follows one video of one frame size. Resize the frames or start a new tracker.")
+                "tracker follows one video of one frame size. Resize the frames or start a new tracker."
+            )
         step = self._streams.step({VIDEO: frame})[VIDEO]
         self.frame_index = step.frame_index
         return [step.results[target_id] for target_id in self._streams.targets(VIDEO)]

@@ -47,13 +47,16 @@ class BenchPlan:
         for option in self.options.given():
             if not any(option in backend_spec(name).takes for name in names):
                 takers = [name for name in backend_names() if option in backend_spec(name).takes]
-                raise ToMPError(f"--{option.replace('_', '-')} applies to {', '.join(takers)}, none of which this bench "
-                                f"runs ({', '.join(names)}).")
+                raise ToMPError(
+                    f"--{option.replace('_', '-')} applies to {', '.join(takers)}, none of which this bench "
+                    f"runs ({', '.join(names)})."
+                )
         return names
 
 
-def bench(plan: BenchPlan, model_for: Callable[[str], Path], out: Path, progress=lambda text: None,
-          on_frame=lambda: None) -> dict:
+def bench(
+    plan: BenchPlan, model_for: Callable[[str], Path], out: Path, progress=lambda text: None, on_frame=lambda: None
+) -> dict:
     """Runs every backend of `plan` (torch first, the reference); `model_for(backend)` gives the model file or
     folder that backend takes, or raises `ToMPError` to have it reported as skipped. The plan's options go to
     every backend that takes them (the torch reference takes none but threads, so it stays FP32)."""

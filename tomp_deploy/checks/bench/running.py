@@ -56,6 +56,7 @@ class BackendRun:
 class ProcessOutcome:
     """What a backend's process sends back: its run, and the contract outputs on the recorded calls (the
     reference also sends the calls it recorded)."""
+
     run: BackendRun
     outputs: dict[OutputKey, list[np.ndarray]] | None = None
     recorded: RecordedCalls | None = None
@@ -83,8 +84,15 @@ def track_timed(backend, sequences: list[Sequence], warmup: int, on_frame: Calla
     return run
 
 
-def run_backends(names: list[str], model_for: Callable[[str], Path], sequences: list[Sequence], options: BackendOptions,
-                 warmup: int, progress: Callable[[str], None], on_frame: Callable[[], None]) -> dict[str, BackendRun]:
+def run_backends(
+    names: list[str],
+    model_for: Callable[[str], Path],
+    sequences: list[Sequence],
+    options: BackendOptions,
+    warmup: int,
+    progress: Callable[[str], None],
+    on_frame: Callable[[], None],
+) -> dict[str, BackendRun]:
     """Every backend of `names` (the reference first) over `sequences`, each in its own process with the
     `options` it takes. A backend whose model cannot be made or that cannot be opened is `skipped`, one
     that fails while running `failed`; the others still run."""
@@ -101,8 +109,9 @@ def run_backends(names: list[str], model_for: Callable[[str], Path], sequences: 
             continue
         recorded = reference.recorded if reference is not None else None
         taken = options.only_for(backend_spec(name))
-        outcome = _in_own_process(context, _backend_process, (name, model, sequences, taken, warmup, recorded),
-                                  progress, on_frame)
+        outcome = _in_own_process(
+            context, _backend_process, (name, model, sequences, taken, warmup, recorded), progress, on_frame
+        )
         runs[name] = outcome.run
         if name == REFERENCE and outcome.run.status == "ok":
             reference = outcome
@@ -113,8 +122,9 @@ def run_backends(names: list[str], model_for: Callable[[str], Path], sequences: 
     return runs
 
 
-def _in_own_process(context, target: Callable, arguments: tuple, progress: Callable[[str], None],
-                    on_frame: Callable[[], None]) -> ProcessOutcome:
+def _in_own_process(
+    context, target: Callable, arguments: tuple, progress: Callable[[str], None], on_frame: Callable[[], None]
+) -> ProcessOutcome:
     """Runs `target(*arguments, news)` in a new process, relaying its news to `progress` and `on_frame` until
     it sends its outcome; a process that ends without one is a failed run."""
     news = context.Queue()
@@ -127,8 +137,11 @@ def _in_own_process(context, target: Callable, arguments: tuple, progress: Calla
             except queue.Empty:
                 if process.is_alive():
                     continue
-                return ProcessOutcome(BackendRun(status="failed", error=(
-                    f"the backend's process ended without a result (exit code {process.exitcode})")))
+                return ProcessOutcome(
+                    BackendRun(
+                        status="failed", error=(f"the backend's process ended without a result (exit code {process.exitcode})")
+                    )
+                )
             if kind == "frame":
                 on_frame()
             elif kind == "progress":
@@ -142,8 +155,9 @@ def _in_own_process(context, target: Callable, arguments: tuple, progress: Calla
         news.close()
 
 
-def _backend_process(name: str, model: Path, sequences: list[Sequence], options: BackendOptions, warmup: int,
-                     recorded: RecordedCalls | None, news) -> None:
+def _backend_process(
+    name: str, model: Path, sequences: list[Sequence], options: BackendOptions, warmup: int, recorded: RecordedCalls | None, news
+) -> None:
     """One backend's whole bench run, in its own process; the outcome goes back on `news`."""
     try:
         backend = open_backend(name, model, options)

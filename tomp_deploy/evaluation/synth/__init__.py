@@ -32,8 +32,9 @@ FRAME_SIZE = (320, 240)
 """Width and height of every synthetic frame."""
 
 
-def generate_benchmark(out: str | Path, sequences: int, frames: int, seed: int = 0, family: str = "patches",
-                       workers: int = 1, progress=None) -> list[str]:
+def generate_benchmark(
+    out: str | Path, sequences: int, frames: int, seed: int = 0, family: str = "patches", workers: int = 1, progress=None
+) -> list[str]:
     """Writes `sequences` sequences of `frames` frames under OUT/<class>/<class>-<k>/ plus
     OUT/attributes.json (per-sequence attributes in the reference's attribute-file format). Sequence k
     depends on (family, seed, k) only, whatever the number of `workers`."""

@@ -54,10 +54,20 @@ def open_backend(name: str, model: str | Path, options: BackendOptions | None = 
     try:
         backend_class = spec.load()
     except ImportError as exc:
-        raise ToMPError(f"The {name} backend needs the Python package '{exc.name}', which is not installed: "
-                        f"{spec.install}.") from None
+        raise ToMPError(
+            f"The {name} backend needs the Python package '{exc.name}', which is not installed: {spec.install}."
+        ) from None
     return backend_class(fitting_model(name, model), device=device, **arguments)
 
 
-__all__ = ["Backend", "BackendOptions", "BackendSpec", "backend_names", "backend_spec", "default_backend",
-           "installed_backends", "open_backend", "parse_backend_spec"]
+__all__ = [
+    "Backend",
+    "BackendOptions",
+    "BackendSpec",
+    "backend_names",
+    "backend_spec",
+    "default_backend",
+    "installed_backends",
+    "open_backend",
+    "parse_backend_spec",
+]

@@ -39,8 +39,10 @@ def conversion(path: Path, form: str, wanted: str) -> str:
         export = f"tomp-deploy export {path} --out {stem}-fp16 --precision fp16 && " if form == "checkpoint" else ""
         source = f"{stem}-fp16" if form == "checkpoint" else str(path)
         return f"{export}tomp-deploy build {source} --out {stem}-engines, then --model {stem}-engines"
-    return (f"give the checkpoint it was made from (its {EXPORT_MANIFEST_FILE} names it under \"checkpoint\"), or "
-            "export that checkpoint again")
+    return (
+        f'give the checkpoint it was made from (its {EXPORT_MANIFEST_FILE} names it under "checkpoint"), or '
+        "export that checkpoint again"
+    )
 
 
 def fitting_model(backend: str, model: str | Path) -> Path:
@@ -53,12 +55,15 @@ def fitting_model(backend: str, model: str | Path) -> Path:
         raise ToMPError(
             f"{model!r} names the shipped model's checkpoint, and the {backend} backend loads {FORM_NAMES[wanted]}. "
             f"The commands (track, eval, trax, bench) make it once into {user_cache('shipped')}; in Python: "
-            f"open_backend({backend!r}, tomp_deploy.pipeline.model_for_backend({str(model)!r}, {backend!r})).")
+            f"open_backend({backend!r}, tomp_deploy.pipeline.model_for_backend({str(model)!r}, {backend!r}))."
+        )
     path = Path(model)
     form = form_of(path)
     if form is None or form == wanted:
         return path
     fits = " or ".join(backends_for(form))
-    raise ToMPError(f"{path} is {FORM_NAMES[form]}, which --backend {fits} runs; the {backend} backend loads "
-                    f"{FORM_NAMES[wanted]}. Use --backend {backends_for(form)[0]}, or convert it: "
-                    f"{conversion(path, form, wanted)}.")
+    raise ToMPError(
+        f"{path} is {FORM_NAMES[form]}, which --backend {fits} runs; the {backend} backend loads "
+        f"{FORM_NAMES[wanted]}. Use --backend {backends_for(form)[0]}, or convert it: "
+        f"{conversion(path, form, wanted)}."
+    )

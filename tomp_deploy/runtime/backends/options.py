@@ -37,8 +37,10 @@ class BackendSpec:
 
     def __post_init__(self):
         if self.model_form not in MODEL_FORMS or not set(self.takes) <= set(BACKEND_ARGUMENTS):
-            raise ToMPError(f"A backend registers model form {self.model_form!r} and options {self.takes}; a backend "
-                            f"loads one of {', '.join(MODEL_FORMS)} and takes options among {', '.join(BACKEND_ARGUMENTS)}.")
+            raise ToMPError(
+                f"A backend registers model form {self.model_form!r} and options {self.takes}; a backend "
+                f"loads one of {', '.join(MODEL_FORMS)} and takes options among {', '.join(BACKEND_ARGUMENTS)}."
+            )
 
 
 @dataclass(frozen=True)
@@ -73,8 +75,7 @@ class BackendOptions:
         refused = [option for option in self.given() if option not in spec.takes]
         if refused:
             takes = ", ".join(_flag(option) for option in spec.takes)
-            raise ToMPError(f"{_flag(refused[0])} does not apply to the {name} backend"
-                            f"{f' (it takes {takes})' if takes else ''}.")
+            raise ToMPError(f"{_flag(refused[0])} does not apply to the {name} backend{f' (it takes {takes})' if takes else ''}.")
         return self.given()
 
     def only_for(self, spec: BackendSpec) -> BackendOptions:

@@ -33,27 +33,38 @@ def backend_spec(name: str) -> BackendSpec:
     check_known(name)
     entries = _registered()[name]
     if len({entry.value for entry in entries}) > 1:
-        raise ToMPError(f"Two installed packages register a backend named {name!r} ({', '.join(e.value for e in entries)}); "
-                        "uninstall one of them.")
+        raise ToMPError(
+            f"Two installed packages register a backend named {name!r} ({', '.join(e.value for e in entries)}); "
+            "uninstall one of them."
+        )
     try:
         spec = entries[0].load()
     except (ImportError, AttributeError) as exc:
-        raise ToMPError(f"The {name} backend's registration ({entries[0].value}) cannot be loaded: {exc}. Reinstall the "
-                        "package that provides it.") from None
+        raise ToMPError(
+            f"The {name} backend's registration ({entries[0].value}) cannot be loaded: {exc}. Reinstall the "
+            "package that provides it."
+        ) from None
     if not isinstance(spec, BackendSpec):
-        raise ToMPError(f"The {name} backend's registration ({entries[0].value}) is a {type(spec).__name__}, not a "
-                        "tomp_deploy BackendSpec; the package that provides it must register one.")
+        raise ToMPError(
+            f"The {name} backend's registration ({entries[0].value}) is a {type(spec).__name__}, not a "
+            "tomp_deploy BackendSpec; the package that provides it must register one."
+        )
     return spec
 
 
 def installed_backends() -> list[str]:
     """The registered backends whose Python packages are importable (a GPU is checked when one opens)."""
-    return [name for name in backend_names()
-            if any(importlib.util.find_spec(package) is not None for package in backend_spec(name).packages)]
+    return [
+        name
+        for name in backend_names()
+        if any(importlib.util.find_spec(package) is not None for package in backend_spec(name).packages)
+    ]
 
 
 def check_known(backend: str) -> None:
     if backend not in _registered():
         installed = installed_backends()
-        raise ToMPError(f"Unknown backend {backend!r}; the backends are {', '.join(backend_names())}, of which "
-                        f"{', '.join(installed) or 'none'} {'is' if len(installed) == 1 else 'are'} installed here.")
+        raise ToMPError(
+            f"Unknown backend {backend!r}; the backends are {', '.join(backend_names())}, of which "
+            f"{', '.join(installed) or 'none'} {'is' if len(installed) == 1 else 'are'} installed here."
+        )

@@ -109,14 +109,19 @@ def mismatches(manifest: EngineManifest, target: EngineTarget, export_sha256: di
         problems.append(f"built with {manifest.built_with}, this runtime uses {here}")
     if manifest.library == "tensorrt-rtx":
         targets = manifest.target_compute_capabilities
-        beyond_newest = manifest.build_options.get("portable_default") and \
-            _capability(target.compute_capability) > max(map(_capability, targets))
+        beyond_newest = manifest.build_options.get("portable_default") and _capability(target.compute_capability) > max(
+            map(_capability, targets)
+        )
         if target.compute_capability not in targets and not beyond_newest:
-            problems.append(f"built for compute capabilities {', '.join(targets)}, this GPU ({target.gpu_name}) is "
-                            f"{target.compute_capability}; build with --compute-capability {target.compute_capability}")
+            problems.append(
+                f"built for compute capabilities {', '.join(targets)}, this GPU ({target.gpu_name}) is "
+                f"{target.compute_capability}; build with --compute-capability {target.compute_capability}"
+            )
     elif manifest.compute_capability != target.compute_capability:
-        problems.append(f"built for compute capability {manifest.compute_capability} ({manifest.gpu_name}), this GPU "
-                        f"is {target.compute_capability} ({target.gpu_name})")
+        problems.append(
+            f"built for compute capability {manifest.compute_capability} ({manifest.gpu_name}), this GPU "
+            f"is {target.compute_capability} ({target.gpu_name})"
+        )
     elif manifest.gpu_name != target.gpu_name:
         problems.append(f"built on a {manifest.gpu_name}, this GPU is a {target.gpu_name}")
     if export_sha256 is not None:
@@ -129,5 +134,8 @@ def mismatches(manifest: EngineManifest, target: EngineTarget, export_sha256: di
 def check_engines(manifest: EngineManifest, target: EngineTarget, export_sha256: dict[str, str] | None = None) -> None:
     problems = mismatches(manifest, target, export_sha256)
     if problems:
-        raise ToMPError("These engines cannot run here:\n  " + "\n  ".join(problems)
-                        + "\nRebuild them for this machine: tomp-deploy build EXPORT_DIR --out ENGINE_DIR")
+        raise ToMPError(
+            "These engines cannot run here:\n  "
+            + "\n  ".join(problems)
+            + "\nRebuild them for this machine: tomp-deploy build EXPORT_DIR --out ENGINE_DIR"
+        )
