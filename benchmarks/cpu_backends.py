@@ -37,9 +37,8 @@ from tomp_deploy.evaluation.host_facts import host_facts
 from tomp_deploy.export.onnx_export import export_model
 from tomp_deploy.model import ToMPNet, preset, save_checkpoint
 from tomp_deploy.runtime.backends import BackendOptions, open_backend
-from tomp_deploy.runtime.contract import GRAPHS
+from tomp_deploy.runtime.contract import GRAPHS, STAGES
 from tomp_deploy.runtime.driver import track_frames
-from tomp_deploy.runtime.tracker import STAGES
 
 RESULTS = Path(__file__).parent / "results"
 

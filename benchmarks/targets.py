@@ -33,6 +33,7 @@ from tomp_deploy.evaluation.host_facts import host_facts
 from tomp_deploy.pipeline.model_forms import ModelForms
 from tomp_deploy.runtime.backends import BackendOptions, open_backend
 from tomp_deploy.runtime.backends.base import Backend, Located, TargetQuery
+from tomp_deploy.runtime.contract import BACKBONE, CROP
 from tomp_deploy.runtime.driver import track_frames
 from tomp_deploy.runtime.errors import ToMPError
 from tomp_deploy.runtime.host_heap import keep_freed_memory
@@ -99,7 +100,7 @@ def paired_frame_seconds(backend: Backend, images: list, boxes: list) -> dict[st
             if step.index > WARMUP_FRAMES:
                 seconds[way].append(step.seconds)
                 if way == "batched":
-                    seconds["shared"].append(step.results[0].times["crop"] + step.results[0].times["backbone"])
+                    seconds["shared"].append(step.results[0].times[CROP] + step.results[0].times[BACKBONE])
     return seconds
 
 

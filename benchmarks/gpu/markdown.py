@@ -3,7 +3,7 @@ keeps its row with the reason."""
 
 from __future__ import annotations
 
-from tomp_deploy.runtime.tracker import STAGES
+from tomp_deploy.runtime.contract import STAGES
 
 BATCHING_GOAL = (8, 3.0)
 """At 8 targets, batched tracking should give at least 3x the throughput of one tracker per target (on a GPU)."""

@@ -10,9 +10,9 @@ import numpy as np
 from benchmarks.gpu.budget import Deadline
 from benchmarks.gpu.plan import Plan
 from benchmarks.targets import squares_scene
+from tomp_deploy.runtime.contract import STAGES
 from tomp_deploy.runtime.driver import track_frames
 from tomp_deploy.runtime.errors import ToMPError
-from tomp_deploy.runtime.tracker import STAGES
 
 
 def timed_frames(plan: Plan, model: str, precision: str, cuda_graphs: bool, deadline: Deadline) -> dict:

@@ -215,8 +215,9 @@ def demo(
 def write_tracked_video(backend, sequence, video_path: Path) -> np.ndarray:
     """Tracks `sequence` into an MP4 with the boxes, the ground truth and the tracker's mean frame rate so
     far (tracker time only: reading and video writing are not counted); returns the boxes."""
+    from tomp_deploy.cli.outputs import VideoWriter, draw_overlay
     from tomp_deploy.runtime.driver import track_frames
-    from tomp_deploy.runtime.sources import FrameSource, VideoWriter, draw_overlay
+    from tomp_deploy.runtime.sources import FrameSource
 
     video, boxes, tracked_seconds = None, [], 0.0
     frames_in = (frame.image for frame in FrameSource.of_images(sequence.frames))

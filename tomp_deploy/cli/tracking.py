@@ -128,7 +128,7 @@ class _TrackOutputs:
     """Where `track` sends each frame: box files (one per target), the overlay video, the window."""
 
     def __init__(self, output: Path | None, targets: int, video_out: Path | None, show: bool):
-        from tomp_deploy.runtime.sources import ResultWriter
+        from tomp_deploy.cli.outputs import ResultWriter
 
         self.writers = [ResultWriter(p) for p in _output_paths(output, targets)] if output else []
         self.video_out, self.show = video_out, show
@@ -138,7 +138,7 @@ class _TrackOutputs:
 
     def emit(self, step, fps: float | None) -> bool:
         """Writes one tracked frame; False when the user closed the window with q."""
-        from tomp_deploy.runtime.sources import VideoWriter, draw_overlay
+        from tomp_deploy.cli.outputs import VideoWriter, draw_overlay
 
         for writer, box in zip(self.writers, step.boxes):
             writer.write(box)

@@ -13,6 +13,7 @@ import torch
 from tomp_deploy.model import ToMPNet
 from tomp_deploy.model.torch_backend import TorchBackend
 from tomp_deploy.runtime.backends.base import Located, TargetQuery, stacked_inputs
+from tomp_deploy.runtime.contract import HEAD, PREDICTOR
 from tomp_deploy.runtime.errors import ToMPError
 
 PRECISIONS = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
@@ -85,7 +86,7 @@ class TensorTracking:
         scores, ltrb = self._run_head(*predicted)
         end = self._stage_clock()
         scores, ltrb = scores.float().cpu().numpy(), ltrb.float().cpu().numpy()
-        seconds = {"predictor": self._seconds(start, middle), "head": self._seconds(middle, end)}
+        seconds = {PREDICTOR: self._seconds(start, middle), HEAD: self._seconds(middle, end)}
         return [Located(target_scores, target_ltrb, seconds) for target_scores, target_ltrb in zip(scores, ltrb)]
 
     def _run_backbone(self, image: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,11 @@ import numpy as np
 from tomp_deploy.runtime.errors import ToMPError
 from tomp_deploy.runtime.presets import ModelConfig
 
-GRAPHS = ("backbone", "predictor", "head")
+CROP, BACKBONE, PREDICTOR, HEAD, DECODE = "crop", "backbone", "predictor", "head", "decode"
+GRAPHS = (BACKBONE, PREDICTOR, HEAD)
+STAGES = (CROP, BACKBONE, PREDICTOR, HEAD, DECODE)
+"""Where a frame's tracking time goes, in order (`TrackResult.times`): the crops, the three graphs, and
+decoding the boxes."""
 MAX_BATCH = 64
 """Most crops (backbone) or targets (predictor, head) one call of an exported graph takes."""
 BATCH = "batch"

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tomp_deploy.runtime.backends.base import Backend
+from tomp_deploy.runtime.contract import BACKBONE, CROP, DECODE
 from tomp_deploy.runtime.errors import ToMPError
 from tomp_deploy.runtime.geometry import Patch
 from tomp_deploy.runtime.presets import TrackerParams
@@ -45,7 +46,8 @@ class _Stream:
 class MultiStreamTracker:
     """ToMP over several streams with several targets each; one backbone and one predictor+head call a step.
 
-    `params` overrides the tracker parameters the backend's model records. Frames are RGB arrays as for
+    `params` overrides the tracker parameters the backend's model records (`backend.tracker_params`): the one
+    place they are resolved, for every target of every stream. Frames are RGB arrays as for
     `ToMPTracker`; a stream is any hashable key (a camera name, a file), and every frame of a stream must
     have the size of its first. Target ids are unique across streams.
     """
@@ -91,7 +93,7 @@ class MultiStreamTracker:
         patches += [state.initial_patch(frames[stream]) for stream, state in joining]
         cropped = time.perf_counter()
         features = self._extract(patches) if patches else None
-        shared = {"crop": cropped - started, "backbone": time.perf_counter() - cropped}
+        shared = {CROP: cropped - started, BACKBONE: time.perf_counter() - cropped}
 
         steps = {}
         for stream, frame in frames.items():
@@ -104,7 +106,7 @@ class MultiStreamTracker:
         for index, ((stream, target_id), state, found) in enumerate(zip(tracked, states, located)):
             decode_started = time.perf_counter()
             result = state.update(patches[index], features, index, found.scores, found.ltrb)
-            result.times = {**shared, **found.seconds, "decode": time.perf_counter() - decode_started}
+            result.times = {**shared, **found.seconds, DECODE: time.perf_counter() - decode_started}
             result.memory_frames = memory_frames[index]
             steps[stream].results[target_id] = result
         for index, (stream, state) in enumerate(joining, start=len(tracked)):

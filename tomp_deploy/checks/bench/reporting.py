@@ -9,8 +9,8 @@ from pathlib import Path
 from tomp_deploy.checks.bench.running import BackendRun
 from tomp_deploy.evaluation.datasets import Sequence
 from tomp_deploy.evaluation.metrics import OVERLAP_THRESHOLDS, average, sequence_curves
+from tomp_deploy.runtime.contract import STAGES
 from tomp_deploy.runtime.files import write_atomically
-from tomp_deploy.runtime.tracker import STAGES
 
 
 def write_report(report: dict, runs: dict[str, BackendRun], sequences: list[Sequence], out: Path) -> None:

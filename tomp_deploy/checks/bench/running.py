@@ -24,10 +24,10 @@ from tomp_deploy.checks.parity import OutputKey, compare_outputs, contract_outpu
 from tomp_deploy.evaluation.datasets import Sequence
 from tomp_deploy.runtime.backends import BackendOptions, backend_spec, open_backend
 from tomp_deploy.runtime.backends.recording import RecordedCalls, RecordingBackend
+from tomp_deploy.runtime.contract import STAGES
 from tomp_deploy.runtime.driver import track_frames
 from tomp_deploy.runtime.errors import ToMPError
 from tomp_deploy.runtime.sources import FrameSource
-from tomp_deploy.runtime.tracker import STAGES
 
 REFERENCE = "torch"
 RECORDED_CALLS = 5

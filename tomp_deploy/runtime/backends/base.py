@@ -21,7 +21,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from tomp_deploy.runtime.contract import GraphTensor, Tensors, graph_feeds, graph_io_problems
+from tomp_deploy.runtime.contract import HEAD, PREDICTOR, GraphTensor, Tensors, graph_feeds, graph_io_problems
 from tomp_deploy.runtime.errors import ToMPError
 from tomp_deploy.runtime.manifests.export import ExportFolder
 from tomp_deploy.runtime.presets import ModelConfig, TrackerParams
@@ -162,7 +162,7 @@ class HostTracking(BackendLifecycle):
         )
         middle = time.perf_counter()
         located = self.run("head", predicted)
-        seconds = {"predictor": middle - started, "head": time.perf_counter() - middle}
+        seconds = {PREDICTOR: middle - started, HEAD: time.perf_counter() - middle}
         return [Located(scores, ltrb, seconds) for scores, ltrb in zip(located["scores"], located["ltrb"])]
 
 

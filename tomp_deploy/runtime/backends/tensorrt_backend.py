@@ -27,6 +27,8 @@ from tomp_deploy.runtime.cache_files import read_entry, write_entry
 from tomp_deploy.runtime.contract import (
     DYNAMIC,
     GRAPHS,
+    HEAD,
+    PREDICTOR,
     GraphTensor,
     Tensors,
     TensorSpec,
@@ -299,7 +301,7 @@ class TensorRTBackend(BackendLifecycle):
         end.record(stream)
         scores, ltrb = self._download("scores", batch), self._download("ltrb", batch)
         stream.synchronize()
-        seconds = {"predictor": start.time_till(middle) / 1000, "head": middle.time_till(end) / 1000}
+        seconds = {PREDICTOR: start.time_till(middle) / 1000, HEAD: middle.time_till(end) / 1000}
         return [Located(scores[row].copy(), ltrb[row].copy(), seconds) for row in range(batch)]
 
     # --- the numpy contract, for parity checks ---
