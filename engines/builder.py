@@ -155,9 +155,9 @@ def build_engines(
         gpu_name=target.gpu_name if target else None,
         compute_capability=target.compute_capability if target else None,
         target_compute_capabilities=list(options.compute_capabilities or RTX_PORTABLE_DEFAULT) if rtx else [],
+        max_batch=options.max_batch,
         build_options={
             "workspace_gb": options.workspace_gb,
-            "max_batch": options.max_batch,
             "timing_cache": str(options.timing_cache) if options.timing_cache else None,
             "portable_default": rtx and not options.compute_capabilities,
             "strongly_typed": True,

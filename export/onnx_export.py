@@ -60,7 +60,8 @@ def _without_fold_warnings():
         logger.setLevel(level)
 
 
-PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16}
+EXPORT_DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
+"""The export precisions `export_model` writes (`EXPORT_PRECISIONS` but int8, which `quantize` makes), as torch dtypes."""
 EXPORT_FILES = tuple(f"{graph}.onnx" for graph in GRAPHS) + (EXPORT_MANIFEST_FILE,)
 
 
@@ -90,11 +91,11 @@ def _modules(model: ToMPNet, precision: str) -> dict[str, torch.nn.Module]:
     would have to rediscover those islands by node name after export.
     """
     if precision != "fp32":
-        model = copy.deepcopy(model).to(PRECISIONS[precision])
+        model = copy.deepcopy(model).to(EXPORT_DTYPES[precision])
     modules = {"backbone": model.backbone, "predictor": model.predictor, "head": model.head}
     if precision == "fp32":
         return modules
-    return {graph: Float32Boundary(module, PRECISIONS[precision]) for graph, module in modules.items()}
+    return {graph: Float32Boundary(module, EXPORT_DTYPES[precision]) for graph, module in modules.items()}
 
 
 def _export_graph(module: torch.nn.Module, inputs, outputs, path: Path, opset: int) -> None:
@@ -155,8 +156,8 @@ def export_model(
     """Writes backbone.onnx, predictor.onnx, head.onnx and model.json into `out`, in `precision` (fp32 or
     fp16, float32 at the boundary either way); the tracker parameters recorded are `tracker`, else the
     checkpoint's own."""
-    if precision not in PRECISIONS:
-        raise ToMPError(f"--precision {precision!r}: choose {' or '.join(PRECISIONS)}.")
+    if precision not in EXPORT_DTYPES:
+        raise ToMPError(f"--precision {precision!r}: choose {' or '.join(EXPORT_DTYPES)}.")
     if not 18 <= opset <= 20:
         raise ToMPError(f"--opset {opset} is outside 18..20 (torch's exporter emits >= 18, TensorRT 10.0 parses <= 20).")
     out = Path(out)

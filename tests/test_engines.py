@@ -100,7 +100,7 @@ def manifest(**changes) -> EngineManifest:
         {"backbone": "a", "predictor": "b", "head": "c"},
         gpu_name="NVIDIA GeForce RTX 4090",
         compute_capability="8.9",
-        build_options={"max_batch": 4},
+        max_batch=4,
         built_at="2026-11-25T00:00:00",
     )
     return dataclasses.replace(built, **changes)
@@ -113,7 +113,7 @@ def rtx_manifest(**changes) -> EngineManifest:
         "gpu_name": None,
         "compute_capability": None,
         "target_compute_capabilities": list(RTX_PORTABLE_DEFAULT),
-        "build_options": {"max_batch": 4, "portable_default": True},
+        "build_options": {"portable_default": True},
     }
     return manifest(**{**fields, **changes})
 
@@ -217,7 +217,7 @@ def test_rtx_builds_real_engines_that_keep_the_exports_precision(exported, expor
             assert not islands and set(types.values()) <= {"FLOAT", "BOOL", "INT32", "INT64"}
     built = build_engines(export.folder, tmp_path / "engines", BuildOptions(library="tensorrt-rtx", max_batch=2))
     assert (built.library, built.precision, built.gpu_name) == ("tensorrt-rtx", precision, None)
-    assert built.build_options["max_batch"] == 2  # crops per backbone call, targets per predictor and head call
+    assert built.max_batch == 2  # crops per backbone call, targets per predictor and head call
     assert built.target_compute_capabilities == list(RTX_PORTABLE_DEFAULT)
     assert built.onnx_sha256 == export.graph_hashes()
     for graph in ("backbone", "predictor", "head"):

@@ -111,7 +111,7 @@ def engine_folder_without_engines(export_folder, folder):
         hashes,
         gpu_name="NVIDIA H100 80GB HBM3",
         compute_capability="9.0",
-        build_options={"max_batch": 4},
+        max_batch=4,
     ).write(folder)
     return folder
 

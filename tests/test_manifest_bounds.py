@@ -91,7 +91,7 @@ ENGINE_FIELDS = {
     "library_version": "1.7.1",
     "precision": "fp16",
     "onnx_sha256": {"backbone": "a", "predictor": "b", "head": "c"},
-    "build_options": {"max_batch": 4},
+    "max_batch": 4,
 }
 
 
@@ -100,7 +100,7 @@ ENGINE_FIELDS = {
     [
         ({"library": "tensorflow"}, "library = 'tensorflow' is not one of"),
         ({"precision": "fp4"}, "precision = 'fp4'"),
-        ({"build_options": {"max_batch": 0}}, "build_options.max_batch = 0 is outside 1..64"),
+        ({"max_batch": 0}, "max_batch = 0 is outside 1..64"),
         ({"onnx_sha256": {"backbone": "a"}}, "onnx_sha256.predictor = None is not str"),
         ({"engine_bytes": {"head": -1}}, "engine_bytes.head = -1"),
         ({"library_version": 11}, "library_version = 11 is not str"),
@@ -108,7 +108,7 @@ ENGINE_FIELDS = {
 )
 def test_engine_manifest_fields_are_checked(tmp_path, change, field):
     EngineManifest(**ENGINE_FIELDS).write(tmp_path)
-    assert EngineManifest.read(tmp_path).build_options["max_batch"] == 4
+    assert EngineManifest.read(tmp_path).max_batch == 4
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     manifest.update(change)
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))

@@ -108,7 +108,11 @@ def build(
     out: Annotated[Path, typer.Option(help="Engine folder to write.")],
     library: Annotated[str | None, typer.Option(help="tensorrt or tensorrt-rtx (default: the one installed).")] = None,
     precision: Annotated[
-        str | None, typer.Option(help="Expected precision; engines take it from the export (export --precision fp16).")
+        str | None,
+        typer.Option(
+            help="The export precision the engines must have: they take the export's, and an export of another is "
+            "refused with the export to make (export --precision fp16)."
+        ),
     ] = None,
     compute_capability: Annotated[
         list[str] | None,

@@ -16,7 +16,8 @@ from tomp_deploy.runtime.backends.base import Located, TargetQuery, stacked_inpu
 from tomp_deploy.runtime.contract import HEAD, PREDICTOR
 from tomp_deploy.runtime.errors import ToMPError
 
-PRECISIONS = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
+COMPUTE_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
+"""The compute precisions torch-cuda runs (`--precision`; the first is its default), as torch dtypes."""
 WARMUP_RUNS = 3
 """Eager runs on a side stream before a capture, as PyTorch's CUDA graph notes ask (lazy init, autotuning)."""
 
@@ -146,12 +147,12 @@ class TorchCudaBackend(TensorTracking, TorchBackend):
             )
         if not device.startswith("cuda"):
             raise ToMPError(f"The torch-cuda backend runs on a CUDA device, not {device!r}; use --device cuda[:N].")
-        if precision not in PRECISIONS:
-            raise ToMPError(f"Unknown precision {precision!r} for torch-cuda; choose one of {', '.join(PRECISIONS)}.")
+        if precision not in COMPUTE_DTYPES:
+            raise ToMPError(f"Unknown precision {precision!r} for torch-cuda; choose one of {', '.join(COMPUTE_DTYPES)}.")
         if precision == "bf16" and not torch.cuda.is_bf16_supported():
             raise ToMPError(f"{torch.cuda.get_device_name()} has no bf16 support; use --precision fp16.")
         super().__init__(model, device=device)
-        self.dtype = PRECISIONS[precision]
+        self.dtype = COMPUTE_DTYPES[precision]
         self.precision = precision
         self.model = self.model.to(self.dtype)
         self.cuda_graphs = cuda_graphs

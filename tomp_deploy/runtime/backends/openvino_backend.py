@@ -21,7 +21,8 @@ from tomp_deploy.runtime.contract import DYNAMIC, GRAPHS, GraphTensor, Tensors
 from tomp_deploy.runtime.errors import ToMPError
 from tomp_deploy.runtime.manifests.export import COMPILE_CACHE_FOLDER, ExportFolder, read_export
 
-PRECISIONS = ("auto", "fp32", "bf16", "int8")
+COMPUTE_PRECISIONS = ("auto", "fp32", "bf16", "int8")
+"""What `--precision` may ask the openvino backend to compute in (`auto`: `choose_precision` decides)."""
 INFERENCE_PRECISION = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
 """OpenVINO's inference precision hint per precision: an INT8 graph's quantised layers run in INT8 and
 the layers it keeps in float (softmax, LayerNorm, the mask path) in FP32."""
@@ -36,8 +37,8 @@ def cpu_capabilities(core: ov.Core) -> list[str]:
 
 def choose_precision(requested: str, export_precision: str, capabilities: list[str]) -> str:
     """The precision to compile for, or a ToMPError saying why the requested one cannot run here."""
-    if requested not in PRECISIONS:
-        raise ToMPError(f"--precision {requested!r}: the openvino backend runs {', '.join(PRECISIONS)}.")
+    if requested not in COMPUTE_PRECISIONS:
+        raise ToMPError(f"--precision {requested!r}: the openvino backend runs {', '.join(COMPUTE_PRECISIONS)}.")
     if export_precision == "int8":
         if requested not in ("auto", "int8"):
             raise ToMPError(

@@ -135,7 +135,7 @@ class TensorRTBackend(BackendLifecycle):
         self.library = library
         self.config, self.tracker_params = exported.config, exported.tracker
         self.precision = manifest.precision
-        self.max_batch = int(manifest.build_options.get("max_batch", 1))
+        self.max_batch = manifest.max_batch
         self._cuda = cuda
         self._context = gpu.retain_primary_context()
         self._context.push()

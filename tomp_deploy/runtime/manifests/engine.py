@@ -19,7 +19,8 @@ from tomp_deploy.runtime.manifests.export import EXPORT_PRECISIONS
 from tomp_deploy.runtime.manifests.json_files import checked_field, read_manifest_json, write_manifest_json
 
 ENGINE_FORMAT = "tomp-deploy-engines"
-ENGINE_VERSION = 2
+ENGINE_VERSION = 3
+"""3: `max_batch` is a field of its own (2 kept it among the build options)."""
 ENGINE_MANIFEST_FILE = "manifest.json"
 RUNTIME_CACHE_FILE = "runtime.cache"
 """TensorRT for RTX compiles its engines for the GPU at first run; the compiled kernels are kept here."""
@@ -52,7 +53,10 @@ class EngineManifest:
     """That GPU's compute capability: a TensorRT engine runs there only."""
     target_compute_capabilities: list[str] = field(default_factory=list)
     """Compute capabilities a TensorRT for RTX engine runs on (its library's portable set by default)."""
+    max_batch: int = DEFAULT_MAX_BATCH
+    """The most crops per backbone call and targets per predictor and head call (the profiles' maximum)."""
     build_options: dict = field(default_factory=dict)
+    """How the engines were built beyond the above (workspace, timing cache, portable default), as recorded."""
     engine_bytes: dict[str, int] = field(default_factory=dict)
     built_at: str = ""
     build_seconds: float = 0.0
@@ -87,9 +91,8 @@ def _checked_fields(fields: dict) -> dict:
     checked_field(fields.get("compute_capability"), "compute_capability", optional_text)
     for capability in checked_field(fields.get("target_compute_capabilities", []), "target_compute_capabilities", list):
         checked_field(capability, "target_compute_capabilities", str)
-    options = checked_field(fields.get("build_options", {}), "build_options", dict)
-    if "max_batch" in options:
-        checked_field(options["max_batch"], "build_options.max_batch", int, 1, MAX_BATCH)
+    checked_field(fields.get("max_batch"), "max_batch", int, 1, MAX_BATCH)
+    checked_field(fields.get("build_options", {}), "build_options", dict)
     for graph, size in checked_field(fields.get("engine_bytes", {}), "engine_bytes", dict).items():
         checked_field(size, f"engine_bytes.{graph}", int, 0)
     checked_field(fields.get("built_at", ""), "built_at", str)

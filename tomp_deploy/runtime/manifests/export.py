@@ -31,6 +31,9 @@ COMPILE_CACHE_FOLDER = ".openvino-cache"
 once the export is replaced."""
 REEXPORT = "export the model again with 'tomp-deploy export'"
 EXPORT_PRECISIONS = ("fp32", "fp16", "int8")
+"""The number formats an export's graphs are written in (model.json's `precision`; engines take theirs from
+the graphs): `export --precision` writes the first two, `quantize` the last. Not to be confused with a
+backend's compute precision (`--precision` of the tracking commands), which each backend names itself."""
 OPSETS = (18, 20)
 """The opsets an export may record: the exporter's lowest native one to TensorRT 10.0's parser's highest."""
 
