@@ -53,8 +53,7 @@ def main(argv: list[str] | None = None) -> dict:
     fused, blocks = fuse_attention(plain, config.num_heads, config.feature_dim)
     sessions = {"as exported": _session(plain, args.threads), "fused attention": _session(fused, args.threads)}
     outputs = {name: session.run(None, feeds) for name, session in sessions.items()}
-    largest_difference = max(float(np.abs(a - b).max() / max(np.abs(a).max(), 1e-12))
-                             for a, b in zip(*outputs.values()))
+    largest_difference = max(float(np.abs(a - b).max() / max(np.abs(a).max(), 1e-12)) for a, b in zip(*outputs.values()))
     times: dict[str, list[float]] = {name: [] for name in sessions}
     for _ in range(args.repeats):
         for name, session in sessions.items():
@@ -63,15 +62,26 @@ def main(argv: list[str] | None = None) -> dict:
             times[name].append(time.perf_counter() - started)
     median = {name: float(np.median(t) * 1000) for name, t in times.items()}
     report = {
-        "benchmark": "attention_fusion", "preset": args.preset, "date": datetime.date.today().isoformat(),
+        "benchmark": "attention_fusion",
+        "preset": args.preset,
+        "date": datetime.date.today().isoformat(),
         "command": "python -m benchmarks.attention_fusion " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "machine": host_facts(), "onnxruntime": ort.__version__, "fused_blocks": blocks,
-        "predictor_ms": median, "largest_relative_difference": largest_difference,
+        "machine": host_facts(),
+        "onnxruntime": ort.__version__,
+        "fused_blocks": blocks,
+        "predictor_ms": median,
+        "largest_relative_difference": largest_difference,
     }
-    lines = [f"# Fused attention in ONNX Runtime: {args.preset} predictor", "",
-             f"{report['date']} on {report['machine']['cpu']} ({report['machine']['cpu_count']} cores), ONNX Runtime "
-             f"{ort.__version__}, `{report['command']}`: {blocks} attention blocks fused; largest relative output "
-             f"difference {largest_difference:.1e}.", "", "| predictor graph | median ms |", "|---|---|"]
+    lines = [
+        f"# Fused attention in ONNX Runtime: {args.preset} predictor",
+        "",
+        f"{report['date']} on {report['machine']['cpu']} ({report['machine']['cpu_count']} cores), ONNX Runtime "
+        f"{ort.__version__}, `{report['command']}`: {blocks} attention blocks fused; largest relative output "
+        f"difference {largest_difference:.1e}.",
+        "",
+        "| predictor graph | median ms |",
+        "|---|---|",
+    ]
     lines += [f"| {name} | {value:.1f} |" for name, value in median.items()]
     RESULTS.mkdir(exist_ok=True)
     stem = RESULTS / f"attention_fusion_{args.preset}"

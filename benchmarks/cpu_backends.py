@@ -36,10 +36,9 @@ from rich.table import Table
 from tomp_deploy.evaluation.host_facts import host_facts
 from tomp_deploy.export.onnx_export import export_model
 from tomp_deploy.model import ToMPNet, preset, save_checkpoint
-from tomp_deploy.runtime.backends import open_backend
-from tomp_deploy.runtime.contract import GRAPHS
+from tomp_deploy.runtime.backends import BackendOptions, open_backend
+from tomp_deploy.runtime.contract import GRAPHS, STAGES
 from tomp_deploy.runtime.driver import track_frames
-from tomp_deploy.runtime.tracker import STAGES
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -52,7 +51,7 @@ def moving_square_frames(count: int, width: int = 320, height: int = 240, seed: 
     for i in range(count):
         frame = background.copy()
         x, y = 40 + 6 * i % (width - 80), 60 + 3 * i % (height - 80)
-        frame[y:y + 40, x:x + 40] = target
+        frame[y : y + 40, x : x + 40] = target
         frames.append(frame)
     return frames, [40, 60, 40, 40]
 
@@ -95,14 +94,21 @@ def measure(backend_name: str, model: str, options: dict, export_folder: str, fr
     from tomp_deploy.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 
     inputs = contract_inputs(OnnxRuntimeBackend(export_folder))
-    backend = open_backend(backend_name, model, **options)
+    backend = open_backend(backend_name, model, BackendOptions(**options))
     frames, box = moving_square_frames(frame_count)
-    return {"graph_ms": graph_latency(backend, inputs, repeats), "tracker": tracker_speed(backend, frames, box),
-            "precision": getattr(backend, "precision", "fp32")}
+    return {
+        "graph_ms": graph_latency(backend, inputs, repeats),
+        "tracker": tracker_speed(backend, frames, box),
+        "precision": getattr(backend, "precision", "fp32"),
+    }
 
 
-OPENVINO_SETTINGS = [{"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": hint, "ENABLE_CPU_PINNING": pinning}
-                     for threads in (1, 2) for hint in ("LATENCY", "THROUGHPUT") for pinning in (True, False)]
+OPENVINO_SETTINGS = [
+    {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": hint, "ENABLE_CPU_PINNING": pinning}
+    for threads in (1, 2)
+    for hint in ("LATENCY", "THROUGHPUT")
+    for pinning in (True, False)
+]
 
 
 def openvino_settings(export_folder: str, repeats: int) -> list[dict]:
@@ -121,8 +127,11 @@ def openvino_settings(export_folder: str, repeats: int) -> list[dict]:
     for setting in OPENVINO_SETTINGS:
         row = {**setting, "precision": precision}
         for graph in ("backbone", "predictor"):
-            compiled = core.compile_model(str(Path(export_folder) / f"{graph}.onnx"), "CPU",
-                                          {**setting, "INFERENCE_PRECISION_HINT": INFERENCE_PRECISION[precision]})
+            compiled = core.compile_model(
+                str(Path(export_folder) / f"{graph}.onnx"),
+                "CPU",
+                {**setting, "INFERENCE_PRECISION_HINT": INFERENCE_PRECISION[precision]},
+            )
             request = compiled.create_infer_request()
             feeds = {name: np.ascontiguousarray(a[:1] if graph == "backbone" else a) for name, a in inputs[graph][0].items()}
             request.infer(feeds)
@@ -150,7 +159,7 @@ def backends_to_time(folder: Path, checkpoint: Path, console: Console) -> dict[s
 
     from tomp_deploy.evaluation.datasets import open_dataset
     from tomp_deploy.evaluation.synth import generate_benchmark
-    from tomp_deploy.export.quantize import quantize_export
+    from tomp_deploy.export.quantize import CalibrationData, quantize_export
     from tomp_deploy.runtime.backends.openvino_backend import cpu_capabilities
 
     timed["openvino fp32"] = ("openvino", str(export), {"precision": "fp32"})
@@ -158,7 +167,7 @@ def backends_to_time(folder: Path, checkpoint: Path, console: Console) -> dict[s
         timed["openvino bf16"] = ("openvino", str(export), {"precision": "bf16"})
     with console.status("quantising to INT8"):
         generate_benchmark(folder / "calibration", 2, 20, seed=3, family="cutouts")
-        quantize_export(export, folder / "export-int8", open_dataset(folder / "calibration", "lasot"), frames=40)
+        quantize_export(export, folder / "export-int8", CalibrationData(open_dataset(folder / "calibration", "lasot"), 40))
     timed["openvino int8"] = ("openvino", str(folder / "export-int8"), {"precision": "int8"})
     return timed
 
@@ -172,8 +181,10 @@ def reference_fps(command: str, frames: list[np.ndarray], box: list[int], folder
     done = subprocess.run(argv, capture_output=True, text=True)
     found = re.findall(r"^fps:\s*([0-9.]+)\s*$", done.stdout, flags=re.MULTILINE)
     if done.returncode != 0 or not found:
-        raise SystemExit(f"The reference command {argv} failed or printed no 'fps: X' line "
-                         f"(exit {done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+        raise SystemExit(
+            f"The reference command {argv} failed or printed no 'fps: X' line "
+            f"(exit {done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+        )
     return float(found[-1]), done.stdout.strip()
 
 
@@ -182,9 +193,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--preset", default="tomp50", choices=sorted(("tomp50", "tomp101", "tiny")))
     parser.add_argument("--frames", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--reference-command", default=None,
-                        help="Times the reference tracker: {frames} is a folder of PNG frames, {box} the first box x,y,w,h; "
-                             "prints 'fps: X'")
+    parser.add_argument(
+        "--reference-command",
+        default=None,
+        help="Times the reference tracker: {frames} is a folder of PNG frames, {box} the first box x,y,w,h; prints 'fps: X'",
+    )
     parser.add_argument("--reference-note", default="", help="What the reference command runs, for the record")
     args = parser.parse_args(argv)
     console = Console()
@@ -234,14 +247,21 @@ def main(argv: list[str] | None = None) -> dict:
 
 def results_table(report: dict) -> Table:
     machine = report["machine"]
-    table = Table(title=f"{report['preset']} on {machine['cpu']} ({', '.join(machine['cpu_features'])}), "
-                        f"{report['torch_threads']} threads, 320x240 frames")
+    table = Table(
+        title=f"{report['preset']} on {machine['cpu']} ({', '.join(machine['cpu_features'])}), "
+        f"{report['torch_threads']} threads, 320x240 frames"
+    )
     for column in ("backend", "precision", *[f"{g} ms" for g in GRAPHS], "tracker FPS", "x reference"):
         table.add_column(column, justify="right")
     for name, r in report["results"].items():
         ratio = report["vs_reference"].get(name)
-        table.add_row(name, r["precision"], *[f"{r['graph_ms'][g]:.1f}" for g in GRAPHS], f"{r['tracker']['fps']:.2f}",
-                      f"{ratio:.2f}" if ratio else "")
+        table.add_row(
+            name,
+            r["precision"],
+            *[f"{r['graph_ms'][g]:.1f}" for g in GRAPHS],
+            f"{r['tracker']['fps']:.2f}",
+            f"{ratio:.2f}" if ratio else "",
+        )
     return table
 
 
@@ -249,23 +269,40 @@ def markdown(report: dict) -> str:
     machine = report["machine"]
     features = ", ".join(machine["cpu_features"])
     amx = "with AMX" if any(f.startswith("amx") for f in machine["cpu_features"]) else "no AMX"
-    lines = [f"# CPU backends: {report['preset']}", "",
-             f"{report['date']} on {machine['cpu']} ({machine['cpu_count']} cores; {features}; {amx}), "
-             f"`{report['command']}`", "",
-             "| backend | precision | backbone ms | predictor ms | head ms | tracker FPS | x reference |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# CPU backends: {report['preset']}",
+        "",
+        f"{report['date']} on {machine['cpu']} ({machine['cpu_count']} cores; {features}; {amx}), `{report['command']}`",
+        "",
+        "| backend | precision | backbone ms | predictor ms | head ms | tracker FPS | x reference |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, r in report["results"].items():
         ratio = report["vs_reference"].get(name)
-        lines.append(f"| {name} | {r['precision']} | " + " | ".join(f"{r['graph_ms'][g]:.1f}" for g in GRAPHS)
-                     + f" | {r['tracker']['fps']:.2f} | {f'{ratio:.2f}' if ratio else ''} |")
+        lines.append(
+            f"| {name} | {r['precision']} | "
+            + " | ".join(f"{r['graph_ms'][g]:.1f}" for g in GRAPHS)
+            + f" | {r['tracker']['fps']:.2f} | {f'{ratio:.2f}' if ratio else ''} |"
+        )
     if report["reference_tracker_fps"]:
-        lines += ["", f"Reference implementation's tracker, same frames, same run: {report['reference_tracker_fps']:.2f} "
-                      f"FPS. {report['reference_note']}"]
+        lines += [
+            "",
+            f"Reference implementation's tracker, same frames, same run: {report['reference_tracker_fps']:.2f} "
+            f"FPS. {report['reference_note']}",
+        ]
     if report["openvino_settings"]:
-        lines += ["", f"OpenVINO settings ({report['openvino_settings'][0]['precision']}), graph latency:", "",
-                  "| threads | hint | core pinning | backbone ms | predictor ms |", "|---|---|---|---|---|"]
-        lines += [f"| {row['INFERENCE_NUM_THREADS']} | {row['PERFORMANCE_HINT']} | {row['ENABLE_CPU_PINNING']} | "
-                  f"{row['backbone_ms']:.1f} | {row['predictor_ms']:.1f} |" for row in report["openvino_settings"]]
+        lines += [
+            "",
+            f"OpenVINO settings ({report['openvino_settings'][0]['precision']}), graph latency:",
+            "",
+            "| threads | hint | core pinning | backbone ms | predictor ms |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {row['INFERENCE_NUM_THREADS']} | {row['PERFORMANCE_HINT']} | {row['ENABLE_CPU_PINNING']} | "
+            f"{row['backbone_ms']:.1f} | {row['predictor_ms']:.1f} |"
+            for row in report["openvino_settings"]
+        ]
     return "\n".join(lines) + "\n"
 
 

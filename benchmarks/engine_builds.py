@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from tomp_deploy.engines.builder import build_engines
+from tomp_deploy.engines.builder import BuildOptions, build_engines
 from tomp_deploy.evaluation.host_facts import host_facts
 from tomp_deploy.export.onnx_export import export_model
 from tomp_deploy.model import ToMPNet, load_model, preset
@@ -51,30 +51,52 @@ def main(argv: list[str] | None = None) -> dict:
                 with console.status(f"exporting {name} ({precision})"):
                     export_model(model, export, precision=precision)
                 with console.status(f"building {name} ({precision})") as status:
-                    built = build_engines(export, Path(folder) / f"{name}-{precision}-engines", library=args.library,
-                                          report=status.update)
-                runs.append({"model": name, "precision": precision, "library": built.built_with,
-                             "targets": built.target_compute_capabilities or [built.compute_capability],
-                             "build_seconds": round(built.build_seconds, 1),
-                             "onnx_bytes": {g: (export / f"{g}.onnx").stat().st_size for g in GRAPHS},
-                             "engine_bytes": built.engine_bytes})
-                console.log(f"{name} {precision}: {built.build_seconds:.1f} s, "
-                            + ", ".join(f"{g} {b / 1e6:.1f} MB" for g, b in built.engine_bytes.items()))
-    report = {"benchmark": "engine_builds", "date": datetime.date.today().isoformat(),
-              "command": "python -m benchmarks.engine_builds " + " ".join(argv if argv is not None else sys.argv[1:]),
-              "machine": host_facts(), "runs": runs}
+                    built = build_engines(
+                        export,
+                        Path(folder) / f"{name}-{precision}-engines",
+                        BuildOptions(library=args.library),
+                        report=status.update,
+                    )
+                runs.append(
+                    {
+                        "model": name,
+                        "precision": precision,
+                        "library": built.built_with,
+                        "targets": built.target_compute_capabilities or [built.compute_capability],
+                        "build_seconds": round(built.build_seconds, 1),
+                        "onnx_bytes": {g: (export / f"{g}.onnx").stat().st_size for g in GRAPHS},
+                        "engine_bytes": built.engine_bytes,
+                    }
+                )
+                console.log(
+                    f"{name} {precision}: {built.build_seconds:.1f} s, "
+                    + ", ".join(f"{g} {b / 1e6:.1f} MB" for g, b in built.engine_bytes.items())
+                )
+    report = {
+        "benchmark": "engine_builds",
+        "date": datetime.date.today().isoformat(),
+        "command": "python -m benchmarks.engine_builds " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "machine": host_facts(),
+        "runs": runs,
+    }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "engine_builds.json").write_text(json.dumps(report, indent=2))
     machine = report["machine"]
-    lines = ["# Engine builds", "",
-             f"{report['date']} on {machine['cpu']} ({machine['cpu_count']} cores, no GPU), `{report['command']}`. "
-             "Ahead-of-time builds for the compute capabilities listed; sizes in MB (ONNX -> engine).", "",
-             "| model | precision | library | targets | build s | backbone | predictor | head |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "# Engine builds",
+        "",
+        f"{report['date']} on {machine['cpu']} ({machine['cpu_count']} cores, no GPU), `{report['command']}`. "
+        "Ahead-of-time builds for the compute capabilities listed; sizes in MB (ONNX -> engine).",
+        "",
+        "| model | precision | library | targets | build s | backbone | predictor | head |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for run in runs:
         sizes = " | ".join(f"{run['onnx_bytes'][g] / 1e6:.1f} -> {run['engine_bytes'][g] / 1e6:.1f}" for g in GRAPHS)
-        lines.append(f"| {run['model']} | {run['precision']} | {run['library']} | {', '.join(run['targets'])} "
-                     f"| {run['build_seconds']:.1f} | {sizes} |")
+        lines.append(
+            f"| {run['model']} | {run['precision']} | {run['library']} | {', '.join(run['targets'])} "
+            f"| {run['build_seconds']:.1f} | {sizes} |"
+        )
     (RESULTS / "engine_builds.md").write_text("\n".join(lines) + "\n")
     console.print("\n".join(lines))
     return report

@@ -29,7 +29,7 @@ from tomp_deploy.evaluation.metrics import average, sequence_curves
 from tomp_deploy.evaluation.synth import DEMO_FAMILY, HELD_OUT_FAMILY, generate_benchmark
 from tomp_deploy.export.onnx_export import export_model
 from tomp_deploy.model import load_model
-from tomp_deploy.runtime.backends import open_backend
+from tomp_deploy.runtime.backends import BackendOptions, open_backend
 from tomp_deploy.runtime.backends.recording import RecordingBackend
 from tomp_deploy.runtime.driver import track_boxes
 from tomp_deploy.runtime.images import read_rgb
@@ -57,30 +57,42 @@ def compare_family(family: str, sequences, reference_export: Path, runs: dict) -
         reference_boxes = {s.name: track_boxes(recorder, frames[s.name], s.init_box) for s in sequences}
         reference_auc = average([sequence_curves(reference_boxes[s.name], s) for s in sequences]).summary()["auc"]
         for label, (backend, model, options) in runs.items():
-            candidate = stack.enter_context(open_backend(backend, model, **options))
+            candidate = stack.enter_context(open_backend(backend, model, BackendOptions(**options)))
             contract = compare_contract(reference, candidate, recorder.first_calls(3))
             boxes = {s.name: track_boxes(candidate, frames[s.name], s.init_box) for s in sequences}
             ious = np.concatenate([compare_sequences(reference_boxes[s.name], boxes[s.name]).ious for s in sequences])
             auc = average([sequence_curves(boxes[s.name], s) for s in sequences]).summary()["auc"]
-            figures[label] = {"contract_max_rel": max(r.max_rel for r in contract),
-                              "iou_min": float(ious.min()), "iou_mean": float(ious.mean()),
-                              "iou_p05": float(np.percentile(ious, 5)), "frames_below_0_5": int((ious < 0.5).sum()),
-                              "frames": int(ious.size), "delta_auc": auc - reference_auc}
+            figures[label] = {
+                "contract_max_rel": max(r.max_rel for r in contract),
+                "iou_min": float(ious.min()),
+                "iou_mean": float(ious.mean()),
+                "iou_p05": float(np.percentile(ious, 5)),
+                "frames_below_0_5": int((ious < 0.5).sum()),
+                "frames": int(ious.size),
+                "delta_auc": auc - reference_auc,
+            }
             print(f"{family} {label}: " + ", ".join(f"{k} {v:.4g}" for k, v in figures[label].items()), flush=True)
     return figures
 
 
 def markdown(report: dict) -> str:
     machine = report["machine"]
-    lines = ["# Parity of the shipped model per precision, against its FP32 export (ONNX Runtime)", "",
-             f"{report['date']} on {machine['cpu']} ({', '.join(machine.get('cpu_features', []))}), "
-             f"`{report['command']}`: {report['sequences']} sequences of {report['frames']} frames per family.", "",
-             "| family | precision | contract max rel. error | IoU per frame: min / 5th pct / mean | frames IoU < 0.5 | "
-             "ΔAUC (points) |", "|---|---|---|---|---|---|"]
+    lines = [
+        "# Parity of the shipped model per precision, against its FP32 export (ONNX Runtime)",
+        "",
+        f"{report['date']} on {machine['cpu']} ({', '.join(machine.get('cpu_features', []))}), "
+        f"`{report['command']}`: {report['sequences']} sequences of {report['frames']} frames per family.",
+        "",
+        "| family | precision | contract max rel. error | IoU per frame: min / 5th pct / mean | frames IoU < 0.5 | "
+        "ΔAUC (points) |",
+        "|---|---|---|---|---|---|",
+    ]
     for family, figures in report["families"].items():
         for label, f in figures.items():
-            lines.append(f"| {family} | {label} | {f['contract_max_rel']:.1e} | {f['iou_min']:.3f} / {f['iou_p05']:.3f} / "
-                         f"{f['iou_mean']:.3f} | {f['frames_below_0_5']} of {f['frames']} | {f['delta_auc']:+.2f} |")
+            lines.append(
+                f"| {family} | {label} | {f['contract_max_rel']:.1e} | {f['iou_min']:.3f} / {f['iou_p05']:.3f} / "
+                f"{f['iou_mean']:.3f} | {f['frames_below_0_5']} of {f['frames']} | {f['delta_auc']:+.2f} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -90,9 +102,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--frames", type=int, default=100)
     args = parser.parse_args(argv)
     network = load_model(resolve_model("tiny"))
-    report = {"benchmark": "parity_tolerances", "date": datetime.date.today().isoformat(),
-              "command": " ".join(["python -m benchmarks.parity_tolerances", *(argv if argv is not None else sys.argv[1:])]),
-              "machine": host_facts(), "sequences": args.sequences, "frames": args.frames, "families": {}}
+    report = {
+        "benchmark": "parity_tolerances",
+        "date": datetime.date.today().isoformat(),
+        "command": " ".join(["python -m benchmarks.parity_tolerances", *(argv if argv is not None else sys.argv[1:])]),
+        "machine": host_facts(),
+        "sequences": args.sequences,
+        "frames": args.frames,
+        "families": {},
+    }
     with tempfile.TemporaryDirectory() as folder:
         exports = {p: Path(folder, f"export-{p}") for p in ("fp32", "fp16")}
         for precision, path in exports.items():

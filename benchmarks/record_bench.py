@@ -21,11 +21,12 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from tomp_deploy.checks.bench import bench
+from tomp_deploy.checks.bench import BenchPlan, bench
 from tomp_deploy.evaluation.datasets import open_dataset
 from tomp_deploy.evaluation.synth import generate_benchmark
 from tomp_deploy.model import ToMPNet, preset, save_checkpoint
 from tomp_deploy.pipeline.model_forms import ModelForms
+from tomp_deploy.runtime.backends import BackendOptions
 from tomp_deploy.runtime.shipped import resolve_model
 
 RESULTS = Path(__file__).parent / "results"
@@ -58,8 +59,10 @@ def main(argv: list[str] | None = None) -> dict:
         sequences = open_dataset(work / "synthetic", "lasot")
         model = model_file(args.model, work)
         forms = ModelForms.from_path(model, out / ".work")
-        report = bench(forms.name, forms.for_backend, args.backends.split(","), sequences, out, args.device, args.warmup,
-                       progress=lambda text: console.log(text), command=command)
+        plan = BenchPlan(
+            forms.name, args.backends.split(","), sequences, BackendOptions(device=args.device), args.warmup, command
+        )
+        report = bench(plan, forms.for_backend, out, progress=lambda text: console.log(text))
     shutil.rmtree(out / ".work", ignore_errors=True)
     console.print((out / "bench.md").read_text())
     return report

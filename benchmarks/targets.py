@@ -31,8 +31,9 @@ from rich.table import Table
 
 from tomp_deploy.evaluation.host_facts import host_facts
 from tomp_deploy.pipeline.model_forms import ModelForms
-from tomp_deploy.runtime.backends import open_backend
+from tomp_deploy.runtime.backends import BackendOptions, open_backend
 from tomp_deploy.runtime.backends.base import Backend, Located, TargetQuery
+from tomp_deploy.runtime.contract import BACKBONE, CROP
 from tomp_deploy.runtime.driver import track_frames
 from tomp_deploy.runtime.errors import ToMPError
 from tomp_deploy.runtime.host_heap import keep_freed_memory
@@ -65,8 +66,9 @@ def squares_scene(targets: int, frames: int, width: int = 640, height: int = 480
     return images, [track[0].tolist() for track in tracks]
 
 
-def squares_tracks(targets: int, frames: int, width: int = 640, height: int = 480, seed: int = 0
-                   ) -> tuple[list, list[np.ndarray]]:
+def squares_tracks(
+    targets: int, frames: int, width: int = 640, height: int = 480, seed: int = 0
+) -> tuple[list, list[np.ndarray]]:
     """The frames of `squares_scene` and each square's box on every frame ([frames, 4] x, y, w, h)."""
     rng = np.random.default_rng(seed)
     background = rng.integers(0, 255, (height // 8, width // 8, 3), dtype=np.uint8).repeat(8, 0).repeat(8, 1)
@@ -79,7 +81,7 @@ def squares_tracks(targets: int, frames: int, width: int = 640, height: int = 48
         frame = background.copy()
         dx, dy = (2 * index) % max(1, cell_w - SQUARE - 20), index % max(1, cell_h - SQUARE - 20)
         for target, ((x, y), texture) in enumerate(zip(starts, textures)):
-            frame[y + dy:y + dy + SQUARE, x + dx:x + dx + SQUARE] = texture
+            frame[y + dy : y + dy + SQUARE, x + dx : x + dx + SQUARE] = texture
             tracks[target, index] = (x + dx, y + dy, SQUARE, SQUARE)
         images.append(frame)
     return images, list(tracks)
@@ -90,22 +92,21 @@ def paired_frame_seconds(backend: Backend, images: list, boxes: list) -> dict[st
     taking turns to go first, so that neither gains from running second or later in the process; and
     under "shared", the batched way's crop and backbone seconds, which no batching of the predictor and
     head can save."""
-    runs = {"batched": track_frames(backend, images, boxes),
-            "per_target": track_frames(OneTargetPerCall(backend), images, boxes)}
+    runs = {"batched": track_frames(backend, images, boxes), "per_target": track_frames(OneTargetPerCall(backend), images, boxes)}
     seconds: dict[str, list[float]] = {way: [] for way in (*runs, "shared")}
     for index in range(len(images)):
-        for way in (list(runs) if index % 2 == 0 else list(runs)[::-1]):
+        for way in list(runs) if index % 2 == 0 else list(runs)[::-1]:
             step = next(runs[way])
             if step.index > WARMUP_FRAMES:
                 seconds[way].append(step.seconds)
                 if way == "batched":
-                    seconds["shared"].append(step.results[0].times["crop"] + step.results[0].times["backbone"])
+                    seconds["shared"].append(step.results[0].times[CROP] + step.results[0].times[BACKBONE])
     return seconds
 
 
 def measure(backend_name: str, model: str, device: str, counts: Sequence[int], frames: int) -> dict:
     """Runs in a fresh process: per target count, the median frame time batched and one call per target."""
-    backend = open_backend(backend_name, model, device=device)
+    backend = open_backend(backend_name, model, BackendOptions(device=device))
     rows = []
     for count in counts:
         images, boxes = squares_scene(count, frames + WARMUP_FRAMES + 1)
@@ -137,8 +138,9 @@ def model_forms(model: str, preset: str | None, work: Path, max_batch: int) -> M
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="tiny",
-                        help="a checkpoint, an export or engine folder, or a shipped model's name (default: tiny)")
+    parser.add_argument(
+        "--model", default="tiny", help="a checkpoint, an export or engine folder, or a shipped model's name (default: tiny)"
+    )
     parser.add_argument("--preset", help="random weights of this preset instead of --model (e.g. tomp50)")
     parser.add_argument("--device", default="cpu", choices=sorted(BACKENDS))
     parser.add_argument("--backends", nargs="+", help="default: every backend of the device")
@@ -149,9 +151,16 @@ def main(argv: list[str] | None = None) -> dict:
     backends = args.backends or list(BACKENDS[args.device])
     console = Console()
     heap_kept = keep_freed_memory()  # before the backends' processes start: they inherit it
-    report = {"model": args.preset or Path(args.model).stem, "weights": "random" if args.preset else "trained",
-              "device": args.device, "frames": args.frames, "machine": host_facts(),
-              "date": datetime.date.today().isoformat(), "heap_kept": heap_kept, "backends": {}}
+    report = {
+        "model": args.preset or Path(args.model).stem,
+        "weights": "random" if args.preset else "trained",
+        "device": args.device,
+        "frames": args.frames,
+        "machine": host_facts(),
+        "date": datetime.date.today().isoformat(),
+        "heap_kept": heap_kept,
+        "backends": {},
+    }
     spawn = multiprocessing.get_context("spawn")
     with tempfile.TemporaryDirectory() as work:
         try:
@@ -163,8 +172,7 @@ def main(argv: list[str] | None = None) -> dict:
                 model = forms.for_backend(name, lambda text: console.print(f"{name}: {text}"))
                 console.print(f"timing {name}: {', '.join(map(str, args.targets))} targets")
                 with spawn.Pool(1) as pool:
-                    report["backends"][name] = pool.apply(measure, (name, str(model), args.device, args.targets,
-                                                                    args.frames))
+                    report["backends"][name] = pool.apply(measure, (name, str(model), args.device, args.targets, args.frames))
             except ToMPError as exc:
                 console.print(f"[yellow]{name} skipped:[/] {exc}")
                 report["backends"][name] = {"skipped": str(exc)}
@@ -177,11 +185,21 @@ def main(argv: list[str] | None = None) -> dict:
     return report
 
 
-HEAP = {True: "Large freed blocks stayed in the heap (`tomp_deploy.runtime.host_heap`, as under the CLI).",
-        False: "This C library keeps its own heap policy (not glibc)."}
+HEAP = {
+    True: "Large freed blocks stayed in the heap (`tomp_deploy.runtime.host_heap`, as under the CLI).",
+    False: "This C library keeps its own heap policy (not glibc).",
+}
 
-COLUMNS = ("backend", "targets", "batched ms/frame", "per-target ms/frame", "batched targets/s",
-           "per-target targets/s", "speedup", "crop+backbone ms/frame")
+COLUMNS = (
+    "backend",
+    "targets",
+    "batched ms/frame",
+    "per-target ms/frame",
+    "batched targets/s",
+    "per-target targets/s",
+    "speedup",
+    "crop+backbone ms/frame",
+)
 NARROW_COLUMNS = (0, 1, 2, 3, 4, 6)
 """The columns the printed table shows (it fits 80 characters, also when piped); the Markdown has all."""
 
@@ -191,10 +209,19 @@ def table_rows(report: dict) -> list[list[str]]:
     for name, result in report["backends"].items():
         if "skipped" in result:
             rows.append([name, "skipped: " + result["skipped"].splitlines()[0], *[""] * (len(COLUMNS) - 2)])
-        rows += [[f"{name} {result['precision']}", str(row["targets"]), f"{row['batched']['frame_ms']:.1f}",
-                  f"{row['per_target']['frame_ms']:.1f}", f"{row['batched']['targets_per_s']:.1f}",
-                  f"{row['per_target']['targets_per_s']:.1f}", f"{row['speedup']:.2f}x", f"{row['shared_ms']:.1f}"]
-                 for row in result.get("rows", [])]
+        rows += [
+            [
+                f"{name} {result['precision']}",
+                str(row["targets"]),
+                f"{row['batched']['frame_ms']:.1f}",
+                f"{row['per_target']['frame_ms']:.1f}",
+                f"{row['batched']['targets_per_s']:.1f}",
+                f"{row['per_target']['targets_per_s']:.1f}",
+                f"{row['speedup']:.2f}x",
+                f"{row['shared_ms']:.1f}",
+            ]
+            for row in result.get("rows", [])
+        ]
     return rows
 
 
@@ -210,19 +237,26 @@ def results_table(report: dict) -> Table:
 
 def markdown(report: dict) -> str:
     machine = report["machine"]
-    lines = [f"# Batched targets: {report['model']} ({report['weights']} weights), {report['device']}", "",
-             f"{report['date']}; CPU {machine['cpu']} ({machine.get('cpu_count')} cores; "
-             f"{', '.join(machine.get('cpu_features', [])) or 'no listed features'}); GPUs: "
-             f"{', '.join(machine.get('gpus', [])) or 'none'}.", "",
-             "Median time per frame over " f"{report['frames']} frames (after {WARMUP_FRAMES} warm-up frames) of a "
-             "640x480 scene with one moving square per target; both ways share one batched backbone call "
-             "per frame, and differ in the predictor and head: one call over all targets (batched) or one call "
-             "per target. They track the same frames in lockstep, taking turns to go first. The crop and backbone "
-             "time is part of both and bounds the speedup: with a predictor and head that cost nothing, batched "
-             "tracking would run at that time per frame. "
-             f"{HEAP[report['heap_kept']]} "
-             "`python -m benchmarks.targets` wrote this file.", "",
-             "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines = [
+        f"# Batched targets: {report['model']} ({report['weights']} weights), {report['device']}",
+        "",
+        f"{report['date']}; CPU {machine['cpu']} ({machine.get('cpu_count')} cores; "
+        f"{', '.join(machine.get('cpu_features', [])) or 'no listed features'}); GPUs: "
+        f"{', '.join(machine.get('gpus', [])) or 'none'}.",
+        "",
+        "Median time per frame over "
+        f"{report['frames']} frames (after {WARMUP_FRAMES} warm-up frames) of a "
+        "640x480 scene with one moving square per target; both ways share one batched backbone call "
+        "per frame, and differ in the predictor and head: one call over all targets (batched) or one call "
+        "per target. They track the same frames in lockstep, taking turns to go first. The crop and backbone "
+        "time is part of both and bounds the speedup: with a predictor and head that cost nothing, batched "
+        "tracking would run at that time per frame. "
+        f"{HEAP[report['heap_kept']]} "
+        "`python -m benchmarks.targets` wrote this file.",
+        "",
+        "| " + " | ".join(COLUMNS) + " |",
+        "|" + "---|" * len(COLUMNS),
+    ]
     lines += ["| " + " | ".join(row) + " |" for row in table_rows(report)]
     return "\n".join(lines) + "\n"
 

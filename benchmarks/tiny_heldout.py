@@ -29,6 +29,7 @@ from tomp_deploy.evaluation.sequence_jobs import TrackerSetup
 from tomp_deploy.evaluation.synth import HELD_OUT_FAMILY, generate_benchmark
 from tomp_deploy.export.onnx_export import export_model
 from tomp_deploy.model import load_model
+from tomp_deploy.runtime.backends import BackendOptions
 from tomp_deploy.runtime.errors import ToMPError
 from tomp_deploy.runtime.shipped import resolve_model
 
@@ -70,19 +71,23 @@ def low_precision_trackers(work: Path) -> dict[str, TrackerSetup]:
         return {}
     import openvino
 
-    from tomp_deploy.export.quantize import QUANTIZERS, quantize_export
+    from tomp_deploy.export.quantize import QUANTIZERS, CalibrationData, quantize_export
     from tomp_deploy.runtime.backends.openvino_backend import cpu_capabilities
 
     fp32 = str(work / "export-fp32")
-    trackers = {"model (openvino fp32)": TrackerSetup("openvino", fp32, backend_options=(("precision", "fp32"),))}
+    trackers = {"model (openvino fp32)": TrackerSetup("openvino", fp32, BackendOptions(precision="fp32"))}
     if "BF16" in cpu_capabilities(openvino.Core()):
-        trackers["model (openvino bf16)"] = TrackerSetup("openvino", fp32, backend_options=(("precision", "bf16"),))
+        trackers["model (openvino bf16)"] = TrackerSetup("openvino", fp32, BackendOptions(precision="bf16"))
     generate_benchmark(work / "calibration", 4, 30, seed=3, family=CALIBRATION_FAMILY)
     calibration = open_dataset(work / "calibration", "lasot")
     for quantizer in QUANTIZERS:
         folder = work / f"export-int8-{quantizer}"
-        quantize_export(work / "export-fp32", folder, calibration, quantizer, frames=100,
-                        calibration_name=f"{CALIBRATION_FAMILY} (4 sequences, seed 3)")
+        quantize_export(
+            work / "export-fp32",
+            folder,
+            CalibrationData(calibration, 100, f"{CALIBRATION_FAMILY} (4 sequences, seed 3)"),
+            quantizer,
+        )
         trackers[f"model (onnxruntime int8, {quantizer} quantiser)"] = TrackerSetup("onnxruntime", str(folder))
         try:
             TrackerSetup("openvino", str(folder)).open()[0].close()
@@ -118,10 +123,12 @@ def main(argv: list[str] | None = None) -> dict:
         int8_trackers = low_precision_trackers(work)
         for family in (HELD_OUT_FAMILY, SAME_GENERATOR_FAMILY):
             generate_benchmark(work / family, args.sequences, args.frames, args.seed, family=family)
-            trackers = {"model (torch fp32)": TrackerSetup("torch", str(model)),
-                        "model (onnxruntime fp32)": TrackerSetup("onnxruntime", str(work / "export-fp32")),
-                        "model (onnxruntime fp16)": TrackerSetup("onnxruntime", str(work / "export-fp16")),
-                        **int8_trackers}
+            trackers = {
+                "model (torch fp32)": TrackerSetup("torch", str(model)),
+                "model (onnxruntime fp32)": TrackerSetup("onnxruntime", str(work / "export-fp32")),
+                "model (onnxruntime fp16)": TrackerSetup("onnxruntime", str(work / "export-fp16")),
+                **int8_trackers,
+            }
             if args.compare_with is not None:
                 trackers["earlier model (torch fp32)"] = TrackerSetup("torch", str(args.compare_with))
             scores = score_trackers(open_dataset(work / family, "lasot"), trackers, work / f"{family}-results")
@@ -131,17 +138,28 @@ def main(argv: list[str] | None = None) -> dict:
             }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "tiny_heldout.json").write_text(json.dumps(report, indent=2))
-    lines = ["# Shipped tiny model on unseen sequences", "",
-             f"{report['date']}, `{report['command']}`: {args.sequences} sequences of {args.frames} frames per family "
-             f"(seed {args.seed}), CPU.", ""]
+    lines = [
+        "# Shipped tiny model on unseen sequences",
+        "",
+        f"{report['date']}, `{report['command']}`: {args.sequences} sequences of {args.frames} frames per family "
+        f"(seed {args.seed}), CPU.",
+        "",
+    ]
     for family, result in report["families"].items():
         kind = "held out: never seen in training" if family == HELD_OUT_FAMILY else "a training family, new sequences"
         lines += [f"## `{family}` ({kind})", "", "| tracker | AUC | precision | norm. precision |", "|---|---|---|---|"]
         for label, overall in result["overall"].items():
             lines.append(f"| {label} | {overall['auc']:.1f} | {overall['precision']:.1f} | {overall['norm_precision']:.1f} |")
         fp32 = result["overall"]["model (onnxruntime fp32)"]["auc"]
-        lines += ["", *[f"{label} - FP32 (ONNX Runtime) AUC: {result['overall'][label]['auc'] - fp32:+.2f}  "
-                        for label in result["overall"] if any(p in label for p in ("fp16", "bf16", "int8"))], ""]
+        lines += [
+            "",
+            *[
+                f"{label} - FP32 (ONNX Runtime) AUC: {result['overall'][label]['auc'] - fp32:+.2f}  "
+                for label in result["overall"]
+                if any(p in label for p in ("fp16", "bf16", "int8"))
+            ],
+            "",
+        ]
     (RESULTS / "tiny_heldout.md").write_text("\n".join(lines))
     print("\n".join(lines))
     return report

@@ -17,13 +17,14 @@ from __future__ import annotations
 import datetime
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from tomp_deploy.engines.plan import precision_problems, profile_problems, profile_shapes
 from tomp_deploy.runtime.contract import GRAPHS
 from tomp_deploy.runtime.errors import ToMPError
 from tomp_deploy.runtime.gpu import current_engine_target, engine_library
-from tomp_deploy.runtime.manifests.engine import RUNTIME_CACHE_FILE, EngineManifest
+from tomp_deploy.runtime.manifests.engine import DEFAULT_MAX_BATCH, RUNTIME_CACHE_FILE, EngineManifest
 from tomp_deploy.runtime.manifests.export import EXPORT_MANIFEST_FILE, ExportFolder, read_export
 
 RTX_PORTABLE_DEFAULT = ("8.0", "8.6", "8.9", "12.0")
@@ -62,8 +63,11 @@ def parse_network(trt, builder, logger, path: Path):
         for index in range(parser.num_errors):
             error = parser.get_error(index)
             errors.append(f"node {error.node()} ({error.node_name()}, {error.node_operator()}): {error.desc()}")
-        raise ToMPError(f"{trt.__name__} cannot parse {path}:\n  " + "\n  ".join(errors)
-                        + "\nChange the model code so that it exports to supported operators, or export again.")
+        raise ToMPError(
+            f"{trt.__name__} cannot parse {path}:\n  "
+            + "\n  ".join(errors)
+            + "\nChange the model code so that it exports to supported operators, or export again."
+        )
     return network, parser
 
 
@@ -82,8 +86,11 @@ def network_inputs(network) -> list[tuple[str, tuple[int, ...]]]:
 
 
 def _compute_capabilities(trt, requested: list[str]) -> list:
-    members = {name[2:]: getattr(trt.ComputeCapability, name) for name in dir(trt.ComputeCapability)
-               if name.startswith("SM") and name[2:].isdigit()}
+    members = {
+        name[2:]: getattr(trt.ComputeCapability, name)
+        for name in dir(trt.ComputeCapability)
+        if name.startswith("SM") and name[2:].isdigit()
+    }
     chosen = []
     for text in requested:
         key = text.replace(".", "")
@@ -94,56 +101,67 @@ def _compute_capabilities(trt, requested: list[str]) -> list:
     return chosen
 
 
-def build_engines(export_dir: Path, out: Path, library: str | None = None, precision: str | None = None,
-                  workspace_gb: float = 4.0, timing_cache: Path | None = None, max_batch: int = 4,
-                  compute_capabilities: list[str] | None = None, report=lambda text: None) -> EngineManifest:
+@dataclass(frozen=True)
+class BuildOptions:
+    """How `build` compiles an export; recorded in the engine manifest's build options."""
+
+    library: str | None = None
+    """tensorrt or tensorrt-rtx; None: whichever is installed (`runtime.gpu.engine_library`)."""
+    expected_precision: str | None = None
+    """The export precision the caller expects (`build --precision`): engines take the export's, and an
+    export of another precision is an error saying which export to make."""
+    workspace_gb: float = 4.0
+    timing_cache: Path | None = None
+    """TensorRT: a timing cache file, read and updated."""
+    max_batch: int = DEFAULT_MAX_BATCH
+    """Crops per backbone call, targets per predictor and head call."""
+    compute_capabilities: tuple[str, ...] = ()
+    """TensorRT for RTX: the compute capabilities to build for (none: its portable set)."""
+
+
+def build_engines(
+    export_dir: Path, out: Path, options: BuildOptions = BuildOptions(), report=lambda text: None
+) -> EngineManifest:
     """Engines of the export's three graphs in `out`, with the export's model.json and a manifest."""
     exported = read_export(export_dir)
-    _check_precision(exported, precision)
-    name, trt = engine_library(library)
+    _check_precision(exported, options.expected_precision)
+    name, trt = engine_library(options.library)
     rtx = name == "tensorrt-rtx"
-    _check_library_options(rtx, timing_cache, compute_capabilities)
+    _check_library_options(rtx, options)
     target = None if rtx else current_engine_target(name)
-    capabilities = _compute_capabilities(trt, compute_capabilities or []) if rtx else []
-    profiles = profile_shapes(exported, max_batch)
+    capabilities = _compute_capabilities(trt, list(options.compute_capabilities)) if rtx else []
+    profiles = profile_shapes(exported, options.max_batch)
     out.mkdir(parents=True, exist_ok=True)
-    logger = trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(logger)
-    cache_bytes = timing_cache.read_bytes() if timing_cache and timing_cache.is_file() else b""
+    builder = _Builder(trt, rtx, options)
     started = time.perf_counter()
     sizes = {}
     for graph in GRAPHS:
-        report(f"{graph}: parsing")
-        network, _parser = parse_network(trt, builder, logger, exported.graph_path(graph))
+        network = builder.parsed(exported.graph_path(graph), lambda text, graph=graph: report(f"{graph}: {text}"))
         _check_network(network, graph, exported, profiles[graph])
-        config = builder.create_builder_config()
-        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gb * (1 << 30)))
-        config.progress_monitor = _progress_monitor(trt, lambda text, graph=graph: report(f"{graph}: {text}"))
-        _set_compute_capabilities(config, capabilities)
-        cache = None if rtx else config.create_timing_cache(cache_bytes)
-        if cache is not None:
-            config.set_timing_cache(cache, ignore_mismatch=False)
-        config.add_optimization_profile(_optimization_profile(builder, profiles[graph]))
         report(f"{graph}: building")
-        serialized = builder.build_serialized_network(network, config)
+        serialized = builder.build(network, profiles[graph], capabilities, lambda text, graph=graph: report(f"{graph}: {text}"))
         if serialized is None:
             raise ToMPError(f"{trt.__name__} failed to build the {graph} engine; see its messages above.")
         (out / f"{graph}.engine").write_bytes(memoryview(serialized))
         sizes[graph] = serialized.nbytes
-        if cache is not None:
-            cache_bytes = bytes(cache.serialize())
-    if timing_cache:
-        timing_cache.write_bytes(cache_bytes)
+    builder.save_timing_cache()
     shutil.copy(Path(export_dir) / EXPORT_MANIFEST_FILE, out / EXPORT_MANIFEST_FILE)
     (out / RUNTIME_CACHE_FILE).unlink(missing_ok=True)  # kernels compiled for engines that are gone
     manifest = EngineManifest(
-        library=name, library_version=trt.__version__, precision=exported.manifest.precision, onnx_sha256=exported.graph_hashes(),
+        library=name,
+        library_version=trt.__version__,
+        precision=exported.manifest.precision,
+        onnx_sha256=exported.graph_hashes(),
         gpu_name=target.gpu_name if target else None,
         compute_capability=target.compute_capability if target else None,
-        target_compute_capabilities=list(compute_capabilities or RTX_PORTABLE_DEFAULT) if rtx else [],
-        build_options={"workspace_gb": workspace_gb, "max_batch": max_batch,
-                       "timing_cache": str(timing_cache) if timing_cache else None,
-                       "portable_default": rtx and not compute_capabilities, "strongly_typed": True},
+        target_compute_capabilities=list(options.compute_capabilities or RTX_PORTABLE_DEFAULT) if rtx else [],
+        max_batch=options.max_batch,
+        build_options={
+            "workspace_gb": options.workspace_gb,
+            "timing_cache": str(options.timing_cache) if options.timing_cache else None,
+            "portable_default": rtx and not options.compute_capabilities,
+            "strongly_typed": True,
+        },
         engine_bytes=sizes,
         built_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         build_seconds=time.perf_counter() - started,
@@ -152,21 +170,64 @@ def build_engines(export_dir: Path, out: Path, library: str | None = None, preci
     return manifest
 
 
+class _Builder:
+    """One TensorRT builder for the three graphs, carrying TensorRT's timing cache from one build to the next."""
+
+    def __init__(self, trt, rtx: bool, options: BuildOptions):
+        self.trt, self.rtx, self.options = trt, rtx, options
+        self.logger = trt.Logger(trt.Logger.WARNING)
+        self.builder = trt.Builder(self.logger)
+        cache_file = options.timing_cache
+        self.cache_bytes = cache_file.read_bytes() if cache_file and cache_file.is_file() else b""
+        self._parser = None
+        """The parser of the network being built: the network needs it alive."""
+
+    def parsed(self, onnx_path: Path, report):
+        report("parsing")
+        network, self._parser = parse_network(self.trt, self.builder, self.logger, onnx_path)
+        return network
+
+    def build(self, network, profile: dict, capabilities: list, report):
+        config = self.builder.create_builder_config()
+        config.set_memory_pool_limit(self.trt.MemoryPoolType.WORKSPACE, int(self.options.workspace_gb * (1 << 30)))
+        config.progress_monitor = _progress_monitor(self.trt, report)
+        _set_compute_capabilities(config, capabilities)
+        cache = None if self.rtx else config.create_timing_cache(self.cache_bytes)
+        if cache is not None:
+            config.set_timing_cache(cache, ignore_mismatch=False)
+        config.add_optimization_profile(_optimization_profile(self.builder, profile))
+        serialized = self.builder.build_serialized_network(network, config)
+        if cache is not None:
+            self.cache_bytes = bytes(cache.serialize())
+        return serialized
+
+    def save_timing_cache(self) -> None:
+        if self.options.timing_cache:
+            self.options.timing_cache.write_bytes(self.cache_bytes)
+
+
 def _check_network(network, graph: str, exported: ExportFolder, profile: dict) -> None:
     """Refuses a parsed network that departs from the export's precision or from its optimisation profile."""
-    checks = (("keep the export's precision", precision_problems(
-                  network_layers(network), exported.manifest.graphs[graph].fp32_nodes, exported.manifest.precision)),
-              ("fit its optimisation profile", profile_problems(network_inputs(network), profile)))
+    checks = (
+        (
+            "keep the export's precision",
+            precision_problems(network_layers(network), exported.manifest.graphs[graph].fp32_nodes, exported.manifest.precision),
+        ),
+        ("fit its optimisation profile", profile_problems(network_inputs(network), profile)),
+    )
     for what, problems in checks:
         if problems:
-            raise ToMPError(f"The parsed {graph} network does not {what}:\n  " + "\n  ".join(problems[:10])
-                            + "\nExport the model again with this tomp-deploy.")
+            raise ToMPError(
+                f"The parsed {graph} network does not {what}:\n  "
+                + "\n  ".join(problems[:10])
+                + "\nExport the model again with this tomp-deploy."
+            )
 
 
-def _check_library_options(rtx: bool, timing_cache: Path | None, compute_capabilities: list[str] | None) -> None:
-    if rtx and timing_cache is not None:
+def _check_library_options(rtx: bool, options: BuildOptions) -> None:
+    if rtx and options.timing_cache is not None:
         raise ToMPError("--timing-cache applies to TensorRT; TensorRT for RTX has no timing cache.")
-    if not rtx and compute_capabilities:
+    if not rtx and options.compute_capabilities:
         raise ToMPError("--compute-capability applies to TensorRT for RTX; TensorRT builds for the GPU it runs on.")
 
 
@@ -192,4 +253,5 @@ def _check_precision(exported: ExportFolder, requested: str | None) -> None:
         raise ToMPError(
             f"{exported.folder} is an {exported.manifest.precision} export, and engines take their precision from "
             f"the graphs. Export {requested} graphs first: tomp-deploy export CHECKPOINT --out DIR --precision "
-            f"{requested}, then build from DIR.")
+            f"{requested}, then build from DIR."
+        )

@@ -20,8 +20,9 @@ def profile_shapes(exported: ExportFolder, max_batch: int) -> dict[str, dict[str
         raise ToMPError(f"--max-batch {max_batch} is outside 1..{limit}, the batch range the ONNX export allows.")
     profiles = {}
     for graph, (inputs, _) in graph_io(exported.config).items():
-        profiles[graph] = {spec.name: (spec.concrete_shape(1), spec.concrete_shape(1), spec.concrete_shape(max_batch))
-                           for spec in inputs}
+        profiles[graph] = {
+            spec.name: (spec.concrete_shape(1), spec.concrete_shape(1), spec.concrete_shape(max_batch)) for spec in inputs
+        }
     return profiles
 
 

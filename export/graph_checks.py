@@ -38,8 +38,11 @@ def fp32_compute_nodes(model: onnx.ModelProto) -> list[str]:
     FP32 islands."""
     inferred = onnx.shape_inference.infer_shapes(model)
     types = {v.name: v.type.tensor_type.elem_type for v in list(inferred.graph.value_info) + list(model.graph.output)}
-    return [node.name for node in model.graph.node
-            if node.op_type != "Cast" and any(types.get(o) == TensorProto.FLOAT for o in node.output)]
+    return [
+        node.name
+        for node in model.graph.node
+        if node.op_type != "Cast" and any(types.get(o) == TensorProto.FLOAT for o in node.output)
+    ]
 
 
 def fp16_weight_fraction(model: onnx.ModelProto) -> float:
@@ -72,12 +75,27 @@ def _fold_node(model: onnx.ModelProto, name: str) -> None:
     node = next(n for n in graph.node if n.name == name)
     values = {i.name: onnx.numpy_helper.to_array(i) for i in graph.initializer}
     for constant in (n for n in graph.node if n.op_type == "Constant"):
-        values.update(zip(constant.output, ReferenceEvaluator(onnx.helper.make_model(
-            onnx.helper.make_graph([constant], "c", [], [onnx.helper.make_empty_tensor_value_info(constant.output[0])]),
-            opset_imports=model.opset_import)).run(None, {})))
+        values.update(
+            zip(
+                constant.output,
+                ReferenceEvaluator(
+                    onnx.helper.make_model(
+                        onnx.helper.make_graph(
+                            [constant], "c", [], [onnx.helper.make_empty_tensor_value_info(constant.output[0])]
+                        ),
+                        opset_imports=model.opset_import,
+                    )
+                ).run(None, {}),
+            )
+        )
     single = onnx.helper.make_model(
-        onnx.helper.make_graph([node], "fold", [], [onnx.helper.make_empty_tensor_value_info(o) for o in node.output],
-                               initializer=[onnx.numpy_helper.from_array(values[i], i) for i in node.input if i]),
+        onnx.helper.make_graph(
+            [node],
+            "fold",
+            [],
+            [onnx.helper.make_empty_tensor_value_info(o) for o in node.output],
+            initializer=[onnx.numpy_helper.from_array(values[i], i) for i in node.input if i],
+        ),
         opset_imports=model.opset_import,
     )
     results = ReferenceEvaluator(single).run(None, {})
@@ -101,8 +119,7 @@ def foldable_nodes(graph: onnx.GraphProto) -> list[str]:
     """Non-Constant nodes whose every input is a constant: left-over constant folding."""
     constants = {i.name for i in graph.initializer}
     constants |= {o for n in graph.node if n.op_type == "Constant" for o in n.output}
-    return [n.name for n in graph.node if n.op_type != "Constant" and n.input and all(
-        i in constants for i in n.input if i)]
+    return [n.name for n in graph.node if n.op_type != "Constant" and n.input and all(i in constants for i in n.input if i)]
 
 
 def check_graph(path: Path, graph: str, opset: int, precision: str = "fp32") -> GraphReport:
@@ -119,7 +136,8 @@ def check_graph(path: Path, graph: str, opset: int, precision: str = "fp32") -> 
     problems = unsupported_nodes(model)
     if problems:
         raise ToMPError(
-            f"The {graph} graph cannot be parsed by TensorRT 10:\n  " + "\n  ".join(problems)
+            f"The {graph} graph cannot be parsed by TensorRT 10:\n  "
+            + "\n  ".join(problems)
             + "\nChange the model code so that it exports to supported operators."
         )
     leftovers = dead_nodes(model.graph) + foldable_nodes(model.graph)
@@ -129,7 +147,12 @@ def check_graph(path: Path, graph: str, opset: int, precision: str = "fp32") -> 
     for node in model.graph.node:
         op_types[node.op_type] = op_types.get(node.op_type, 0) + 1
     return GraphReport(
-        graph, path, path.stat().st_size, len(model.graph.node), op_types,
+        graph,
+        path,
+        path.stat().st_size,
+        len(model.graph.node),
+        op_types,
         {"checker": "pass", "shapes": "pass", "TensorRT 10 ops": "pass", "folded": "pass", "opset": str(opset)},
-        fp32_compute_nodes(model) if precision != "fp32" else [], fp16_weight_fraction(model),
+        fp32_compute_nodes(model) if precision != "fp32" else [],
+        fp16_weight_fraction(model),
     )

@@ -60,9 +60,9 @@ def _without_fold_warnings():
         logger.setLevel(level)
 
 
-PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16}
+EXPORT_DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
+"""The export precisions `export_model` writes (`EXPORT_PRECISIONS` but int8, which `quantize` makes), as torch dtypes."""
 EXPORT_FILES = tuple(f"{graph}.onnx" for graph in GRAPHS) + (EXPORT_MANIFEST_FILE,)
-
 
 
 class Float32Boundary(torch.nn.Module):
@@ -91,11 +91,11 @@ def _modules(model: ToMPNet, precision: str) -> dict[str, torch.nn.Module]:
     would have to rediscover those islands by node name after export.
     """
     if precision != "fp32":
-        model = copy.deepcopy(model).to(PRECISIONS[precision])
+        model = copy.deepcopy(model).to(EXPORT_DTYPES[precision])
     modules = {"backbone": model.backbone, "predictor": model.predictor, "head": model.head}
     if precision == "fp32":
         return modules
-    return {graph: Float32Boundary(module, PRECISIONS[precision]) for graph, module in modules.items()}
+    return {graph: Float32Boundary(module, EXPORT_DTYPES[precision]) for graph, module in modules.items()}
 
 
 def _export_graph(module: torch.nn.Module, inputs, outputs, path: Path, opset: int) -> None:
@@ -125,8 +125,7 @@ def _export_graph(module: torch.nn.Module, inputs, outputs, path: Path, opset: i
             )
     except Exception as exc:
         raise ToMPError(
-            f"torch.onnx.export failed for {path.stem} at opset {opset}: {str(exc).splitlines()[0]}\n"
-            f"{chatter.getvalue()[-2000:]}"
+            f"torch.onnx.export failed for {path.stem} at opset {opset}: {str(exc).splitlines()[0]}\n{chatter.getvalue()[-2000:]}"
         ) from None
 
 
@@ -145,13 +144,20 @@ def check_output_folder(out: Path, force: bool) -> None:
             raise ToMPError(f"{out} already holds an export; pass --force to replace it.")
 
 
-def export_model(model: ToMPNet, out: Path, opset: int = DEFAULT_OPSET, force: bool = False,
-                 tracker: TrackerParams | None = None, precision: str = "fp32", progress=None) -> list[GraphReport]:
+def export_model(
+    model: ToMPNet,
+    out: Path,
+    opset: int = DEFAULT_OPSET,
+    force: bool = False,
+    tracker: TrackerParams | None = None,
+    precision: str = "fp32",
+    progress=None,
+) -> list[GraphReport]:
     """Writes backbone.onnx, predictor.onnx, head.onnx and model.json into `out`, in `precision` (fp32 or
     fp16, float32 at the boundary either way); the tracker parameters recorded are `tracker`, else the
     checkpoint's own."""
-    if precision not in PRECISIONS:
-        raise ToMPError(f"--precision {precision!r}: choose {' or '.join(PRECISIONS)}.")
+    if precision not in EXPORT_DTYPES:
+        raise ToMPError(f"--precision {precision!r}: choose {' or '.join(EXPORT_DTYPES)}.")
     if not 18 <= opset <= 20:
         raise ToMPError(f"--opset {opset} is outside 18..20 (torch's exporter emits >= 18, TensorRT 10.0 parses <= 20).")
     out = Path(out)
@@ -161,8 +167,9 @@ def export_model(model: ToMPNet, out: Path, opset: int = DEFAULT_OPSET, force: b
     return [dataclasses.replace(report, path=out / report.path.name) for report in reports]
 
 
-def _export_into(model: ToMPNet, out: Path, opset: int, tracker: TrackerParams | None, precision: str,
-                 progress) -> list[GraphReport]:
+def _export_into(
+    model: ToMPNet, out: Path, opset: int, tracker: TrackerParams | None, precision: str, progress
+) -> list[GraphReport]:
     model = model.cpu().eval()
     io_specs = graph_io(model.config)
     reports = []
@@ -186,10 +193,14 @@ def _export_into(model: ToMPNet, out: Path, opset: int, tracker: TrackerParams |
         exporter=f"torch.onnx.export(dynamo=True), torch {torch.__version__}, onnx {onnx.__version__}",
         max_batch=MAX_BATCH,
         graphs={
-            report.graph: GraphFile(report.path.name, file_sha256(report.path),
-                                    [s.to_dict() for s in io_specs[report.graph][0]],
-                                    [s.to_dict() for s in io_specs[report.graph][1]],
-                                    report.fp32_nodes, round(report.fp16_weight_fraction, 6))
+            report.graph: GraphFile(
+                report.path.name,
+                file_sha256(report.path),
+                [s.to_dict() for s in io_specs[report.graph][0]],
+                [s.to_dict() for s in io_specs[report.graph][1]],
+                report.fp32_nodes,
+                round(report.fp16_weight_fraction, 6),
+            )
             for report in reports
         },
         precision=precision,

@@ -41,8 +41,9 @@ def weighted_nodes(model: onnx.ModelProto) -> list[str]:
     """Names of the Conv/MatMul/Gemm nodes with a constant (initializer) operand: the layers with weights."""
     constants = {init.name for init in model.graph.initializer}
     constants |= {out for node in model.graph.node if node.op_type == "Constant" for out in node.output}
-    return [node.name for node in model.graph.node
-            if node.op_type in WEIGHTED_OPS and any(name in constants for name in node.input)]
+    return [
+        node.name for node in model.graph.node if node.op_type in WEIGHTED_OPS and any(name in constants for name in node.input)
+    ]
 
 
 @dataclasses.dataclass
@@ -53,8 +54,9 @@ class Calibration:
     """Frames the tracker actually tracked (fewer than asked for when the sequences are short)."""
 
 
-def record_calibration_inputs(export: ExportFolder, sequences: list[Sequence], frames: int,
-                              progress: Callable[[str], None] = lambda text: None) -> Calibration:
+def record_calibration_inputs(
+    export: ExportFolder, sequences: list[Sequence], frames: int, progress: Callable[[str], None] = lambda text: None
+) -> Calibration:
     """The inputs of every graph call while the FP32 export tracks `frames` frames, taken evenly from
     `sequences` (their first frames), thinned to CALIBRATION_CALLS per graph."""
     from tomp_deploy.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
@@ -90,10 +92,17 @@ def _quantize_with_onnxruntime(source: Path, target: Path, feeds: list[dict[str,
         def get_next(self):
             return next(self.remaining, None)
 
-    quantize_static(str(source), str(target), Feeds(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    nodes_to_quantize=weighted_nodes(onnx.load(str(source))),
-                    extra_options={"CalibMaxIntermediateOutputs": _calibration_chunk(len(feeds))})
+    quantize_static(
+        str(source),
+        str(target),
+        Feeds(),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        nodes_to_quantize=weighted_nodes(onnx.load(str(source))),
+        extra_options={"CalibMaxIntermediateOutputs": _calibration_chunk(len(feeds))},
+    )
 
 
 def _calibration_chunk(calls: int) -> int:
@@ -114,8 +123,9 @@ def _quantize_with_nncf(source: Path, target: Path, feeds: list[dict[str, np.nda
     model = onnx.load(str(source))
     weighted = set(weighted_nodes(model))
     others = [node.name for node in model.graph.node if node.name not in weighted]
-    quantized = nncf.quantize(model, nncf.Dataset(feeds), subset_size=len(feeds),
-                              ignored_scope=nncf.IgnoredScope(names=others, validate=False))
+    quantized = nncf.quantize(
+        model, nncf.Dataset(feeds), subset_size=len(feeds), ignored_scope=nncf.IgnoredScope(names=others, validate=False)
+    )
     onnx.save(quantized, str(target))
 
 
@@ -123,8 +133,10 @@ def read_fp32_export(folder: Path) -> ExportFolder:
     """The export to quantise, which must be an FP32 one."""
     export = read_export(folder)
     if export.manifest.precision != "fp32":
-        raise ToMPError(f"{folder} is a {export.manifest.precision} export; quantise the FP32 export "
-                        "(tomp-deploy export CHECKPOINT --out DIR).")
+        raise ToMPError(
+            f"{folder} is a {export.manifest.precision} export; quantise the FP32 export "
+            "(tomp-deploy export CHECKPOINT --out DIR)."
+        )
     return export
 
 
@@ -132,29 +144,53 @@ def check_destination(export_folder: Path, out: Path, force: bool) -> None:
     """Refuses, before any calibration, an output that is the FP32 source, lies inside it or holds it, or
     that cannot be written or replaced."""
     source, target = Path(export_folder).resolve(), Path(out).resolve()
-    relation = ("is" if target == source else "lies inside" if target.is_relative_to(source)
-                else "holds" if source.is_relative_to(target) else None)
+    relation = (
+        "is"
+        if target == source
+        else "lies inside"
+        if target.is_relative_to(source)
+        else "holds"
+        if source.is_relative_to(target)
+        else None
+    )
     if relation:
-        raise ToMPError(f"--out {out} {relation} the FP32 export {export_folder}; give the INT8 export a folder of "
-                        "its own (the FP32 export is never changed).")
+        raise ToMPError(
+            f"--out {out} {relation} the FP32 export {export_folder}; give the INT8 export a folder of "
+            "its own (the FP32 export is never changed)."
+        )
     check_output_folder(target, force)
     ensure_folder(target.parent, "--out")
 
 
-def quantize_export(export_folder: Path, out: Path, sequences: list[Sequence], quantizer: str = "nncf",
-                    frames: int = 100, force: bool = False, calibration_name: str = "",
-                    progress: Callable[[str], None] = lambda text: None) -> ExportFolder:
-    """Writes the INT8 (QDQ) export of the FP32 export in `export_folder` into `out`, calibrated on the
-    tracker's own calls over `frames` frames of `sequences`; its model.json records precision int8 and how
-    it was quantised. The export is written into a folder beside `out` and replaces `out` whole when it is
-    complete: a failed or killed run leaves an earlier export in `out` as it was."""
+@dataclasses.dataclass(frozen=True)
+class CalibrationData:
+    """What an INT8 export is calibrated on: the tracker's own calls over the first `frames` frames of
+    `sequences`, recorded in model.json under `name` (e.g. the dataset's folder)."""
+
+    sequences: list[Sequence]
+    frames: int = 100
+    name: str = ""
+
+
+def quantize_export(
+    export_folder: Path,
+    out: Path,
+    data: CalibrationData,
+    quantizer: str = "nncf",
+    force: bool = False,
+    progress: Callable[[str], None] = lambda text: None,
+) -> ExportFolder:
+    """Writes the INT8 (QDQ) export of the FP32 export in `export_folder` into `out`, calibrated on `data`;
+    its model.json records precision int8 and how it was quantised. The export is written into a folder
+    beside `out` and replaces `out` whole when it is complete: a failed or killed run leaves an earlier
+    export in `out` as it was."""
     if quantizer not in QUANTIZERS:
         raise ToMPError(f"--quantizer {quantizer!r}: choose {' or '.join(QUANTIZERS)}.")
     export = read_fp32_export(export_folder)
     out = Path(out)
     check_destination(export_folder, out, force)
     with staged_folder(out, "--out") as staging:
-        calibration = record_calibration_inputs(export, sequences, frames, progress)
+        calibration = record_calibration_inputs(export, data.sequences, data.frames, progress)
         quantize = _quantize_with_onnxruntime if quantizer == "onnxruntime" else _quantize_with_nncf
         graphs = {}
         for graph in GRAPHS:
@@ -166,14 +202,25 @@ def quantize_export(export_folder: Path, out: Path, sequences: list[Sequence], q
             graphs[graph] = dataclasses.replace(entry, sha256=file_sha256(target))
         calls_per_graph = {graph: len(calls) for graph, calls in calibration.calls.items()}
         manifest = dataclasses.replace(
-            export.manifest, graphs=graphs, precision="int8",
-            quantization={"quantizer": _quantizer_version(quantizer), "format": "QDQ",
-                          "quantized_ops": [f"{op} with weights" for op in WEIGHTED_OPS],
-                          "weights": "int8, per channel", "activations": "uint8",
-                          "calibration": {"dataset": calibration_name, "sequences": len(sequences),
-                                          "frames": calibration.frames, "frames_asked": frames,
-                                          "calls_per_graph": calls_per_graph},
-                          "source_export": export.graph_hashes()})
+            export.manifest,
+            graphs=graphs,
+            precision="int8",
+            quantization={
+                "quantizer": _quantizer_version(quantizer),
+                "format": "QDQ",
+                "quantized_ops": [f"{op} with weights" for op in WEIGHTED_OPS],
+                "weights": "int8, per channel",
+                "activations": "uint8",
+                "calibration": {
+                    "dataset": data.name,
+                    "sequences": len(data.sequences),
+                    "frames": calibration.frames,
+                    "frames_asked": data.frames,
+                    "calls_per_graph": calls_per_graph,
+                },
+                "source_export": export.graph_hashes(),
+            },
+        )
         manifest.write(staging)
     return read_export(out)
 

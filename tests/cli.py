@@ -40,8 +40,7 @@ def run_cli(*args, cwd: Path | None = None) -> CliResult:
 
 
 def run_cli_process(*args, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tomp_deploy", *map(str, args)], capture_output=True, text=True,
-                          **kwargs)
+    return subprocess.run([sys.executable, "-m", "tomp_deploy", *map(str, args)], capture_output=True, text=True, **kwargs)
 
 
 @contextlib.contextmanager

@@ -14,9 +14,9 @@ def contract_inputs(config, memory_frames: int, seed: int = 0, targets: int = 1)
     rng = np.random.default_rng(seed)
     c, t, cells = config.feature_dim, config.memory_size, FEAT * FEAT
     mask = np.zeros((targets, 2, config.num_tokens), bool)
-    mask[:, 1, cells:t * cells] = True
+    mask[:, 1, cells : t * cells] = True
     if memory_frames == 1:
-        mask[:, :, cells:2 * cells] = True
+        mask[:, :, cells : 2 * cells] = True
     return {"image": rng.uniform(0, 255, (targets, 3, 288, 288)).astype(np.float32)}, {
         "train_feat": rng.normal(0, 0.06, (targets, t, c, FEAT, FEAT)).astype(np.float32),
         "train_label": rng.uniform(0, 1, (targets, t, FEAT, FEAT)).astype(np.float32),

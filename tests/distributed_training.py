@@ -13,8 +13,15 @@ from tomp_deploy.train.data import FrameSampler, load_sources, parse_data_spec
 from tomp_deploy.train.trainer import Trainer
 
 PER_RANK_BATCH = 4
-CONFIG = dataclasses.replace(preset("tiny"), samples_per_epoch=2 * PER_RANK_BATCH, batch_size=PER_RANK_BATCH,
-                             num_workers=0, synthetic_sequences=2, synthetic_frames=12, warmup_steps=0)
+CONFIG = dataclasses.replace(
+    preset("tiny"),
+    samples_per_epoch=2 * PER_RANK_BATCH,
+    batch_size=PER_RANK_BATCH,
+    num_workers=0,
+    synthetic_sequences=2,
+    synthetic_frames=12,
+    warmup_steps=0,
+)
 """The tiny preset's recipe (BatchNorm learning everywhere), one step of two ranks an epoch."""
 
 

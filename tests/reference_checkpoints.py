@@ -89,12 +89,27 @@ def reference_state_dict(network: str, use_test_frame_encoding: bool, seed: int 
     return state
 
 
-def write_reference_checkpoint(path: Path, network: str = "tompnet50", use_test_frame_encoding: bool = True,
-                               state_dict: dict | None = None, fun_name: str | None = None,
-                               constructor_kwds: dict | None = None) -> Path:
-    kwds = dict(filter_size=1, backbone_pretrained=True, head_feat_blocks=0, head_feat_norm=True, final_conv=True,
-                out_feature_dim=256, feature_sz=18, frozen_backbone_layers=["conv1", "bn1", "layer1", "layer2"],
-                num_encoder_layers=6, num_decoder_layers=6, use_test_frame_encoding=use_test_frame_encoding)
+def write_reference_checkpoint(
+    path: Path,
+    network: str = "tompnet50",
+    use_test_frame_encoding: bool = True,
+    state_dict: dict | None = None,
+    fun_name: str | None = None,
+    constructor_kwds: dict | None = None,
+) -> Path:
+    kwds = dict(
+        filter_size=1,
+        backbone_pretrained=True,
+        head_feat_blocks=0,
+        head_feat_norm=True,
+        final_conv=True,
+        out_feature_dim=256,
+        feature_sz=18,
+        frozen_backbone_layers=["conv1", "bn1", "layer1", "layer2"],
+        num_encoder_layers=6,
+        num_decoder_layers=6,
+        use_test_frame_encoding=use_test_frame_encoding,
+    )
     kwds.update(constructor_kwds or {})
     with ltr_package_installed():
         content = {

@@ -35,13 +35,22 @@ class ScriptedBackend(HostTracking):
 
     def _predictor(self, train_feat, train_label, train_ltrb, test_feat, key_padding_mask) -> dict:
         for row in range(train_feat.shape[0]):
-            self.predictor_calls.append({
-                "memory_ids": train_feat[row, :, 0, 0, 0].copy(), "test_id": float(test_feat[row, 0, 0, 0]),
-                "labels": train_label[row].copy(), "ltrb": train_ltrb[row].copy(), "mask": key_padding_mask[row].copy(),
-            })
+            self.predictor_calls.append(
+                {
+                    "memory_ids": train_feat[row, :, 0, 0, 0].copy(),
+                    "test_id": float(test_feat[row, 0, 0, 0]),
+                    "labels": train_label[row].copy(),
+                    "ltrb": train_ltrb[row].copy(),
+                    "mask": key_padding_mask[row].copy(),
+                }
+            )
         targets, c = train_feat.shape[0], self.config.feature_dim
-        return {"cls_filter": np.zeros((targets, c), np.float32), "bbreg_filter": np.zeros((targets, c), np.float32),
-                "cls_feat": test_feat, "bbreg_feat": test_feat}
+        return {
+            "cls_filter": np.zeros((targets, c), np.float32),
+            "bbreg_filter": np.zeros((targets, c), np.float32),
+            "cls_feat": test_feat,
+            "bbreg_feat": test_feat,
+        }
 
     def _head(self, cls_filter, bbreg_filter, cls_feat, bbreg_feat) -> dict:
         targets, f = cls_filter.shape[0], self.config.feature_size

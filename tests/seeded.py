@@ -14,8 +14,13 @@ import torch
 from tomp_deploy.model import ToMPNet, preset
 
 
-def seeded_model(preset_name: str = "tiny", seed: int = 0, score_gain: float = 1.0,
-                 zero_score_bias: bool = False, box_fraction: float | None = None) -> ToMPNet:
+def seeded_model(
+    preset_name: str = "tiny",
+    seed: int = 0,
+    score_gain: float = 1.0,
+    zero_score_bias: bool = False,
+    box_fraction: float | None = None,
+) -> ToMPNet:
     """A network whose every tensor comes from `default_rng(seed)`, in state-dict order.
 
     Weights are normal with std 1/sqrt(fan_in); norms start at weight 1, bias 0; BatchNorm statistics
@@ -40,8 +45,15 @@ def seeded_model(preset_name: str = "tiny", seed: int = 0, score_gain: float = 1
             value = rng.uniform(0.5, 1.5, shape)
         elif len(shape) >= 2:
             value = rng.standard_normal(shape) / math.sqrt(np.prod(shape[1:]))
-        elif ("norm" in name or ".bn" in name or "bn1" in name or "downsample.1" in name or "tower" in name
-              or "box_encoding.1" in name or "box_encoding.4" in name) and name.endswith("weight"):
+        elif (
+            "norm" in name
+            or ".bn" in name
+            or "bn1" in name
+            or "downsample.1" in name
+            or "tower" in name
+            or "box_encoding.1" in name
+            or "box_encoding.4" in name
+        ) and name.endswith("weight"):
             value = 1.0 + rng.normal(0.0, 0.1, shape)
         else:
             value = rng.normal(0.0, 0.05, shape)

@@ -74,19 +74,23 @@ def test_a_small_file_cannot_take_the_machine(tmp_path):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     with pytest.raises(ToMPError, match="would unpack to 0.3 GB"):
         load_model(bomb)
-    declared = write_reference_checkpoint(tmp_path / "declared.pth.tar", state_dict={},
-                                          constructor_kwds={"dim_feedforward": 60000, "num_encoder_layers": 60})
+    declared = write_reference_checkpoint(
+        tmp_path / "declared.pth.tar", state_dict={}, constructor_kwds={"dim_feedforward": 60000, "num_encoder_layers": 60}
+    )
     assert declared.stat().st_size < 10_000
     with pytest.raises(ToMPError, match="missing"):
         load_model(declared)
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000, "KiB grown while refusing"
 
 
-@pytest.mark.parametrize("constructor,message", [
-    ({"nhead": "eight"}, "not of the reference's types"),
-    ({"nhead": 0}, "num_heads = 0 is not a whole number in 1..64"),
-    ({"dim_feedforward": 200000}, "dim_feedforward = 200000"),
-])
+@pytest.mark.parametrize(
+    "constructor,message",
+    [
+        ({"nhead": "eight"}, "not of the reference's types"),
+        ({"nhead": 0}, "num_heads = 0 is not a whole number in 1..64"),
+        ({"dim_feedforward": 200000}, "dim_feedforward = 200000"),
+    ],
+)
 def test_forged_reference_constructors(tmp_path, constructor, message):
     path = write_reference_checkpoint(tmp_path / "forged.pth.tar", state_dict={}, constructor_kwds=constructor)
     assert_clean_error(run_cli("inspect", path), message)
@@ -123,17 +127,22 @@ def test_eval_never_resumes_another_models_results(dataset, tmp_path):
     results = tmp_path / "results"
     assert run_cli("eval", "--dataset-root", dataset, "--model", first, "--results", results).returncode == 0
     assert json.loads((results / "run.json").read_text())["model"] == str(first)
-    assert_clean_error(run_cli("eval", "--dataset-root", dataset, "--model", second, "--results", results),
-                       "holds results of another run (its model_sha256 differ")
-    assert_clean_error(run_cli("eval", "--dataset-root", dataset, "--model", first, "--results", results,
-                               "--tracker-param", "conf_ths=0.5"), "its tracker_overrides differ")
+    assert_clean_error(
+        run_cli("eval", "--dataset-root", dataset, "--model", second, "--results", results),
+        "holds results of another run (its model_sha256 differ",
+    )
+    assert_clean_error(
+        run_cli("eval", "--dataset-root", dataset, "--model", first, "--results", results, "--tracker-param", "conf_ths=0.5"),
+        "its tracker_overrides differ",
+    )
     defaults = [run_cli("eval", "--dataset-root", dataset, "--model", model, cwd=tmp_path) for model in (first, second)]
     assert all(result.returncode == 0 for result in defaults), [r.stderr for r in defaults]
     assert len(list((tmp_path / "results").glob("latest_*_torch"))) == 2
 
 
-@pytest.mark.parametrize("case", ["huge_box", "output_is_folder", "output_under_a_file", "output_unwritable",
-                                  "device", "threads"])
+@pytest.mark.parametrize(
+    "case", ["huge_box", "output_is_folder", "output_under_a_file", "output_unwritable", "device", "threads"]
+)
 def test_track_input_errors(sequence_folder, tmp_path, case, shipped_export):
     (tmp_path / "file").write_text("")
     arguments = {
@@ -155,17 +164,23 @@ def test_nan_first_box_names_the_sequence(dataset, tmp_path):
     groundtruth = next(copy.glob("*/*/groundtruth.txt"))
     lines = groundtruth.read_text().splitlines()
     groundtruth.write_text("\n".join(["nan,nan,nan,nan"] + lines[1:]) + "\n")
-    assert_clean_error(run_cli("eval", "--dataset-root", copy, "--model", "tiny", "--results", tmp_path / "r"),
-                       f"Sequence {groundtruth.parent.name}:", "NaN")
+    assert_clean_error(
+        run_cli("eval", "--dataset-root", copy, "--model", "tiny", "--results", tmp_path / "r"),
+        f"Sequence {groundtruth.parent.name}:",
+        "NaN",
+    )
 
 
-@pytest.mark.parametrize("command", [
-    ["eval", "--dataset-root", "{data}", "--model", "tiny", "--results", "{file}"],
-    ["synth", "{file}", "--sequences", "1", "--frames", "3"],
-    ["train", "--preset", "tiny", "--out", "{file}"],
-    ["score", "--dataset-root", "{data}", "--results", "{folder}", "--json", "{folder}"],
-    ["score", "--dataset-root", "{data}", "--results", "{folder}", "--json", "/proc/scores.json"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["eval", "--dataset-root", "{data}", "--model", "tiny", "--results", "{file}"],
+        ["synth", "{file}", "--sequences", "1", "--frames", "3"],
+        ["train", "--preset", "tiny", "--out", "{file}"],
+        ["score", "--dataset-root", "{data}", "--results", "{folder}", "--json", "{folder}"],
+        ["score", "--dataset-root", "{data}", "--results", "{folder}", "--json", "/proc/scores.json"],
+    ],
+)
 def test_outputs_that_cannot_be_written(dataset, tmp_path, command):
     (tmp_path / "file").write_text("keep")
     folder = tmp_path / "folder"  # results that score: the ground truth itself
@@ -184,12 +199,16 @@ def test_output_is_written_whole_and_never_clobbered_early(sequence_folder, tmp_
     broken = tmp_path / "broken"
     shutil.copytree(sequence_folder, broken)
     next(iter(sorted(broken.iterdir()))).write_bytes(b"not an image")
-    assert_clean_error(run_cli("track", broken, "--model", "tiny", "--init-box", "50,50,40,40", "--output", boxes),
-                       "Frame 0")
+    assert_clean_error(run_cli("track", broken, "--model", "tiny", "--init-box", "50,50,40,40", "--output", boxes), "Frame 0")
     assert boxes.read_text() == "earlier results\n", "a run that failed before its first frame keeps the old file"
-    runs = [subprocess.Popen([sys.executable, "-m", "tomp_deploy", "track", str(sequence_folder), "--model", "tiny",
-                              "--output", str(boxes)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            for _ in range(2)]
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tomp_deploy", "track", str(sequence_folder), "--model", "tiny", "--output", str(boxes)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(2)
+    ]
     assert all(run.wait() == 0 for run in runs)
     lines = boxes.read_text().splitlines()
     assert len(lines) == 6 and all(len(line.split(",")) == 4 for line in lines)
@@ -198,28 +217,36 @@ def test_output_is_written_whole_and_never_clobbered_early(sequence_folder, tmp_
 
 def test_train_validates_before_writing_data(tmp_path):
     run = tmp_path / "run"
-    assert_clean_error(run_cli("train", "--preset", "tiny", "--out", run, "--set", "batch_size=0"),
-                       "batch_size=0 (must be 1 or more)")
-    assert_clean_error(run_cli("train", "--preset", "tiny", "--out", run, "--init", tmp_path / "missing.pt"),
-                       "does not exist")
+    assert_clean_error(
+        run_cli("train", "--preset", "tiny", "--out", run, "--set", "batch_size=0"), "batch_size=0 (must be 1 or more)"
+    )
+    assert_clean_error(run_cli("train", "--preset", "tiny", "--out", run, "--init", tmp_path / "missing.pt"), "does not exist")
     assert_clean_error(run_cli("train", "--preset", "tiny", "--out", run, "--resume"), "holds no intact checkpoint")
     assert not (run / "synthetic-data").exists(), "no training data written for a run that cannot start"
 
 
 def test_build_reads_the_export_before_asking_for_tensorrt(tmp_path):
-    script = ("import sys; sys.modules['tensorrt'] = None; sys.modules['tensorrt_rtx'] = None; "
-              "from tomp_deploy.cli import app; app(prog_name='tomp-deploy')")
-    result = subprocess.run([sys.executable, "-c", script, "build", str(tmp_path / "nothing"), "--out",
-                             str(tmp_path / "engines")], capture_output=True, text=True)
+    script = (
+        "import sys; sys.modules['tensorrt'] = None; sys.modules['tensorrt_rtx'] = None; "
+        "from tomp_deploy.cli import app; app(prog_name='tomp-deploy')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, "build", str(tmp_path / "nothing"), "--out", str(tmp_path / "engines")],
+        capture_output=True,
+        text=True,
+    )
     assert_clean_error(result, "is not an export folder")
 
 
-@pytest.mark.parametrize("edit", [
-    lambda manifest: manifest.pop("model"),
-    lambda manifest: manifest.pop("graphs"),
-    lambda manifest: manifest.update(graphs=[1, 2]),
-    lambda manifest: manifest.update(model={"num_heads": "many"}),
-])
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda manifest: manifest.pop("model"),
+        lambda manifest: manifest.pop("graphs"),
+        lambda manifest: manifest.update(graphs=[1, 2]),
+        lambda manifest: manifest.update(model={"num_heads": "many"}),
+    ],
+)
 def test_damaged_model_json(tmp_path, edit, shipped_export):
     from tomp_deploy.runtime.manifests.export import read_export
 
@@ -272,8 +299,12 @@ def test_a_full_device_keeps_the_boxes_written_so_far(sequence_folder, tmp_path)
         resource.setrlimit(resource.RLIMIT_FSIZE, (100, 100))
 
     boxes = tmp_path / "boxes.txt"
-    result = subprocess.run([sys.executable, "-m", "tomp_deploy", "track", str(sequence_folder), "--model", "tiny",
-                             "--output", str(boxes)], capture_output=True, text=True, preexec_fn=limit_file_size)
+    result = subprocess.run(
+        [sys.executable, "-m", "tomp_deploy", "track", str(sequence_folder), "--model", "tiny", "--output", str(boxes)],
+        capture_output=True,
+        text=True,
+        preexec_fn=limit_file_size,
+    )
     assert_clean_error(result, "--output", "cannot write the boxes")
     kept = boxes.read_text().splitlines()
     assert 1 <= len(kept) < 6 and all(len(line.split(",")) == 4 for line in kept[:-1])

@@ -13,15 +13,27 @@ import torch
 from tests.cli import run_cli
 from tests.seeded import seeded_model
 from tomp_deploy import ToMPError
-from tomp_deploy.checks.bench import bench
+from tomp_deploy.checks.bench import BenchPlan, bench
 from tomp_deploy.evaluation.datasets import open_dataset
 from tomp_deploy.evaluation.synth import generate_benchmark
 from tomp_deploy.model import save_checkpoint
 from tomp_deploy.pipeline.model_forms import ModelForms
-from tomp_deploy.runtime.backends import BACKENDS
+from tomp_deploy.runtime.backends import BackendOptions, backend_names
 
-FIELDS = {"status", "auc", "precision", "norm_precision", "delta_auc", "iou_mean", "iou_min", "fps", "fps_steady",
-          "frames_timed", "stage_ms", "threads"}
+FIELDS = {
+    "status",
+    "auc",
+    "precision",
+    "norm_precision",
+    "delta_auc",
+    "iou_mean",
+    "iou_min",
+    "fps",
+    "fps_steady",
+    "frames_timed",
+    "stage_ms",
+    "threads",
+}
 
 
 @pytest.fixture(scope="module")
@@ -48,11 +60,10 @@ def sequences(tmp_path_factory):
     return open_dataset(root, "lasot")
 
 
-def run_bench(model: Path, backends, sequences, out: Path, **options) -> dict:
+def run_bench(model: Path, backends, sequences, out: Path, **settings) -> dict:
     """`bench` as the CLI calls it: missing model forms are made under OUT/.work."""
     forms = ModelForms.from_path(model, out / ".work")
-    return bench(forms.name, forms.for_backend, backends, sequences, out, **options)
-
+    return bench(BenchPlan(forms.name, backends, sequences, **settings), forms.for_backend, out)
 
 
 def test_bench_report_schema_and_reference(exported, sequences, tmp_path):
@@ -123,7 +134,7 @@ def test_each_backend_runs_in_its_own_process_with_the_thread_budget(exported, s
     threads_here = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        report = run_bench(exported, ["torch", "onnxruntime"], sequences, tmp_path, warmup=2, options={"threads": 1})
+        report = run_bench(exported, ["torch", "onnxruntime"], sequences, tmp_path, warmup=2, options=BackendOptions(threads=1))
         assert torch.get_num_threads() == 2, "the torch backend set its threads in its own process, not here"
     finally:
         torch.set_num_threads(threads_here)
@@ -140,7 +151,7 @@ def test_bad_bench_input(checkpoint, sequences, tmp_path):
         run_bench(checkpoint, ["torch"], [], tmp_path)
     result = run_cli("bench", "--model", checkpoint, "--backends", "torch,nope", "--out", tmp_path / "cli")
     assert result.returncode == 2 and "Unknown backend(s) ['nope']" in result.stderr
-    assert sorted(BACKENDS) == ["onnxruntime", "openvino", "tensorrt", "torch", "torch-cuda"]
+    assert sorted(backend_names()) == ["onnxruntime", "openvino", "tensorrt", "torch", "torch-cuda"]
 
 
 def has_engine_library() -> bool:
@@ -229,6 +240,32 @@ def test_bench_names_the_precision_openvino_chose(exported, sequences, tmp_path)
     assert entry["status"] == "ok" and entry["compute_precision"] in ("fp32", "bf16")
     assert 0 <= entry["precision"] <= 100  # the accuracy figure, not the compute precision
     assert f"| openvino ({entry['compute_precision']}, {entry['threads']} thread" in (tmp_path / "bench.md").read_text()
+
+
+def test_bench_precision_goes_to_the_backends_that_take_it(exported, sequences, tmp_path):
+    """The torch reference takes no precision and stays FP32; a precision no backend of the run takes is refused."""
+    with pytest.raises(ToMPError, match="--precision applies to openvino, torch-cuda, none of which this bench runs"):
+        run_bench(exported, ["torch", "onnxruntime"], sequences, tmp_path, options=BackendOptions(precision="bf16"))
+    pytest.importorskip("openvino", reason="the openvino backend needs the 'openvino' extra: pip install -e '.[openvino]'")
+    generate_benchmark(tmp_path / "data", sequences=1, frames=8, seed=3)
+    result = run_cli(
+        "bench",
+        "--model",
+        exported,
+        "--backends",
+        "torch,openvino",
+        "--precision",
+        "fp32",
+        "--dataset-root",
+        tmp_path / "data",
+        "--warmup",
+        "1",
+        "--out",
+        tmp_path / "cli",
+    )
+    assert result.returncode == 0, result.stderr
+    rows = json.loads((tmp_path / "cli" / "bench.json").read_text())["backends"]
+    assert (rows["torch"]["compute_precision"], rows["openvino"]["compute_precision"]) == ("fp32", "fp32")
 
 
 def test_frames_are_timed_end_to_end_with_the_stages_inside(checkpoint, sequences):

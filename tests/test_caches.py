@@ -33,7 +33,7 @@ def test_an_entry_reads_back_only_intact_and_made_from_the_same_things(tmp_path,
 
     data = bytearray(path.read_bytes())
     middle = len(data) // 2
-    data[middle:middle + 4096] = bytes(4096)  # the header stays intact
+    data[middle : middle + 4096] = bytes(4096)  # the header stays intact
     for damaged in (bytes(data), path.read_bytes()[:-100], b"", MAGIC + b"{not json\n" + content, content):
         path.write_bytes(damaged)
         caplog.clear()
@@ -73,7 +73,7 @@ def test_a_damaged_compiled_graph_is_recompiled_and_never_tracks(fresh_export, c
     blob = fresh_export / COMPILE_CACHE_FOLDER / "fp32" / "predictor.blob"
     data = bytearray(blob.read_bytes())
     middle = len(data) // 2
-    data[middle:middle + 4096] = bytes(b ^ 0xFF for b in data[middle:middle + 4096])
+    data[middle : middle + 4096] = bytes(b ^ 0xFF for b in data[middle : middle + 4096])
     blob.write_bytes(bytes(data))
 
     with caplog.at_level(logging.WARNING, logger="tomp_deploy"):
@@ -88,10 +88,13 @@ def test_a_damaged_compiled_graph_is_recompiled_and_never_tracks(fresh_export, c
 
 
 def test_concurrent_starts_on_a_fresh_cache_all_succeed(fresh_export):
-    script = ("import sys; from tomp_deploy.runtime.backends.openvino_backend import OpenVinoBackend; "
-              "OpenVinoBackend(sys.argv[1], precision='fp32').close()")
-    starts = [subprocess.Popen([sys.executable, "-c", script, str(fresh_export)], stderr=subprocess.PIPE, text=True)
-              for _ in range(4)]
+    script = (
+        "import sys; from tomp_deploy.runtime.backends.openvino_backend import OpenVinoBackend; "
+        "OpenVinoBackend(sys.argv[1], precision='fp32').close()"
+    )
+    starts = [
+        subprocess.Popen([sys.executable, "-c", script, str(fresh_export)], stderr=subprocess.PIPE, text=True) for _ in range(4)
+    ]
     failures = [process.stderr.read() for process in starts if process.wait() != 0]
     assert not failures, failures[0]
     cache = fresh_export / COMPILE_CACHE_FOLDER / "fp32"

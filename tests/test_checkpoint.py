@@ -40,7 +40,9 @@ def test_inspect_reports_reference_checkpoint(tmp_path, network):
     expected_params = sum(
         torch.Size(shape).numel()
         for name, shape, dtype in LAYOUT[f"{network}/test_frame_encoding=False"]
-        if dtype == "float32" and "running_" not in name and "query_embed_fg_decoder" not in name
+        if dtype == "float32"
+        and "running_" not in name
+        and "query_embed_fg_decoder" not in name
         and not name.startswith(("feature_extractor.layer4.", "feature_extractor.fc."))
     )
     assert report["format"] == "reference"

@@ -10,7 +10,14 @@ import pytest
 
 from tests.seeded import seeded_model
 from tomp_deploy import ToMPError
-from tomp_deploy.engines.builder import RTX_PORTABLE_DEFAULT, build_engines, network_inputs, network_layers, parse_network
+from tomp_deploy.engines.builder import (
+    RTX_PORTABLE_DEFAULT,
+    BuildOptions,
+    build_engines,
+    network_inputs,
+    network_layers,
+    parse_network,
+)
 from tomp_deploy.engines.plan import precision_problems, profile_problems, profile_shapes
 from tomp_deploy.export.onnx_export import export_model
 from tomp_deploy.runtime.contract import GraphTensor, TensorSpec, graph_io, graph_io_problems
@@ -22,8 +29,10 @@ from tomp_deploy.runtime.manifests.engine import (
 )
 from tomp_deploy.runtime.manifests.export import read_export, read_export_manifest
 
-needs_rtx = pytest.mark.skipif(importlib.util.find_spec("tensorrt_rtx") is None,
-                               reason="TensorRT for RTX is not installed (pip install -e '.[tensorrt-rtx]')")
+needs_rtx = pytest.mark.skipif(
+    importlib.util.find_spec("tensorrt_rtx") is None,
+    reason="TensorRT for RTX is not installed (pip install -e '.[tensorrt-rtx]')",
+)
 
 
 @pytest.fixture(scope="module")
@@ -54,19 +63,27 @@ def test_profile_problems_by_hand():
     assert profile_problems([("train_feat", (1, 2, 64)), ("mask", (-1, 2, 972)), ("extra", (3,))], profile) == [
         "input 'train_feat' is 1 in dimension 0, the profile 1..4",  # a target batch exported static
         "input 'mask' has 3 dimensions, its profile 2",
-        "input 'extra' has no optimisation profile"]
+        "input 'extra' has no optimisation profile",
+    ]
 
 
 def test_precision_problems_by_hand():
-    layers = [("ln", "NORMALIZATION", "FLOAT"), ("fc", "MATRIX_MULTIPLY", "HALF"), ("conv", "CONVOLUTION", "FLOAT"),
-              ("soft", "SOFTMAX", "HALF"), ("relu", "ACTIVATION", "HALF")]
+    layers = [
+        ("ln", "NORMALIZATION", "FLOAT"),
+        ("fc", "MATRIX_MULTIPLY", "HALF"),
+        ("conv", "CONVOLUTION", "FLOAT"),
+        ("soft", "SOFTMAX", "HALF"),
+        ("relu", "ACTIVATION", "HALF"),
+    ]
     assert precision_problems(layers, ["ln", "soft", "gone"], "fp16") == [
         "layer conv (CONVOLUTION) runs in FLOAT, not FP16",
         "layer soft (SOFTMAX) of an FP32 island runs in HALF",
-        "the FP32 island node gone has no layer in the network"]
+        "the FP32 island node gone has no layer in the network",
+    ]
     assert precision_problems([("ln", "NORMALIZATION", "FLOAT"), ("fc", "MATRIX_MULTIPLY", "FLOAT")], [], "fp32") == []
     assert precision_problems([("fc", "MATRIX_MULTIPLY", "HALF")], [], "fp32") == [
-        "layer fc (MATRIX_MULTIPLY) of an FP32 export runs in FP16"]
+        "layer fc (MATRIX_MULTIPLY) of an FP32 export runs in FP16"
+    ]
 
 
 def test_buffer_sizes():
@@ -76,16 +93,28 @@ def test_buffer_sizes():
 
 
 def manifest(**changes) -> EngineManifest:
-    built = EngineManifest("tensorrt", "10.3.0", "fp16", {"backbone": "a", "predictor": "b", "head": "c"},
-                           gpu_name="NVIDIA GeForce RTX 4090", compute_capability="8.9", build_options={"max_batch": 4},
-                           built_at="2026-11-25T00:00:00")
+    built = EngineManifest(
+        "tensorrt",
+        "10.3.0",
+        "fp16",
+        {"backbone": "a", "predictor": "b", "head": "c"},
+        gpu_name="NVIDIA GeForce RTX 4090",
+        compute_capability="8.9",
+        max_batch=4,
+        built_at="2026-11-25T00:00:00",
+    )
     return dataclasses.replace(built, **changes)
 
 
 def rtx_manifest(**changes) -> EngineManifest:
-    fields = {"library": "tensorrt-rtx", "library_version": "1.7.1.116", "gpu_name": None, "compute_capability": None,
-              "target_compute_capabilities": list(RTX_PORTABLE_DEFAULT),
-              "build_options": {"max_batch": 4, "portable_default": True}}
+    fields = {
+        "library": "tensorrt-rtx",
+        "library_version": "1.7.1.116",
+        "gpu_name": None,
+        "compute_capability": None,
+        "target_compute_capabilities": list(RTX_PORTABLE_DEFAULT),
+        "build_options": {"portable_default": True},
+    }
     return manifest(**{**fields, **changes})
 
 
@@ -99,14 +128,18 @@ def test_manifest_mismatches():
     here = EngineTarget("tensorrt", "10.3.0", "NVIDIA GeForce RTX 4090", "8.9")
     assert mismatches(manifest(), here, {"backbone": "a", "predictor": "b", "head": "c"}) == []
     assert mismatches(manifest(), dataclasses.replace(here, library_version="10.5.0")) == [
-        "built with TensorRT 10.3.0, this runtime uses TensorRT 10.5.0"]
+        "built with TensorRT 10.3.0, this runtime uses TensorRT 10.5.0"
+    ]
     assert "compute capability 8.9" in mismatches(manifest(), EngineTarget("tensorrt", "10.3.0", "NVIDIA H100", "9.0"))[0]
     assert mismatches(manifest(), dataclasses.replace(here, gpu_name="NVIDIA RTX 6000 Ada")) == [
-        "built on a NVIDIA GeForce RTX 4090, this GPU is a NVIDIA RTX 6000 Ada"]
+        "built on a NVIDIA GeForce RTX 4090, this GPU is a NVIDIA RTX 6000 Ada"
+    ]
     assert mismatches(manifest(), here, {"backbone": "a", "predictor": "x", "head": "c"}) == [
-        "the predictor engine was not built from this export's predictor.onnx (hash differs)"]
+        "the predictor engine was not built from this export's predictor.onnx (hash differs)"
+    ]
     assert mismatches(manifest(), dataclasses.replace(here, library="tensorrt-rtx", library_version="1.7.1.116")) == [
-        "built with TensorRT 10.3.0, this runtime uses TensorRT for RTX 1.7.1.116"]
+        "built with TensorRT 10.3.0, this runtime uses TensorRT for RTX 1.7.1.116"
+    ]
     with pytest.raises(ToMPError, match="Rebuild them for this machine: tomp-deploy build"):
         check_engines(manifest(), EngineTarget("tensorrt", "10.5.0", "NVIDIA H100", "9.0"))
 
@@ -117,10 +150,12 @@ def test_rtx_engines_run_on_the_compute_capabilities_they_target():
     blackwell = dataclasses.replace(rtx, gpu_name="NVIDIA GeForce RTX 5090", compute_capability="12.0")
     assert mismatches(rtx_manifest(), blackwell) == []
     assert mismatches(rtx_manifest(), dataclasses.replace(rtx, compute_capability="12.1")) == [], "later ones too"
-    assert mismatches(rtx_manifest(), dataclasses.replace(rtx, gpu_name="NVIDIA GeForce RTX 2080 Ti",
-                                                          compute_capability="7.5")) == [
+    assert mismatches(
+        rtx_manifest(), dataclasses.replace(rtx, gpu_name="NVIDIA GeForce RTX 2080 Ti", compute_capability="7.5")
+    ) == [
         "built for compute capabilities 8.0, 8.6, 8.9, 12.0, this GPU (NVIDIA GeForce RTX 2080 Ti) is 7.5; "
-        "build with --compute-capability 7.5"]
+        "build with --compute-capability 7.5"
+    ]
     only_turing = rtx_manifest(target_compute_capabilities=["7.5"], build_options={"portable_default": False})
     assert len(mismatches(only_turing, rtx)) == 1
 
@@ -141,10 +176,15 @@ def test_manifest_read_errors(tmp_path):
 
 def test_build_without_any_tensorrt_exits_2_naming_both_packages(exported, tmp_path):
     """Both libraries hidden from the interpreter, as on a machine that has neither."""
-    script = ("import sys; sys.modules['tensorrt'] = None; sys.modules['tensorrt_rtx'] = None; "
-              "from tomp_deploy.cli import app; app(prog_name='tomp-deploy')")
-    result = subprocess.run([sys.executable, "-c", script, "build", str(exported.folder), "--out", str(tmp_path / "e")],
-                            capture_output=True, text=True)
+    script = (
+        "import sys; sys.modules['tensorrt'] = None; sys.modules['tensorrt_rtx'] = None; "
+        "from tomp_deploy.cli import app; app(prog_name='tomp-deploy')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, "build", str(exported.folder), "--out", str(tmp_path / "e")],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     message = " ".join(result.stderr.split())
     assert "No TensorRT library is installed" in message
@@ -175,9 +215,9 @@ def test_rtx_builds_real_engines_that_keep_the_exports_precision(exported, expor
             assert "HALF" in heavy
         else:
             assert not islands and set(types.values()) <= {"FLOAT", "BOOL", "INT32", "INT64"}
-    built = build_engines(export.folder, tmp_path / "engines", library="tensorrt-rtx", max_batch=2)
+    built = build_engines(export.folder, tmp_path / "engines", BuildOptions(library="tensorrt-rtx", max_batch=2))
     assert (built.library, built.precision, built.gpu_name) == ("tensorrt-rtx", precision, None)
-    assert built.build_options["max_batch"] == 2  # crops per backbone call, targets per predictor and head call
+    assert built.max_batch == 2  # crops per backbone call, targets per predictor and head call
     assert built.target_compute_capabilities == list(RTX_PORTABLE_DEFAULT)
     assert built.onnx_sha256 == export.graph_hashes()
     for graph in ("backbone", "predictor", "head"):
@@ -188,22 +228,39 @@ def test_rtx_builds_real_engines_that_keep_the_exports_precision(exported, expor
 
 @needs_rtx
 def test_rtx_build_options_and_precision_requests(exported, exported_fp16, tmp_path):
-    turing = build_engines(exported_fp16.folder, tmp_path / "turing", library="tensorrt-rtx",
-                           compute_capabilities=["7.5"], max_batch=1)
+    turing = build_engines(
+        exported_fp16.folder,
+        tmp_path / "turing",
+        BuildOptions(library="tensorrt-rtx", compute_capabilities=("7.5",), max_batch=1),
+    )
     assert turing.target_compute_capabilities == ["7.5"] and not turing.build_options["portable_default"]
     with pytest.raises(ToMPError, match="targets .*8.9"):
-        build_engines(exported_fp16.folder, tmp_path / "x", library="tensorrt-rtx", compute_capabilities=["6.1"])
+        build_engines(exported_fp16.folder, tmp_path / "x", BuildOptions(library="tensorrt-rtx", compute_capabilities=("6.1",)))
     with pytest.raises(ToMPError, match="TensorRT for RTX has no timing cache"):
-        build_engines(exported_fp16.folder, tmp_path / "x", library="tensorrt-rtx", timing_cache=tmp_path / "cache")
+        build_engines(exported_fp16.folder, tmp_path / "x", BuildOptions(library="tensorrt-rtx", timing_cache=tmp_path / "cache"))
     with pytest.raises(ToMPError, match="is an fp32 export.*--precision fp16"):
-        build_engines(exported.folder, tmp_path / "x", library="tensorrt-rtx", precision="fp16")
+        build_engines(exported.folder, tmp_path / "x", BuildOptions(library="tensorrt-rtx", expected_precision="fp16"))
 
 
 @needs_rtx
 def test_build_command_reports_what_it_built(exported_fp16, tmp_path):
-    result = subprocess.run([sys.executable, "-m", "tomp_deploy", "build", str(exported_fp16.folder), "--out",
-                             str(tmp_path / "engines"), "--library", "tensorrt-rtx", "--max-batch", "2"],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tomp_deploy",
+            "build",
+            str(exported_fp16.folder),
+            "--out",
+            str(tmp_path / "engines"),
+            "--library",
+            "tensorrt-rtx",
+            "--max-batch",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     text = " ".join(result.stdout.split())
     assert "built fp16 engines with TensorRT for RTX" in text and "8.0, 8.6, 8.9, 12.0" in text
@@ -216,14 +273,17 @@ def test_rtx_builds_tomp50_engines(tmp_path):
     network = seeded_model("tomp50", 1, 0.5, True, 0.2)
     for precision in ("fp16", "fp32"):
         export_model(network, tmp_path / precision, precision=precision)
-        built = build_engines(tmp_path / precision, tmp_path / f"engines-{precision}", library="tensorrt-rtx")
+        built = build_engines(tmp_path / precision, tmp_path / f"engines-{precision}", BuildOptions(library="tensorrt-rtx"))
         assert built.precision == precision and all(size > 0 for size in built.engine_bytes.values())
 
 
 def engine_tensors(config, graph):
     inputs, outputs = graph_io(config)[graph]
-    return [GraphTensor(s.name, is_input, s.symbolic, s.dtype)
-            for specs, is_input in ((inputs, True), (outputs, False)) for s in specs]
+    return [
+        GraphTensor(s.name, is_input, s.symbolic, s.dtype)
+        for specs, is_input in ((inputs, True), (outputs, False))
+        for s in specs
+    ]
 
 
 def test_graph_io_is_checked_against_the_contract_by_name(exported):
@@ -247,4 +307,5 @@ def test_graph_io_is_checked_against_the_contract_by_name(exported):
     static_batch = engine_tensors(config, "backbone")
     static_batch[0] = dataclasses.replace(static_batch[0], shape=(1, 3, 288, 288))
     assert graph_io_problems(config, "backbone", static_batch) == [
-        "backbone's 'image' has shape (1, 3, 288, 288), the contract's ('batch', 3, 288, 288)"]
+        "backbone's 'image' has shape (1, 3, 288, 288), the contract's ('batch', 3, 288, 288)"
+    ]

@@ -30,7 +30,6 @@ def checkpoint(tmp_path_factory) -> Path:
     return save_checkpoint(seeded_model("tiny", 2, 0.6, True, 0.2), tmp_path_factory.mktemp("model") / "tiny.pt")
 
 
-
 def test_synthetic_benchmark_is_deterministic_lasot(benchmark, tmp_path):
     generate_benchmark(tmp_path, sequences=3, frames=12, seed=5)
     for a, b in zip(sorted(benchmark.rglob("*.*")), sorted(tmp_path.rglob("*.*"))):
@@ -43,8 +42,9 @@ def test_synthetic_benchmark_is_deterministic_lasot(benchmark, tmp_path):
         assert (sequence.ground_truth[:, 2:] > 0).all()
     other = tmp_path / "other"
     generate_benchmark(other, sequences=1, frames=12, seed=6)
-    assert (other / "synthetic" / "synthetic-1" / "groundtruth.txt").read_text() != \
-        (benchmark / "synthetic" / "synthetic-1" / "groundtruth.txt").read_text()
+    assert (other / "synthetic" / "synthetic-1" / "groundtruth.txt").read_text() != (
+        benchmark / "synthetic" / "synthetic-1" / "groundtruth.txt"
+    ).read_text()
 
 
 def test_eval_resumes_and_matches_a_fresh_score(benchmark, checkpoint, tmp_path):
@@ -64,8 +64,9 @@ def test_eval_resumes_and_matches_a_fresh_score(benchmark, checkpoint, tmp_path)
     written = first.stat().st_mtime_ns
 
     json_path, plot_path = tmp_path / "eval.json", tmp_path / "eval.png"
-    result = run_cli("eval", "--dataset-root", benchmark, "--model", checkpoint, "--results", results,
-                     "--json", json_path, "--plot", plot_path)
+    result = run_cli(
+        "eval", "--dataset-root", benchmark, "--model", checkpoint, "--results", results, "--json", json_path, "--plot", plot_path
+    )
     assert result.returncode == 0, result.stderr
     assert "resuming: 1 of 3" in result.stdout
     assert first.stat().st_mtime_ns == written  # the finished sequence was not tracked again
@@ -142,8 +143,12 @@ def test_eval_on_ray_writes_what_one_worker_writes(benchmark, checkpoint, tmp_pa
     for sequence in open_dataset(benchmark, "lasot"):
         assert (on_ray / f"{sequence.name}.txt").read_bytes() == (one_worker / f"{sequence.name}.txt").read_bytes()
         assert len((on_ray / f"{sequence.name}_time.txt").read_text().splitlines()) == len(sequence.frames)
-    assert "resuming: 3 of 3" in run_cli_process("eval", "--dataset-root", benchmark, "--model", checkpoint, "--results",
-                                                 on_ray, "--ray", "auto").stdout
+    assert (
+        "resuming: 3 of 3"
+        in run_cli_process(
+            "eval", "--dataset-root", benchmark, "--model", checkpoint, "--results", on_ray, "--ray", "auto"
+        ).stdout
+    )
 
 
 def test_eval_on_ray_reports_a_failing_task(benchmark, tmp_path, ray_cluster):
@@ -152,8 +157,9 @@ def test_eval_on_ray_reports_a_failing_task(benchmark, tmp_path, ray_cluster):
     export = tmp_path / "not-an-export"
     export.mkdir()
     with RayCluster("auto") as cluster, pytest.raises(ToMPError, match="A Ray task failed: .*model.json"):
-        evaluate(open_dataset(benchmark, "lasot"), TrackerSetup("onnxruntime", str(export)), tmp_path / "results",
-                 cluster=cluster)
+        evaluate(
+            open_dataset(benchmark, "lasot"), TrackerSetup("onnxruntime", str(export)), tmp_path / "results", cluster=cluster
+        )
 
 
 def test_eval_on_ray_without_ray_says_what_to_install(benchmark, checkpoint, tmp_path, monkeypatch):
@@ -167,8 +173,9 @@ def test_eval_on_ray_without_ray_says_what_to_install(benchmark, checkpoint, tmp
 @pytest.mark.parametrize("address,message", [("127.0.0.1:1", "nothing answers there"), ("nonsense", "is not 'auto'")])
 def test_eval_on_ray_refuses_an_address_at_once(benchmark, checkpoint, tmp_path, address, message):
     pytest.importorskip("ray", reason="the Ray test needs the 'ray' extra: pip install -e '.[ray]'")
-    result = run_cli_process("eval", "--dataset-root", benchmark, "--model", checkpoint, "--results", tmp_path,
-                             "--ray", address)  # a driver of its own: this process may hold the test cluster
+    result = run_cli_process(
+        "eval", "--dataset-root", benchmark, "--model", checkpoint, "--results", tmp_path, "--ray", address
+    )  # a driver of its own: this process may hold the test cluster
     assert result.returncode == 2 and message in result.stderr, result.stderr
 
 
@@ -176,8 +183,7 @@ def test_eval_on_ray_refuses_tasks_no_node_can_take(benchmark, checkpoint, tmp_p
     from tomp_deploy.evaluation.ray_runner import RayCluster
 
     with RayCluster("auto", cpus_per_task=3) as cluster, pytest.raises(ToMPError, match="largest node .* has 2"):
-        evaluate(open_dataset(benchmark, "lasot"), TrackerSetup("torch", str(checkpoint)), tmp_path / "results",
-                 cluster=cluster)
+        evaluate(open_dataset(benchmark, "lasot"), TrackerSetup("torch", str(checkpoint)), tmp_path / "results", cluster=cluster)
 
 
 def test_an_ipv6_address_in_brackets_is_an_address():
@@ -205,8 +211,9 @@ def test_a_broken_sequence_does_not_stop_the_others(benchmark, checkpoint, tmp_p
 
 @pytest.mark.parametrize("workers", [0, -3])
 def test_workers_below_one_are_refused(benchmark, checkpoint, tmp_path, workers):
-    result = run_cli("eval", "--dataset-root", benchmark, "--model", checkpoint, "--results", tmp_path / "r",
-                     "--workers", workers)
+    result = run_cli(
+        "eval", "--dataset-root", benchmark, "--model", checkpoint, "--results", tmp_path / "r", "--workers", workers
+    )
     assert result.returncode == 2 and "--workers" in result.stderr, result.stderr
     with pytest.raises(ToMPError, match="--workers"):
         evaluate(open_dataset(benchmark, "lasot"), TrackerSetup("torch", str(checkpoint)), tmp_path / "r", workers)
@@ -216,12 +223,12 @@ def test_workers_below_one_are_refused(benchmark, checkpoint, tmp_path, workers)
 def test_thread_counts_far_beyond_the_machine_are_refused(shipped_export, backend):
     import os
 
-    from tomp_deploy.runtime.backends import open_backend
+    from tomp_deploy.runtime.backends import BackendOptions, open_backend
 
     pytest.importorskip(backend)
     for threads in (100_000, 0):
         with pytest.raises(ToMPError, match=f"--threads {threads}: give a whole number from 1 to {4 * os.cpu_count()}"):
-            open_backend(backend, shipped_export, threads=threads)
+            open_backend(backend, shipped_export, BackendOptions(threads=threads))
 
 
 def test_the_thread_budget_takes_what_a_scheduler_hands_the_process(monkeypatch):

@@ -50,11 +50,10 @@ def test_full_size_graphs_match_pytorch(tmp_path, preset_name):
     manifest = exported.manifest
     assert manifest.opset == 18
     assert manifest.graphs["predictor"].inputs[4] == {
-        "name": "key_padding_mask", "shape": [TARGETS, 2, 3 * FEAT * FEAT], "dtype": "bool"}
-
-
-
-
+        "name": "key_padding_mask",
+        "shape": [TARGETS, 2, 3 * FEAT * FEAT],
+        "dtype": "bool",
+    }
 
 
 def test_exported_io_follows_the_contract(tiny_export):
@@ -62,10 +61,13 @@ def test_exported_io_follows_the_contract(tiny_export):
     expected = graph_io(network.config)
     for graph, (inputs, outputs) in expected.items():
         model = onnx.load(str(folder / f"{graph}.onnx"))
-        actual_inputs = [(i.name, [d.dim_value or d.dim_param for d in i.type.tensor_type.shape.dim],
-                          i.type.tensor_type.elem_type) for i in model.graph.input]
-        assert actual_inputs == [(s.name, list(s.shape), TensorProto.BOOL if s.dtype == "bool" else TensorProto.FLOAT)
-                                 for s in inputs]
+        actual_inputs = [
+            (i.name, [d.dim_value or d.dim_param for d in i.type.tensor_type.shape.dim], i.type.tensor_type.elem_type)
+            for i in model.graph.input
+        ]
+        assert actual_inputs == [
+            (s.name, list(s.shape), TensorProto.BOOL if s.dtype == "bool" else TensorProto.FLOAT) for s in inputs
+        ]
         assert [o.name for o in model.graph.output] == [s.name for s in outputs]
     batch = np.random.default_rng(0).uniform(0, 255, (3, 3, 288, 288)).astype(np.float32)
     feats = OnnxRuntimeBackend(folder).run("backbone", {"image": batch})["feat"]
@@ -94,7 +96,6 @@ print(len(track_boxes(open_backend('onnxruntime', {str(folder)!r}), frames, boxe
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "3"
-
 
 
 def test_export_cli_replaces_only_an_earlier_export(tmp_path, tiny_export):
@@ -136,10 +137,16 @@ def test_export_cli_bad_checkpoint(tmp_path, kind):
 
 
 def test_unsupported_operator_is_named(tmp_path):
-    nodes = [helper.make_node("Relu", ["x"], ["r"], name="fine"),
-             helper.make_node("Unique", ["r"], ["y"], name="the_unique_node")]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None])])
+    nodes = [
+        helper.make_node("Relu", ["x"], ["r"], name="fine"),
+        helper.make_node("Unique", ["r"], ["y"], name="the_unique_node"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None])],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     assert unsupported_nodes(model) == ["node 'the_unique_node' (Unique): operator not supported by TensorRT 10's ONNX parser"]
     path = tmp_path / "bad.onnx"
@@ -150,12 +157,20 @@ def test_unsupported_operator_is_named(tmp_path):
 
 def test_operator_restrictions():
     axes = helper.make_tensor_value_info("axes", TensorProto.INT64, [1])
-    nodes = [helper.make_node("ReduceMean", ["x", "axes"], ["y"], name="dynamic_axes"),
-             helper.make_node("Resize", ["x", "", "scales"], ["z"], name="cubic", mode="cubic")]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, 4]), axes],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None),
-                               helper.make_tensor_value_info("z", TensorProto.FLOAT, None)],
-                              initializer=[onnx.numpy_helper.from_array(np.ones(4, np.float32), "scales")])
+    nodes = [
+        helper.make_node("ReduceMean", ["x", "axes"], ["y"], name="dynamic_axes"),
+        helper.make_node("Resize", ["x", "", "scales"], ["z"], name="cubic", mode="cubic"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, 4]), axes],
+        [
+            helper.make_tensor_value_info("y", TensorProto.FLOAT, None),
+            helper.make_tensor_value_info("z", TensorProto.FLOAT, None),
+        ],
+        initializer=[onnx.numpy_helper.from_array(np.ones(4, np.float32), "scales")],
+    )
     problems = unsupported_nodes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]))
     assert any("dynamic_axes" in p and "axes" in p for p in problems)
     assert any("cubic" in p and "resize mode" in p for p in problems)
@@ -211,10 +226,6 @@ def test_model_of_the_wrong_kind_for_a_backend(tmp_path, tiny_export, kind):
     assert f"which --backend {fits} runs; the {backend} backend loads" in result.stderr
 
 
-
-
-
-
 def test_fused_attention_rewrite_computes_the_exported_predictor(tiny_export):
     """The onnxruntime backend's CPU rewrite: every attention block (masked or not) becomes one
     MultiHeadAttention node, with the outputs of the graph as exported (hidden keys included)."""
@@ -238,8 +249,6 @@ def test_fused_attention_rewrite_computes_the_exported_predictor(tiny_export):
     for expected, actual in zip(*(session.run(None, feeds) for session in sessions)):
         np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6)
     assert backend.fused_attention_blocks == blocks  # the backend runs the rewrite on the CPU
-
-
 
 
 def test_force_is_needed_to_replace_an_export_and_nothing_is_deleted_before_the_new_one_is_complete(tmp_path):

@@ -1,7 +1,6 @@
 """FP16 exports: against their FP32 model (contract outputs, tracking, held-out accuracy), the per-layer
 error report, and a reference ToMP-50 checkpoint exported to FP16."""
 
-
 import cv2
 import onnx
 import pytest
@@ -39,11 +38,15 @@ def test_fp16_export_of_a_reference_tomp50_checkpoint(tmp_path):
         assert {i.type.tensor_type.elem_type for i in model.graph.input} <= {TensorProto.FLOAT, TensorProto.BOOL}
         assert {o.type.tensor_type.elem_type for o in model.graph.output} == {TensorProto.FLOAT}
         island_ops = {n.op_type for n in model.graph.node if n.name in set(graphs[graph].fp32_nodes)}
-        expected = {"backbone": {"ReduceMean", "Sqrt"}, "predictor": {"Softmax", "LayerNormalization"},
-                    "head": {"ReduceSum", "Exp", "ReduceMean"}}[graph]
+        expected = {
+            "backbone": {"ReduceMean", "Sqrt"},
+            "predictor": {"Softmax", "LayerNormalization"},
+            "head": {"ReduceSum", "Exp", "ReduceMean"},
+        }[graph]
         assert expected <= island_ops, (graph, island_ops)
     assert not graphs["backbone"].fp32_nodes or "Conv" not in {
-        n.op_type for n in onnx.load(str(fp16.graph_path("backbone"))).graph.node if n.name in graphs["backbone"].fp32_nodes}
+        n.op_type for n in onnx.load(str(fp16.graph_path("backbone"))).graph.node if n.name in graphs["backbone"].fp32_nodes
+    }
 
 
 def test_per_layer_report_pairs_every_tensor_with_its_fp32_counterpart(tiny_export, tiny_export_fp16):
@@ -90,8 +93,10 @@ def test_fp16_export_of_the_trained_tiny_model_scores_like_fp32_on_the_held_out_
     from tomp_deploy.evaluation.synth import HELD_OUT_FAMILY, generate_benchmark
 
     generate_benchmark(tmp_path / "data", sequences=3, frames=60, seed=11, family=HELD_OUT_FAMILY)
-    trackers = {"fp32": TrackerSetup("onnxruntime", str(shipped_exports[0])),
-                "fp16": TrackerSetup("onnxruntime", str(shipped_exports[1]))}
+    trackers = {
+        "fp32": TrackerSetup("onnxruntime", str(shipped_exports[0])),
+        "fp16": TrackerSetup("onnxruntime", str(shipped_exports[1])),
+    }
     scores = score_trackers(open_dataset(tmp_path / "data", "lasot"), trackers, tmp_path / "results")
     assert abs(scores["fp16"]["overall"]["auc"] - scores["fp32"]["overall"]["auc"]) <= 1.0
     assert scores["fp32"]["overall"]["auc"] > scores["static box"]["overall"]["auc"] + 10
@@ -100,4 +105,3 @@ def test_fp16_export_of_the_trained_tiny_model_scores_like_fp32_on_the_held_out_
 def test_fp16_predictor_runs_as_exported(shipped_exports):
     assert OnnxRuntimeBackend(shipped_exports[1]).fused_attention_blocks == 0
     assert OnnxRuntimeBackend(shipped_exports[0]).fused_attention_blocks > 0
-

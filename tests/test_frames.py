@@ -22,10 +22,18 @@ def frame(dtype=np.uint8, shape=(240, 320, 3)) -> np.ndarray:
     return np.random.default_rng(0).integers(0, 255, shape).astype(dtype)
 
 
-@pytest.mark.parametrize("bad", [
-    frame(np.float32) / 255, frame(np.float64), frame(np.uint16) * 256, frame(bool), frame(np.complex64),
-    frame(np.int64),
-], ids=["float 0..1", "float64 0..255", "uint16", "bool", "complex", "int64"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        frame(np.float32) / 255,
+        frame(np.float64),
+        frame(np.uint16) * 256,
+        frame(bool),
+        frame(np.complex64),
+        frame(np.int64),
+    ],
+    ids=["float 0..1", "float64 0..255", "uint16", "bool", "complex", "int64"],
+)
 def test_frames_that_are_not_uint8_are_refused_with_the_conversion(bad):
     tracker = ToMPTracker(ScriptedBackend([peak_map({(9, 9): 0.95})]))
     with pytest.raises(ToMPError, match=f"must be uint8 RGB .*got dtype {bad.dtype}.*Convert it"):
@@ -46,8 +54,9 @@ def test_a_frame_that_is_not_an_array_is_refused():
         ToMPTracker(ScriptedBackend([])).initialize(frame().tolist(), BOX)
 
 
-@pytest.mark.parametrize("box", [[140, 100, 1e-4, 40], [140, 100, 40, 0.5], [140, 100, 1e30, 40],
-                                 [1e30, 100, 40, 40], [140, 100, 40, np.inf]])
+@pytest.mark.parametrize(
+    "box", [[140, 100, 1e-4, 40], [140, 100, 40, 0.5], [140, 100, 1e30, 40], [1e30, 100, 40, 40], [140, 100, 40, np.inf]]
+)
 def test_first_boxes_out_of_sane_bounds_are_refused(box):
     with pytest.raises(ToMPError, match="initial box"):
         MultiTargetTracker(ScriptedBackend([])).initialize(frame(), [box])
@@ -114,4 +123,3 @@ def test_a_long_path_is_shown_cut(tmp_path):
     with pytest.raises(ToMPError) as error:
         read_rgb(tmp_path / ("x" * 5000 + ".png"))
     assert len(str(error.value)) < 400 and "characters)" in str(error.value)
-

@@ -32,7 +32,7 @@ def mutations(original: bytes, rng: np.random.Generator, count: int):
             yield bytes(data)
         elif kind == 2:
             start = int(rng.integers(0, len(data) - 4096))
-            data[start:start + 4096] = rng.bytes(4096)
+            data[start : start + 4096] = rng.bytes(4096)
             yield bytes(data)
         else:
             yield rng.bytes(int(rng.integers(0, 4096)))

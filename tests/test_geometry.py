@@ -26,6 +26,7 @@ def coordinate_image(height: int, width: int) -> np.ndarray:
 
 def bilinear(patch: np.ndarray, size: int) -> np.ndarray:
     """Independent float64 bilinear resize with pixel centres aligned (no antialiasing)."""
+
     def axis_weights(n_in):
         src = np.clip((np.arange(size) + 0.5) * n_in / size - 0.5, 0, n_in - 1)
         i0 = np.floor(src).astype(int)
@@ -69,8 +70,7 @@ def test_resampling_is_bilinear_with_aligned_centres():
 
 def test_inside_major_shifts_the_crop_into_the_image():
     image = coordinate_image(200, 300)
-    patch = sample_patch(image, np.array([20.0, 280.0]), np.array([100.0, 100.0]), 100,
-                         mode="inside_major", max_scale_change=1.5)
+    patch = sample_patch(image, np.array([20.0, 280.0]), np.array([100.0, 100.0]), 100, mode="inside_major", max_scale_change=1.5)
     # The region fits: it is moved down by 29.5 and left by 31 px, so it touches the top and right edges.
     np.testing.assert_allclose(patch.coords, [0, 199.5, 100.5, 300])
     assert patch.pixels[..., 0].min() >= 0 and patch.pixels[..., 1].max() <= 299
@@ -78,8 +78,7 @@ def test_inside_major_shifts_the_crop_into_the_image():
 
 def test_inside_major_larger_than_image_centres_major_dimension():
     image = coordinate_image(100, 400)
-    patch = sample_patch(image, np.array([50.0, 200.0]), np.array([150.0, 150.0]), 50,
-                         mode="inside_major", max_scale_change=1.5)
+    patch = sample_patch(image, np.array([50.0, 200.0]), np.array([150.0, 150.0]), 50, mode="inside_major", max_scale_change=1.5)
     # The width (major) fits, so no shrink; decimation 2 (150/50 = 3 -> int(2.9)); the 75-row decimated
     # crop cannot fit 50 rows: shifted, then centred so that it sticks out equally above and below.
     np.testing.assert_allclose(patch.coords, [-24, 126, 127, 277])
@@ -87,8 +86,7 @@ def test_inside_major_larger_than_image_centres_major_dimension():
 
 def test_inside_shrinks_at_most_max_scale_change():
     image = coordinate_image(100, 100)
-    patch = sample_patch(image, np.array([50.0, 50.0]), np.array([300.0, 300.0]), 100,
-                         mode="inside", max_scale_change=1.5)
+    patch = sample_patch(image, np.array([50.0, 50.0]), np.array([300.0, 300.0]), 100, mode="inside", max_scale_change=1.5)
     # 300 px shrinks by the clamped factor 1.5 to 200 px, still twice the image: tl -49.5 -> shifted
     # by 49.5 - 51 = -1.5 -> centred by +1 -> (-50, 150.5).
     np.testing.assert_allclose(patch.coords, [-50, -50, 150.5, 150.5])
@@ -151,13 +149,16 @@ def test_box_in_crop():
     np.testing.assert_allclose(box, [143.5 - 9.5, 143.5 - 4.5, 20, 10])
 
 
-@pytest.mark.parametrize("box,expected", [
-    ([10, 20, 30, 20], [10, 20, 30, 20]),
-    ([10, 20, 30, 40], [10, 20, 30, 30]),
-    ([-5, -5, 30, 40], [0, 0, 25, 35]),
-    ([95, 45, 30, 30], [90, 40, 10, 10]),
-    ([200, 200, 5, 5], [90, 40, 10, 10]),
-])
+@pytest.mark.parametrize(
+    "box,expected",
+    [
+        ([10, 20, 30, 20], [10, 20, 30, 20]),
+        ([10, 20, 30, 40], [10, 20, 30, 30]),
+        ([-5, -5, 30, 40], [0, 0, 25, 35]),
+        ([95, 45, 30, 30], [90, 40, 10, 10]),
+        ([200, 200, 5, 5], [90, 40, 10, 10]),
+    ],
+)
 def test_clip_box(box, expected):
     np.testing.assert_allclose(clip_box(np.array(box, float), 100, 50, 10), expected)
 

@@ -70,7 +70,7 @@ def test_model_runs_in_reduced_precision_close_to_fp32():
     image = torch.rand(3, 3, 288, 288, generator=generator) * 255
     label, ltrb = torch.rand(2, cells, cells, generator=generator), torch.rand(2, 4, cells, cells, generator=generator)
     mask = torch.zeros(2, config.num_tokens, dtype=torch.bool)
-    mask[1, cells * cells:2 * cells * cells] = True
+    mask[1, cells * cells : 2 * cells * cells] = True
 
     def run(model, dtype):
         feats = model.backbone(image.to(dtype))
@@ -104,8 +104,15 @@ def engine_folder_without_engines(export_folder, folder):
     folder.mkdir()
     shutil.copy(export_folder / EXPORT_MANIFEST_FILE, folder / EXPORT_MANIFEST_FILE)
     hashes = {g: e["sha256"] for g, e in json.loads((export_folder / EXPORT_MANIFEST_FILE).read_text())["graphs"].items()}
-    EngineManifest("tensorrt", "10.3.0", "fp16", hashes, gpu_name="NVIDIA H100 80GB HBM3", compute_capability="9.0",
-                   build_options={"max_batch": 4}).write(folder)
+    EngineManifest(
+        "tensorrt",
+        "10.3.0",
+        "fp16",
+        hashes,
+        gpu_name="NVIDIA H100 80GB HBM3",
+        compute_capability="9.0",
+        max_batch=4,
+    ).write(folder)
     return folder
 
 
@@ -117,8 +124,11 @@ def test_tensorrt_backend_without_tensorrt_names_the_package(trained_export, tmp
 
 
 def test_tensorrt_backend_refuses_a_folder_that_is_not_an_engine_folder(trained_export):
-    with pytest.raises(ToMPError, match=r"is an export folder, .* the tensorrt backend loads an engine folder.*"
-                                        r"tomp-deploy build"):
+    with pytest.raises(
+        ToMPError,
+        match=r"is an export folder, .* the tensorrt backend loads an engine folder.*"
+        r"tomp-deploy build",
+    ):
         open_backend("tensorrt", trained_export)
 
 
@@ -176,11 +186,11 @@ def tensorrt_or_skip():
 @pytest.fixture(scope="module")
 def tiny_engines(trained_export_fp16, tmp_path_factory):
     tensorrt_or_skip()
-    from tomp_deploy.engines.builder import build_engines
+    from tomp_deploy.engines.builder import BuildOptions, build_engines
     from tomp_deploy.runtime.gpu import installed_engine_libraries
 
     folder = tmp_path_factory.mktemp("engines") / "tiny-fp16"
-    build_engines(trained_export_fp16, folder, library=installed_engine_libraries()[0], max_batch=2)
+    build_engines(trained_export_fp16, folder, BuildOptions(library=installed_engine_libraries()[0], max_batch=2))
     return folder
 
 
@@ -219,11 +229,16 @@ def test_tensorrt_refuses_engines_of_another_machine_or_export(tiny_engines, tmp
     from tomp_deploy.runtime.backends.tensorrt_backend import TensorRTBackend
 
     rtx = json.loads((tiny_engines / ENGINE_MANIFEST_FILE).read_text())["library"] == "tensorrt-rtx"
-    other_gpu = (("target_compute_capabilities", ["7.5"], "built for compute capabilities 7.5") if rtx else
-                 ("gpu_name", "NVIDIA GeForce RTX 2080", "built on a NVIDIA GeForce RTX 2080"))
-    for field, value, message in (other_gpu,
-                                  ("library_version", "8.6.1", "built with .* 8.6.1"),
-                                  ("onnx_sha256", {"backbone": "0", "predictor": "0", "head": "0"}, "hash differs")):
+    other_gpu = (
+        ("target_compute_capabilities", ["7.5"], "built for compute capabilities 7.5")
+        if rtx
+        else ("gpu_name", "NVIDIA GeForce RTX 2080", "built on a NVIDIA GeForce RTX 2080")
+    )
+    for field, value, message in (
+        other_gpu,
+        ("library_version", "8.6.1", "built with .* 8.6.1"),
+        ("onnx_sha256", {"backbone": "0", "predictor": "0", "head": "0"}, "hash differs"),
+    ):
         folder = tmp_path / field
         shutil.copytree(tiny_engines, folder)
         manifest = json.loads((folder / ENGINE_MANIFEST_FILE).read_text())

@@ -18,8 +18,20 @@ from benchmarks.gpu.results import Results
 from benchmarks.targets import squares_scene, squares_tracks
 
 ROOT = Path(__file__).resolve().parents[1]
-NOT_IN_THE_GPU_IMAGE = ("matplotlib", "onnx", "onnxscript", "skimage", "openvino", "nncf", "tensorrt_rtx", "tensorrt",
-                        "pycuda", "ray", "vot", "trax")
+NOT_IN_THE_GPU_IMAGE = (
+    "matplotlib",
+    "onnx",
+    "onnxscript",
+    "skimage",
+    "openvino",
+    "nncf",
+    "tensorrt_rtx",
+    "tensorrt",
+    "pycuda",
+    "ray",
+    "vot",
+    "trax",
+)
 """Installed here, absent from the GPU machine's stock image (torch, torchvision, onnxruntime, OpenCV, numpy,
 typer, rich, cuda-python): hidden from the smoke run, so that an import of one of them fails the test."""
 
@@ -28,8 +40,10 @@ typer, rich, cuda-python): hidden from the smoke run, so that an import of one o
 def smoke_run(tmp_path_factory) -> tuple[dict, Path, str]:
     out = tmp_path_factory.mktemp("gpu-benchmark")
     hide = "; ".join(f"sys.modules[{name!r}] = None" for name in NOT_IN_THE_GPU_IMAGE)
-    code = (f"import sys; {hide}; from benchmarks.gpu.__main__ import main; "
-            f"main(['--device', 'cpu', '--quick', '--out', {str(out)!r}])")
+    code = (
+        f"import sys; {hide}; from benchmarks.gpu.__main__ import main; "
+        f"main(['--device', 'cpu', '--quick', '--out', {str(out)!r}])"
+    )
     finished = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert finished.returncode == 0, finished.stderr[-3000:]
     return json.loads((out / "gpu-cpu.json").read_text()), out, finished.stdout
@@ -133,6 +147,6 @@ def test_the_squares_scene_boxes_are_where_the_squares_are_drawn():
     for track in tracks:
         assert (track[1:, :2] != track[0, :2]).any()
         x0, y0, w, h = track[0].astype(int)
-        texture = images[0][y0:y0 + h, x0:x0 + w]
+        texture = images[0][y0 : y0 + h, x0 : x0 + w]
         for image, box in zip(images, track.astype(int)):  # the texture the box follows, wherever it moves
-            np.testing.assert_array_equal(image[box[1]:box[1] + h, box[0]:box[0] + w], texture)
+            np.testing.assert_array_equal(image[box[1] : box[1] + h, box[0] : box[0] + w], texture)

@@ -27,13 +27,15 @@ print(before - resident_mib())
 def resident_mib_returned(mode: str, **user_settings: str) -> float:
     environment = {name: value for name, value in os.environ.items() if not name.startswith("MALLOC_")}
     environment.update(user_settings)
-    result = subprocess.run([sys.executable, "-c", RESIDENT_MIB_RETURNED_BY_A_FREE, mode], capture_output=True,
-                            text=True, env=environment, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", RESIDENT_MIB_RETURNED_BY_A_FREE, mode], capture_output=True, text=True, env=environment, check=True
+    )
     return float(result.stdout)
 
 
-@pytest.mark.skipif(platform.libc_ver()[0] != "glibc" or not os.path.exists("/proc/self/statm"),
-                    reason="mallopt's thresholds are glibc's")
+@pytest.mark.skipif(
+    platform.libc_ver()[0] != "glibc" or not os.path.exists("/proc/self/statm"), reason="mallopt's thresholds are glibc's"
+)
 def test_a_freed_block_stays_in_the_heap():
     assert resident_mib_returned("default") > 60  # glibc unmaps a 64 MiB block when it is freed
     assert resident_mib_returned("keep") < 4

@@ -20,11 +20,28 @@ ALLOWED = {
     "export": {"tomp_deploy/runtime", "tomp_deploy/model", "tomp_deploy/evaluation"},
     "train": {"tomp_deploy/runtime", "tomp_deploy/model", "tomp_deploy/evaluation"},
     "tomp_deploy/pipeline": {"tomp_deploy/runtime", "tomp_deploy/model", "export", "engines"},
-    "tomp_deploy/cli": {"tomp_deploy/runtime", "tomp_deploy/model", "tomp_deploy/evaluation", "tomp_deploy/checks",
-                        "tomp_deploy/pipeline", "train", "export", "engines", "tomp_deploy"},
+    "tomp_deploy/cli": {
+        "tomp_deploy/runtime",
+        "tomp_deploy/model",
+        "tomp_deploy/evaluation",
+        "tomp_deploy/checks",
+        "tomp_deploy/pipeline",
+        "train",
+        "export",
+        "engines",
+        "tomp_deploy",
+    },
     "tomp_deploy": {"tomp_deploy/runtime", "tomp_deploy/model", "tomp_deploy/cli"},
-    "benchmarks": {"tomp_deploy/runtime", "tomp_deploy/model", "tomp_deploy/evaluation", "tomp_deploy/checks",
-                   "tomp_deploy/pipeline", "train", "export", "engines"},
+    "benchmarks": {
+        "tomp_deploy/runtime",
+        "tomp_deploy/model",
+        "tomp_deploy/evaluation",
+        "tomp_deploy/checks",
+        "tomp_deploy/pipeline",
+        "train",
+        "export",
+        "engines",
+    },
 }
 """Folder -> the folders its modules may import besides itself (`tomp_deploy` alone: the package root)."""
 TORCH_FREE = ("tomp_deploy/runtime", "tomp_deploy/evaluation", "tomp_deploy/checks")
@@ -76,8 +93,9 @@ def test_imports_point_one_way(path):
     assert not foreign, f"{path.relative_to(ROOT)} imports {sorted(foreign)}"
 
 
-@pytest.mark.parametrize("path", [p for p in MODULES if folder_of_file(p) in TORCH_FREE],
-                         ids=lambda p: p.relative_to(ROOT).as_posix())
+@pytest.mark.parametrize(
+    "path", [p for p in MODULES if folder_of_file(p) in TORCH_FREE], ids=lambda p: p.relative_to(ROOT).as_posix()
+)
 def test_torch_free_folders_import_no_torch(path):
     packages = {name.split(".")[0] for name in imported_modules(path)}
     assert not {"torch", "torchvision"} & packages, f"{path.relative_to(ROOT)} imports torch"
@@ -100,8 +118,10 @@ def test_no_module_imports_itself_through_others():
             if isinstance(node, ast.Import):
                 dependencies.update(alias.name for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                dependencies.update(f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in modules
-                                    else node.module for alias in node.names)
+                dependencies.update(
+                    f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in modules else node.module
+                    for alias in node.names
+                )
         graph[name] = {d for d in dependencies if d in modules and d != name}
     try:
         graphlib.TopologicalSorter(graph).prepare()

@@ -38,7 +38,7 @@ def mask(rows: list[list[int]], memory_size: int = 2) -> torch.Tensor:
     result = torch.zeros(2, (memory_size + 1) * cells, dtype=torch.bool)
     for row, hidden in enumerate(rows):
         for slot in hidden:
-            result[row, slot * cells:(slot + 1) * cells] = True
+            result[row, slot * cells : (slot + 1) * cells] = True
     return result
 
 
@@ -111,11 +111,10 @@ def test_empty_slot_content_is_irrelevant(tiny_model):
 def test_row_one_sees_only_the_annotated_frame(tiny_model):
     train_feat, labels, ltrb, test_feat = memory_inputs(tiny_model)
     with torch.no_grad():
-        cls_filter, bbreg_filter, cls_feat, bbreg_feat = predict_one(tiny_model,
-            train_feat, labels, ltrb, test_feat, mask([[], [1]])
+        cls_filter, bbreg_filter, cls_feat, bbreg_feat = predict_one(
+            tiny_model, train_feat, labels, ltrb, test_feat, mask([[], [1]])
         )
-        only_initial = predict_one(tiny_model, train_feat[:1], labels[:1], ltrb[:1], test_feat,
-                                            mask([[], []], memory_size=1))
+        only_initial = predict_one(tiny_model, train_feat[:1], labels[:1], ltrb[:1], test_feat, mask([[], []], memory_size=1))
         both = predict_one(tiny_model, train_feat, labels, ltrb, test_feat, mask([[], []]))
     assert relative_error(bbreg_filter, only_initial[1]) <= 1e-4
     assert relative_error(bbreg_feat, only_initial[3]) <= 1e-4
@@ -131,7 +130,8 @@ def test_one_decoder_query_gives_both_target_models(tiny_model):
     train_feat, labels, ltrb, test_feat = memory_inputs(tiny_model)
     with torch.no_grad():
         cls_filter, bbreg_filter, cls_feat, bbreg_feat = predict_one(
-            tiny_model, train_feat, labels, ltrb, test_feat, mask([[1], [1]]))
+            tiny_model, train_feat, labels, ltrb, test_feat, mask([[1], [1]])
+        )
     torch.testing.assert_close(cls_filter, bbreg_filter)
     torch.testing.assert_close(cls_feat, bbreg_feat)
 
@@ -145,12 +145,13 @@ def test_row_one_runs_on_its_visible_tokens_only(tiny_model):
     train_feat, labels, ltrb, test_feat = memory_inputs(tiny_model)
     with torch.no_grad():
         tokens = predictor._tokens(train_feat[None], labels[None], ltrb[None], test_feat)
-        masked, memory = Transformer.forward(predictor.transformer, tokens, predictor.sequence_pos,
-                                             predictor.query_embed_fg_decoder.weight, mask([[1], [1]])[1:2])
+        masked, memory = Transformer.forward(
+            predictor.transformer, tokens, predictor.sequence_pos, predictor.query_embed_fg_decoder.weight, mask([[1], [1]])[1:2]
+        )
         outputs = predict_one(tiny_model, train_feat, labels, ltrb, test_feat, mask([[], [1]]))
         unread = predict_one(tiny_model, train_feat, labels, ltrb, test_feat, mask([[], []]))
     assert relative_error(outputs[1], masked[:, 0]) <= 1e-5
-    assert relative_error(outputs[3].flatten(2).transpose(1, 2), memory[:, -FEAT * FEAT:]) <= 1e-5
+    assert relative_error(outputs[3].flatten(2).transpose(1, 2), memory[:, -FEAT * FEAT :]) <= 1e-5
     for a, b in zip(outputs, unread):
         assert torch.equal(a, b)
 

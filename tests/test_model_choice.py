@@ -90,14 +90,16 @@ def test_the_cached_export_is_made_once_and_remade_when_damaged(user_cache):
 @pytest.mark.slow  # 20 s: three whole commands; the default suite keeps track, trax and the Python entry points
 def test_eval_bench_and_parity_take_the_shipped_name(video, tmp_path):
     dataset = video.parent.parent.parent
-    result = run_cli("eval", "--dataset-root", dataset, "--model", "tiny", "--results", tmp_path / "results",
-                     "--json", tmp_path / "s.json")
+    result = run_cli(
+        "eval", "--dataset-root", dataset, "--model", "tiny", "--results", tmp_path / "results", "--json", tmp_path / "s.json"
+    )
     assert result.returncode == 0, result.stderr
     assert "backend: onnxruntime" in result.stdout and json.loads((tmp_path / "s.json").read_text())
     result = run_cli("parity", "torch:tiny", "onnxruntime:tiny", "--sequence", video, "--rtol", "1e-3", "--min-iou", "0.99")
     assert result.returncode == 0, result.stdout + result.stderr
-    result = run_cli("bench", "--model", "tiny", "--backends", "torch,onnxruntime", "--dataset-root", dataset,
-                     "--out", tmp_path / "bench")
+    result = run_cli(
+        "bench", "--model", "tiny", "--backends", "torch,onnxruntime", "--dataset-root", dataset, "--out", tmp_path / "bench"
+    )
     assert result.returncode == 0, result.stderr
     rows = json.loads((tmp_path / "bench" / "bench.json").read_text())["backends"]
     assert {name for name, row in rows.items() if row["status"] == "ok"} == {"torch", "onnxruntime"}
@@ -114,8 +116,11 @@ def test_a_checkpoint_given_to_an_export_backend_names_the_backend_and_the_conve
 
 
 def test_an_export_given_to_torch_names_onnxruntime_and_openvino(shipped_export):
-    with pytest.raises(ToMPError, match=r"is an export folder, which --backend onnxruntime or openvino runs; the torch "
-                                        r"backend loads a checkpoint file.*names it"):
+    with pytest.raises(
+        ToMPError,
+        match=r"is an export folder, which --backend onnxruntime or openvino runs; the torch "
+        r"backend loads a checkpoint file.*names it",
+    ):
         open_backend("torch", shipped_export)
 
 
@@ -135,8 +140,10 @@ def test_the_shipped_name_in_python_says_how_to_get_its_export():
 def test_an_unknown_backend_lists_the_known_and_the_installed(video):
     result = run_cli("track", video, "--model", "tiny", "--backend", "tensorflow")
     assert result.returncode == 2
-    assert ("Unknown backend 'tensorflow'; the backends are torch, onnxruntime, openvino, torch-cuda, tensorrt, of which "
-            "torch, onnxruntime" in result.stderr) and "installed here" in result.stderr
+    assert (
+        "Unknown backend 'tensorflow'; the backends are torch, onnxruntime, openvino, torch-cuda, tensorrt, of which "
+        "torch, onnxruntime" in result.stderr
+    ) and "installed here" in result.stderr
 
 
 def test_a_file_named_like_the_shipped_model_is_the_users(tmp_path, tiny_model, monkeypatch):

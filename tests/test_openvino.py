@@ -42,24 +42,30 @@ def test_fp32_tracks_like_torch(tiny_export):
     assert compare_sequences(reference, candidate).ious.min() >= 0.99
 
 
-@pytest.mark.parametrize("requested,export,capabilities,chosen", [
-    ("auto", "fp32", ["FP32", "BF16", "INT8"], "bf16"),
-    ("auto", "fp32", ["FP32", "INT8"], "fp32"),
-    ("auto", "fp16", ["FP32", "BF16", "INT8"], "fp32"),
-    ("auto", "int8", ["FP32", "INT8"], "int8"),
-    ("fp32", "fp32", ["FP32", "BF16"], "fp32"),
-    ("bf16", "fp32", ["FP32", "BF16"], "bf16"),
-])
+@pytest.mark.parametrize(
+    "requested,export,capabilities,chosen",
+    [
+        ("auto", "fp32", ["FP32", "BF16", "INT8"], "bf16"),
+        ("auto", "fp32", ["FP32", "INT8"], "fp32"),
+        ("auto", "fp16", ["FP32", "BF16", "INT8"], "fp32"),
+        ("auto", "int8", ["FP32", "INT8"], "int8"),
+        ("fp32", "fp32", ["FP32", "BF16"], "fp32"),
+        ("bf16", "fp32", ["FP32", "BF16"], "bf16"),
+    ],
+)
 def test_precision_choice(requested, export, capabilities, chosen):
     assert choose_precision(requested, export, capabilities) == chosen
 
 
-@pytest.mark.parametrize("requested,export,capabilities,message", [
-    ("bf16", "fp32", ["FP32", "INT8"], "no BF16 units"),
-    ("int8", "fp32", ["FP32", "INT8"], "tomp-deploy quantize"),
-    ("fp32", "int8", ["FP32", "INT8"], "quantised to INT8"),
-    ("fp8", "fp32", ["FP32"], "runs auto, fp32, bf16, int8"),
-])
+@pytest.mark.parametrize(
+    "requested,export,capabilities,message",
+    [
+        ("bf16", "fp32", ["FP32", "INT8"], "no BF16 units"),
+        ("int8", "fp32", ["FP32", "INT8"], "tomp-deploy quantize"),
+        ("fp32", "int8", ["FP32", "INT8"], "quantised to INT8"),
+        ("fp8", "fp32", ["FP32"], "runs auto, fp32, bf16, int8"),
+    ],
+)
 def test_precision_that_cannot_run_says_why(requested, export, capabilities, message):
     with pytest.raises(ToMPError, match=message):
         choose_precision(requested, export, capabilities)
@@ -176,8 +182,9 @@ def test_int8_export_quantises_the_weighted_layers_only(int8_export):
         assert any(node.op_type == "QuantizeLinear" for node in model.graph.node), graph
         for node in model.graph.node:
             if node.op_type in ("Softmax", "LayerNormalization", "ReduceMean"):
-                assert all(producers.get(name) is None or producers[name].op_type != "DequantizeLinear"
-                           for name in node.input), f"{graph}: {node.op_type} {node.name} takes quantised input"
+                assert all(producers.get(name) is None or producers[name].op_type != "DequantizeLinear" for name in node.input), (
+                    f"{graph}: {node.op_type} {node.name} takes quantised input"
+                )
         if graph == "predictor":
             assert {node.op_type for node in consumers["key_padding_mask"]}.isdisjoint({"QuantizeLinear", "DequantizeLinear"})
 
@@ -207,13 +214,16 @@ def test_low_precision_scores_like_fp32_on_the_held_out_family(precision, shippe
     from tomp_deploy.evaluation.datasets import open_dataset
     from tomp_deploy.evaluation.sequence_jobs import TrackerSetup
     from tomp_deploy.evaluation.synth import HELD_OUT_FAMILY, generate_benchmark
+    from tomp_deploy.runtime.backends import BackendOptions
 
     if precision == "bf16" and "BF16" not in cpu_capabilities(ov.Core()):
         pytest.skip("this CPU has no BF16 units OpenVINO can use")
     generate_benchmark(tmp_path / "data", sequences=3, frames=60, seed=11, family=HELD_OUT_FAMILY)
     model = int8_export if precision == "int8" else shipped_exports[0]
-    trackers = {"fp32": TrackerSetup("openvino", str(shipped_exports[0]), backend_options=(("precision", "fp32"),)),
-                precision: TrackerSetup("openvino", str(model), backend_options=(("precision", precision),))}
+    trackers = {
+        "fp32": TrackerSetup("openvino", str(shipped_exports[0]), BackendOptions(precision="fp32")),
+        precision: TrackerSetup("openvino", str(model), BackendOptions(precision=precision)),
+    }
     scores = score_trackers(open_dataset(tmp_path / "data", "lasot"), trackers, tmp_path / "results")
     assert abs(scores[precision]["overall"]["auc"] - scores["fp32"]["overall"]["auc"]) <= 1.0
     assert scores["fp32"]["overall"]["auc"] > scores["static box"]["overall"]["auc"] + 10
@@ -229,4 +239,5 @@ def test_int8_export_parses_as_a_strongly_typed_tensorrt_network(int8_export):
         network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
         parser = trt.OnnxParser(network, logger)
         assert parser.parse_from_file(str(int8_export / f"{graph}.onnx")), [
-            str(parser.get_error(i)) for i in range(parser.num_errors)]
+            str(parser.get_error(i)) for i in range(parser.num_errors)
+        ]

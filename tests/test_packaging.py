@@ -81,10 +81,12 @@ def test_the_ray_extra_installs_ray_client():
 def test_only_tomp_deploy_is_importable_outside_the_checkout(tmp_path):
     """train/, export/ and engines/ install as tomp_deploy.train, .export and .engines; benchmarks/ and
     tests/ are the repository's own. Run from a folder outside the checkout, so it is not on sys.path."""
-    code = ("import importlib.util as u\n"
-            "for name in ('train', 'export', 'engines', 'benchmarks', 'tests'):\n"
-            "    assert u.find_spec(name) is None, name + ' is importable at the top level'\n"
-            "import tomp_deploy.train.trainer, tomp_deploy.export.onnx_export, tomp_deploy.engines.builder\n")
+    code = (
+        "import importlib.util as u\n"
+        "for name in ('train', 'export', 'engines', 'benchmarks', 'tests'):\n"
+        "    assert u.find_spec(name) is None, name + ' is importable at the top level'\n"
+        "import tomp_deploy.train.trainer, tomp_deploy.export.onnx_export, tomp_deploy.engines.builder\n"
+    )
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
 

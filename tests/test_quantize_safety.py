@@ -63,16 +63,34 @@ app()
 """
 
 
-@pytest.mark.parametrize("stage", [pytest.param(stage, marks=() if stage == "quantised graph written" else pytest.mark.slow)
-                                   for stage in KILL_AT])
-def test_a_killed_quantize_leaves_the_previous_export_and_the_source_as_they_were(stage, source_and_previous,
-                                                                                   calibration):
+@pytest.mark.parametrize(
+    "stage", [pytest.param(stage, marks=() if stage == "quantised graph written" else pytest.mark.slow) for stage in KILL_AT]
+)
+def test_a_killed_quantize_leaves_the_previous_export_and_the_source_as_they_were(stage, source_and_previous, calibration):
     source, previous = source_and_previous
     before_source, before_previous = snapshot(source), snapshot(previous)
     module, name, nth = KILL_AT[stage]
-    result = subprocess.run([sys.executable, "-c", KILLED_RUN, module, name, str(nth), "quantize", source, "--out",
-                             previous, "--calibration", calibration, "--frames", "4", "--force"],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            KILLED_RUN,
+            module,
+            name,
+            str(nth),
+            "quantize",
+            source,
+            "--out",
+            previous,
+            "--calibration",
+            calibration,
+            "--frames",
+            "4",
+            "--force",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == -signal.SIGKILL, result.stderr
     assert "CUDA_HOME" not in result.stderr  # torch's note on CUDA, which nncf's import printed on a CPU machine
     assert snapshot(source) == before_source
@@ -83,8 +101,7 @@ def test_a_killed_quantize_leaves_the_previous_export_and_the_source_as_they_wer
 def test_quantize_replaces_the_previous_export_whole_and_records_the_frames_it_used(source_and_previous, calibration):
     source, previous = source_and_previous
     before_source = snapshot(source)
-    result = run_cli("quantize", source, "--out", previous, "--calibration", calibration, "--frames", "1000",
-                     "--force")
+    result = run_cli("quantize", source, "--out", previous, "--calibration", calibration, "--frames", "1000", "--force")
     assert result.returncode == 0, result.stderr
     exported = read_export(previous)
     recorded = exported.manifest.quantization["calibration"]
@@ -96,8 +113,7 @@ def test_quantize_replaces_the_previous_export_whole_and_records_the_frames_it_u
 
 
 @pytest.mark.parametrize("relation", ["the source", "inside the source", "holding the source"])
-def test_an_output_that_is_or_holds_the_source_is_refused_before_calibrating(relation, source_and_previous,
-                                                                             calibration):
+def test_an_output_that_is_or_holds_the_source_is_refused_before_calibrating(relation, source_and_previous, calibration):
     source, _ = source_and_previous
     out = {"the source": source, "inside the source": source / "int8", "holding the source": source.parent}[relation]
     before = snapshot(source)

@@ -67,9 +67,9 @@ def test_each_target_of_a_graph_batch_gets_its_own_outputs(backends, name):
     for index, row in enumerate(rows):
         single = backend.run("predictor", row)
         for key, value in single.items():
-            np.testing.assert_allclose(predicted[key][index:index + 1], value, rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(predicted[key][index : index + 1], value, rtol=1e-5, atol=1e-5)
         for key, value in backend.run("head", single).items():
-            np.testing.assert_allclose(located[key][index:index + 1], value, rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(located[key][index : index + 1], value, rtol=1e-5, atol=1e-5)
 
 
 def test_targets_join_and_leave_mid_video(backends):
@@ -152,7 +152,9 @@ def test_a_step_without_targets_runs_no_model():
     tracker = MultiStreamTracker(backend)
     steps = tracker.step({"cam": frame(), "door": frame(120, 160)})
     assert {stream: (step.frame_index, step.results, step.added) for stream, step in steps.items()} == {
-        "cam": (0, {}, []), "door": (0, {}, [])}
+        "cam": (0, {}, []),
+        "door": (0, {}, []),
+    }
     assert backend.features_made == 0 and backend.predictor_calls == []
 
 
@@ -176,8 +178,9 @@ def test_the_readme_pipeline_tracks_two_sources_in_threads(backends, shipped_exp
         source = str(folder / "%04d.png")
         arguments += [source, ",".join(str(v) for v in boxes[0])]
         expected[source] = alone(backends["onnxruntime"], images, boxes[0])
-    run = subprocess.run([sys.executable, str(script), "onnxruntime", str(shipped_export), *arguments],
-                         capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, str(script), "onnxruntime", str(shipped_export), *arguments], capture_output=True, text=True, timeout=300
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     lines = [json.loads(line) for line in run.stdout.splitlines()]
     assert {line["source"] for line in lines} == set(expected)

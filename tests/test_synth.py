@@ -89,7 +89,10 @@ def test_the_first_box_lies_wholly_inside_the_frame(tmp_path, family):
 
 def test_training_families_never_touch_the_held_out_material(tmp_path, monkeypatch):
     assert not set(photos.TRAINING_PHOTOS + photos.TRAINING_GREY) & {
-        *photos.HELD_OUT_PHOTOS, photos.HELD_OUT_COINS, photos.HELD_OUT_FACES}
+        *photos.HELD_OUT_PHOTOS,
+        photos.HELD_OUT_COINS,
+        photos.HELD_OUT_FACES,
+    }
     assert HELD_OUT_FAMILY not in TRAINING_FAMILIES
 
     def refuse():

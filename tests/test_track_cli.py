@@ -42,7 +42,6 @@ def write_video(path: Path, images, fourcc="MJPG") -> Path:
     return path
 
 
-
 def read_boxes(path: Path) -> np.ndarray:
     return np.loadtxt(path, delimiter=",", ndmin=2)
 
@@ -66,8 +65,9 @@ def test_video_file_with_init_box_and_two_targets(tmp_path, checkpoint, sequence
     images, boxes = sequence
     video = write_video(tmp_path / "clip.avi", images)
     out = tmp_path / "boxes.txt"
-    result = run_cli("track", video, "--model", checkpoint, "--init-box", "30,60,40,30", "--init-box", "200 150 50 40",
-                       "--output", out)
+    result = run_cli(
+        "track", video, "--model", checkpoint, "--init-box", "30,60,40,30", "--init-box", "200 150 50 40", "--output", out
+    )
     assert result.returncode == 0, result.stderr
     first, second = read_boxes(tmp_path / "boxes_1.txt"), read_boxes(tmp_path / "boxes_2.txt")
     assert first.shape == second.shape == (8, 4)
@@ -162,12 +162,16 @@ def test_tracker_follows_the_exports_tracker_parameters(tmp_path, shipped_export
 
     generate_benchmark(tmp_path / "synthetic", 1, 12, seed=7)  # the kind of sequence the shipped model knows
     folder = open_dataset(tmp_path / "synthetic", "lasot")[0].frames[0].parent
-    runs = {"recorded": (shipped_export, []), "edited": (never_found, []),
-            "overridden": (never_found, ["--tracker-param", "target_not_found_threshold=0.25"])}
+    runs = {
+        "recorded": (shipped_export, []),
+        "edited": (never_found, []),
+        "overridden": (never_found, ["--tracker-param", "target_not_found_threshold=0.25"]),
+    }
     boxes = {}
     for name, (model, extra) in runs.items():
-        result = run_cli("track", folder, "--model", model, "--backend", "onnxruntime", "--output", tmp_path / f"{name}.txt",
-                           *extra)
+        result = run_cli(
+            "track", folder, "--model", model, "--backend", "onnxruntime", "--output", tmp_path / f"{name}.txt", *extra
+        )
         assert result.returncode == 0, result.stderr
         boxes[name] = read_boxes(tmp_path / f"{name}.txt")
     assert (boxes["edited"] == boxes["edited"][0]).all(), "the box moved although no frame can be found"
@@ -179,8 +183,9 @@ def test_unknown_tracker_parameter(tmp_path, shipped_export, sequence):
     folder = write_lasot_sequence(tmp_path, *sequence)
     result = run_cli("track", folder, "--model", shipped_export, "--backend", "onnxruntime", "--tracker-param", "speed=3")
     assert result.returncode == 2 and "Unknown tracker parameter 'speed'" in result.stderr
-    result = run_cli("track", folder, "--model", shipped_export, "--backend", "onnxruntime",
-                     "--tracker-param", "search_area_scale=-5")
+    result = run_cli(
+        "track", folder, "--model", shipped_export, "--backend", "onnxruntime", "--tracker-param", "search_area_scale=-5"
+    )
     assert result.returncode == 2 and "search_area_scale = -5.0 must be a number above 0" in result.stderr
 
 

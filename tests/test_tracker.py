@@ -106,11 +106,11 @@ def test_memory_replacement_and_two_stage_masks():
     assert flags == ["normal", "normal", "hard_negative", "not_found", "uncertain", "normal"]
     assert [c["memory_ids"][1] for c in calls[1:]] == [2, 2, 4, 4, 4]
     first = calls[0]["mask"]
-    assert first[0, cells:2 * cells].all() and first[1, cells:2 * cells].all()  # empty slot hidden in both
+    assert first[0, cells : 2 * cells].all() and first[1, cells : 2 * cells].all()  # empty slot hidden in both
     for call in calls[1:]:
         mask = call["mask"]
         assert not mask[0].any()  # classifier row: both memory frames and the test frame
-        assert mask[1, cells:2 * cells].all() and not mask[1, :cells].any() and not mask[1, 2 * cells:].any()
+        assert mask[1, cells : 2 * cells].all() and not mask[1, :cells].any() and not mask[1, 2 * cells :].any()
 
 
 def test_memory_labels_and_boxes_of_the_annotated_frame():
@@ -131,8 +131,9 @@ def test_memory_labels_and_boxes_of_the_annotated_frame():
     sigma = np.sqrt((18 / 288 * 40 / scale) ** 2) / 4
     center = 18 * (119.5 - 120) / 200
     k = np.arange(-8.5, 9)
-    np.testing.assert_allclose(label, np.outer(np.exp(-0.5 * (k - center) ** 2 / sigma**2),
-                                               np.exp(-0.5 * (k - center) ** 2 / sigma**2)), rtol=1e-5)
+    np.testing.assert_allclose(
+        label, np.outer(np.exp(-0.5 * (k - center) ** 2 / sigma**2), np.exp(-0.5 * (k - center) ** 2 / sigma**2)), rtol=1e-5
+    )
     assert not call["labels"][1].any()
 
 
@@ -177,15 +178,18 @@ def test_several_targets_share_one_backbone_call():
             np.testing.assert_allclose(alone.track(image).box, results[index].box, rtol=1e-4, atol=1e-3)
 
 
-@pytest.mark.parametrize("box,message", [
-    ([400, 10, 20, 20], "outside"),
-    ([-50, -50, 20, 20], "outside"),
-    ([10, 10, 0, 20], "smaller than 1 pixel"),
-    ([10, 10, 20, -5], "smaller than 1 pixel"),
-    ([10, float("nan"), 20, 20], "NaN"),
-    ([10, 10, 20], "four numbers"),
-    (["x", 10, 20, 20], "four numbers"),
-])
+@pytest.mark.parametrize(
+    "box,message",
+    [
+        ([400, 10, 20, 20], "outside"),
+        ([-50, -50, 20, 20], "outside"),
+        ([10, 10, 0, 20], "smaller than 1 pixel"),
+        ([10, 10, 20, -5], "smaller than 1 pixel"),
+        ([10, float("nan"), 20, 20], "NaN"),
+        ([10, 10, 20], "four numbers"),
+        (["x", 10, 20, 20], "four numbers"),
+    ],
+)
 def test_bad_initial_boxes(box, message):
     tracker = ToMPTracker(ScriptedBackend([]))
     with pytest.raises(ToMPError, match=message):

@@ -113,15 +113,22 @@ def test_giou_loss_by_hand():
 
 def test_frozen_parameters_and_two_learning_rates(training_sources, tmp_path):
     loaded, _ = training_sources
-    config = dataclasses.replace(SMALL, trainable_backbone_layers=("layer3",), lr_head=1e-3, lr_backbone=1e-5,
-                                 warmup_steps=0, freeze_backbone_batchnorm=True)
+    config = dataclasses.replace(
+        SMALL,
+        trainable_backbone_layers=("layer3",),
+        lr_head=1e-3,
+        lr_backbone=1e-5,
+        warmup_steps=0,
+        freeze_backbone_batchnorm=True,
+    )
     trainer = Trainer(config, FrameSampler(loaded, config.dataset_weights, config), tmp_path)
     groups = {g["name"]: g for g in trainer.optimizer.param_groups}
     assert groups["head"]["lr"] == 1e-3 and groups["backbone"]["lr"] == 1e-5
     backbone = dict(trainer.model.feature_extractor.named_parameters())
     trained = {id(p) for p in groups["backbone"]["params"]}
-    assert all(id(p) in trained for n, p in backbone.items() if n.startswith("layer3") and "bn" not in n
-               and "downsample.1" not in n)
+    assert all(
+        id(p) in trained for n, p in backbone.items() if n.startswith("layer3") and "bn" not in n and "downsample.1" not in n
+    )
     before = {n: p.detach().clone() for n, p in backbone.items()}
     buffers = {n: b.clone() for n, b in trainer.model.feature_extractor.named_buffers()}
     head_before = trainer.model.head.classifier.linear.weight.detach().clone()
@@ -134,17 +141,28 @@ def test_frozen_parameters_and_two_learning_rates(training_sources, tmp_path):
     assert not torch.equal(trainer.model.head.classifier.linear.weight, head_before)
 
 
-
-
-
-
-
 @pytest.mark.slow
 def test_one_epoch_run_loads_exports_and_tracks(tmp_path):
     run = tmp_path / "run"
-    result = run_cli("train", "--preset", "tiny", "--data", "synthetic", "--out", run, "--set", "samples_per_epoch=96",
-                     "--set", "batch_size=4", "--set", "num_workers=1", "--set", "synthetic_sequences=3",
-                     "--set", "synthetic_frames=12")
+    result = run_cli(
+        "train",
+        "--preset",
+        "tiny",
+        "--data",
+        "synthetic",
+        "--out",
+        run,
+        "--set",
+        "samples_per_epoch=96",
+        "--set",
+        "batch_size=4",
+        "--set",
+        "num_workers=1",
+        "--set",
+        "synthetic_sequences=3",
+        "--set",
+        "synthetic_frames=12",
+    )
     assert result.returncode == 0, result.stderr
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert len(metrics) == 1 and metrics[0]["epoch"] == 1
@@ -155,20 +173,22 @@ def test_one_epoch_run_loads_exports_and_tracks(tmp_path):
     assert run_cli("export", run / "latest.pt", "--out", exported).returncode == 0
     sequence = read_lasot(run / "synthetic-data" / "cutouts")[0]
     boxes = tmp_path / "boxes.txt"
-    tracked = run_cli("track", sequence.frames[0].parent, "--model", exported, "--backend", "onnxruntime",
-                      "--output", boxes)
+    tracked = run_cli("track", sequence.frames[0].parent, "--model", exported, "--backend", "onnxruntime", "--output", boxes)
     assert tracked.returncode == 0, tracked.stderr
     assert len(boxes.read_text().splitlines()) == 12
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--data", "lasot=/does/not/exist"], "does not exist"),
-    (["--data", "imagenet=/tmp"], "Unknown training dataset 'imagenet'"),
-    (["--data", "synthetic", "--set", "learning_rate=3"], "Unknown training setting 'learning_rate'"),
-    (["--data", "synthetic", "--set", "epochs=many"], "epochs=many"),
-    (["--data", "bouncing"], "held out for evaluation"),
-    (["--data", "cutouts,lasot="], "names no folder"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--data", "lasot=/does/not/exist"], "does not exist"),
+        (["--data", "imagenet=/tmp"], "Unknown training dataset 'imagenet'"),
+        (["--data", "synthetic", "--set", "learning_rate=3"], "Unknown training setting 'learning_rate'"),
+        (["--data", "synthetic", "--set", "epochs=many"], "epochs=many"),
+        (["--data", "bouncing"], "held out for evaluation"),
+        (["--data", "cutouts,lasot="], "names no folder"),
+    ],
+)
 def test_bad_input_fails_before_training(tmp_path, args, message):
     result = run_cli("train", "--preset", "tiny", "--out", tmp_path / "run", *args)
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
@@ -186,8 +206,10 @@ def test_synthetic_families_are_written_per_family_and_mixed_by_the_preset_weigh
     assert all(len(loaded[family]) == SMALL.synthetic_sequences for family in loaded)
     assert all((run / "synthetic-data" / family / "attributes.json").is_file() for family in loaded)
     sampler = FrameSampler(loaded, SMALL.dataset_weights, SMALL)
-    chosen = [next(f for f, sequences in loaded.items() if any(s is picked for s in sequences))
-              for picked in (sampler.sample(sampler.rng(0, i))[0] for i in range(800))]
+    chosen = [
+        next(f for f, sequences in loaded.items() if any(s is picked for s in sequences))
+        for picked in (sampler.sample(sampler.rng(0, i))[0] for i in range(800))
+    ]
     assert chosen.count("cutouts") / len(chosen) == pytest.approx(0.5, abs=0.06)  # weights 1 : 2 : 1
 
 
@@ -197,8 +219,6 @@ def test_wrong_layout_and_empty_dataset(tmp_path):
         load_sources(parse_data_spec(f"lasot={tmp_path / 'empty'}"), SMALL, tmp_path)
     with pytest.raises(ToMPError, match="not a COCO root"):
         load_sources(parse_data_spec(f"coco={tmp_path / 'empty'}"), SMALL, tmp_path)
-
-
 
 
 def test_overrides():
@@ -218,19 +238,25 @@ def test_batchnorm_learns_when_not_frozen(training_sources, tmp_path):
     assert torch.equal(trainer.model.feature_extractor.bn1.weight, conv1_bn)  # conv1's stage is not trained
 
 
-
-
-
-
 def test_shipping_a_fine_tuned_model_keeps_the_provenance_it_started_from(tmp_path):
     from tomp_deploy.train.ship import ship
 
-    shipped = save_checkpoint(seeded_model("tiny", 2), tmp_path / "tiny.pt",
-                              meta={"trained_with": "tomp-deploy train --preset tiny ...", "training_seconds": 100.0})
+    shipped = save_checkpoint(
+        seeded_model("tiny", 2),
+        tmp_path / "tiny.pt",
+        meta={"trained_with": "tomp-deploy train --preset tiny ...", "training_seconds": 100.0},
+    )
     tuned = seeded_model("tiny", 3)
-    run = save_checkpoint(tuned, tmp_path / "run" / "latest.pt",
-                          meta={"train_config": {"model": "tiny", "seed": 0}, "epoch": 4, "metrics": {"loss": 0.5},
-                                "initialised_from": str(shipped)})
+    run = save_checkpoint(
+        tuned,
+        tmp_path / "run" / "latest.pt",
+        meta={
+            "train_config": {"model": "tiny", "seed": 0},
+            "epoch": 4,
+            "metrics": {"loss": 0.5},
+            "initialised_from": str(shipped),
+        },
+    )
     ship(run, shipped, "tomp-deploy train --init tiny ...", seconds=50.0)
     provenance = json.loads((tmp_path / "tiny.json").read_text())
     assert provenance["trained_with"] == "tomp-deploy train --init tiny ..." and provenance["epochs"] == 4
@@ -242,15 +268,3 @@ def test_shipping_a_fine_tuned_model_keeps_the_provenance_it_started_from(tmp_pa
     for name, value in tuned.state_dict().items():
         if value.is_floating_point():
             torch.testing.assert_close(reloaded.state_dict()[name], value.half().float(), rtol=0, atol=0)
-
-
-
-
-
-
-
-
-
-
-
-

@@ -26,8 +26,12 @@ def two_rank_run(tmp_path_factory):
     data, out = tmp_path_factory.mktemp("data"), tmp_path_factory.mktemp("ranks")
     load_sources(parse_data_spec("synthetic"), CONFIG, data)
     torchrun = Path(sys.executable).with_name("torchrun")
-    done = subprocess.run([torchrun, "--standalone", "--nproc-per-node", "2", "-m", "tests.distributed_training",
-                           data, out], capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [torchrun, "--standalone", "--nproc-per-node", "2", "-m", "tests.distributed_training", data, out],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return data, out
 
@@ -81,10 +85,38 @@ def test_torchrun_cli_run_writes_and_prints_once(tmp_path):
     prints; the other rank waits for the data rank 0 writes."""
     run = tmp_path / "run"
     torchrun = Path(sys.executable).with_name("torchrun")
-    done = subprocess.run([torchrun, "--standalone", "--nproc-per-node", "2", "-m", "tomp_deploy", "train", "--preset",
-                           "tiny", "--data", "patches", "--out", run, "--epochs", "2", "--set", "samples_per_epoch=8",
-                           "--set", "batch_size=2", "--set", "num_workers=0", "--set", "synthetic_sequences=2",
-                           "--set", "synthetic_frames=12"], capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            torchrun,
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            "-m",
+            "tomp_deploy",
+            "train",
+            "--preset",
+            "tiny",
+            "--data",
+            "patches",
+            "--out",
+            run,
+            "--epochs",
+            "2",
+            "--set",
+            "samples_per_epoch=8",
+            "--set",
+            "batch_size=2",
+            "--set",
+            "num_workers=0",
+            "--set",
+            "synthetic_sequences=2",
+            "--set",
+            "synthetic_frames=12",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert done.stdout.count("checkpoint:") == 1 and done.stdout.count("epoch 2: loss") == 1, done.stdout
     assert [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2]
@@ -104,4 +136,3 @@ def test_giou_normalised_by_the_mean_count_over_ranks_averages_to_the_global_mea
     torch.testing.assert_close((shards[0] + shards[1]) / 2, whole)
     unnormalised = [giou_loss(pred[half], target[half], weights[half])[0] for half in (slice(0, 2), slice(2, 4))]
     assert not torch.isclose((unnormalised[0] + unnormalised[1]) / 2, whole)
-

@@ -12,14 +12,17 @@ from tomp_deploy import ToMPError, load_model
 from tomp_deploy.model import ToMPNet, save_checkpoint
 from tomp_deploy.runtime.presets import preset as model_preset
 from tomp_deploy.train.data import FrameSampler
+from tomp_deploy.train.resume import RunStart
 from tomp_deploy.train.trainer import Trainer
 
 
 def interrupt_after(steps: int):
     """A progress callback that interrupts the run after `steps` steps, as Ctrl-C or a kill would."""
+
     def report(epoch, step, *_):
         if step >= steps:
             raise KeyboardInterrupt(f"interrupted after {step} steps")
+
     return report
 
 
@@ -40,7 +43,7 @@ def test_kill_and_resume_equals_uninterrupted(training_sources, tmp_path, mixed_
     killed.progress = interrupt_after(1)
     with pytest.raises(KeyboardInterrupt):
         killed.train_epoch(1)
-    resumed = Trainer(config, sampler, tmp_path / "b", resume=True)
+    resumed = Trainer(config, sampler, tmp_path / "b", start=RunStart(resume=True))
     assert resumed.start_epoch == 1
     saved = torch.load(tmp_path / "b" / "latest.pt", weights_only=True)["training"]["scaler"]
     assert resumed.scaler.state_dict() == saved
@@ -59,13 +62,13 @@ def test_resume_from_another_preset_is_refused(training_sources, tmp_path):
     Trainer(SMALL, FrameSampler(loaded, SMALL.dataset_weights, SMALL), tmp_path).fit(1)
     other = dataclasses.replace(SMALL, model="tomp50")
     with pytest.raises(ToMPError, match="'tiny' model preset, not 'tomp50'"):
-        Trainer(other, FrameSampler(loaded, other.dataset_weights, other), tmp_path, resume=True)
+        Trainer(other, FrameSampler(loaded, other.dataset_weights, other), tmp_path, start=RunStart(resume=True))
 
 
 def test_init_starts_from_a_checkpoint_with_a_fresh_optimiser(training_sources, tmp_path):
     loaded, _ = training_sources
     source = save_checkpoint(seeded_model("tiny", 5), tmp_path / "source.pt")
-    trainer = Trainer(SMALL, FrameSampler(loaded, SMALL.dataset_weights, SMALL), tmp_path / "run", init=source)
+    trainer = Trainer(SMALL, FrameSampler(loaded, SMALL.dataset_weights, SMALL), tmp_path / "run", start=RunStart(init=source))
     expected = load_model(source).state_dict()
     assert all(torch.equal(value, expected[name]) for name, value in trainer.model.state_dict().items())
     assert trainer.start_epoch == 0 and not trainer.optimizer.state
@@ -78,9 +81,11 @@ def test_init_refuses_another_architecture_and_resume(training_sources, tmp_path
     loaded, _ = training_sources
     other = save_checkpoint(ToMPNet(dataclasses.replace(model_preset("tiny"), feature_dim=32)), tmp_path / "other.pt")
     with pytest.raises(ToMPError, match="--init: .* another architecture"):
-        Trainer(SMALL, FrameSampler(loaded, SMALL.dataset_weights, SMALL), tmp_path / "a", init=other)
+        Trainer(SMALL, FrameSampler(loaded, SMALL.dataset_weights, SMALL), tmp_path / "a", start=RunStart(init=other))
     with pytest.raises(ToMPError, match="--init and --resume exclude each other"):
-        Trainer(SMALL, FrameSampler(loaded, SMALL.dataset_weights, SMALL), tmp_path / "b", init=other, resume=True)
+        Trainer(
+            SMALL, FrameSampler(loaded, SMALL.dataset_weights, SMALL), tmp_path / "b", start=RunStart(resume=True, init=other)
+        )
 
 
 def test_non_finite_loss_stops_training_and_keeps_the_last_checkpoint(training_sources, tmp_path, monkeypatch):
@@ -100,4 +105,3 @@ def test_non_finite_loss_stops_training_and_keeps_the_last_checkpoint(training_s
     with pytest.raises(ToMPError, match="loss became nan at epoch 2, step 1: training diverged"):
         trainer.fit(2)
     assert (tmp_path / "latest.pt").read_bytes() == saved
-

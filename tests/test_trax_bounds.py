@@ -31,8 +31,9 @@ def serve(export, payload: bytes, *options, timeout: float = 120) -> subprocess.
         stream.write(payload)
         stream.seek(0)
         command = [sys.executable, "-m", "tomp_deploy", "trax", "--model", str(export), "--backend", "onnxruntime"]
-        return subprocess.run([*command, *options],
-                              stdin=stream, capture_output=True, text=True, timeout=timeout, preexec_fn=limited)
+        return subprocess.run(
+            [*command, *options], stdin=stream, capture_output=True, text=True, timeout=timeout, preexec_fn=limited
+        )
 
 
 def assert_quit_with(result: subprocess.CompletedProcess, reason: str) -> None:
@@ -42,12 +43,16 @@ def assert_quit_with(result: subprocess.CompletedProcess, reason: str) -> None:
     assert len(quits) == 1 and reason in quits[0], result.stdout[-500:]
 
 
-@pytest.mark.parametrize("payload, reason", [
-    (b'@@TRAX:initialize "file:///tmp/a.png', "ended in the middle of a message"),
-    (b"garbage\n", "not a TraX message"),
-    (b'@@TRAX:frame "' + b"x" * (3 << 20), "longer than 1048576 bytes"),
-    pytest.param(b'@@TRAX:frame "/' + b"p" * (100 << 20) + b'"\n', "longer than 1048576 bytes", marks=pytest.mark.slow),
-], ids=["unclosed quote", "garbage line", "endless quote", "100 MB path"])
+@pytest.mark.parametrize(
+    "payload, reason",
+    [
+        (b'@@TRAX:initialize "file:///tmp/a.png', "ended in the middle of a message"),
+        (b"garbage\n", "not a TraX message"),
+        (b'@@TRAX:frame "' + b"x" * (3 << 20), "longer than 1048576 bytes"),
+        pytest.param(b'@@TRAX:frame "/' + b"p" * (100 << 20) + b'"\n', "longer than 1048576 bytes", marks=pytest.mark.slow),
+    ],
+    ids=["unclosed quote", "garbage line", "endless quote", "100 MB path"],
+)
 def test_malformed_messages_end_the_session_with_the_reason(shipped_export, payload, reason):
     result = serve(shipped_export, payload)
     assert_quit_with(result, reason)
@@ -72,9 +77,13 @@ def test_a_huge_image_is_refused_with_the_bound(shipped_export, tmp_path):
     from trax.region import Rectangle
 
     huge = write_black_png(tmp_path / "huge.png", 20000, 20000)
-    server = subprocess.Popen([sys.executable, "-m", "tomp_deploy", "trax", "--model", str(shipped_export),
-                               "--backend", "onnxruntime"],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=limited)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tomp_deploy", "trax", "--model", str(shipped_export), "--backend", "onnxruntime"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=limited,
+    )
     client = Client((server.stdin.fileno(), server.stdout.fileno()), log=lambda text: None)
     with pytest.raises(trax.TraxException, match="Server terminated the session: .*above the bound of 67 megapixels"):
         client.initialize({"color": FileImage.create(str(huge))}, [(Rectangle.create(100, 100, 40, 40), {})], {})

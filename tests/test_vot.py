@@ -36,29 +36,49 @@ experiments:
 
 def tracker_entry(name: str, model: Path | str, backend: str | None) -> str:
     chosen = f" --backend {backend}" if backend else ""
-    return (f"[{name}]\nlabel = {name}\nprotocol = trax\n"
-            f"command = {sys.executable} -m tomp_deploy trax --model {model}{chosen}\n\n")
+    return (
+        f"[{name}]\nlabel = {name}\nprotocol = trax\ncommand = {sys.executable} -m tomp_deploy trax --model {model}{chosen}\n\n"
+    )
 
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory, shipped_export) -> Path:
     root = tmp_path_factory.mktemp("vot")
-    written = subprocess.run([sys.executable, "-m", "tomp_deploy", "synth", root / "sequences", "--sequences", "2",
-                              "--frames", "12", "--seed", "21", "--family", "bouncing", "--layout", "vot"],
-                             capture_output=True, text=True)
+    written = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tomp_deploy",
+            "synth",
+            root / "sequences",
+            "--sequences",
+            "2",
+            "--frames",
+            "12",
+            "--seed",
+            "21",
+            "--family",
+            "bouncing",
+            "--layout",
+            "vot",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert written.returncode == 0, written.stderr
     (root / "config.yaml").write_text("stack: ./stack.yaml\nregistry:\n- ./trackers.ini\n")
     (root / "stack.yaml").write_text(STACK)
     # The shipped model by name and the default backend: trax makes its export once into the user cache.
-    (root / "trackers.ini").write_text(tracker_entry("tomp_tiny", "tiny", None)
-                                       + tracker_entry("missing_model", root / "no-such-export", "onnxruntime")
-                                       + tracker_entry("unknown_backend", shipped_export, "tensorflow"))
+    (root / "trackers.ini").write_text(
+        tracker_entry("tomp_tiny", "tiny", None)
+        + tracker_entry("missing_model", root / "no-such-export", "onnxruntime")
+        + tracker_entry("unknown_backend", shipped_export, "tensorflow")
+    )
     return root
 
 
 def run_vot(workspace: Path, *args: str, timeout: float = 300) -> str:
-    done = subprocess.run([VOT, *args, "--workspace", workspace], capture_output=True, text=True, timeout=timeout,
-                          cwd=workspace)
+    done = subprocess.run([VOT, *args, "--workspace", workspace], capture_output=True, text=True, timeout=timeout, cwd=workspace)
     return done.stdout + done.stderr
 
 
@@ -82,10 +102,26 @@ def test_the_toolkit_tracks_as_tomp_deploy_track_does(workspace, shipped_export)
         assert str(regions[0]) == "1", "the first frame is the initialisation"
         tracked = workspace / f"{sequence.name}.txt"
         init_box = ",".join(str(v) for v in sequence.ground_truth[0])
-        done = subprocess.run([sys.executable, "-m", "tomp_deploy", "track", sequence.frames[0].parent, "--model",
-                               shipped_export, "--backend", "onnxruntime", "--init-box", init_box, "--toolkit-box",
-                               "--output", tracked],
-                              capture_output=True, text=True)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tomp_deploy",
+                "track",
+                sequence.frames[0].parent,
+                "--model",
+                shipped_export,
+                "--backend",
+                "onnxruntime",
+                "--init-box",
+                init_box,
+                "--toolkit-box",
+                "--output",
+                tracked,
+            ],
+            capture_output=True,
+            text=True,
+        )
         assert done.returncode == 0, done.stderr
         expected = np.loadtxt(tracked, delimiter=",")[1:]
         np.testing.assert_allclose(boxes, expected, atol=1e-4)
@@ -113,8 +149,13 @@ def test_track_starts_from_the_box_libtrax_delivers():
     """`as_trax_sends` (what `track --toolkit-box` starts from) equals, bit for bit, the rectangle the
     TraX server receives: on boxes with two decimals, as ground truth files hold, and on arbitrary ones."""
     generator = np.random.default_rng(3)
-    boxes = np.concatenate([np.round(generator.uniform(0, 2000, (200, 4)), 2), generator.uniform(0, 2000, (200, 4)),
-                            [[0.5, 1.25, 3.00005, 1234.56789]]])
+    boxes = np.concatenate(
+        [
+            np.round(generator.uniform(0, 2000, (200, 4)), 2),
+            generator.uniform(0, 2000, (200, 4)),
+            [[0.5, 1.25, 3.00005, 1234.56789]],
+        ]
+    )
     moved = 0
     for box in boxes:
         sent = as_trax_sends(box)
@@ -130,8 +171,9 @@ def _bounded_iou(a: np.ndarray, b: np.ndarray, size=(320, 240)) -> np.ndarray:
     return iou(clip(a), clip(b))
 
 
-@pytest.mark.parametrize("tracker,message", [("missing_model", "is not an export folder"),
-                                             ("unknown_backend", "Unknown backend 'tensorflow'")])
+@pytest.mark.parametrize(
+    "tracker,message", [("missing_model", "is not an export folder"), ("unknown_backend", "Unknown backend 'tensorflow'")]
+)
 def test_a_bad_model_or_backend_fails_cleanly_in_the_toolkit(workspace, tracker, message):
     """The toolkit reports our error within a minute (it takes about 3 s); a server that hung instead would
     raise TimeoutExpired here."""

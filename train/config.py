@@ -57,14 +57,30 @@ class TrainConfig:
     """Sequences per synthetic family, and their length, written into the run folder."""
 
     def __post_init__(self) -> None:
-        positive = ("epochs", "samples_per_epoch", "batch_size", "num_train_frames", "num_test_frames", "max_gap",
-                    "synthetic_sequences")
-        wrong = [f"{name}={getattr(self, name)!r} (must be 1 or more)" for name in positive
-                 if type(getattr(self, name)) is not int or getattr(self, name) < 1]
-        wrong += [f"{name}={getattr(self, name)!r} (must be above 0)" for name in ("lr_head", "lr_backbone")
-                  if not getattr(self, name) > 0]
-        wrong += [f"{name}={getattr(self, name)!r} (must be in 0..1)"
-                  for name in ("grayscale_probability", "flip_probability") if not 0 <= getattr(self, name) <= 1]
+        positive = (
+            "epochs",
+            "samples_per_epoch",
+            "batch_size",
+            "num_train_frames",
+            "num_test_frames",
+            "max_gap",
+            "synthetic_sequences",
+        )
+        wrong = [
+            f"{name}={getattr(self, name)!r} (must be 1 or more)"
+            for name in positive
+            if type(getattr(self, name)) is not int or getattr(self, name) < 1
+        ]
+        wrong += [
+            f"{name}={getattr(self, name)!r} (must be above 0)"
+            for name in ("lr_head", "lr_backbone")
+            if not getattr(self, name) > 0
+        ]
+        wrong += [
+            f"{name}={getattr(self, name)!r} (must be in 0..1)"
+            for name in ("grayscale_probability", "flip_probability")
+            if not 0 <= getattr(self, name) <= 1
+        ]
         if type(self.num_workers) is not int or self.num_workers < 0:
             wrong.append(f"num_workers={self.num_workers!r} (must be 0 or more)")
         if type(self.synthetic_frames) is not int or self.synthetic_frames < 2:
@@ -82,10 +98,21 @@ PRESETS = {
     "tomp50": TrainConfig(model="tomp50"),
     "tomp101": TrainConfig(model="tomp101"),
     "tiny": TrainConfig(
-        model="tiny", pretrained=False, epochs=1, samples_per_epoch=400, batch_size=8, num_workers=2,
-        dataset_weights=dict(SYNTHETIC_WEIGHTS), lr_head=1e-4, lr_backbone=1e-4, lr_milestones=(30, 40), warmup_steps=50,
-        trainable_backbone_layers=("layer1", "layer2", "layer3"), freeze_backbone_batchnorm=False,
-        synthetic_sequences=40, synthetic_frames=60,
+        model="tiny",
+        pretrained=False,
+        epochs=1,
+        samples_per_epoch=400,
+        batch_size=8,
+        num_workers=2,
+        dataset_weights=dict(SYNTHETIC_WEIGHTS),
+        lr_head=1e-4,
+        lr_backbone=1e-4,
+        lr_milestones=(30, 40),
+        warmup_steps=50,
+        trainable_backbone_layers=("layer1", "layer2", "layer3"),
+        freeze_backbone_batchnorm=False,
+        synthetic_sequences=40,
+        synthetic_frames=60,
     ),
 }
 """`tomp50`/`tomp101`: the paper's recipe. `tiny`: a CPU-sized run on synthetic data; without ImageNet

@@ -32,8 +32,11 @@ def read_coco(root: Path) -> list[TrainSequence]:
         raise ToMPError(f"{root} is not a COCO root: {annotations} is missing.")
     content = json.loads(annotations.read_text())
     files = {image["id"]: root / "train2017" / image["file_name"] for image in content["images"]}
-    return [TrainSequence([files[a["image_id"]]], np.array([a["bbox"]], float), np.array([True]))
-            for a in content["annotations"] if not a.get("iscrowd") and a["bbox"][2] > 0 and a["bbox"][3] > 0]
+    return [
+        TrainSequence([files[a["image_id"]]], np.array([a["bbox"]], float), np.array([True]))
+        for a in content["annotations"]
+        if not a.get("iscrowd") and a["bbox"][2] > 0 and a["bbox"][3] > 0
+    ]
 
 
 def _trackingnet_training(root: Path) -> list[TrainSequence]:
@@ -63,19 +66,23 @@ def parse_data_spec(spec: str) -> dict[str, Path | None]:
             if name == "synthetic":
                 roots.update(dict.fromkeys(TRAINING_FAMILIES))
             elif name == HELD_OUT_FAMILY:
-                raise ToMPError(f"The {name!r} synthetic family is held out for evaluation; train on "
-                                f"{', '.join(TRAINING_FAMILIES)} (or 'synthetic' for all of them).")
+                raise ToMPError(
+                    f"The {name!r} synthetic family is held out for evaluation; train on "
+                    f"{', '.join(TRAINING_FAMILIES)} (or 'synthetic' for all of them)."
+                )
             elif name in FAMILIES:
                 roots[name] = None
             else:
-                raise ToMPError(f"--data item {item!r} is not NAME=ROOT, a synthetic family "
-                                f"({', '.join(TRAINING_FAMILIES)}) or 'synthetic'.")
+                raise ToMPError(
+                    f"--data item {item!r} is not NAME=ROOT, a synthetic family ({', '.join(TRAINING_FAMILIES)}) or 'synthetic'."
+                )
             continue
         if not root:
             raise ToMPError(f"--data item {item!r} names no folder after '='.")
         if name not in READERS:
-            raise ToMPError(f"Unknown training dataset {name!r}; choose from {', '.join(READERS)}, a synthetic "
-                            "family or 'synthetic'.")
+            raise ToMPError(
+                f"Unknown training dataset {name!r}; choose from {', '.join(READERS)}, a synthetic family or 'synthetic'."
+            )
         roots[name] = Path(root)
     return roots
 
@@ -90,8 +97,15 @@ def load_sources(spec: dict[str, Path | None], config: TrainConfig, run_dir: Pat
         if root is None:
             root = run_dir / "synthetic-data" / name
             if not (root / "attributes.json").is_file():
-                generate_benchmark(root, config.synthetic_sequences, config.synthetic_frames, seed=1000 + config.seed,
-                                   family=name, workers=max(config.num_workers, 1), progress=progress)
+                generate_benchmark(
+                    root,
+                    config.synthetic_sequences,
+                    config.synthetic_frames,
+                    seed=1000 + config.seed,
+                    family=name,
+                    workers=max(config.num_workers, 1),
+                    progress=progress,
+                )
             sequences = _from_sequences(read_lasot(root))
         else:
             if not root.is_dir():
@@ -112,8 +126,10 @@ class FrameSampler:
     def __init__(self, sources: dict[str, list[TrainSequence]], weights: dict[str, float], config: TrainConfig):
         missing = [name for name in sources if weights.get(name, 0) <= 0]
         if missing:
-            raise ToMPError(f"No sampling weight for {missing}; set dataset_weights (e.g. --set dataset_weights="
-                            f"{','.join(f'{n}:1' for n in sources)}).")
+            raise ToMPError(
+                f"No sampling weight for {missing}; set dataset_weights (e.g. --set dataset_weights="
+                f"{','.join(f'{n}:1' for n in sources)})."
+            )
         self.names = list(sources)
         self.sources = sources
         probabilities = np.array([weights[n] for n in self.names], dtype=np.float64)

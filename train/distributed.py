@@ -35,8 +35,10 @@ def start(device: str = "cpu") -> Ranks:
         return Ranks(0, 1, local_rank)
     if not dist.is_initialized():
         if "MASTER_ADDR" not in os.environ:
-            raise ToMPError(f"WORLD_SIZE={world} is set but MASTER_ADDR is not: start multi-process training with "
-                            "torchrun (see the README's 'Training on several GPUs'), or unset WORLD_SIZE.")
+            raise ToMPError(
+                f"WORLD_SIZE={world} is set but MASTER_ADDR is not: start multi-process training with "
+                "torchrun (see the README's 'Training on several GPUs'), or unset WORLD_SIZE."
+            )
         dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
     return Ranks(dist.get_rank(), world, local_rank)
 

@@ -14,8 +14,9 @@ def hinge_classification_loss(scores: torch.Tensor, labels: torch.Tensor, thresh
     return F.mse_loss(prediction, (1 - negative) * labels)
 
 
-def giou_loss(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None,
-              counted_cells: torch.Tensor | None = None):
+def giou_loss(
+    pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None, counted_cells: torch.Tensor | None = None
+):
     """1 - GIoU of ltrb distance boxes sharing each cell as origin, averaged over cells with weight > 0.
 
     pred, target: [..., 4, H, W] (left, top, right, bottom); weights: [..., 1, H, W] or None.

@@ -24,13 +24,20 @@ def jittered_box(box: np.ndarray, rng: np.random.Generator, scale_jitter: float,
     return np.concatenate([center - 0.5 * size, size])
 
 
-def crop_around(image: np.ndarray, box: np.ndarray, crop_box: np.ndarray, config: TrainConfig,
-                output_size: int) -> tuple[np.ndarray, np.ndarray]:
+def crop_around(
+    image: np.ndarray, box: np.ndarray, crop_box: np.ndarray, config: TrainConfig, output_size: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Crops the search region of `crop_box` (the search area scale x its size) and maps `box` into it."""
     center = np.array([crop_box[1] + crop_box[3] / 2, crop_box[0] + crop_box[2] / 2])
     side = math.sqrt(crop_box[2] * crop_box[3]) * config.tracker.search_area_scale
-    patch = sample_patch(image, center, np.array([side, side]), output_size, mode=config.tracker.border_mode,
-                         max_scale_change=config.tracker.patch_max_scale_change)
+    patch = sample_patch(
+        image,
+        center,
+        np.array([side, side]),
+        output_size,
+        mode=config.tracker.border_mode,
+        max_scale_change=config.tracker.patch_max_scale_change,
+    )
     top, left, bottom, right = patch.coords
     scale_y, scale_x = (bottom - top) / output_size, (right - left) / output_size
     mapped = np.array([(box[0] - left) / scale_x, (box[1] - top) / scale_y, box[2] / scale_x, box[3] / scale_y])
@@ -67,8 +74,14 @@ def _flip(image: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return image[:, ::-1].copy(), np.array([image.shape[1] - box[0] - box[2], box[1], box[2], box[3]])
 
 
-def process(sequence: TrainSequence, train_ids: list[int], test_ids: list[int], rng: np.random.Generator,
-            model: ModelConfig, config: TrainConfig) -> dict[str, np.ndarray]:
+def process(
+    sequence: TrainSequence,
+    train_ids: list[int],
+    test_ids: list[int],
+    rng: np.random.Generator,
+    model: ModelConfig,
+    config: TrainConfig,
+) -> dict[str, np.ndarray]:
     """One training sample: images (0..255, CHW), labels, ltrb targets and the test sampling region."""
     grey = rng.random() < config.grayscale_probability
     joint_flip = rng.random() < config.flip_probability
@@ -85,16 +98,16 @@ def process(sequence: TrainSequence, train_ids: list[int], test_ids: list[int], 
                 image = np.repeat(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
             if joint_flip:
                 image, box = _flip(image, box)
-            crop, crop_box = crop_around(image, box, jittered_box(box, rng, scale_jitter, center_jitter), config,
-                                         model.search_size)
+            crop, crop_box = crop_around(
+                image, box, jittered_box(box, rng, scale_jitter, center_jitter), config, model.search_size
+            )
             crop = np.clip(crop * rng.uniform(1 - config.brightness_jitter, 1 + config.brightness_jitter), 0, 255)
             if split_flip:
                 crop, crop_box = _flip(crop, crop_box)
             images.append(crop.transpose(2, 0, 1))
             labels.append(training_label(crop_box, model, config))
             ltrbs.append(encode_ltrb(crop_box, model.feature_size, model.feature_stride))
-            regions.append(sampling_region(crop_box, model.feature_size, model.feature_stride,
-                                           config.center_sampling_radius))
+            regions.append(sampling_region(crop_box, model.feature_size, model.feature_stride, config.center_sampling_radius))
         output[f"{split}_images"] = np.stack(images).astype(np.float32)
         output[f"{split}_label"] = np.stack(labels)
         output[f"{split}_ltrb"] = np.stack(ltrbs)

@@ -51,31 +51,48 @@ def resume_point(run_dir: Path) -> tuple[Path, dict, str | None]:
 def changed_settings(saved: dict, config: TrainConfig) -> list[str]:
     """Settings given now that differ from those the run was trained with (`key: saved -> now`)."""
     now = json.loads(json.dumps(dataclasses.asdict(config)))
-    return [f"{key}: {saved[key]!r} -> {now[key]!r}" for key in sorted(now)
-            if key in saved and key not in RESUMABLE_CHANGES and saved[key] != now[key]]
+    return [
+        f"{key}: {saved[key]!r} -> {now[key]!r}"
+        for key in sorted(now)
+        if key in saved and key not in RESUMABLE_CHANGES and saved[key] != now[key]
+    ]
 
 
 def check_resumable(path: Path, content: dict, config: TrainConfig) -> None:
     """A run resumes with the model preset and the settings it was trained with (only epochs may grow)."""
     saved = content.get("meta", {}).get("train_config", {})
     if saved.get("model") != config.model:
-        raise ToMPError(f"--resume: {path} was trained with the {saved.get('model')!r} model preset, not "
-                        f"{config.model!r}; resume with the same preset or start a new run folder.")
+        raise ToMPError(
+            f"--resume: {path} was trained with the {saved.get('model')!r} model preset, not "
+            f"{config.model!r}; resume with the same preset or start a new run folder."
+        )
     changed = changed_settings(saved, config)
     if changed:
-        raise ToMPError(f"--resume: {path} was trained with other settings than asked for now ("
-                        + "; ".join(changed) + "). A resumed run keeps its settings (only epochs may grow): "
-                        "drop those --set options, or start a new run folder.")
+        raise ToMPError(
+            f"--resume: {path} was trained with other settings than asked for now ("
+            + "; ".join(changed)
+            + "). A resumed run keeps its settings (only epochs may grow): "
+            "drop those --set options, or start a new run folder."
+        )
 
 
-def check_start(run_dir: Path, resume: bool, init: Path | None, config: TrainConfig) -> None:
+@dataclasses.dataclass(frozen=True)
+class RunStart:
+    """How a run begins: fresh, resumed from its folder's newest intact checkpoint (`resume`), or with the
+    weights of another checkpoint (`init`: a fresh optimiser and epoch count)."""
+
+    resume: bool = False
+    init: Path | None = None
+
+
+def check_start(run_dir: Path, start: RunStart, config: TrainConfig) -> None:
     """Fails fast, before any training data is read or written, on a start the trainer would refuse."""
-    if resume and init is not None:
+    if start.resume and start.init is not None:
         raise ToMPError("--init and --resume exclude each other: --resume already restores the weights.")
-    if resume:
+    if start.resume:
         path, content, _ = resume_point(run_dir)
         check_resumable(path, content, config)
-    if init is not None:
+    if start.init is not None:
         from tomp_deploy.model import load_checkpoint
 
-        load_checkpoint(init)
+        load_checkpoint(start.init)

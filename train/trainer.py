@@ -21,7 +21,7 @@ from tomp_deploy.train.config import TrainConfig
 from tomp_deploy.train.data import FrameSampler
 from tomp_deploy.train.losses import giou_loss, hinge_classification_loss
 from tomp_deploy.train.processing import process
-from tomp_deploy.train.resume import LATEST, check_resumable, check_start, resume_point
+from tomp_deploy.train.resume import LATEST, RunStart, check_resumable, check_start, resume_point
 
 
 class SampleDataset(Dataset):
@@ -55,7 +55,8 @@ def freeze_backbone(model: ToMPNet, config: TrainConfig) -> None:
     for name, parameter in backbone.named_parameters():
         is_batchnorm = ".bn" in name or name.startswith("bn") or "downsample.1" in name
         parameter.requires_grad = name.split(".")[0] in config.trainable_backbone_layers and not (
-            is_batchnorm and config.freeze_backbone_batchnorm)
+            is_batchnorm and config.freeze_backbone_batchnorm
+        )
     if config.freeze_backbone_batchnorm:
         for module in backbone.modules():
             if isinstance(module, torch.nn.BatchNorm2d):
@@ -64,8 +65,10 @@ def freeze_backbone(model: ToMPNet, config: TrainConfig) -> None:
 
 def param_groups(model: ToMPNet, config: TrainConfig) -> list[dict]:
     backbone = [p for p in model.feature_extractor.parameters() if p.requires_grad]
-    return [{"params": list(model.head.parameters()), "lr": config.lr_head, "name": "head"},
-            {"params": backbone, "lr": config.lr_backbone, "name": "backbone"}]
+    return [
+        {"params": list(model.head.parameters()), "lr": config.lr_head, "name": "head"},
+        {"params": backbone, "lr": config.lr_backbone, "name": "backbone"},
+    ]
 
 
 def forward_losses(model: ToMPNet, batch: dict[str, torch.Tensor], config: TrainConfig) -> dict[str, torch.Tensor]:
@@ -74,7 +77,7 @@ def forward_losses(model: ToMPNet, batch: dict[str, torch.Tensor], config: Train
     images = torch.cat([train_images.flatten(0, 1), test_images[:, 0]])
     feats = model.backbone(images)
     train_feat = feats[: size * frames].unflatten(0, (size, frames))
-    test_feat = feats[size * frames:]
+    test_feat = feats[size * frames :]
     weights, encoded = model.predictor.predict_batch(train_feat, batch["train_label"], batch["train_ltrb"], test_feat)
     scores = model.head.classifier(encoded, weights)
     ltrb = model.head.bb_regressor(encoded, weights)
@@ -82,8 +85,12 @@ def forward_losses(model: ToMPNet, batch: dict[str, torch.Tensor], config: Train
     region = batch["test_region"][:, 0]
     counted_cells = distributed.mean_over_ranks((region > 0).sum().to(torch.float32))
     giou, ious = giou_loss(ltrb, batch["test_ltrb"][:, 0], region, counted_cells)
-    return {"loss": config.weight_clf * clf + config.weight_giou * giou, "clf": clf, "giou": giou,
-            "iou": ious.sum() / counted_cells if counted_cells > 0 else torch.zeros(())}
+    return {
+        "loss": config.weight_clf * clf + config.weight_giou * giou,
+        "clf": clf,
+        "giou": giou,
+        "iou": ious.sum() / counted_cells if counted_cells > 0 else torch.zeros(()),
+    }
 
 
 class TrainingStep(torch.nn.Module):
@@ -100,8 +107,16 @@ class TrainingStep(torch.nn.Module):
 
 
 class Trainer:
-    def __init__(self, config: TrainConfig, sampler: FrameSampler, run_dir: Path, device: str = "cpu",
-                 resume: bool = False, init: Path | None = None, tensorboard: bool = False, progress=None):
+    def __init__(
+        self,
+        config: TrainConfig,
+        sampler: FrameSampler,
+        run_dir: Path,
+        device: str = "cpu",
+        start: RunStart = RunStart(),
+        tensorboard: bool = False,
+        progress=None,
+    ):
         self.config = config
         self.run_dir = Path(run_dir)
         self.ranks = distributed.start(device)
@@ -114,27 +129,28 @@ class Trainer:
         self.progress = progress
         torch.manual_seed(config.seed)
         self.model = ToMPNet(model_preset(config.model), pretrained_backbone=config.pretrained)
-        check_start(self.run_dir, resume, init, config)
-        if init is not None:
-            self._initialise(Path(init))
+        check_start(self.run_dir, start, config)
+        if start.init is not None:
+            self._initialise(Path(start.init))
         freeze_backbone(self.model, config)
         self.model.to(self.device)
-        self.optimizer = torch.optim.AdamW(param_groups(self.model, config), lr=config.lr_head,
-                                           weight_decay=config.weight_decay)
+        self.optimizer = torch.optim.AdamW(param_groups(self.model, config), lr=config.lr_head, weight_decay=config.weight_decay)
         self.amp = self.device.type in config.mixed_precision
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp)
         self.start_epoch = 0
         self.notes: list[str] = []
         """What the user should know about how the run started (a damaged latest.pt passed over)."""
-        self.initialised_from = str(init) if init is not None else None
-        if resume:
+        self.initialised_from = str(start.init) if start.init is not None else None
+        if start.resume:
             self._resume()
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(
-            self.optimizer, list(config.lr_milestones), config.lr_gamma, last_epoch=self.start_epoch - 1)
+            self.optimizer, list(config.lr_milestones), config.lr_gamma, last_epoch=self.start_epoch - 1
+        )
         self.network = TrainingStep(self.model, config)
         if self.world > 1:
             self.network = torch.nn.parallel.DistributedDataParallel(
-                self.network, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+                self.network, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
         self.dataset = SampleDataset(sampler, config)
         self.writer = self._tensorboard() if tensorboard and self.ranks.is_main else None
 
@@ -174,9 +190,17 @@ class Trainer:
         self.dataset.epoch = epoch
         sampler = DistributedSampler(self.dataset, self.world, self.ranks.rank, shuffle=False) if self.world > 1 else None
         generator = torch.Generator().manual_seed(self.config.seed * 1000 + epoch)
-        return DataLoader(self.dataset, batch_size=self.config.batch_size, sampler=sampler, drop_last=True,
-                          num_workers=self.config.num_workers, worker_init_fn=seed_worker, generator=generator,
-                          persistent_workers=False, pin_memory=self.device.type == "cuda")
+        return DataLoader(
+            self.dataset,
+            batch_size=self.config.batch_size,
+            sampler=sampler,
+            drop_last=True,
+            num_workers=self.config.num_workers,
+            worker_init_fn=seed_worker,
+            generator=generator,
+            persistent_workers=False,
+            pin_memory=self.device.type == "cuda",
+        )
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
         """One epoch. A non-finite loss stops training with the last checkpoint left as it was."""
@@ -195,13 +219,18 @@ class Trainer:
             batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
             with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
                 losses = self.network(batch)
-            averaged = dict(zip(losses, distributed.mean_over_ranks(
-                torch.stack([value.detach().float() for value in losses.values()])).tolist()))
+            averaged = dict(
+                zip(
+                    losses,
+                    distributed.mean_over_ranks(torch.stack([value.detach().float() for value in losses.values()])).tolist(),
+                )
+            )
             if not np.isfinite(averaged["loss"]):
                 raise ToMPError(
                     f"The training loss became {averaged['loss']} at epoch {epoch + 1}, step {steps + 1}: training "
                     f"diverged. {self.run_dir / LATEST} holds the last finished epoch; lower the learning rates "
-                    "(--set lr_head=..., lr_backbone=...) and continue with --resume, or start again.")
+                    "(--set lr_head=..., lr_backbone=...) and continue with --resume, or start again."
+                )
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(losses["loss"]).backward()
             self.scaler.step(self.optimizer)
@@ -212,8 +241,14 @@ class Trainer:
                 totals[key] = totals.get(key, 0.0) + value
             step_losses.append(averaged["loss"])
             if self.progress and self.ranks.is_main:
-                self.progress(epoch, steps, len(loader), {k: v / steps for k, v in totals.items()},
-                              samples / (time.perf_counter() - started), self.optimizer.param_groups[0]["lr"])
+                self.progress(
+                    epoch,
+                    steps,
+                    len(loader),
+                    {k: v / steps for k, v in totals.items()},
+                    samples / (time.perf_counter() - started),
+                    self.optimizer.param_groups[0]["lr"],
+                )
         if steps == 0:
             raise ToMPError("The epoch had no full batch: raise samples_per_epoch or lower batch_size.")
         for group, lr in zip(self.optimizer.param_groups, scheduled):
@@ -221,14 +256,24 @@ class Trainer:
         self.scheduler.step()
         elapsed = time.perf_counter() - started
         quarter = max(len(step_losses) // 4, 1)
-        return {**{k: v / steps for k, v in totals.items()}, "samples_per_s": samples / elapsed, "seconds": elapsed,
-                "first_quarter_loss": float(np.mean(step_losses[:quarter])),
-                "last_quarter_loss": float(np.mean(step_losses[-quarter:])),
-                "lr_head": self.optimizer.param_groups[0]["lr"], "lr_backbone": self.optimizer.param_groups[1]["lr"]}
+        return {
+            **{k: v / steps for k, v in totals.items()},
+            "samples_per_s": samples / elapsed,
+            "seconds": elapsed,
+            "first_quarter_loss": float(np.mean(step_losses[:quarter])),
+            "last_quarter_loss": float(np.mean(step_losses[-quarter:])),
+            "lr_head": self.optimizer.param_groups[0]["lr"],
+            "lr_backbone": self.optimizer.param_groups[1]["lr"],
+        }
 
     def save(self, epoch: int, metrics: dict) -> Path:
-        meta = {"train_config": json.loads(json.dumps(dataclasses.asdict(self.config))), "epoch": epoch, "metrics": metrics,
-                "initialised_from": self.initialised_from, "tracker": self.config.tracker.to_dict()}
+        meta = {
+            "train_config": json.loads(json.dumps(dataclasses.asdict(self.config))),
+            "epoch": epoch,
+            "metrics": metrics,
+            "initialised_from": self.initialised_from,
+            "tracker": self.config.tracker.to_dict(),
+        }
         training = {"epoch": epoch, "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict()}
         path = save_checkpoint(self.model, self.run_dir / "checkpoints" / f"epoch_{epoch:04d}.pt", meta, training)
         save_checkpoint(self.model, self.run_dir / LATEST, meta, training)

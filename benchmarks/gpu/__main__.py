@@ -46,8 +46,10 @@ def check_device(device: str) -> None:
     if device != "cpu" and not (device == "cuda" or device.startswith("cuda:") and device[5:].isdigit()):
         raise SystemExit(f"error: --device {device!r} is not a device; use cuda, cuda:N or cpu.")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise SystemExit(f"error: PyTorch {torch.__version__} sees no CUDA GPU. On a GPU machine check nvidia-smi; "
-                         "here, the CPU smoke mode runs with --device cpu --quick.")
+        raise SystemExit(
+            f"error: PyTorch {torch.__version__} sees no CUDA GPU. On a GPU machine check nvidia-smi; "
+            "here, the CPU smoke mode runs with --device cpu --quick."
+        )
 
 
 def redraw_plot(json_path: Path) -> Path:
@@ -56,8 +58,10 @@ def redraw_plot(json_path: Path) -> Path:
     try:
         return redraw(json_path)
     except (OSError, ValueError, KeyError) as exc:
-        raise SystemExit(f"error: {json_path} is not a results file of python -m benchmarks.gpu with a batching "
-                         f"measurement ({type(exc).__name__}: {exc}).") from None
+        raise SystemExit(
+            f"error: {json_path} is not a results file of python -m benchmarks.gpu with a batching "
+            f"measurement ({type(exc).__name__}: {exc})."
+        ) from None
 
 
 def run_parts(plan: Plan, results: Results, budget: Budget, console: Console) -> None:
@@ -69,8 +73,15 @@ def run_parts(plan: Plan, results: Results, budget: Budget, console: Console) ->
         def add(row: dict, record=record) -> None:
             record(row)
             if "not_measured" in row:
-                measured = " ".join([*(str(row[key]) for key in ("model", "recipe", "precision") if row.get(key)),
-                                     *([f"{row['targets']} targets"] if "targets" in row else [])]) or name
+                measured = (
+                    " ".join(
+                        [
+                            *(str(row[key]) for key in ("model", "recipe", "precision") if row.get(key)),
+                            *([f"{row['targets']} targets"] if "targets" in row else []),
+                        ]
+                    )
+                    or name
+                )
                 console.print(f"  {measured}: not measured: {row['not_measured']}", highlight=False)
 
         try:
@@ -91,20 +102,29 @@ def main(argv: list[str] | None = None) -> Results | None:
     budget = Budget(max(args.budget_s - FINISHING_S, 0.0), SHARES)
     facts = device_facts(args.device)
     command = "python -m benchmarks.gpu " + " ".join(sys.argv[1:] if argv is None else argv)
-    results = Results(args.out / f"gpu-{device_slug(facts)}", list(PARTS), {
-        "date": datetime.date.today().isoformat(), "command": command.strip(), "budget_s": args.budget_s,
-        "quick": args.quick, "device": facts})
+    results = Results(
+        args.out / f"gpu-{device_slug(facts)}",
+        list(PARTS),
+        {
+            "date": datetime.date.today().isoformat(),
+            "command": command.strip(),
+            "budget_s": args.budget_s,
+            "quick": args.quick,
+            "device": facts,
+        },
+    )
     with tempfile.TemporaryDirectory(prefix="tomp-gpu-benchmark-") as work:
         plan = Plan(args.device, args.quick, Path(work))
         if plan.not_on_this_device:
             results.skip(*plan.not_on_this_device)
-        console.print(f"measuring on {facts['name']} ({args.device}) within {args.budget_s:.0f} s; "
-                      f"writing {results.json_path}")
+        console.print(f"measuring on {facts['name']} ({args.device}) within {args.budget_s:.0f} s; writing {results.json_path}")
         run_parts(plan, results, budget, console)
     results.data["wall_s"] = time.monotonic() - started
     if importlib.util.find_spec("matplotlib") is None:
-        results.skip("the batching plot", f"matplotlib is not installed (draw it elsewhere: python -m benchmarks.gpu "
-                     f"--plot {results.json_path})")
+        results.skip(
+            "the batching plot",
+            f"matplotlib is not installed (draw it elsewhere: python -m benchmarks.gpu --plot {results.json_path})",
+        )
     elif any("not_measured" not in row for row in results.data["batching"]):
         draw_batching(results.data, plot_path(results.json_path))
     results.save()

@@ -54,7 +54,7 @@ def lockstep_ms(ways: dict[str, Iterator[float]], warmup: int, deadline: Deadlin
     seconds: dict[str, list[float]] = {way: [] for way in ways}
     for index in itertools.count():
         try:
-            for way in (list(ways) if index % 2 == 0 else list(ways)[::-1]):
+            for way in list(ways) if index % 2 == 0 else list(ways)[::-1]:
                 step = next(ways[way])
                 if index > warmup:
                     seconds[way].append(step)
@@ -66,18 +66,25 @@ def lockstep_ms(ways: dict[str, Iterator[float]], warmup: int, deadline: Deadlin
 
 
 def row(targets: int, ms: dict[str, float]) -> dict:
-    return {"targets": targets, "batched_ms": ms["batched"], "one_at_a_time_ms": ms["one_at_a_time"],
-            "fps_per_target": 1000 / ms["batched"], "one_at_a_time_fps_per_target": 1000 / ms["one_at_a_time"],
-            "targets_per_s": targets * 1000 / ms["batched"],
-            "one_at_a_time_targets_per_s": targets * 1000 / ms["one_at_a_time"],
-            "speedup": ms["one_at_a_time"] / ms["batched"]}
+    return {
+        "targets": targets,
+        "batched_ms": ms["batched"],
+        "one_at_a_time_ms": ms["one_at_a_time"],
+        "fps_per_target": 1000 / ms["batched"],
+        "one_at_a_time_fps_per_target": 1000 / ms["one_at_a_time"],
+        "targets_per_s": targets * 1000 / ms["batched"],
+        "one_at_a_time_targets_per_s": targets * 1000 / ms["one_at_a_time"],
+        "speedup": ms["one_at_a_time"] / ms["batched"],
+    }
 
 
 def measure_targets(backend: Backend, plan: Plan, targets: int, deadline: Deadline) -> dict:
     warmup, frames = plan.batching_frames
     images, boxes = squares_scene(targets, warmup + frames + 1)
-    ways = {"batched": (step.seconds for step in track_frames(backend, images, boxes)),
-            "one_at_a_time": one_tracker_per_target(backend, [(images, boxes)])}
+    ways = {
+        "batched": (step.seconds for step in track_frames(backend, images, boxes)),
+        "one_at_a_time": one_tracker_per_target(backend, [(images, boxes)]),
+    }
     return row(targets, lockstep_ms(ways, warmup, deadline))
 
 
@@ -106,12 +113,20 @@ def run(plan: Plan, deadline: Deadline, add: Callable[[dict], None], say: Callab
                 continue
             result = {**setting, **measure_targets(backend, plan, targets, measured)}
             add(result)
-            say(f"batching {targets} targets: {result['batched_ms']:.1f} ms/frame batched, "
-                f"{result['one_at_a_time_ms']:.1f} one at a time ({result['speedup']:.2f}x)")
+            say(
+                f"batching {targets} targets: {result['batched_ms']:.1f} ms/frame batched, "
+                f"{result['one_at_a_time_ms']:.1f} one at a time ({result['speedup']:.2f}x)"
+            )
         streams, per_stream = plan.streams
         if deadline.left() < 1.0:
-            add({**setting, "streams": streams, "targets": streams * per_stream,
-                 "not_measured": "the batching part's share of the budget ran out"})
+            add(
+                {
+                    **setting,
+                    "streams": streams,
+                    "targets": streams * per_stream,
+                    "not_measured": "the batching part's share of the budget ran out",
+                }
+            )
             return
         result = {**setting, **measure_streams(backend, plan, deadline.slice(1))}
         add(result)

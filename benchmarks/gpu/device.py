@@ -10,8 +10,7 @@ import torch
 
 from tomp_deploy.evaluation.host_facts import host_facts
 
-CLOCK_QUERIES = ("clocks.sm", "clocks.mem", "clocks.max.sm", "clocks.max.mem", "power.limit", "temperature.gpu",
-                 "driver_version")
+CLOCK_QUERIES = ("clocks.sm", "clocks.mem", "clocks.max.sm", "clocks.max.mem", "power.limit", "temperature.gpu", "driver_version")
 
 
 def nvidia_smi_facts(index: int) -> dict[str, str]:
@@ -19,8 +18,13 @@ def nvidia_smi_facts(index: int) -> dict[str, str]:
     if shutil.which("nvidia-smi") is None:
         return {}
     try:
-        listed = subprocess.run(["nvidia-smi", f"--id={index}", f"--query-gpu={','.join(CLOCK_QUERIES)}",
-                                 "--format=csv,noheader"], capture_output=True, text=True, timeout=20, check=True).stdout
+        listed = subprocess.run(
+            ["nvidia-smi", f"--id={index}", f"--query-gpu={','.join(CLOCK_QUERIES)}", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return {}
     return dict(zip(CLOCK_QUERIES, (value.strip() for value in listed.strip().split(","))))
@@ -28,14 +32,23 @@ def nvidia_smi_facts(index: int) -> dict[str, str]:
 
 def device_facts(device: str) -> dict:
     """The device, the host and the libraries; cuDNN's version as torch reports it (92400 is 9.24.0)."""
-    facts = {"device": device, "host": host_facts(), "torch": torch.__version__, "torch_cuda": torch.version.cuda,
-             "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None}
+    facts = {
+        "device": device,
+        "host": host_facts(),
+        "torch": torch.__version__,
+        "torch_cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+    }
     if device.startswith("cuda"):
         index = torch.device(device).index or 0
         properties = torch.cuda.get_device_properties(index)
-        facts.update(name=properties.name, compute_capability=f"{properties.major}.{properties.minor}",
-                     memory_gib=round(properties.total_memory / 2**30, 1),
-                     multiprocessors=properties.multi_processor_count, nvidia_smi=nvidia_smi_facts(index))
+        facts.update(
+            name=properties.name,
+            compute_capability=f"{properties.major}.{properties.minor}",
+            memory_gib=round(properties.total_memory / 2**30, 1),
+            multiprocessors=properties.multi_processor_count,
+            nvidia_smi=nvidia_smi_facts(index),
+        )
     else:
         facts["name"] = facts["host"]["cpu"]
     return facts

@@ -47,13 +47,22 @@ def compare_precision(plan: Plan, model: str, precision: str, reference: dict, d
         backend.close()
     frames = min(len(boxes), len(reference["boxes"]))
     ious = compare_sequences(reference["boxes"][:frames], boxes[:frames]).ious
-    return {"model": model, "precision": precision, "cuda_graphs": plan.on_gpu,
-            "outputs": [{"graph": row.graph, "output": row.output, "max_abs": row.max_abs, "max_rel": row.max_rel,
-                         "finite": row.finite} for row in outputs],
-            "frames": frames, "min_iou": float(ious.min()), "mean_iou": float(ious.mean()),
-            "frames_below_0.98": int((ious < 0.98).sum()), "ious": [round(float(v), 4) for v in ious],
-            "auc_reference": auc(reference["boxes"][:frames], reference["sequence"]),
-            "auc": auc(boxes[:frames], reference["sequence"])}
+    return {
+        "model": model,
+        "precision": precision,
+        "cuda_graphs": plan.on_gpu,
+        "outputs": [
+            {"graph": row.graph, "output": row.output, "max_abs": row.max_abs, "max_rel": row.max_rel, "finite": row.finite}
+            for row in outputs
+        ],
+        "frames": frames,
+        "min_iou": float(ious.min()),
+        "mean_iou": float(ious.mean()),
+        "frames_below_0.98": int((ious < 0.98).sum()),
+        "ious": [round(float(v), 4) for v in ious],
+        "auc_reference": auc(reference["boxes"][:frames], reference["sequence"]),
+        "auc": auc(boxes[:frames], reference["sequence"]),
+    }
 
 
 def run_reference(plan: Plan, model: str, deadline: Deadline) -> dict:
@@ -65,7 +74,7 @@ def run_reference(plan: Plan, model: str, deadline: Deadline) -> dict:
         outputs = contract_outputs(recording.inner, inputs)
     finally:
         recording.close()
-    return {"sequence": sequence, "frames": frames[:len(boxes)], "boxes": boxes, "inputs": inputs, "outputs": outputs}
+    return {"sequence": sequence, "frames": frames[: len(boxes)], "boxes": boxes, "inputs": inputs, "outputs": outputs}
 
 
 def run(plan: Plan, deadline: Deadline, add: Callable[[dict], None], say: Callable[[str], None]) -> None:
@@ -88,5 +97,7 @@ def run(plan: Plan, deadline: Deadline, add: Callable[[dict], None], say: Callab
                 add({"model": model, "precision": precision, "not_measured": str(exc)})
                 continue
             add(row)
-            say(f"parity {model} {precision}: min IoU {row['min_iou']:.4f} over {row['frames']} frames, "
-                f"AUC {row['auc']:.1f} vs {row['auc_reference']:.1f}")
+            say(
+                f"parity {model} {precision}: min IoU {row['min_iou']:.4f} over {row['frames']} frames, "
+                f"AUC {row['auc']:.1f} vs {row['auc_reference']:.1f}"
+            )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from tomp_deploy.runtime.backends import open_backend
+from tomp_deploy.runtime.backends import BackendOptions, open_backend
 from tomp_deploy.runtime.backends.base import Backend
 from tomp_deploy.runtime.shipped import resolve_model
 
@@ -79,8 +79,10 @@ class Plan:
         """What a CPU run leaves out, and why."""
         if self.on_gpu:
             return None
-        return ("fp16, bf16 and CUDA graphs",
-                "the torch-cuda backend needs a CUDA GPU, so a CPU run measures the torch backend in fp32")
+        return (
+            "fp16, bf16 and CUDA graphs",
+            "the torch-cuda backend needs a CUDA GPU, so a CPU run measures the torch backend in fp32",
+        )
 
     def checkpoint(self, model: str) -> Path:
         """The shipped tiny model, or seeded random weights of a preset written once into the scratch folder."""
@@ -100,10 +102,11 @@ class Plan:
     def open(self, model: str, precision: str = "fp32", cuda_graphs: bool = False) -> Backend:
         """The backend under test: torch-cuda on a GPU, the torch backend (fp32) on the CPU."""
         if not self.on_gpu:
-            return open_backend("torch", self.checkpoint(model), device="cpu")
-        return open_backend("torch-cuda", self.checkpoint(model), device=self.device, precision=precision,
-                            cuda_graphs=cuda_graphs)
+            return open_backend("torch", self.checkpoint(model))
+        return open_backend(
+            "torch-cuda", self.checkpoint(model), BackendOptions(device=self.device, precision=precision, cuda_graphs=cuda_graphs)
+        )
 
     def reference(self, model: str) -> Backend:
         """The torch CPU FP32 reference."""
-        return open_backend("torch", self.checkpoint(model), device="cpu")
+        return open_backend("torch", self.checkpoint(model))

@@ -24,12 +24,23 @@ def draw_batching(data: dict, out: Path) -> Path:
     axes.plot(targets, [row["targets_per_s"] for row in rows], "o-", label="one batched tracker")
     axes.plot(targets, [row["one_at_a_time_targets_per_s"] for row in rows], "s--", label="one tracker per target")
     for row in rows:
-        axes.annotate(f"{row['speedup']:.1f}x", (row["targets"], row["targets_per_s"]), textcoords="offset points",
-                      xytext=(0, 7), ha="center", fontsize=8)
+        axes.annotate(
+            f"{row['speedup']:.1f}x",
+            (row["targets"], row["targets_per_s"]),
+            textcoords="offset points",
+            xytext=(0, 7),
+            ha="center",
+            fontsize=8,
+        )
     for row in data["batching"]:
         if "streams" in row and "not_measured" not in row:
-            axes.plot([row["targets"]], [row["targets_per_s"]], "D", color="C2",
-                      label=f"{row['streams']} streams x {row['targets'] // row['streams']} targets, batched")
+            axes.plot(
+                [row["targets"]],
+                [row["targets_per_s"]],
+                "D",
+                color="C2",
+                label=f"{row['streams']} streams x {row['targets'] // row['streams']} targets, batched",
+            )
     axes.set_xscale("log", base=2)
     ticks = sorted({row["targets"] for row in data["batching"] if "not_measured" not in row})
     axes.set_xticks(ticks, [str(t) for t in ticks])
@@ -37,8 +48,11 @@ def draw_batching(data: dict, out: Path) -> Path:
     axes.set_xlabel("targets tracked at once")
     axes.set_ylabel("targets tracked per second")
     setting = rows[0]
-    axes.set_title(f"{data['device']['name']}: {setting['model']} {setting['precision']}, "
-                   f"CUDA graphs {'on' if setting['cuda_graphs'] else 'off'}", fontsize=10)
+    axes.set_title(
+        f"{data['device']['name']}: {setting['model']} {setting['precision']}, "
+        f"CUDA graphs {'on' if setting['cuda_graphs'] else 'off'}",
+        fontsize=10,
+    )
     axes.grid(alpha=0.3)
     axes.legend()
     partial = out.with_name(f".{out.name}.partial.png")

@@ -31,12 +31,12 @@ class Results:
         def add(row: dict) -> None:
             self.data[section].append(row)
             self.save()
+
         return add
 
     def save(self) -> None:
         self.stem.parent.mkdir(parents=True, exist_ok=True)
-        for path, text in ((self.json_path, json.dumps(self.data, indent=2)),
-                           (self.markdown_path, markdown.render(self.data))):
+        for path, text in ((self.json_path, json.dumps(self.data, indent=2)), (self.markdown_path, markdown.render(self.data))):
             partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
             partial.write_text(text)
             os.replace(partial, path)

@@ -10,9 +10,9 @@ import numpy as np
 from benchmarks.gpu.budget import Deadline
 from benchmarks.gpu.plan import Plan
 from benchmarks.targets import squares_scene
+from tomp_deploy.runtime.contract import STAGES
 from tomp_deploy.runtime.driver import track_frames
 from tomp_deploy.runtime.errors import ToMPError
-from tomp_deploy.runtime.tracker import STAGES
 
 
 def timed_frames(plan: Plan, model: str, precision: str, cuda_graphs: bool, deadline: Deadline) -> dict:
@@ -32,14 +32,24 @@ def timed_frames(plan: Plan, model: str, precision: str, cuda_graphs: bool, dead
                 break
     finally:
         backend.close()
-    return {"model": model, "precision": precision, "cuda_graphs": cuda_graphs, "frames": len(seconds),
-            "fps": len(seconds) / sum(seconds), "median_ms": float(np.median(seconds) * 1000),
-            "stage_ms": {stage: float(np.median(values) * 1000) for stage, values in stages.items()}}
+    return {
+        "model": model,
+        "precision": precision,
+        "cuda_graphs": cuda_graphs,
+        "frames": len(seconds),
+        "fps": len(seconds) / sum(seconds),
+        "median_ms": float(np.median(seconds) * 1000),
+        "stage_ms": {stage: float(np.median(values) * 1000) for stage, values in stages.items()},
+    }
 
 
 def run(plan: Plan, deadline: Deadline, add: Callable[[dict], None], say: Callable[[str], None]) -> None:
-    configurations = [(model, precision, graphs) for model in plan.speed_models for precision in plan.precisions
-                      for graphs in plan.cuda_graph_modes]
+    configurations = [
+        (model, precision, graphs)
+        for model in plan.speed_models
+        for precision in plan.precisions
+        for graphs in plan.cuda_graph_modes
+    ]
     for index, (model, precision, graphs) in enumerate(configurations):
         measured = deadline.slice(len(configurations) - index)
         key = {"model": model, "precision": precision, "cuda_graphs": graphs}
@@ -52,5 +62,6 @@ def run(plan: Plan, deadline: Deadline, add: Callable[[dict], None], say: Callab
             add({**key, "not_measured": str(exc)})
             continue
         add(row)
-        say(f"speed {model} {precision} cuda graphs {'on' if graphs else 'off'}: {row['fps']:.1f} FPS "
-            f"over {row['frames']} frames")
+        say(
+            f"speed {model} {precision} cuda graphs {'on' if graphs else 'off'}: {row['fps']:.1f} FPS over {row['frames']} frames"
+        )

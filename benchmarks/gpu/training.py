@@ -23,6 +23,7 @@ from benchmarks.gpu.scenes import write_squares_dataset
 from tomp_deploy.runtime.errors import ToMPError
 from tomp_deploy.train.config import TrainConfig, preset
 from tomp_deploy.train.data import FrameSampler, load_sources
+from tomp_deploy.train.resume import RunStart
 from tomp_deploy.train.trainer import Trainer
 
 Samplers = Callable[[TrainConfig], FrameSampler]
@@ -44,8 +45,15 @@ def recipe(plan: Plan, name: str) -> TrainConfig:
         batch, steps, workers = QUICK["batch_size"], warmup + QUICK["steps"], QUICK["num_workers"]
     else:
         batch, steps, workers = config.batch_size, warmup + MOST_STEPS[name], min(config.num_workers, os.cpu_count() or 1)
-    return dataclasses.replace(config, pretrained=False, batch_size=batch, samples_per_epoch=batch * steps,
-                               num_workers=workers, dataset_weights={"lasot": 1.0}, warmup_steps=0)
+    return dataclasses.replace(
+        config,
+        pretrained=False,
+        batch_size=batch,
+        samples_per_epoch=batch * steps,
+        num_workers=workers,
+        dataset_weights={"lasot": 1.0},
+        warmup_steps=0,
+    )
 
 
 def equal_states(a, b) -> bool:
@@ -60,9 +68,11 @@ def equal_states(a, b) -> bool:
 
 
 def same_state(saved: Trainer, resumed: Trainer) -> bool:
-    return (equal_states(saved.model.state_dict(), resumed.model.state_dict())
-            and equal_states(saved.optimizer.state_dict(), resumed.optimizer.state_dict())
-            and equal_states(saved.scaler.state_dict(), resumed.scaler.state_dict()))
+    return (
+        equal_states(saved.model.state_dict(), resumed.model.state_dict())
+        and equal_states(saved.optimizer.state_dict(), resumed.optimizer.state_dict())
+        and equal_states(saved.scaler.state_dict(), resumed.scaler.state_dict())
+    )
 
 
 def throughput(plan: Plan, name: str, samplers: Samplers, deadline: Deadline) -> dict:
@@ -84,12 +94,23 @@ def throughput(plan: Plan, name: str, samplers: Samplers, deadline: Deadline) ->
         pass
     timed = len(step_ends) - warmup
     if timed < 1:
-        raise ToMPError(f"the share of the budget ran out during the {warmup} warm-up steps "
-                        f"({len(step_ends)} done in {step_ends[-1] - started:.0f} s)" if step_ends else
-                        "the share of the budget ran out before the first step ended")
+        raise ToMPError(
+            f"the share of the budget ran out during the {warmup} warm-up steps "
+            f"({len(step_ends)} done in {step_ends[-1] - started:.0f} s)"
+            if step_ends
+            else "the share of the budget ran out before the first step ended"
+        )
     rate = timed / (step_ends[-1] - step_ends[warmup - 1])
-    return {"recipe": name, "amp": trainer.amp, "batch_size": config.batch_size, "workers": config.num_workers,
-            "steps": timed, "iterations_per_s": rate, "samples_per_s": rate * config.batch_size, "loss": losses[-1]}
+    return {
+        "recipe": name,
+        "amp": trainer.amp,
+        "batch_size": config.batch_size,
+        "workers": config.num_workers,
+        "steps": timed,
+        "iterations_per_s": rate,
+        "samples_per_s": rate * config.batch_size,
+        "loss": losses[-1],
+    }
 
 
 def resume_check(plan: Plan, samplers: Samplers) -> str:
@@ -97,7 +118,7 @@ def resume_check(plan: Plan, samplers: Samplers) -> str:
     config = dataclasses.replace(recipe(plan, "tiny"), batch_size=2, samples_per_epoch=2, num_workers=0)
     first = Trainer(config, samplers(config), plan.work / "resume-check", device=plan.device)
     first.fit(1)
-    resumed = Trainer(config, samplers(config), plan.work / "resume-check", device=plan.device, resume=True)
+    resumed = Trainer(config, samplers(config), plan.work / "resume-check", device=plan.device, start=RunStart(resume=True))
     held = resumed.start_epoch == 1 and same_state(first, resumed)
     loss = resumed.fit(2)[-1]["loss"]
     if not held:
@@ -132,5 +153,7 @@ def run(plan: Plan, deadline: Deadline, add: Callable[[dict], None], say: Callab
             result = {"recipe": name, "not_measured": str(exc)}
         add(result)
         if "iterations_per_s" in result:
-            say(f"training {name}: {result['iterations_per_s']:.2f} it/s ({result['samples_per_s']:.1f} samples/s) "
-                f"over {result['steps']} steps")
+            say(
+                f"training {name}: {result['iterations_per_s']:.2f} it/s ({result['samples_per_s']:.1f} samples/s) "
+                f"over {result['steps']} steps"
+            )

@@ -52,7 +52,7 @@ def fp32_twin(fp16: onnx.ModelProto, fp32_weights: dict[str, np.ndarray]) -> onn
         if initializer.data_type != TensorProto.FLOAT16:
             continue
         rounded = numpy_helper.to_array(initializer)
-        original = fp32_weights.get(initializer.name[len("module."):]) if initializer.name.startswith("module.") else None
+        original = fp32_weights.get(initializer.name[len("module.") :]) if initializer.name.startswith("module.") else None
         value = original if original is not None and original.shape == rounded.shape else rounded.astype(np.float32)
         initializer.CopyFrom(numpy_helper.from_array(value.astype(np.float32), initializer.name))
     for node in graph.node:
@@ -104,8 +104,7 @@ def layer_errors(fp32: ExportFolder, fp16: ExportFolder, inputs: dict[str, Tenso
                 continue
             for output in (o for o in node.output if o in error):
                 incoming = max((error.get(i, 0.0) for i in node.input), default=0.0)
-                rows.append(LayerError(graph, node.name, node.op_type, output, error[output], incoming,
-                                       node.name in islands))
+                rows.append(LayerError(graph, node.name, node.op_type, output, error[output], incoming, node.name in islands))
     return rows
 
 
@@ -152,10 +151,16 @@ def contract_inputs(backend: Backend) -> RecordedCalls:
     size, cells = config.search_size, config.feature_size
     box = np.array([size * 0.4, size * 0.4, size * 0.2, size * 0.2])
     mask = np.zeros((1, 2, config.num_tokens), bool)
-    mask[0, 1, cells * cells:2 * cells * cells] = True
-    predictor_inputs = {"train_feat": feats[None, :2],
-                        "train_label": np.stack([gaussian_label(cells, cells / 20, np.zeros(2))] * 2)[None],
-                        "train_ltrb": np.stack([encode_ltrb(box, cells, config.feature_stride)] * 2)[None],
-                        "test_feat": feats[2:3], "key_padding_mask": mask}
-    return {"backbone": [{"image": images}], "predictor": [predictor_inputs],
-            "head": [backend.run("predictor", predictor_inputs)]}
+    mask[0, 1, cells * cells : 2 * cells * cells] = True
+    predictor_inputs = {
+        "train_feat": feats[None, :2],
+        "train_label": np.stack([gaussian_label(cells, cells / 20, np.zeros(2))] * 2)[None],
+        "train_ltrb": np.stack([encode_ltrb(box, cells, config.feature_stride)] * 2)[None],
+        "test_feat": feats[2:3],
+        "key_padding_mask": mask,
+    }
+    return {
+        "backbone": [{"image": images}],
+        "predictor": [predictor_inputs],
+        "head": [backend.run("predictor", predictor_inputs)],
+    }

@@ -77,8 +77,9 @@ def contract_outputs(backend: Backend, inputs: RecordedCalls) -> dict[OutputKey,
     return outputs
 
 
-def compare_outputs(reference: dict[OutputKey, list[np.ndarray]],
-                    candidate: dict[OutputKey, list[np.ndarray]]) -> list[OutputComparison]:
+def compare_outputs(
+    reference: dict[OutputKey, list[np.ndarray]], candidate: dict[OutputKey, list[np.ndarray]]
+) -> list[OutputComparison]:
     """The worst error of each output of `candidate` against `reference`, over all calls."""
     rows = []
     for (graph, name), references in reference.items():

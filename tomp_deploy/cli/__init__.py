@@ -7,6 +7,7 @@ runtime modules beside it import none of those.
 # isort: off
 # Imported in the order `tomp-deploy --help` lists the commands; importing a module registers them.
 from tomp_deploy.cli import models, tracking, datasets, benchmark, training, vot  # noqa: F401
+
 # isort: on
 from tomp_deploy.cli.app import app
 

@@ -14,9 +14,10 @@ import typer
 from rich.markup import escape
 
 from tomp_deploy.cli.app import command, console
-from tomp_deploy.cli.options import Device, Threads, backend_options, progress_bar
+from tomp_deploy.cli.options import CudaGraphs, Device, Precision, Threads, backend_options, progress_bar
 from tomp_deploy.cli.render import print_bench
 from tomp_deploy.pipeline.model_forms import ModelForms
+from tomp_deploy.runtime.backends.options import BackendOptions
 from tomp_deploy.runtime.errors import ToMPError
 from tomp_deploy.runtime.files import ensure_folder
 
@@ -66,9 +67,16 @@ def _bench_sequences(dataset_root: str, format: str, sequences: int | None, out:
     return loaded
 
 
-def _run_bench(forms: ModelForms, backend_names: list[str], sequences, out: Path, device: str, warmup: int,
-               on_status=lambda text: None, options: dict | None = None) -> dict:
-    from tomp_deploy.checks.bench import bench
+def _run_bench(
+    forms: ModelForms,
+    backend_names: list[str],
+    sequences,
+    out: Path,
+    options: BackendOptions,
+    warmup: int,
+    on_status=lambda text: None,
+) -> dict:
+    from tomp_deploy.checks.bench import BenchPlan, bench
 
     total = sum(len(s.frames) - 1 for s in sequences)
     with progress_bar() as progress:
@@ -78,9 +86,14 @@ def _run_bench(forms: ModelForms, backend_names: list[str], sequences, out: Path
             on_status(text)
             progress.update(task, description=text, completed=0 if text.endswith("tracking") else None)
 
-        report = bench(forms.name, lambda backend: forms.for_backend(backend, status), backend_names, sequences, out,
-                       device, warmup, progress=status, on_frame=lambda: progress.advance(task),
-                       command=" ".join(["tomp-deploy", *sys.argv[1:]]), options=options)
+        plan = BenchPlan(forms.name, backend_names, sequences, options, warmup, " ".join(["tomp-deploy", *sys.argv[1:]]))
+        report = bench(
+            plan,
+            lambda backend: forms.for_backend(backend, status),
+            out,
+            progress=status,
+            on_frame=lambda: progress.advance(task),
+        )
         ran = sum(row["status"] == "ok" for row in report["backends"].values())
         # The last line shows the whole run, not the last backend's step (which may have been skipped).
         progress.update(task, description=f"bench: {ran} of {len(report['backends'])} backends ran", completed=total)
@@ -100,15 +113,21 @@ def cpu_backends() -> list[str]:
 @command("bench")
 def bench_command(
     model: Annotated[Path, typer.Option(help="Checkpoint, export or engine folder, or 'tiny'.")],
-    backends: Annotated[str | None, typer.Option(
-        help="Comma-separated backends; torch (fp32) is always the reference. Default: torch,onnxruntime, and "
-             "openvino where installed.")] = None,
+    backends: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated backends; torch (fp32) is always the reference. Default: torch,onnxruntime, and "
+            "openvino where installed."
+        ),
+    ] = None,
     dataset_root: Annotated[str, typer.Option(help="Dataset folder, or 'synthetic' (written into --out).")] = "synthetic",
     format: Annotated[str, typer.Option(help="Dataset layout (see 'score').")] = "lasot",
     sequences: Annotated[int | None, typer.Option(help="Use the first N sequences.")] = None,
     warmup: Annotated[int, typer.Option(help="Frames per backend left out of the timing.")] = 5,
     device: Device = "cpu",
     threads: Threads = None,
+    precision: Precision = None,
+    cuda_graphs: CudaGraphs = None,
     out: Annotated[Path, typer.Option(help="Folder for bench.json, bench.md and bench.png.")] = Path("bench"),
 ) -> None:
     """Accuracy parity and FPS of every backend against the PyTorch reference, side by side."""
@@ -117,8 +136,8 @@ def bench_command(
     names = [b.strip() for b in backends.split(",") if b.strip()] if backends else cpu_backends()
     ensure_folder(out, "--out")
     loaded = _bench_sequences(dataset_root, format, sequences, out, 60, 0)
-    _run_bench(ModelForms.from_path(resolve_model(model), out / ".work"), names, loaded, out, device, warmup,
-               options=backend_options(threads, None, None))
+    options = backend_options(device, threads, precision, cuda_graphs)
+    _run_bench(ModelForms.from_path(resolve_model(model), out / ".work"), names, loaded, out, options, warmup)
 
 
 @command()
@@ -146,8 +165,14 @@ def demo(
     with console.status("writing the demo sequences") as status:
         data = out / "sequences"
         split.start("sequences")
-        generate_benchmark(data, sequences, frames, seed=DEMO_SEED, family=DEMO_FAMILY,
-                           progress=lambda name: status.update(f"writing sequence {name}"))
+        generate_benchmark(
+            data,
+            sequences,
+            frames,
+            seed=DEMO_SEED,
+            family=DEMO_FAMILY,
+            progress=lambda name: status.update(f"writing sequence {name}"),
+        )
         split.start("ONNX exports")
         forms.make_exports(["fp32"] + (["fp16"] if installed_engine_libraries() else []), status.update)
         forms.export_folder(status.update)
@@ -168,25 +193,31 @@ def demo(
     split.start("tracked video")
     sequence = open_dataset(data, "lasot")[0]
     video_path = out / "tracked.mp4"
-    with console.status(f"tracking {sequence.name} into {video_path}"), \
-            open_backend("onnxruntime", forms.export) as backend:
+    with console.status(f"tracking {sequence.name} into {video_path}"), open_backend("onnxruntime", forms.export) as backend:
         boxes = write_tracked_video(backend, sequence, video_path)
     np.savetxt(out / f"{sequence.name}.txt", boxes, fmt="%.2f", delimiter=",")
     console.print(f"[green]✓[/] tracked video: {video_path} (white: ground truth)")
 
-    _run_bench(forms, backends, open_dataset(data, "lasot"), out, "cpu", 5,
-               on_status=lambda text: split.start(f"bench {text.split(':')[0]}"))
+    _run_bench(
+        forms,
+        backends,
+        open_dataset(data, "lasot"),
+        out,
+        BackendOptions(),
+        5,
+        on_status=lambda text: split.start(f"bench {text.split(':')[0]}"),
+    )
     split.stop()
-    console.print(f"[bold]done[/]: video {video_path}, benchmark {out / 'bench.json'}, {out / 'bench.md'}, "
-                  f"{out / 'bench.png'}")
+    console.print(f"[bold]done[/]: video {video_path}, benchmark {out / 'bench.json'}, {out / 'bench.md'}, {out / 'bench.png'}")
     console.print(f"{split.line()}; CPU {cpu_name()}, {os.cpu_count()} cores", highlight=False, soft_wrap=True)
 
 
 def write_tracked_video(backend, sequence, video_path: Path) -> np.ndarray:
     """Tracks `sequence` into an MP4 with the boxes, the ground truth and the tracker's mean frame rate so
     far (tracker time only: reading and video writing are not counted); returns the boxes."""
+    from tomp_deploy.cli.outputs import VideoWriter, draw_overlay
     from tomp_deploy.runtime.driver import track_frames
-    from tomp_deploy.runtime.sources import FrameSource, VideoWriter, draw_overlay
+    from tomp_deploy.runtime.sources import FrameSource
 
     video, boxes, tracked_seconds = None, [], 0.0
     frames_in = (frame.image for frame in FrameSource.of_images(sequence.frames))

@@ -17,16 +17,19 @@ from tomp_deploy.cli.options import (
     Model,
     Plot,
     Precision,
+    Threads,
     TrackerParam,
     backend_and_model,
+    backend_options,
     progress_bar,
 )
 from tomp_deploy.cli.render import print_table
 from tomp_deploy.runtime.errors import ToMPError
 from tomp_deploy.runtime.files import check_output_file, ensure_folder, write_atomically
 
-Format = Annotated[str, typer.Option(help="Dataset layout: lasot, lasot_extension, got10k, trackingnet, otb, nfs, "
-                                          "uav123, vot, folder.")]
+Format = Annotated[
+    str, typer.Option(help="Dataset layout: lasot, lasot_extension, got10k, trackingnet, otb, nfs, uav123, vot, folder.")
+]
 
 
 @command()
@@ -35,11 +38,17 @@ def synth(
     sequences: Annotated[int, typer.Option(help="Number of sequences.")] = 10,
     frames: Annotated[int, typer.Option(help="Frames per sequence.")] = 100,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed writes the same benchmark.")] = 0,
-    family: Annotated[str, typer.Option(help="Scene family: patches, cutouts, shapes (training families), "
-                                             "bouncing (held out from training) or filmed (the demo's).")] = "patches",
+    family: Annotated[
+        str,
+        typer.Option(
+            help="Scene family: patches, cutouts, shapes (training families), "
+            "bouncing (held out from training) or filmed (the demo's)."
+        ),
+    ] = "patches",
     workers: Annotated[int, typer.Option(help="Processes writing sequences in parallel.", min=1)] = 1,
-    layout: Annotated[str, typer.Option(help="lasot (eval --format lasot) or vot (the VOT toolkit's, with list.txt; "
-                                             "eval --format vot).")] = "lasot",
+    layout: Annotated[
+        str, typer.Option(help="lasot (eval --format lasot) or vot (the VOT toolkit's, with list.txt; eval --format vot).")
+    ] = "lasot",
 ) -> None:
     """Write a synthetic benchmark: targets with motion, scale and shape change, occlusion, look-alike
     distractors, camera motion, blur and illumination change, from one scene family."""
@@ -55,8 +64,9 @@ def synth(
     ensure_folder(out, "OUT")
     with progress_bar() as progress:
         task = progress.add_task(f"writing {family} sequences", total=sequences)
-        generate_benchmark(out, sequences, frames, seed, family=family, workers=workers,
-                           progress=lambda name: progress.advance(task))
+        generate_benchmark(
+            out, sequences, frames, seed, family=family, workers=workers, progress=lambda name: progress.advance(task)
+        )
     if layout == "vot":
         lasot_to_vot(out)
     console.print(f"wrote {sequences} sequences of {frames} frames to {out} ({layout.upper()} layout, --format {layout})")
@@ -64,10 +74,17 @@ def synth(
 
 def _print_score(score, title: str) -> None:
     overall = score.to_json()
-    rows = [["overall", *(f"{overall['overall'][k]:.1f}" for k in ("auc", "precision", "norm_precision")),
-             str(overall["overall"]["sequences"])]]
-    rows += [[attribute, *(f"{values[k]:.1f}" for k in ("auc", "precision", "norm_precision")), str(values["sequences"])]
-             for attribute, values in overall.get("attributes", {}).items()]
+    rows = [
+        [
+            "overall",
+            *(f"{overall['overall'][k]:.1f}" for k in ("auc", "precision", "norm_precision")),
+            str(overall["overall"]["sequences"]),
+        ]
+    ]
+    rows += [
+        [attribute, *(f"{values[k]:.1f}" for k in ("auc", "precision", "norm_precision")), str(values["sequences"])]
+        for attribute, values in overall.get("attributes", {}).items()
+    ]
     print_table(title, ("", "AUC", "precision", "norm. precision", "sequences"), rows)
 
 
@@ -81,8 +98,11 @@ def _check_score_outputs(json_path: Path | None, plot_path: Path | None) -> None
 
 def _score_outputs(scores: dict, json_path: Path | None, plot_path: Path | None, title: str) -> None:
     if json_path:
-        payload = next(iter(scores.values())).to_json() if len(scores) == 1 else {
-            name: score.to_json() for name, score in scores.items()}
+        payload = (
+            next(iter(scores.values())).to_json()
+            if len(scores) == 1
+            else {name: score.to_json() for name, score in scores.items()}
+        )
         write_atomically(json_path, json.dumps(payload, indent=2), "--json")
         console.print(f"scores: {json_path}")
     if plot_path:
@@ -94,8 +114,9 @@ def _score_outputs(scores: dict, json_path: Path | None, plot_path: Path | None,
 @command()
 def score(
     dataset_root: Annotated[Path, typer.Option(help="Dataset folder.")],
-    results: Annotated[list[Path], typer.Option(help="Results folder (one x,y,w,h file per sequence); repeat to "
-                                                     "compare trackers in one plot.")],
+    results: Annotated[
+        list[Path], typer.Option(help="Results folder (one x,y,w,h file per sequence); repeat to compare trackers in one plot.")
+    ],
     format: Format = "lasot",
     json_out: JsonOut = None,
     plot: Plot = None,
@@ -132,13 +153,20 @@ def eval_command(
     backend: Backend = None,
     device: Device = "cpu",
     workers: Annotated[int, typer.Option(help="Sequences tracked in parallel processes.", min=1)] = 1,
-    ray: Annotated[str | None, typer.Option(
-        help="Track the sequences as tasks on this Ray cluster ('auto' for the one started on this machine, or "
-             "its address); one GPU a task with --device cuda, else --ray-cpus-per-task CPUs.")] = None,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            help="Track the sequences as tasks on this Ray cluster ('auto' for the one started on this machine, or "
+            "its address); one GPU a task with --device cuda, else --ray-cpus-per-task CPUs."
+        ),
+    ] = None,
     ray_cpus_per_task: Annotated[int, typer.Option(help="CPUs (and backend threads) of each Ray task.", min=1)] = 1,
     precision: Precision = None,
-    results: Annotated[Path | None, typer.Option(
-        help="Results folder (default results/<model>_<fingerprint>_<backend>); resumes only the run that made it.")] = None,
+    threads: Threads = None,
+    results: Annotated[
+        Path | None,
+        typer.Option(help="Results folder (default results/<model>_<fingerprint>_<backend>); resumes only the run that made it."),
+    ] = None,
     json_out: JsonOut = None,
     plot: Plot = None,
     tracker_param: TrackerParam = None,
@@ -153,11 +181,11 @@ def eval_command(
         raise ToMPError("--ray and --workers exclude each other: Ray runs as many tasks as the cluster has room for.")
     _check_score_outputs(json_out, plot)
     sequences = open_dataset(dataset_root, format)
-    backend, loaded = backend_and_model(backend, model, device, {"precision": precision} if precision else {})
+    options = backend_options(device, threads, precision)
+    backend, loaded = backend_and_model(backend, model, options)
     backend_label = backend + (f"_{precision}" if precision else "")
     results = results or Path("results") / f"{model.stem}_{model_fingerprint(loaded)[:8]}_{backend_label}"
-    setup = TrackerSetup(backend, str(loaded), device, tuple(tracker_param or ()),
-                         (("precision", precision),) if precision else ())
+    setup = TrackerSetup(backend, str(loaded), options, tuple(tracker_param or ()))
     with _cluster(ray, ray_cpus_per_task) as cluster:
         claim_results(results, setup)
         done = sum(result_is_complete(results / f"{s.name}.txt", s) for s in sequences)
@@ -168,8 +196,15 @@ def eval_command(
         with progress_bar() as progress:
             frames_task = progress.add_task("frames", total=remaining if here else None, visible=here)
             sequence_task = progress.add_task("sequences", total=len(sequences), completed=done)
-            evaluate(sequences, setup, results, workers, on_frame=lambda: progress.advance(frames_task),
-                     on_sequence=lambda name: progress.advance(sequence_task), cluster=cluster)
+            evaluate(
+                sequences,
+                setup,
+                results,
+                workers,
+                on_frame=lambda: progress.advance(frames_task),
+                on_sequence=lambda name: progress.advance(sequence_task),
+                cluster=cluster,
+            )
     value = score_results(sequences, results)
     _print_score(value, f"{model.name} ({backend}) on {dataset_root}")
     _score_outputs({f"{model.stem} ({backend})": value}, json_out, plot, dataset_root.name)

@@ -11,6 +11,7 @@ import typer
 
 from tomp_deploy.cli.app import command, console
 from tomp_deploy.cli.render import print_table
+from tomp_deploy.runtime.manifests.engine import DEFAULT_MAX_BATCH
 
 
 @command()
@@ -43,7 +44,7 @@ def inspect(
         "format": info.format,
         "backbone": f"{config.backbone} (layer3, {config.backbone_channels} channels)",
         "search / feature size": f"{config.search_size} px / {config.feature_size}x{config.feature_size} "
-                                 f"(stride {config.feature_stride})",
+        f"(stride {config.feature_stride})",
         "feature dim / heads": f"{config.feature_dim} / {config.num_heads}",
         "encoder / decoder layers": f"{config.num_encoder_layers} / {config.num_decoder_layers}",
         "feed-forward dim": str(config.dim_feedforward),
@@ -55,8 +56,7 @@ def inspect(
     rows.update({f"source: {k}": str(v) for k, v in info.meta.items() if v is not None and k != "tracker"})
     if info.dropped_keys:
         rows["unused weights dropped"] = f"{len(info.dropped_keys)} tensors of backbone layer4/fc (ToMP reads layer3)"
-    print_table(f"ToMP checkpoint {checkpoint.name}", ("field", "value"), [[k, v] for k, v in rows.items()],
-                show_header=False)
+    print_table(f"ToMP checkpoint {checkpoint.name}", ("field", "value"), [[k, v] for k, v in rows.items()], show_header=False)
 
 
 @command("export")
@@ -65,8 +65,13 @@ def export_command(
     out: Annotated[Path, typer.Option(help="Folder for backbone/predictor/head.onnx and model.json.")],
     opset: Annotated[int, typer.Option(help="ONNX opset (18..20; TensorRT 10.0 parses up to 20).")] = 18,
     force: Annotated[bool, typer.Option(help="Replace an earlier export in --out (nothing else is deleted).")] = False,
-    precision: Annotated[str, typer.Option(help="fp32, or fp16: FP16 weights and compute with FP32 islands, "
-                                                "float32 inputs and outputs (for engines and ONNX Runtime).")] = "fp32",
+    precision: Annotated[
+        str,
+        typer.Option(
+            help="fp32, or fp16: FP16 weights and compute with FP32 islands, "
+            "float32 inputs and outputs (for engines and ONNX Runtime)."
+        ),
+    ] = "fp32",
 ) -> None:
     """Export a checkpoint as the split ONNX graphs and check them for TensorRT."""
     from tomp_deploy.export.onnx_export import export_model
@@ -75,13 +80,25 @@ def export_command(
 
     with console.status("loading the checkpoint") as status:
         network = load_model(resolve_model(model))
-        reports = export_model(network, out, opset=opset, force=force, precision=precision,
-                               progress=lambda text: status.update(text))
-    rows = [[r.graph, f"{r.size_bytes / 1e6:.1f} MB", str(r.op_count),
-             f"{100 * r.fp16_weight_fraction:.1f}%", str(len(r.fp32_nodes)),
-             "  ".join(f"{k}: {v}" for k, v in r.checks.items() if k != "opset")] for r in reports]
-    print_table(f"{precision.upper()} ONNX export of {model.name} (opset {opset})",
-                ("graph", "size", "ops", "FP16 weights", "FP32 island nodes", "checks"), rows)
+        reports = export_model(
+            network, out, opset=opset, force=force, precision=precision, progress=lambda text: status.update(text)
+        )
+    rows = [
+        [
+            r.graph,
+            f"{r.size_bytes / 1e6:.1f} MB",
+            str(r.op_count),
+            f"{100 * r.fp16_weight_fraction:.1f}%",
+            str(len(r.fp32_nodes)),
+            "  ".join(f"{k}: {v}" for k, v in r.checks.items() if k != "opset"),
+        ]
+        for r in reports
+    ]
+    print_table(
+        f"{precision.upper()} ONNX export of {model.name} (opset {opset})",
+        ("graph", "size", "ops", "FP16 weights", "FP32 island nodes", "checks"),
+        rows,
+    )
     console.print(f"wrote {out}/{{backbone,predictor,head}}.onnx and model.json")
 
 
@@ -89,49 +106,68 @@ def export_command(
 def build(
     export_dir: Annotated[Path, typer.Argument(help="Export folder (tomp-deploy export).")],
     out: Annotated[Path, typer.Option(help="Engine folder to write.")],
-    library: Annotated[str | None, typer.Option(
-        help="tensorrt or tensorrt-rtx (default: the one installed).")] = None,
-    precision: Annotated[str | None, typer.Option(
-        help="Expected precision; engines take it from the export (export --precision fp16).")] = None,
-    compute_capability: Annotated[list[str] | None, typer.Option(
-        help="TensorRT for RTX: a compute capability to build for, e.g. 8.9; repeatable (default: its portable "
-             "set, 8.0 to 12.0 and later).")] = None,
+    library: Annotated[str | None, typer.Option(help="tensorrt or tensorrt-rtx (default: the one installed).")] = None,
+    precision: Annotated[
+        str | None,
+        typer.Option(
+            help="The export precision the engines must have: they take the export's, and an export of another is "
+            "refused with the export to make (export --precision fp16)."
+        ),
+    ] = None,
+    compute_capability: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="TensorRT for RTX: a compute capability to build for, e.g. 8.9; repeatable (default: its portable "
+            "set, 8.0 to 12.0 and later)."
+        ),
+    ] = None,
     workspace: Annotated[float, typer.Option(help="Builder workspace in GB.")] = 4.0,
     timing_cache: Annotated[Path | None, typer.Option(help="TensorRT: timing cache file, read and updated.")] = None,
-    max_batch: Annotated[int, typer.Option(
-        help="Largest batch: crops per backbone call, targets per predictor and head call (all targets tracked).")] = 4,
+    max_batch: Annotated[
+        int,
+        typer.Option(help="Largest batch: crops per backbone call, targets per predictor and head call (all targets tracked)."),
+    ] = DEFAULT_MAX_BATCH,
 ) -> None:
     """Compile the split ONNX graphs into strongly typed engines (TensorRT or TensorRT for RTX), with a manifest."""
-    from tomp_deploy.engines.builder import build_engines
+    from tomp_deploy.engines.builder import BuildOptions, build_engines
 
+    options = BuildOptions(library, precision, workspace, timing_cache, max_batch, tuple(compute_capability or ()))
     with console.status("building engines") as status:
-        manifest = build_engines(export_dir, out, library, precision, workspace, timing_cache, max_batch,
-                                 compute_capability, report=lambda text: status.update(text))
-    where = (f"for {manifest.gpu_name} (SM {manifest.compute_capability})" if manifest.gpu_name else
-             f"for compute capabilities {', '.join(manifest.target_compute_capabilities)}")
+        manifest = build_engines(export_dir, out, options, report=lambda text: status.update(text))
+    where = (
+        f"for {manifest.gpu_name} (SM {manifest.compute_capability})"
+        if manifest.gpu_name
+        else f"for compute capabilities {', '.join(manifest.target_compute_capabilities)}"
+    )
     sizes = ", ".join(f"{graph} {size / 1e6:.1f} MB" for graph, size in manifest.engine_bytes.items())
-    console.print(f"built {manifest.precision} engines with {manifest.built_with} {where}, for 1..{max_batch} crops "
-                  f"and targets per call, in {manifest.build_seconds:.1f} s ({sizes}): {out}")
-
+    console.print(
+        f"built {manifest.precision} engines with {manifest.built_with} {where}, for 1..{max_batch} crops "
+        f"and targets per call, in {manifest.build_seconds:.1f} s ({sizes}): {out}"
+    )
 
 
 @command()
 def quantize(
     export_dir: Annotated[Path, typer.Argument(help="FP32 export folder (tomp-deploy export).")],
     out: Annotated[Path, typer.Option(help="Folder for the INT8 (QDQ) export.")],
-    calibration: Annotated[Path, typer.Option(
-        help="Dataset whose sequences the tracker runs to calibrate on, e.g. one written by 'tomp-deploy synth' "
-             "with a training family.")],
+    calibration: Annotated[
+        Path,
+        typer.Option(
+            help="Dataset whose sequences the tracker runs to calibrate on, e.g. one written by 'tomp-deploy synth' "
+            "with a training family."
+        ),
+    ],
     calibration_format: Annotated[str, typer.Option(help="Layout of the calibration dataset.")] = "lasot",
     frames: Annotated[int, typer.Option(help="Calibration frames, taken from the starts of its sequences.")] = 100,
-    quantizer: Annotated[str, typer.Option(
-        help="nncf, or onnxruntime (its static QDQ quantiser; OpenVINO 2026.4 cannot compile its predictor).")] = "nncf",
+    quantizer: Annotated[
+        str, typer.Option(help="nncf, or onnxruntime (its static QDQ quantiser; OpenVINO 2026.4 cannot compile its predictor).")
+    ] = "nncf",
     force: Annotated[bool, typer.Option(help="Replace an earlier export in --out (nothing else is deleted).")] = False,
 ) -> None:
     """Quantise an FP32 export to INT8 QDQ graphs (for --backend openvino --precision int8, or onnxruntime),
     calibrated on the tracker's own calls over a dataset."""
     from tomp_deploy.evaluation.datasets import open_dataset
-    from tomp_deploy.export.quantize import check_destination, quantize_export, read_fp32_export
+    from tomp_deploy.export.quantize import CalibrationData, check_destination, quantize_export, read_fp32_export
     from tomp_deploy.runtime.errors import ToMPError
 
     if frames < 2:
@@ -140,10 +176,13 @@ def quantize(
     check_destination(export_dir, out, force)
     sequences = open_dataset(calibration, calibration_format)
     with console.status("calibrating") as status:
-        exported = quantize_export(export_dir, out, sequences, quantizer, frames, force, str(calibration),
-                                   progress=status.update)
+        exported = quantize_export(
+            export_dir, out, CalibrationData(sequences, frames, str(calibration)), quantizer, force, progress=status.update
+        )
     recorded = exported.manifest.quantization["calibration"]
     calls = recorded["calls_per_graph"]
-    console.print(f"wrote the INT8 export {out} ({quantizer}; calibrated on {recorded['frames']} frames of {len(sequences)} "
-                  f"sequences, {', '.join(f'{g} {n} calls' for g, n in calls.items())}); run it with --backend "
-                  "openvino --precision int8")
+    console.print(
+        f"wrote the INT8 export {out} ({quantizer}; calibrated on {recorded['frames']} frames of {len(sequences)} "
+        f"sequences, {', '.join(f'{g} {n} calls' for g, n in calls.items())}); run it with --backend "
+        "openvino --precision int8"
+    )

@@ -10,49 +10,67 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tomp_deploy.cli.app import console, error_console
+from tomp_deploy.runtime.backends.options import BackendOptions
 
 Device = Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")]
-Backend = Annotated[str | None, typer.Option(
-    help="Inference backend: torch, onnxruntime, openvino, torch-cuda or tensorrt. Default: the fastest installed "
-         "torch-free backend that runs --model (onnxruntime on the CPU, tensorrt on a GPU); torch (torch-cuda) for "
-         "a checkpoint file.", show_default=False)]
-Model = Annotated[Path, typer.Option(help="Checkpoint, export folder or engine folder (as the backend takes it), "
-                                          "or 'tiny' for the shipped model.")]
-TrackerParam = Annotated[list[str] | None, typer.Option(
-    "--tracker-param", help="Override a tracker parameter of the model, key=value (e.g. conf_ths=0.8); repeatable.")]
-Threads = Annotated[int | None, typer.Option(
-    help="Compute threads of a CPU backend (torch, onnxruntime, openvino). Default: one per physical core.")]
-Precision = Annotated[str | None, typer.Option(
-    help="torch-cuda: fp16 (default), bf16 or fp32; openvino: auto (default), fp32, bf16 or int8.")]
-CudaGraphs = Annotated[bool | None, typer.Option(
-    help="Replay the per-frame calls as CUDA graphs (torch-cuda: on by default; tensorrt: off).")]
+Backend = Annotated[
+    str | None,
+    typer.Option(
+        help="Inference backend: torch, onnxruntime, openvino, torch-cuda or tensorrt. Default: the fastest installed "
+        "torch-free backend that runs --model (onnxruntime on the CPU, tensorrt on a GPU); torch (torch-cuda) for "
+        "a checkpoint file.",
+        show_default=False,
+    ),
+]
+Model = Annotated[
+    Path,
+    typer.Option(help="Checkpoint, export folder or engine folder (as the backend takes it), or 'tiny' for the shipped model."),
+]
+TrackerParam = Annotated[
+    list[str] | None,
+    typer.Option("--tracker-param", help="Override a tracker parameter of the model, key=value (e.g. conf_ths=0.8); repeatable."),
+]
+Threads = Annotated[
+    int | None,
+    typer.Option(help="Compute threads of a CPU backend (torch, onnxruntime, openvino). Default: one per physical core."),
+]
+Precision = Annotated[
+    str | None, typer.Option(help="torch-cuda: fp16 (default), bf16 or fp32; openvino: auto (default), fp32, bf16 or int8.")
+]
+CudaGraphs = Annotated[
+    bool | None, typer.Option(help="Replay the per-frame calls as CUDA graphs (torch-cuda: on by default; tensorrt: off).")
+]
 JsonOut = Annotated[Path | None, typer.Option("--json", help="Write the scores as JSON (percent).")]
 Plot = Annotated[Path | None, typer.Option(help="Write success and precision plots (PNG).")]
 
 
 def progress_bar(*columns, shown_on: Console = console) -> Progress:
     """A progress bar with a description, a count and the elapsed time, plus `columns`."""
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), *columns,
-                    TimeElapsedColumn(), console=shown_on)
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), *columns, TimeElapsedColumn(), console=shown_on
+    )
 
 
-def backend_options(threads: int | None, precision: str | None, cuda_graphs: bool | None) -> dict:
-    """The backend options given on the command line (those left out keep the backend's defaults)."""
-    given = {"threads": threads, "precision": precision, "cuda_graphs": cuda_graphs}
-    return {name: value for name, value in given.items() if value is not None}
+def backend_options(
+    device: str = "cpu", threads: int | None = None, precision: str | None = None, cuda_graphs: bool | None = None
+) -> BackendOptions:
+    """The one options object a command builds from its command line (those left out keep the backends'
+    defaults) and hands to every backend it opens."""
+    return BackendOptions(device=device, precision=precision, threads=threads, cuda_graphs=cuda_graphs)
 
 
-def backend_and_model(backend: str | None, model: Path | str, device: str, options: dict,
-                      say: Console = console) -> tuple[str, Path]:
+def backend_and_model(
+    backend: str | None, model: Path | str, options: BackendOptions, say: Console = console
+) -> tuple[str, Path]:
     """The backend a command runs (the default rule's choice, said on `say`, where none is given), once the
     `options` given apply to it, and what it loads for `model`: a shipped model's export or engines are made
     once into the user cache."""
     from tomp_deploy.pipeline import model_for_backend
-    from tomp_deploy.runtime.backends import checked_options, default_backend
+    from tomp_deploy.runtime.backends import backend_spec, default_backend
 
     if backend is None:
-        backend, why = default_backend(model, device)
+        backend, why = default_backend(model, options.device)
         say.print(f"backend: {backend} ({why}; --backend chooses another)", highlight=False, soft_wrap=True)
-    checked_options(backend, options)
+    options.arguments_for(backend, backend_spec(backend))
     with error_console.status(f"preparing {model} for {backend}") as status:
-        return backend, model_for_backend(model, backend, status.update)
+        return backend, model_for_backend(model, backend, options, status.update)

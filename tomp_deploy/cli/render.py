@@ -13,11 +13,9 @@ from tomp_deploy.checks.bench import markdown_table
 from tomp_deploy.cli.app import console
 
 
-def print_table(title: str, columns: tuple[str, ...] | list[str], rows: list[list[str]], *,
-                show_header: bool = True) -> None:
+def print_table(title: str, columns: tuple[str, ...] | list[str], rows: list[list[str]], *, show_header: bool = True) -> None:
     if not console.is_terminal:
-        console.print(f"\n{title}\n\n{markdown_table(columns, rows)}\n", markup=False, highlight=False,
-                      soft_wrap=True)
+        console.print(f"\n{title}\n\n{markdown_table(columns, rows)}\n", markup=False, highlight=False, soft_wrap=True)
         return
     table = Table(title=title, show_header=show_header)
     for column in columns:

@@ -67,12 +67,18 @@ def track(
     device: Device = "cpu",
     init_box: Annotated[
         list[str] | None,
-        typer.Option(help="Initial box x,y,w,h in pixels; repeat for several targets. Optional for a "
-                          "folder with groundtruth.txt beside or above its images."),
+        typer.Option(
+            help="Initial box x,y,w,h in pixels; repeat for several targets. Optional for a "
+            "folder with groundtruth.txt beside or above its images."
+        ),
     ] = None,
-    toolkit_box: Annotated[bool, typer.Option(
-        help="Start from the first box as the VOT toolkit sends it over TraX (float32, four decimals), to "
-             "reproduce a toolkit run's trajectory exactly.")] = False,
+    toolkit_box: Annotated[
+        bool,
+        typer.Option(
+            help="Start from the first box as the VOT toolkit sends it over TraX (float32, four decimals), to "
+            "reproduce a toolkit run's trajectory exactly."
+        ),
+    ] = False,
     output: Annotated[Path | None, typer.Option(help="Write x,y,w,h per frame (first line: the initial box).")] = None,
     video_out: Annotated[Path | None, typer.Option(help="Write an MP4 with the boxes, scores and frame rate.")] = None,
     show: Annotated[bool, typer.Option(help="Show the tracking in a window (q quits).")] = False,
@@ -91,13 +97,12 @@ def track(
     boxes = _initial_boxes(frames, init_box, toolkit_box)
     if show:
         _check_gui()
-    options = backend_options(threads, precision, cuda_graphs)
-    backend, loaded = backend_and_model(backend, model, device, options)
-    with open_backend(backend, loaded, device=device, **options) as runtime:
+    options = backend_options(device, threads, precision, cuda_graphs)
+    backend, loaded = backend_and_model(backend, model, options)
+    with open_backend(backend, loaded, options) as runtime:
         params = overridden_tracker_params(runtime.tracker_params, tracker_param)
         if backend == "openvino":
-            console.print(f"openvino computes in {runtime.precision} (the CPU plugin reports "
-                          f"{', '.join(runtime.capabilities)})")
+            console.print(f"openvino computes in {runtime.precision} (the CPU plugin reports {', '.join(runtime.capabilities)})")
         outputs = _TrackOutputs(output, len(boxes), video_out, show)
         try:
             with progress_bar(TextColumn("{task.fields[fps]}")) as progress:
@@ -123,7 +128,7 @@ class _TrackOutputs:
     """Where `track` sends each frame: box files (one per target), the overlay video, the window."""
 
     def __init__(self, output: Path | None, targets: int, video_out: Path | None, show: bool):
-        from tomp_deploy.runtime.sources import ResultWriter
+        from tomp_deploy.cli.outputs import ResultWriter
 
         self.writers = [ResultWriter(p) for p in _output_paths(output, targets)] if output else []
         self.video_out, self.show = video_out, show
@@ -133,7 +138,7 @@ class _TrackOutputs:
 
     def emit(self, step, fps: float | None) -> bool:
         """Writes one tracked frame; False when the user closed the window with q."""
-        from tomp_deploy.runtime.sources import VideoWriter, draw_overlay
+        from tomp_deploy.cli.outputs import VideoWriter, draw_overlay
 
         for writer, box in zip(self.writers, step.boxes):
             writer.write(box)
@@ -179,15 +184,19 @@ def _print_layer_errors(backends, recorded: RecordedCalls) -> None:
 
     exports = [getattr(backend, "exported", None) for backend in backends]
     if None in exports or exports[0].manifest.precision != "fp32" or exports[1].manifest.precision != "fp16":
-        raise ToMPError("--per-layer compares two exports run by onnxruntime: an FP32 one first, then an FP16 one "
-                        "of the same model (onnxruntime:EXPORT_FP32 onnxruntime:EXPORT_FP16).")
+        raise ToMPError(
+            "--per-layer compares two exports run by onnxruntime: an FP32 one first, then an FP16 one "
+            "of the same model (onnxruntime:EXPORT_FP32 onnxruntime:EXPORT_FP16)."
+        )
     with console.status("running every intermediate tensor of both exports"):
         rows = layer_errors(exports[0], exports[1], {graph: calls[0] for graph, calls in recorded.items()})
     listed = growing(rows)
-    print_table(f"Layers where the FP16 error grows (x{GROWTH:g} over their inputs, first frame; {len(rows)} tensors compared)",
-                ("graph", "node", "op", "rel. error", "inputs' error", "FP32 island"),
-                [[r.graph, r.node, r.op_type, f"{r.max_rel:.2e}", f"{r.input_rel:.2e}", "yes" if r.fp32_island else ""]
-                 for r in listed] or [["", "none", "", "", "", ""]])
+    print_table(
+        f"Layers where the FP16 error grows (x{GROWTH:g} over their inputs, first frame; {len(rows)} tensors compared)",
+        ("graph", "node", "op", "rel. error", "inputs' error", "FP32 island"),
+        [[r.graph, r.node, r.op_type, f"{r.max_rel:.2e}", f"{r.input_rel:.2e}", "yes" if r.fp32_island else ""] for r in listed]
+        or [["", "none", "", "", "", ""]],
+    )
 
 
 @command()
@@ -196,14 +205,21 @@ def parity(
     b: Annotated[str, typer.Argument(help="Candidate, as BACKEND:PATH (e.g. onnxruntime:exports/model).")],
     sequence: Annotated[Path, typer.Option(help="Image folder with groundtruth.txt beside or above it.")],
     device: Device = "cpu",
-    rtol: Annotated[float, typer.Option(help="Largest relative error allowed on contract outputs.")]
-        = 1e-4,
-    min_iou: Annotated[float, typer.Option(
-        help="Smallest IoU allowed between the two trackers' boxes on any frame; holds between FP32 runs only: "
-             "give 0 for a lower precision against FP32 and judge its accuracy with eval.")] = 0.999,
-    per_layer: Annotated[bool, typer.Option(
-        help="For two exports (FP32 first, FP16 second): compare every intermediate tensor on the sequence's "
-             "first frame and list the layers where the FP16 error grows.")] = False,
+    rtol: Annotated[float, typer.Option(help="Largest relative error allowed on contract outputs.")] = 1e-4,
+    min_iou: Annotated[
+        float,
+        typer.Option(
+            help="Smallest IoU allowed between the two trackers' boxes on any frame; holds between FP32 runs only: "
+            "give 0 for a lower precision against FP32 and judge its accuracy with eval."
+        ),
+    ] = 0.999,
+    per_layer: Annotated[
+        bool,
+        typer.Option(
+            help="For two exports (FP32 first, FP16 second): compare every intermediate tensor on the sequence's "
+            "first frame and list the layers where the FP16 error grows."
+        ),
+    ] = False,
 ) -> None:
     """Compare two backends on every contract output and over a whole sequence."""
     import contextlib
@@ -222,11 +238,12 @@ def parity(
         raise ToMPError(f"--sequence {sequence} must be an image folder with groundtruth.txt beside or above it.")
     init_box = first_groundtruth_box(groundtruth)
     tolerances = Tolerances(max_rel=rtol, min_iou=min_iou)
+    options = backend_options(device)
     with contextlib.ExitStack() as stack:
         backends = []
         for spec in (a, b):
-            name, path = backend_and_model(*parse_backend_spec(spec), device, {})
-            backends.append(stack.enter_context(open_backend(name, path, device=device)))
+            name, path = backend_and_model(*parse_backend_spec(spec), options)
+            backends.append(stack.enter_context(open_backend(name, path, options)))
         if backends[0].config != backends[1].config:
             raise ToMPError(f"{a} and {b} are different models (their configs differ); compare exports of one checkpoint.")
         images = [frame.image for frame in frames]
@@ -240,15 +257,32 @@ def parity(
             _print_layer_errors(backends, recorder.first_calls(1))
     tracking = compare_sequences(boxes_a, boxes_b)
 
-    print_table(f"Contract outputs: {b} vs {a}", ("graph", "output", "max abs error", "max rel error", f"<= {rtol:g}"),
-                [[r.graph, r.output, f"{r.max_abs:.2e}", f"{r.max_rel:.2e}",
-                  "yes" if tolerances.outputs_within([r]) else "NO"] for r in outputs])
-    print_table(f"Tracking over {len(images)} frames of {sequence}", ("", "mean", "min / max", "worst frame"), [
-        ["IoU", f"{tracking.ious.mean():.5f}", f"{tracking.ious.min():.5f}", str(tracking.worst_frame)],
-        ["centre error (px)", f"{tracking.centre_errors.mean():.3f}", f"{tracking.centre_errors.max():.3f}",
-         str(int(np.argmax(tracking.centre_errors)))]])
+    print_table(
+        f"Contract outputs: {b} vs {a}",
+        ("graph", "output", "max abs error", "max rel error", f"<= {rtol:g}"),
+        [
+            [r.graph, r.output, f"{r.max_abs:.2e}", f"{r.max_rel:.2e}", "yes" if tolerances.outputs_within([r]) else "NO"]
+            for r in outputs
+        ],
+    )
+    print_table(
+        f"Tracking over {len(images)} frames of {sequence}",
+        ("", "mean", "min / max", "worst frame"),
+        [
+            ["IoU", f"{tracking.ious.mean():.5f}", f"{tracking.ious.min():.5f}", str(tracking.worst_frame)],
+            [
+                "centre error (px)",
+                f"{tracking.centre_errors.mean():.3f}",
+                f"{tracking.centre_errors.max():.3f}",
+                str(int(np.argmax(tracking.centre_errors))),
+            ],
+        ],
+    )
     within = tolerances.outputs_within(outputs) and tolerances.tracking_within(tracking)
-    console.print("[green]within tolerance[/]" if within else
-                  f"[red]outside tolerance[/] (rel. error <= {rtol:g} per output, IoU >= {min_iou:g} per frame)")
+    console.print(
+        "[green]within tolerance[/]"
+        if within
+        else f"[red]outside tolerance[/] (rel. error <= {rtol:g} per output, IoU >= {min_iou:g} per frame)"
+    )
     if not within:
         raise typer.Exit(code=1)

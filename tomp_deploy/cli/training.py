@@ -19,15 +19,27 @@ from tomp_deploy.runtime.files import ensure_folder
 def train(
     out: Annotated[Path, typer.Option(help="Run folder: checkpoints, latest.pt, metrics.jsonl.")],
     preset: Annotated[str, typer.Option(help="Training preset: tomp50, tomp101 or tiny.")] = "tomp50",
-    data: Annotated[str, typer.Option(help="Dataset roots 'lasot=/data/lasot,got10k=...,trackingnet=...,coco=...', "
-                                           "synthetic families 'patches,cutouts,shapes', or 'synthetic' for all of "
-                                           "them.")] = "synthetic",
+    data: Annotated[
+        str,
+        typer.Option(
+            help="Dataset roots 'lasot=/data/lasot,got10k=...,trackingnet=...,coco=...', "
+            "synthetic families 'patches,cutouts,shapes', or 'synthetic' for all of "
+            "them."
+        ),
+    ] = "synthetic",
     epochs: Annotated[int | None, typer.Option(help="Epochs (default: the preset's).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue from OUT/latest.pt with its optimiser and epoch.")] = False,
-    init: Annotated[Path | None, typer.Option(help="Start from this checkpoint's weights (fine-tuning; "
-                                                    "fresh optimiser and epochs). A name such as 'tiny' works too.")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a preset setting, key=value "
-                                                                  "(tracker.KEY=value for the crop and label settings).")] = None,
+    init: Annotated[
+        Path | None,
+        typer.Option(
+            help="Start from this checkpoint's weights (fine-tuning; "
+            "fresh optimiser and epochs). A name such as 'tiny' works too."
+        ),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a preset setting, key=value (tracker.KEY=value for the crop and label settings)."),
+    ] = None,
     no_pretrained: Annotated[bool, typer.Option("--no-pretrained", help="No ImageNet backbone weights.")] = False,
     device: Device = "cpu",
     tensorboard: Annotated[bool, typer.Option(help="Also log to OUT/tensorboard.")] = False,
@@ -37,40 +49,55 @@ def train(
     from tomp_deploy.runtime.shipped import resolve_model
     from tomp_deploy.train import distributed
     from tomp_deploy.train.data import FrameSampler, load_sources, parse_data_spec
-    from tomp_deploy.train.resume import check_start
+    from tomp_deploy.train.resume import RunStart, check_start
     from tomp_deploy.train.trainer import Trainer
 
     spec = parse_data_spec(data)
     config = _training_config(preset, set_ or [], epochs, no_pretrained, spec)
     ensure_folder(out, "--out")
     init_path = resolve_model(str(init)) if init is not None else None
-    check_start(out, resume, init_path, config)
+    start = RunStart(resume, init_path)
+    check_start(out, start, config)
     ranks = distributed.start(device)
     shown = console if ranks.is_main else Console(quiet=True)
     with distributed.main_rank_first(ranks), shown.status("reading the training data") as status:
         sources = load_sources(spec, config, out, progress=lambda name: status.update(f"writing synthetic {name}"))
     sampler = FrameSampler(sources, config.dataset_weights, config)
-    columns = (TextColumn("loss {task.fields[loss]:.3f} (clf {task.fields[clf]:.4f}, giou {task.fields[giou]:.3f})"),
-               TextColumn("lr {task.fields[lr]:.1e}"), TextColumn("{task.fields[rate]:.1f} samples/s"))
+    columns = (
+        TextColumn("loss {task.fields[loss]:.3f} (clf {task.fields[clf]:.4f}, giou {task.fields[giou]:.3f})"),
+        TextColumn("lr {task.fields[lr]:.1e}"),
+        TextColumn("{task.fields[rate]:.1f} samples/s"),
+    )
     with progress_bar(*columns, shown_on=shown) as progress:
         task = progress.add_task("epoch 0", total=None, loss=0.0, clf=0.0, giou=0.0, lr=0.0, rate=0.0)
 
         def report(epoch, step, steps, losses, rate, lr):
-            progress.update(task, completed=step, total=steps, description=f"epoch {epoch + 1}/{config.epochs}",
-                            loss=losses["loss"], clf=losses["clf"], giou=losses["giou"], lr=lr, rate=rate)
+            progress.update(
+                task,
+                completed=step,
+                total=steps,
+                description=f"epoch {epoch + 1}/{config.epochs}",
+                loss=losses["loss"],
+                clf=losses["clf"],
+                giou=losses["giou"],
+                lr=lr,
+                rate=rate,
+            )
 
-        trainer = Trainer(config, sampler, out, device=device, resume=resume, init=init_path, tensorboard=tensorboard,
-                          progress=report)
+        trainer = Trainer(config, sampler, out, device=device, start=start, tensorboard=tensorboard, progress=report)
         if trainer.start_epoch >= config.epochs:
-            raise ToMPError(f"{out}/latest.pt already finished epoch {trainer.start_epoch} of {config.epochs}; "
-                            "raise --epochs to continue.")
+            raise ToMPError(
+                f"{out}/latest.pt already finished epoch {trainer.start_epoch} of {config.epochs}; raise --epochs to continue."
+            )
         for note in trainer.notes:
             shown.print(f"[yellow]note:[/] {note}")
         history = trainer.fit(config.epochs)
     distributed.finish()
     for metrics in history:
-        shown.print(f"epoch {metrics['epoch']}: loss {metrics['loss']:.4f}, mean IoU {metrics['iou']:.3f}, "
-                    f"{metrics['samples_per_s']:.1f} samples/s")
+        shown.print(
+            f"epoch {metrics['epoch']}: loss {metrics['loss']:.4f}, mean IoU {metrics['iou']:.3f}, "
+            f"{metrics['samples_per_s']:.1f} samples/s"
+        )
     shown.print(f"checkpoint: {out / 'latest.pt'} (load it with load_model, export it with tomp-deploy export)")
 
 

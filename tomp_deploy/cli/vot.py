@@ -30,9 +30,12 @@ def trax(
     precision: Precision = None,
     cuda_graphs: CudaGraphs = None,
     tracker_param: TrackerParam = None,
-    max_message_bytes: Annotated[int, typer.Option(
-        help="Longest TraX message accepted from the client; the session quits, with that reason, on a longer one.",
-        min=1024)] = DEFAULT_MAX_MESSAGE_BYTES,
+    max_message_bytes: Annotated[
+        int,
+        typer.Option(
+            help="Longest TraX message accepted from the client; the session quits, with that reason, on a longer one.", min=1024
+        ),
+    ] = DEFAULT_MAX_MESSAGE_BYTES,
 ) -> None:
     """Serve one TraX session (VOT toolkit): rectangles (masks and polygons as their boxes), RGB images.
     Errors go to the client as the session's quit reason."""
@@ -41,11 +44,10 @@ def trax(
     from tomp_deploy.runtime.overrides import overridden_tracker_params
 
     import_trax()
-    options = backend_options(threads, precision, cuda_graphs)
+    options = backend_options(device, threads, precision, cuda_graphs)
 
     def prepared_backend():
-        name, loaded = backend_and_model(backend, model, device, options, say=error_console)
-        return open_backend(name, loaded, device=device, **options)
+        name, loaded = backend_and_model(backend, model, options, say=error_console)
+        return open_backend(name, loaded, options)
 
-    serve(prepared_backend,
-          lambda loaded: overridden_tracker_params(loaded.tracker_params, tracker_param), max_message_bytes)
+    serve(prepared_backend, lambda loaded: overridden_tracker_params(loaded.tracker_params, tracker_param), max_message_bytes)

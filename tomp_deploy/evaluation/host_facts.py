@@ -40,19 +40,37 @@ def gpu_names() -> list[str]:
     if shutil.which("nvidia-smi") is None:
         return []
     try:
-        listed = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
-                                capture_output=True, text=True, timeout=20, check=True).stdout
+        listed = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return []
-    return [f"{name.strip()} (driver {driver.strip()})" for name, _, driver in
-            (line.partition(",") for line in listed.splitlines() if line.strip())]
+    return [
+        f"{name.strip()} (driver {driver.strip()})"
+        for name, _, driver in (line.partition(",") for line in listed.splitlines() if line.strip())
+    ]
 
 
 def host_facts() -> dict:
     versions = {}
-    for package in ("torch", "torchvision", "onnxruntime", "onnxruntime-gpu", "openvino", "onnx", "numpy", "opencv-python",
-                    "opencv-python-headless", "tensorrt",
-                    "pycuda", "cuda-python"):
+    for package in (
+        "torch",
+        "torchvision",
+        "onnxruntime",
+        "onnxruntime-gpu",
+        "openvino",
+        "onnx",
+        "numpy",
+        "opencv-python",
+        "opencv-python-headless",
+        "tensorrt",
+        "pycuda",
+        "cuda-python",
+    ):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:

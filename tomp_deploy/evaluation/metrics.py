@@ -37,13 +37,17 @@ class SequenceCurves:
 
     @classmethod
     def zero(cls) -> "SequenceCurves":
-        return cls(np.zeros(len(OVERLAP_THRESHOLDS)), np.zeros(len(CENTER_THRESHOLDS)),
-                   np.zeros(len(NORM_CENTER_THRESHOLDS)), 0.0)
+        return cls(
+            np.zeros(len(OVERLAP_THRESHOLDS)), np.zeros(len(CENTER_THRESHOLDS)), np.zeros(len(NORM_CENTER_THRESHOLDS)), 0.0
+        )
 
     def summary(self) -> dict[str, float]:
         """AUC, precision and normalised precision in percent."""
-        return {"auc": float(self.success.mean() * 100), "precision": float(self.precision[PRECISION_INDEX] * 100),
-                "norm_precision": float(self.norm_precision[PRECISION_INDEX] * 100)}
+        return {
+            "auc": float(self.success.mean() * 100),
+            "precision": float(self.precision[PRECISION_INDEX] * 100),
+            "norm_precision": float(self.norm_precision[PRECISION_INDEX] * 100),
+        }
 
 
 def overlaps(pred: np.ndarray, anno: np.ndarray) -> np.ndarray:
@@ -100,6 +104,8 @@ def sequence_curves(pred: np.ndarray, sequence: Sequence, origin: str = "results
 
 def average(curves: list[SequenceCurves]) -> SequenceCurves:
     return SequenceCurves(
-        np.mean([c.success for c in curves], axis=0), np.mean([c.precision for c in curves], axis=0),
-        np.mean([c.norm_precision for c in curves], axis=0), float(np.mean([c.mean_overlap for c in curves])),
+        np.mean([c.success for c in curves], axis=0),
+        np.mean([c.precision for c in curves], axis=0),
+        np.mean([c.norm_precision for c in curves], axis=0),
+        float(np.mean([c.mean_overlap for c in curves])),
     )

@@ -15,10 +15,8 @@ from pathlib import Path
 
 from tomp_deploy.evaluation.datasets import Sequence
 from tomp_deploy.evaluation.sequence_jobs import SequenceFailure, SequenceResult, TrackerSetup, track_or_fail
+from tomp_deploy.runtime.backends.registry import backend_spec
 from tomp_deploy.runtime.errors import ToMPError
-
-THREADED_BACKENDS = ("torch", "onnxruntime", "openvino")
-"""The CPU backends, which take a `threads` option; a CPU task gives them its CPUs."""
 
 
 def _import_ray():
@@ -40,8 +38,10 @@ def _check_reachable(address: str) -> None:
     try:
         socket.create_connection((host, int(port)), timeout=10).close()
     except OSError as exc:
-        raise ToMPError(f"--ray {address}: nothing answers there ({exc.strerror or exc}); give the address "
-                        "'ray start --head' printed on the head node, or 'auto' on that node.") from None
+        raise ToMPError(
+            f"--ray {address}: nothing answers there ({exc.strerror or exc}); give the address "
+            "'ray start --head' printed on the head node, or 'auto' on that node."
+        ) from None
 
 
 def _track_task(setup: TrackerSetup, sequence: Sequence) -> SequenceResult | SequenceFailure:
@@ -66,21 +66,25 @@ class RayCluster:
             try:
                 self.ray.init(address=address, logging_level=logging.WARNING)
             except (ConnectionError, ValueError, RuntimeError) as exc:
-                raise ToMPError(f"--ray {address}: no Ray cluster reached ({exc}). Start one with 'ray start --head' "
-                                "(then --ray auto on that machine) or give the cluster's address.") from None
+                raise ToMPError(
+                    f"--ray {address}: no Ray cluster reached ({exc}). Start one with 'ray start --head' "
+                    "(then --ray auto on that machine) or give the cluster's address."
+                ) from None
             except ImportError as exc:
-                raise ToMPError(f"--ray {address}: Ray Client needs 'ray[client]' ({exc.name} is missing): "
-                                "pip install -e '.[ray]'.") from None
+                raise ToMPError(
+                    f"--ray {address}: Ray Client needs 'ray[client]' ({exc.name} is missing): pip install -e '.[ray]'."
+                ) from None
 
     def check_room(self, on_gpu: bool) -> None:
         """Refuses tasks no node of the cluster can take (Ray would wait for such a node forever)."""
         resource, wanted = ("GPU", 1) if on_gpu else ("CPU", self.cpus_per_task)
-        largest = max((node.get("Resources", {}).get(resource, 0) for node in self.ray.nodes() if node.get("Alive")),
-                      default=0)
+        largest = max((node.get("Resources", {}).get(resource, 0) for node in self.ray.nodes() if node.get("Alive")), default=0)
         if largest < wanted:
             option = "--device cpu" if on_gpu else f"--ray-cpus-per-task {int(largest)} or fewer"
-            raise ToMPError(f"Each task needs {wanted} {resource}(s), and the largest node of the Ray cluster has "
-                            f"{largest:g}; the tasks would wait forever. Use {option}.")
+            raise ToMPError(
+                f"Each task needs {wanted} {resource}(s), and the largest node of the Ray cluster has "
+                f"{largest:g}; the tasks would wait forever. Use {option}."
+            )
 
     def __enter__(self) -> RayCluster:
         return self
@@ -91,19 +95,22 @@ class RayCluster:
 
     def track(self, todo: list[Sequence], setup: TrackerSetup) -> Iterator[SequenceResult | SequenceFailure]:
         """Submits every sequence, then yields each result as its task finishes."""
-        on_gpu = setup.device.startswith("cuda")
+        on_gpu = setup.options.device.startswith("cuda")
         self.check_room(on_gpu)
-        task = self.ray.remote(_track_task).options(num_gpus=1 if on_gpu else 0,
-                                                    num_cpus=1 if on_gpu else self.cpus_per_task)
-        options = dict(setup.backend_options)
-        if not on_gpu and setup.backend in THREADED_BACKENDS:
-            options.setdefault("threads", self.cpus_per_task)
+        task = self.ray.remote(_track_task).options(num_gpus=1 if on_gpu else 0, num_cpus=1 if on_gpu else self.cpus_per_task)
+        options = setup.options
+        if not on_gpu and options.threads is None and "threads" in backend_spec(setup.backend).takes:
+            options = dataclasses.replace(options, threads=self.cpus_per_task)
         # Ray gives a GPU task its GPU as the only visible one: cuda:N of the driver would not exist there.
-        task_setup = dataclasses.replace(setup, model=str(Path(setup.model).resolve()),
-                                         device="cuda" if on_gpu else setup.device,
-                                         backend_options=tuple(sorted(options.items())))
-        pending = [task.remote(task_setup, dataclasses.replace(sequence, frames=[Path(f).resolve() for f in sequence.frames]))
-                   for sequence in todo]
+        task_setup = dataclasses.replace(
+            setup,
+            model=str(Path(setup.model).resolve()),
+            options=dataclasses.replace(options, device="cuda") if on_gpu else options,
+        )
+        pending = [
+            task.remote(task_setup, dataclasses.replace(sequence, frames=[Path(f).resolve() for f in sequence.frames]))
+            for sequence in todo
+        ]
         while pending:
             done, pending = self.ray.wait(pending, num_returns=1)
             try:

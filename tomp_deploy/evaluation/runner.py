@@ -60,17 +60,28 @@ def claim_results(results: Path, setup: TrackerSetup) -> None:
             previous = {}
         differences = [key for key in set(record) | set(previous) if key != "model" and previous.get(key) != record.get(key)]
         if differences:
-            raise ToMPError(f"{results} holds results of another run (its {', '.join(differences)} differ from this "
-                            "one's), which must not be resumed: pass --results NEW_FOLDER, or remove the folder.")
+            raise ToMPError(
+                f"{results} holds results of another run (its {', '.join(differences)} differ from this "
+                "one's), which must not be resumed: pass --results NEW_FOLDER, or remove the folder."
+            )
         return
     if any(results.glob("*.txt")):
-        raise ToMPError(f"{results} holds result files but no {RUN_RECORD}, so nothing says which model made them: "
-                        "pass --results NEW_FOLDER, or remove them.")
+        raise ToMPError(
+            f"{results} holds result files but no {RUN_RECORD}, so nothing says which model made them: "
+            "pass --results NEW_FOLDER, or remove them."
+        )
     write_atomically(path, json.dumps(record, indent=2), "--results")
 
 
-def evaluate(sequences: list[Sequence], setup: TrackerSetup, results: Path, workers: int = 1, on_frame=None,
-             on_sequence=None, cluster: SequenceCluster | None = None) -> list[str]:
+def evaluate(
+    sequences: list[Sequence],
+    setup: TrackerSetup,
+    results: Path,
+    workers: int = 1,
+    on_frame=None,
+    on_sequence=None,
+    cluster: SequenceCluster | None = None,
+) -> list[str]:
     """Tracks every sequence without a complete result file of this run, here (`workers` 1), in `workers`
     processes, or as tasks on a cluster; returns the names it ran. A sequence that fails does not stop
     the others: their results are written, and then one error names every failed sequence."""
@@ -112,5 +123,7 @@ def _write_each(finished: Iterable[SequenceResult | SequenceFailure], results: P
     if failures:
         listed = "\n  ".join(failure.reason for failure in failures[:10])
         more = f"\n  ... and {len(failures) - 10} more" if len(failures) > 10 else ""
-        raise ToMPError(f"{len(failures)} sequence(s) could not be tracked (the results of the others are in {results}; "
-                        f"a new run with the same options tracks only what is missing):\n  {listed}{more}")
+        raise ToMPError(
+            f"{len(failures)} sequence(s) could not be tracked (the results of the others are in {results}; "
+            f"a new run with the same options tracks only what is missing):\n  {listed}{more}"
+        )

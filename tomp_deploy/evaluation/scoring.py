@@ -84,16 +84,31 @@ def plot_scores(scores: dict[str, Score], path: Path, title: str = "") -> Path:
     ranked = sorted(scores.items(), key=lambda item: -item[1].overall.success.mean())
     for name, score in ranked:
         overall = score.overall
-        success_axis.plot(OVERLAP_THRESHOLDS, overall.success * 100, linewidth=2,
-                          label=f"{name} [{overall.success.mean() * 100:.1f}]")
+        success_axis.plot(
+            OVERLAP_THRESHOLDS, overall.success * 100, linewidth=2, label=f"{name} [{overall.success.mean() * 100:.1f}]"
+        )
     for name, score in sorted(scores.items(), key=lambda item: -item[1].overall.precision[PRECISION_INDEX]):
         overall = score.overall
-        precision_axis.plot(CENTER_THRESHOLDS, overall.precision * 100, linewidth=2,
-                            label=f"{name} [{overall.precision[PRECISION_INDEX] * 100:.1f}]")
-    success_axis.set(xlabel="Overlap threshold", ylabel="Overlap Precision [%]", xlim=(0, 1), ylim=(0, 100),
-                     title=f"Success plot{' - ' + title if title else ''}")
-    precision_axis.set(xlabel="Location error threshold [pixels]", ylabel="Distance Precision [%]", xlim=(0, 50),
-                       ylim=(0, 100), title=f"Precision plot{' - ' + title if title else ''}")
+        precision_axis.plot(
+            CENTER_THRESHOLDS,
+            overall.precision * 100,
+            linewidth=2,
+            label=f"{name} [{overall.precision[PRECISION_INDEX] * 100:.1f}]",
+        )
+    success_axis.set(
+        xlabel="Overlap threshold",
+        ylabel="Overlap Precision [%]",
+        xlim=(0, 1),
+        ylim=(0, 100),
+        title=f"Success plot{' - ' + title if title else ''}",
+    )
+    precision_axis.set(
+        xlabel="Location error threshold [pixels]",
+        ylabel="Distance Precision [%]",
+        xlim=(0, 50),
+        ylim=(0, 100),
+        title=f"Precision plot{' - ' + title if title else ''}",
+    )
     for axis in (success_axis, precision_axis):
         axis.grid(True, linestyle=":")
         axis.legend(loc="lower left" if axis is success_axis else "lower right")

@@ -13,6 +13,7 @@ from typing import Protocol
 import numpy as np
 
 from tomp_deploy.evaluation.datasets import Sequence
+from tomp_deploy.runtime.backends.options import BackendOptions
 from tomp_deploy.runtime.box_text import format_box
 from tomp_deploy.runtime.driver import track_frames
 from tomp_deploy.runtime.errors import ToMPError
@@ -28,6 +29,7 @@ from tomp_deploy.runtime.sources import FrameSource
 @dataclass(frozen=True)
 class SequenceResult:
     """A tracked sequence's result files, as text."""
+
     name: str
     boxes: str
     times: str
@@ -40,12 +42,14 @@ class SequenceResult:
 @dataclass(frozen=True)
 class SequenceFailure:
     """A sequence that could not be tracked (an unreadable frame, a bad box), and why."""
+
     name: str
     reason: str
 
 
-def track_or_fail(backend, sequence: Sequence, on_frame: Callable[[], None] | None = None,
-                  params: TrackerParams | None = None) -> SequenceResult | SequenceFailure:
+def track_or_fail(
+    backend, sequence: Sequence, on_frame: Callable[[], None] | None = None, params: TrackerParams | None = None
+) -> SequenceResult | SequenceFailure:
     """`track_sequence`, with a failure the user can fix returned instead of raised, so that one broken
     sequence does not stop the others (in this process, a worker or a Ray task)."""
     try:
@@ -54,8 +58,9 @@ def track_or_fail(backend, sequence: Sequence, on_frame: Callable[[], None] | No
         return SequenceFailure(sequence.name, str(exc))
 
 
-def track_sequence(backend, sequence: Sequence, on_frame: Callable[[], None] | None = None,
-                   params: TrackerParams | None = None) -> SequenceResult:
+def track_sequence(
+    backend, sequence: Sequence, on_frame: Callable[[], None] | None = None, params: TrackerParams | None = None
+) -> SequenceResult:
     boxes, times = [], []
     frames = (frame.image for frame in FrameSource.of_images(sequence.frames))
     try:
@@ -66,34 +71,39 @@ def track_sequence(backend, sequence: Sequence, on_frame: Callable[[], None] | N
                 on_frame()
     except ToMPError as exc:
         raise ToMPError(f"Sequence {sequence.name}: {exc}") from None
-    return SequenceResult(sequence.name, "".join(format_box(b) + "\n" for b in np.asarray(boxes)),
-                          "".join(f"{t:.6f}\n" for t in times))
+    return SequenceResult(
+        sequence.name, "".join(format_box(b) + "\n" for b in np.asarray(boxes)), "".join(f"{t:.6f}\n" for t in times)
+    )
 
 
 @dataclass(frozen=True)
 class TrackerSetup:
-    """What every process tracking a dataset opens: a backend with its options (e.g. precision, threads)
-    on a model, and the tracker parameters the model records with `tracker_overrides` (key=value) applied."""
+    """What every process tracking a dataset opens: a backend with its options on a model, and the tracker
+    parameters the model records with `tracker_overrides` (key=value) applied."""
+
     backend: str
     model: str
-    device: str = "cpu"
+    options: BackendOptions = BackendOptions()
     tracker_overrides: tuple[str, ...] = ()
-    backend_options: tuple[tuple[str, object], ...] = ()
 
     def open(self):
         """The backend, and the tracker parameters (None: as the model records them)."""
         from tomp_deploy.runtime.backends import open_backend
 
-        backend = open_backend(self.backend, self.model, device=self.device, **dict(self.backend_options))
+        backend = open_backend(self.backend, self.model, self.options)
         return backend, overridden_tracker_params(backend.tracker_params, list(self.tracker_overrides))
 
     def record(self) -> dict:
-        """What a results folder records of the run (`run.json`); options only where some were given, so
-        that folders of runs without them still resume."""
-        record = {"model": self.model, "model_sha256": model_fingerprint(self.model), "backend": self.backend,
-                  "tracker_overrides": sorted(self.tracker_overrides)}
-        if self.backend_options:
-            record["backend_options"] = dict(sorted(self.backend_options))
+        """What a results folder records of the run (`run.json`); backend options only where some were
+        given, so that folders of runs without them still resume."""
+        record = {
+            "model": self.model,
+            "model_sha256": model_fingerprint(self.model),
+            "backend": self.backend,
+            "tracker_overrides": sorted(self.tracker_overrides),
+        }
+        if self.options.given():
+            record["backend_options"] = dict(sorted(self.options.given().items()))
         return record
 
 

@@ -39,19 +39,20 @@ class MessageScanner:
         self.pending += data
         messages = []
         while (end := self._message_end()) is not None:
-            messages.append(self._checked(bytes(self.pending[:end + 1])))
-            del self.pending[:end + 1]
+            messages.append(self._checked(bytes(self.pending[: end + 1])))
+            del self.pending[: end + 1]
         self._checked(bytes(self.pending))
         return messages
 
     def _checked(self, message: bytes) -> bytes:
         """A whole message, or the start of one: it begins as a TraX message and is within the bound."""
-        head = message[:len(TRAX_PREFIX)]
-        if TRAX_PREFIX[:len(head)] != head:
+        head = message[: len(TRAX_PREFIX)]
+        if TRAX_PREFIX[: len(head)] != head:
             raise ProtocolError(f"the client sent a line that is not a TraX message (it starts {message[:20]!r})")
         if len(message) > self.limit:
-            raise ProtocolError(f"the client sent a message longer than {self.limit} bytes (the bound; raise it with "
-                                "--max-message-bytes)")
+            raise ProtocolError(
+                f"the client sent a message longer than {self.limit} bytes (the bound; raise it with --max-message-bytes)"
+            )
         return message
 
     def _message_end(self) -> int | None:
@@ -129,4 +130,4 @@ class BoundedRelay:
 def _write_all(descriptor: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(descriptor, view):]
+        view = view[os.write(descriptor, view) :]

@@ -52,8 +52,11 @@ def region_box(region) -> np.ndarray:
     raise ToMPError(f"A TraX region of type {region.type!r} cannot be tracked; send a rectangle, polygon or mask.")
 
 
-def serve(open_backend: Callable[[], Backend], params: Callable[[Backend], TrackerParams],
-          max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
+def serve(
+    open_backend: Callable[[], Backend],
+    params: Callable[[Backend], TrackerParams],
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+) -> None:
     """Runs one TraX session on stdin/stdout (or TRAX_SOCKET) until the client quits.
     `open_backend` loads the model; `params(backend)` gives the tracker parameters to use. Every failure
     is sent as the quit reason and raised as a `ToMPError`."""
@@ -63,8 +66,13 @@ def serve(open_backend: Callable[[], Backend], params: Callable[[Backend], Track
         relay.start()
     except (ProtocolError, OSError) as exc:
         raise ToMPError(f"Cannot reach the TraX client: {exc}.") from None
-    server = trax.Server([trax.Region.RECTANGLE, trax.Region.POLYGON, trax.Region.MASK], [trax.Image.PATH],
-                         ["color"], tracker_name=TRACKER_NAME, tracker_family="ToMP")
+    server = trax.Server(
+        [trax.Region.RECTANGLE, trax.Region.POLYGON, trax.Region.MASK],
+        [trax.Image.PATH],
+        ["color"],
+        tracker_name=TRACKER_NAME,
+        tracker_family="ToMP",
+    )
     try:
         with open_backend() as backend:
             _answer_requests(trax, server, relay, backend, params(backend))

@@ -5,6 +5,12 @@ from tomp_deploy.model.tomp import ToMPNet
 from tomp_deploy.runtime.presets import PRESETS, ModelConfig, preset
 
 __all__ = [
-    "CheckpointInfo", "ModelConfig", "PRESETS", "ToMPNet", "load_checkpoint", "load_model", "preset",
+    "CheckpointInfo",
+    "ModelConfig",
+    "PRESETS",
+    "ToMPNet",
+    "load_checkpoint",
+    "load_model",
+    "preset",
     "save_checkpoint",
 ]

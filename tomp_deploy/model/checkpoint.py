@@ -34,18 +34,38 @@ weights are dropped on load (and reported by `tomp-deploy inspect`)."""
 # Signatures of the reference constructors `tompnet50` / `tompnet101`, in positional order, with their
 # defaults; a checkpoint's constructor arguments override them.
 _REFERENCE_CONSTRUCTOR_PARAMS = (
-    "filter_size", "head_layer", "backbone_pretrained", "head_feat_blocks", "head_feat_norm", "final_conv",
-    "out_feature_dim", "frozen_backbone_layers", "nhead", "num_encoder_layers", "num_decoder_layers",
-    "dim_feedforward", "feature_sz", "use_test_frame_encoding",
+    "filter_size",
+    "head_layer",
+    "backbone_pretrained",
+    "head_feat_blocks",
+    "head_feat_norm",
+    "final_conv",
+    "out_feature_dim",
+    "frozen_backbone_layers",
+    "nhead",
+    "num_encoder_layers",
+    "num_decoder_layers",
+    "dim_feedforward",
+    "feature_sz",
+    "use_test_frame_encoding",
 )
 _REFERENCE_CONSTRUCTORS = {
     "tompnet50": ("resnet50", {"filter_size": 4}),
     "tompnet101": ("resnet101", {"filter_size": 1}),
 }
 _REFERENCE_DEFAULTS = {
-    "head_layer": "layer3", "backbone_pretrained": True, "head_feat_blocks": 0, "head_feat_norm": True,
-    "final_conv": True, "out_feature_dim": 512, "frozen_backbone_layers": (), "nhead": 8,
-    "num_encoder_layers": 6, "num_decoder_layers": 6, "dim_feedforward": 2048, "feature_sz": 18,
+    "head_layer": "layer3",
+    "backbone_pretrained": True,
+    "head_feat_blocks": 0,
+    "head_feat_norm": True,
+    "final_conv": True,
+    "out_feature_dim": 512,
+    "frozen_backbone_layers": (),
+    "nhead": 8,
+    "num_encoder_layers": 6,
+    "num_decoder_layers": 6,
+    "dim_feedforward": 2048,
+    "feature_sz": 18,
     "use_test_frame_encoding": True,
 }
 _REQUIRED_HEAD_LAYOUT = {"head_layer": "layer3", "head_feat_blocks": 0, "head_feat_norm": True, "final_conv": True}
@@ -88,19 +108,32 @@ def _config_from_constructor(constructor: object, path: Path) -> ModelConfig:
     wrong_layout = {k: kwargs[k] for k, v in _REQUIRED_HEAD_LAYOUT.items() if kwargs.get(k) != v}
     if wrong_layout:
         raise ToMPError(
-            f"{path} is a ToMP variant this toolkit does not support ({wrong_layout}); supported is "
-            f"{_REQUIRED_HEAD_LAYOUT}."
+            f"{path} is a ToMP variant this toolkit does not support ({wrong_layout}); supported is {_REQUIRED_HEAD_LAYOUT}."
         )
-    fields = {"feature_dim": "out_feature_dim", "num_heads": "nhead", "num_encoder_layers": "num_encoder_layers",
-              "num_decoder_layers": "num_decoder_layers", "dim_feedforward": "dim_feedforward",
-              "feature_size": "feature_sz", "head_filter_size": "filter_size"}
-    wrong_types = sorted(name for name in (*fields.values(), "use_test_frame_encoding")
-                         if type(kwargs[name]) not in ((bool,) if name == "use_test_frame_encoding" else (int,)))
+    fields = {
+        "feature_dim": "out_feature_dim",
+        "num_heads": "nhead",
+        "num_encoder_layers": "num_encoder_layers",
+        "num_decoder_layers": "num_decoder_layers",
+        "dim_feedforward": "dim_feedforward",
+        "feature_size": "feature_sz",
+        "head_filter_size": "filter_size",
+    }
+    wrong_types = sorted(
+        name
+        for name in (*fields.values(), "use_test_frame_encoding")
+        if type(kwargs[name]) not in ((bool,) if name == "use_test_frame_encoding" else (int,))
+    )
     if wrong_types:
-        raise ToMPError(f"{path}: the constructor arguments {wrong_types} are not of the reference's types "
-                        "(integers, and a bool for use_test_frame_encoding); the checkpoint is damaged or forged.")
-    return ModelConfig(backbone=backbone, use_test_frame_encoding=kwargs["use_test_frame_encoding"],
-                       **{field: kwargs[name] for field, name in fields.items()})
+        raise ToMPError(
+            f"{path}: the constructor arguments {wrong_types} are not of the reference's types "
+            "(integers, and a bool for use_test_frame_encoding); the checkpoint is damaged or forged."
+        )
+    return ModelConfig(
+        backbone=backbone,
+        use_test_frame_encoding=kwargs["use_test_frame_encoding"],
+        **{field: kwargs[name] for field, name in fields.items()},
+    )
 
 
 def _check_weights(config: ModelConfig, state_dict: dict, path: Path) -> None:
@@ -132,9 +165,11 @@ def _check_weights(config: ModelConfig, state_dict: dict, path: Path) -> None:
         )
     not_finite = sorted(k for k, v in state_dict.items() if v.is_floating_point() and not torch.isfinite(v).all())
     if not_finite:
-        raise ToMPError(f"{path} holds NaN or infinite weights ({', '.join(not_finite[:5])}"
-                        f"{' ...' if len(not_finite) > 5 else ''}): the file is damaged, or it was saved from a run "
-                        "that diverged. Use an earlier checkpoint.")
+        raise ToMPError(
+            f"{path} holds NaN or infinite weights ({', '.join(not_finite[:5])}"
+            f"{' ...' if len(not_finite) > 5 else ''}): the file is damaged, or it was saved from a run "
+            "that diverged. Use an earlier checkpoint."
+        )
 
 
 PLAIN_DEPTH = 8

@@ -51,23 +51,31 @@ def check_container(path: Path) -> None:
         with open(path, "rb") as f:
             head = f.read(2)
         if head[:1] == b"\x80":
-            raise ToMPError(f"{path} is in PyTorch's legacy (pre-1.6, non-zip) format, which tomp-deploy does not read "
-                            "safely. If you trust the file, re-save it with a current PyTorch: "
-                            "torch.save(torch.load(PATH, weights_only=False), NEW_PATH).")
-        raise ToMPError(f"{path} is not a PyTorch checkpoint (not a zip container): it is truncated, corrupt or "
-                        "another kind of file. Download or export it again.")
+            raise ToMPError(
+                f"{path} is in PyTorch's legacy (pre-1.6, non-zip) format, which tomp-deploy does not read "
+                "safely. If you trust the file, re-save it with a current PyTorch: "
+                "torch.save(torch.load(PATH, weights_only=False), NEW_PATH)."
+            )
+        raise ToMPError(
+            f"{path} is not a PyTorch checkpoint (not a zip container): it is truncated, corrupt or "
+            "another kind of file. Download or export it again."
+        )
     try:
         with zipfile.ZipFile(path) as archive:
             unpacked = sum(entry.file_size for entry in archive.infolist())
             if unpacked > MAX_UNPACK_RATIO * max(path.stat().st_size, 1 << 20):
-                raise ToMPError(f"{path} would unpack to {unpacked / 1e9:.1f} GB from {path.stat().st_size / 1e6:.1f} MB; "
-                                "PyTorch writes checkpoints uncompressed, so it is not one. Refusing to read it.")
+                raise ToMPError(
+                    f"{path} would unpack to {unpacked / 1e9:.1f} GB from {path.stat().st_size / 1e6:.1f} MB; "
+                    "PyTorch writes checkpoints uncompressed, so it is not one. Refusing to read it."
+                )
             damaged = archive.testzip()
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise ToMPError(f"{path} is a damaged checkpoint ({exc}); download or export it again.") from None
     if damaged is not None:
-        raise ToMPError(f"{path} is damaged: its entry {damaged} fails its CRC check (the file was changed or "
-                        "corrupted after it was written). Download or export it again.")
+        raise ToMPError(
+            f"{path} is damaged: its entry {damaged} fails its CRC check (the file was changed or "
+            "corrupted after it was written). Download or export it again."
+        )
 
 
 def read_checkpoint_file(path: Path) -> dict:

@@ -81,7 +81,7 @@ class FilterPredictor(nn.Module):
         channels, height, width = shape
         pos = self.sequence_pos[:, : tokens.shape[1]]
         decoded, memory = self.transformer(tokens, pos, self.query_embed_fg_decoder.weight, key_padding_mask)
-        test_enc = memory[:, -height * width:, :].transpose(1, 2).reshape(tokens.shape[0], channels, height, width)
+        test_enc = memory[:, -height * width :, :].transpose(1, 2).reshape(tokens.shape[0], channels, height, width)
         return decoded[:, 0, :], test_enc
 
     def forward(

@@ -13,9 +13,11 @@ import torch
 from tomp_deploy.model import ToMPNet
 from tomp_deploy.model.torch_backend import TorchBackend
 from tomp_deploy.runtime.backends.base import Located, TargetQuery, stacked_inputs
+from tomp_deploy.runtime.contract import HEAD, PREDICTOR
 from tomp_deploy.runtime.errors import ToMPError
 
-PRECISIONS = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
+COMPUTE_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
+"""The compute precisions torch-cuda runs (`--precision`; the first is its default), as torch dtypes."""
 WARMUP_RUNS = 3
 """Eager runs on a side stream before a capture, as PyTorch's CUDA graph notes ask (lazy init, autotuning)."""
 
@@ -74,15 +76,18 @@ class TensorTracking:
     def locate(self, queries: Sequence[TargetQuery]) -> list[Located]:
         start = self._stage_clock()
         train_label, train_ltrb, key_padding_mask = stacked_inputs(queries)
-        predicted = self._run_predictor(torch.stack([q.memory.feat for q in queries]), self._float_input(train_label),
-                                        self._float_input(train_ltrb),
-                                        torch.stack([q.features[q.index] for q in queries]),
-                                        self._host_input(key_padding_mask.astype(bool)))
+        predicted = self._run_predictor(
+            torch.stack([q.memory.feat for q in queries]),
+            self._float_input(train_label),
+            self._float_input(train_ltrb),
+            torch.stack([q.features[q.index] for q in queries]),
+            self._host_input(key_padding_mask.astype(bool)),
+        )
         middle = self._stage_clock()
         scores, ltrb = self._run_head(*predicted)
         end = self._stage_clock()
         scores, ltrb = scores.float().cpu().numpy(), ltrb.float().cpu().numpy()
-        seconds = {"predictor": self._seconds(start, middle), "head": self._seconds(middle, end)}
+        seconds = {PREDICTOR: self._seconds(start, middle), HEAD: self._seconds(middle, end)}
         return [Located(target_scores, target_ltrb, seconds) for target_scores, target_ltrb in zip(scores, ltrb)]
 
     def _run_backbone(self, image: torch.Tensor) -> torch.Tensor:
@@ -129,21 +134,25 @@ class TorchCudaBackend(TensorTracking, TorchBackend):
 
     name = "torch-cuda"
 
-    def __init__(self, model: ToMPNet | str | Path, device: str = "cuda", precision: str = "fp16",
-                 cuda_graphs: bool = True):
+    def __init__(self, model: ToMPNet | str | Path, device: str = "cuda", precision: str = "fp16", cuda_graphs: bool = True):
         if not torch.cuda.is_available():
-            cause = ("this PyTorch is a CPU-only build: install a CUDA build" if torch.version.cuda is None else
-                     "check the NVIDIA driver (nvidia-smi) and CUDA_VISIBLE_DEVICES")
-            raise ToMPError(f"The torch-cuda backend needs an NVIDIA GPU, but PyTorch {torch.__version__} sees none; "
-                            f"{cause}, or use --backend torch or onnxruntime on this machine.")
+            cause = (
+                "this PyTorch is a CPU-only build: install a CUDA build"
+                if torch.version.cuda is None
+                else "check the NVIDIA driver (nvidia-smi) and CUDA_VISIBLE_DEVICES"
+            )
+            raise ToMPError(
+                f"The torch-cuda backend needs an NVIDIA GPU, but PyTorch {torch.__version__} sees none; "
+                f"{cause}, or use --backend torch or onnxruntime on this machine."
+            )
         if not device.startswith("cuda"):
             raise ToMPError(f"The torch-cuda backend runs on a CUDA device, not {device!r}; use --device cuda[:N].")
-        if precision not in PRECISIONS:
-            raise ToMPError(f"Unknown precision {precision!r} for torch-cuda; choose one of {', '.join(PRECISIONS)}.")
+        if precision not in COMPUTE_DTYPES:
+            raise ToMPError(f"Unknown precision {precision!r} for torch-cuda; choose one of {', '.join(COMPUTE_DTYPES)}.")
         if precision == "bf16" and not torch.cuda.is_bf16_supported():
             raise ToMPError(f"{torch.cuda.get_device_name()} has no bf16 support; use --precision fp16.")
         super().__init__(model, device=device)
-        self.dtype = PRECISIONS[precision]
+        self.dtype = COMPUTE_DTYPES[precision]
         self.precision = precision
         self.model = self.model.to(self.dtype)
         self.cuda_graphs = cuda_graphs

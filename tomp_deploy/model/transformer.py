@@ -50,8 +50,8 @@ class MultiheadAttention(nn.Module):
         """query [B,Lq,E], key/value [B,Lk,E], key_bias [B,1,1,Lk]: 0 for a visible key, -inf for a
         hidden one (see `key_padding_bias`)."""
         e = self.embed_dim
-        w_q, w_k, w_v = self.in_proj_weight[:e], self.in_proj_weight[e:2 * e], self.in_proj_weight[2 * e:]
-        b_q, b_k, b_v = self.in_proj_bias[:e], self.in_proj_bias[e:2 * e], self.in_proj_bias[2 * e:]
+        w_q, w_k, w_v = self.in_proj_weight[:e], self.in_proj_weight[e : 2 * e], self.in_proj_weight[2 * e :]
+        b_q, b_k, b_v = self.in_proj_bias[:e], self.in_proj_bias[e : 2 * e], self.in_proj_bias[2 * e :]
         q = self._split_heads(F.linear(query, w_q, b_q))
         k = self._split_heads(F.linear(key, w_k, b_k))
         v = self._split_heads(F.linear(value, w_v, b_v))
@@ -76,8 +76,7 @@ class LayerNorm(nn.LayerNorm):
     """`nn.LayerNorm` computed in FP32 whatever the model's precision (an FP32 island in FP16 graphs)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.layer_norm(x.float(), self.normalized_shape, self.weight.float(), self.bias.float(),
-                            self.eps).to(x.dtype)
+        return F.layer_norm(x.float(), self.normalized_shape, self.weight.float(), self.bias.float(), self.eps).to(x.dtype)
 
 
 def key_padding_bias(key_padding_mask: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -158,14 +157,11 @@ class TransformerDecoder(nn.Module):
 class Transformer(nn.Module):
     """Encoder over all tokens, decoder with the given queries; both see the same key padding mask."""
 
-    def __init__(self, d_model: int, num_heads: int, num_encoder_layers: int, num_decoder_layers: int,
-                 dim_feedforward: int):
+    def __init__(self, d_model: int, num_heads: int, num_encoder_layers: int, num_decoder_layers: int, dim_feedforward: int):
         super().__init__()
         self.d_model = d_model
         self.encoder = TransformerEncoder(EncoderLayer(d_model, num_heads, dim_feedforward), num_encoder_layers)
-        self.decoder = TransformerDecoder(
-            DecoderLayer(d_model, num_heads, dim_feedforward), num_decoder_layers, d_model
-        )
+        self.decoder = TransformerDecoder(DecoderLayer(d_model, num_heads, dim_feedforward), num_decoder_layers, d_model)
         for p in self.parameters():
             if p.dim() > 1:
                 nn.init.xavier_uniform_(p)

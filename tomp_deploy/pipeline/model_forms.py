@@ -12,10 +12,12 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from tomp_deploy.runtime.backends.fitting import MODEL_FORMS, fitting_model, form_of
+from tomp_deploy.runtime.backends.fitting import fitting_model, form_of
+from tomp_deploy.runtime.backends.options import BackendOptions
+from tomp_deploy.runtime.backends.registry import backend_names, backend_spec
 from tomp_deploy.runtime.cache_files import user_cache
 from tomp_deploy.runtime.errors import ToMPError
-from tomp_deploy.runtime.manifests.engine import ENGINE_MANIFEST_FILE
+from tomp_deploy.runtime.manifests.engine import DEFAULT_MAX_BATCH, ENGINE_MANIFEST_FILE
 from tomp_deploy.runtime.manifests.export import EXPORT_MANIFEST_FILE, read_export, read_export_manifest
 from tomp_deploy.runtime.manifests.json_files import file_sha256
 from tomp_deploy.runtime.shipped import SHIPPED, resolve_model
@@ -31,7 +33,7 @@ class ModelForms:
     engines_built: str | None = None
     """What building the engines did, e.g. 'TensorRT for RTX 1.7.1, fp16, batches 1..4, 1 s', once they were
     built here."""
-    max_batch: int = 4
+    max_batch: int = DEFAULT_MAX_BATCH
     """The most crops and targets per call of engines built here."""
 
     @classmethod
@@ -46,8 +48,10 @@ class ModelForms:
             if form == "engines":
                 return cls(checkpoint=checkpoint, engines=path, work=work)
             return cls(checkpoint=checkpoint, export=path, work=work)
-        raise ToMPError(f"--model {path} is neither a checkpoint file, an export folder (with {EXPORT_MANIFEST_FILE}) "
-                        f"nor an engine folder (with {ENGINE_MANIFEST_FILE}).")
+        raise ToMPError(
+            f"--model {path} is neither a checkpoint file, an export folder (with {EXPORT_MANIFEST_FILE}) "
+            f"nor an engine folder (with {ENGINE_MANIFEST_FILE})."
+        )
 
     @property
     def name(self) -> str:
@@ -77,16 +81,19 @@ class ModelForms:
 
     def engine_folder(self, progress=lambda text: None) -> Path:
         if self.engines is None:
-            from tomp_deploy.engines.builder import build_engines
+            from tomp_deploy.engines.builder import BuildOptions, build_engines
             from tomp_deploy.runtime.gpu import engine_library
 
             engine_library()  # before exporting: without a TensorRT library the backend is skipped at once
             progress("building engines")
             engines = self.work / "engines"
-            manifest = build_engines(self._fp16_export(progress), engines, max_batch=self.max_batch, report=progress)
+            manifest = build_engines(
+                self._fp16_export(progress), engines, BuildOptions(max_batch=self.max_batch), report=progress
+            )
             self.engines = engines
-            self.engines_built = (f"{manifest.built_with}, {manifest.precision}, batches 1..{self.max_batch}, "
-                                  f"{manifest.build_seconds:.0f} s")
+            self.engines_built = (
+                f"{manifest.built_with}, {manifest.precision}, batches 1..{self.max_batch}, {manifest.build_seconds:.0f} s"
+            )
         return self.engines
 
     def export_folder(self, progress=lambda text: None) -> Path:
@@ -142,15 +149,25 @@ def export_checkpoint(checkpoint: Path, folder: Path, precision: str) -> None:
     export_model(load_model(checkpoint), folder, force=True, precision=precision)
 
 
-def model_for_backend(model: str | Path, backend: str, progress=lambda text: None) -> Path:
+def model_for_backend(model: str | Path, backend: str, options: BackendOptions | None = None, progress=lambda text: None) -> Path:
     """What `backend` loads for `model` (`runtime.backends.fitting`). A shipped model's name gives the
-    export-folder and engine backends its export (or engines), made once into the user cache and checked
-    on every later use (ONNX hashes, and the checkpoint they were made from); a damaged one is made again."""
-    if str(model) not in SHIPPED or Path(model).exists() or MODEL_FORMS.get(backend) in (None, "checkpoint"):
+    export-folder and engine backends its export (or engines), made once into `options.cache_folder` (the
+    user cache by default; engines for `options.max_batch` targets) and checked on every later use (ONNX
+    hashes, and the checkpoint they were made from); a damaged one is made again."""
+    options = options or BackendOptions()
+    if (
+        str(model) not in SHIPPED
+        or Path(model).exists()
+        or backend not in backend_names()
+        or backend_spec(backend).model_form == "checkpoint"
+    ):
         return fitting_model(backend, model)
     checkpoint = resolve_model(model)
     digest = file_sha256(checkpoint)
-    forms = ModelForms(checkpoint=checkpoint, work=user_cache("shipped", f"{model}-{digest[:16]}"))
+    cache = options.cache_folder or user_cache("shipped")
+    max_batch = options.max_batch or DEFAULT_MAX_BATCH
+    suffix = "" if max_batch == DEFAULT_MAX_BATCH else f"-batch{max_batch}"
+    forms = ModelForms(checkpoint=checkpoint, work=Path(cache, f"{model}-{digest[:16]}{suffix}"), max_batch=max_batch)
     forms.checkpoint_sha256 = digest
     if (forms.work / "engines" / ENGINE_MANIFEST_FILE).is_file() and _made_from(forms.work / "engines", digest):
         forms.engines = forms.work / "engines"
@@ -167,5 +184,4 @@ def _made_from(folder: Path, checkpoint_sha256: str, precision: str | None = Non
     except ToMPError:
         return False
     source = exported.manifest.checkpoint
-    return (source is not None and source.sha256 == checkpoint_sha256
-            and precision in (None, exported.manifest.precision))
+    return source is not None and source.sha256 == checkpoint_sha256 and precision in (None, exported.manifest.precision)

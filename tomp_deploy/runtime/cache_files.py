@@ -47,8 +47,11 @@ def read_entry(path: Path, made_from: dict) -> bytes | None:
     if header.get("made_from") != made_from:
         return None
     if header.get("bytes") != len(content) or header.get("sha256") != hashlib.sha256(content).hexdigest():
-        log.warning("The cache entry %s is damaged (its content does not match the hash recorded when it was "
-                    "written); compiling again and replacing it.", path)
+        log.warning(
+            "The cache entry %s is damaged (its content does not match the hash recorded when it was "
+            "written); compiling again and replacing it.",
+            path,
+        )
         return None
     return content
 
@@ -57,8 +60,7 @@ def write_entry(path: Path, content: bytes, made_from: dict) -> bool:
     """Writes the entry whole (temporary name, then rename); False, with a note, when it cannot be written
     (a full disk, a read-only folder): the cache only saves time, so the caller carries on without it."""
     path = Path(path)
-    header = json.dumps({"made_from": made_from, "bytes": len(content),
-                         "sha256": hashlib.sha256(content).hexdigest()}).encode()
+    header = json.dumps({"made_from": made_from, "bytes": len(content), "sha256": hashlib.sha256(content).hexdigest()}).encode()
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with open(temporary, "wb") as file:
@@ -79,7 +81,7 @@ def _split(data: bytes) -> tuple[dict | None, bytes]:
     if end < 0:
         return None, b""
     try:
-        header = json.loads(data[len(MAGIC):end])
+        header = json.loads(data[len(MAGIC) : end])
     except (json.JSONDecodeError, UnicodeDecodeError):
         return None, b""
-    return (header if isinstance(header, dict) else None), data[end + 1:]
+    return (header if isinstance(header, dict) else None), data[end + 1 :]

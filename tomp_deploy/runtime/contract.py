@@ -20,7 +20,11 @@ import numpy as np
 from tomp_deploy.runtime.errors import ToMPError
 from tomp_deploy.runtime.presets import ModelConfig
 
-GRAPHS = ("backbone", "predictor", "head")
+CROP, BACKBONE, PREDICTOR, HEAD, DECODE = "crop", "backbone", "predictor", "head", "decode"
+GRAPHS = (BACKBONE, PREDICTOR, HEAD)
+STAGES = (CROP, BACKBONE, PREDICTOR, HEAD, DECODE)
+"""Where a frame's tracking time goes, in order (`TrackResult.times`): the crops, the three graphs, and
+decoding the boxes."""
 MAX_BATCH = 64
 """Most crops (backbone) or targets (predictor, head) one call of an exported graph takes."""
 BATCH = "batch"
@@ -101,12 +105,17 @@ def graph_feeds(config: ModelConfig, graph: str, inputs: Mapping[str, np.ndarray
     if sorted(inputs) != sorted(names):
         raise ToMPError(f"The {graph} graph takes {names}, not {sorted(inputs)}.")
     batch = np.shape(inputs[names[0]])[0] if np.ndim(inputs[names[0]]) else 0
-    wrong = [f"{spec.name} {np.shape(inputs[spec.name])} (expected {spec.concrete_shape(batch)})" for spec in specs
-             if np.shape(inputs[spec.name]) != spec.concrete_shape(batch)]
+    wrong = [
+        f"{spec.name} {np.shape(inputs[spec.name])} (expected {spec.concrete_shape(batch)})"
+        for spec in specs
+        if np.shape(inputs[spec.name]) != spec.concrete_shape(batch)
+    ]
     if wrong:
         raise ToMPError(f"The {graph} graph's inputs do not have the contract's shapes: {', '.join(wrong)}.")
-    return {spec.name: np.ascontiguousarray(inputs[spec.name], dtype=np.bool_ if spec.dtype == "bool" else np.float32)
-            for spec in specs}
+    return {
+        spec.name: np.ascontiguousarray(inputs[spec.name], dtype=np.bool_ if spec.dtype == "bool" else np.float32)
+        for spec in specs
+    }
 
 
 def batch_size(tensors: Mapping[str, np.ndarray]) -> int:
@@ -137,8 +146,10 @@ def graph_io_problems(config: ModelConfig, graph: str, actual: list[GraphTensor]
         if tensor is None:
             continue
         if tensor.is_input != is_input:
-            problems.append(f"{graph}'s '{name}' is an {'input' if tensor.is_input else 'output'}, "
-                            f"the contract's an {'input' if is_input else 'output'}")
+            problems.append(
+                f"{graph}'s '{name}' is an {'input' if tensor.is_input else 'output'}, "
+                f"the contract's an {'input' if is_input else 'output'}"
+            )
         if tensor.dtype != spec.dtype:
             problems.append(f"{graph}'s '{name}' is {tensor.dtype}, the contract's {spec.dtype}")
         if tuple(tensor.shape) != spec.symbolic:

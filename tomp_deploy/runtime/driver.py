@@ -30,8 +30,9 @@ class TrackedFrame:
     """The tracker's full results per target; empty on frame 0."""
 
 
-def track_frames(backend: Backend, frames: Iterable[np.ndarray], boxes: list, params: TrackerParams | None = None
-                 ) -> Iterator[TrackedFrame]:
+def track_frames(
+    backend: Backend, frames: Iterable[np.ndarray], boxes: list, params: TrackerParams | None = None
+) -> Iterator[TrackedFrame]:
     """Initialises on the first frame with `boxes` (one per target), then tracks every later frame.
     `params` overrides the tracker parameters the backend's model records."""
     tracker = MultiTargetTracker(backend, params)
@@ -39,12 +40,14 @@ def track_frames(backend: Backend, frames: Iterable[np.ndarray], boxes: list, pa
         started = time.perf_counter()
         if index == 0:
             tracker.initialize(image, boxes)
-            yield TrackedFrame(0, image, [np.asarray(b, np.float64) for b in boxes], [1.0] * len(boxes),
-                               time.perf_counter() - started)
+            yield TrackedFrame(
+                0, image, [np.asarray(b, np.float64) for b in boxes], [1.0] * len(boxes), time.perf_counter() - started
+            )
             continue
         results = tracker.track(image)
-        yield TrackedFrame(index, image, [r.box for r in results], [r.score for r in results],
-                           time.perf_counter() - started, results)
+        yield TrackedFrame(
+            index, image, [r.box for r in results], [r.score for r in results], time.perf_counter() - started, results
+        )
 
 
 def track_boxes(backend: Backend, frames: Iterable[np.ndarray], init_box) -> np.ndarray:

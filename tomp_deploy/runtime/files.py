@@ -90,8 +90,9 @@ def _swap_in(staging: Path, destination: Path, option: str) -> None:
     except OSError as exc:
         if replaced.exists() and not destination.exists():
             os.rename(replaced, destination)
-        raise ToMPError(f"{option} {destination}: cannot move the new folder into place ({exc.strerror}); the "
-                        "earlier one is unchanged.") from None
+        raise ToMPError(
+            f"{option} {destination}: cannot move the new folder into place ({exc.strerror}); the earlier one is unchanged."
+        ) from None
     shutil.rmtree(replaced, ignore_errors=True)
 
 
@@ -112,7 +113,7 @@ def _leftover_owner(path: Path, name: str) -> tuple[str, int | None]:
     for mark in (STAGE_MARK, REPLACED_MARK):
         prefix = f".{name}{mark}"
         if path.name.startswith(prefix):
-            digits = path.name[len(prefix):].split("-")[0]
+            digits = path.name[len(prefix) :].split("-")[0]
             return mark, int(digits) if digits.isdigit() else None
     return "", None
 

@@ -58,7 +58,7 @@ def sample_patch(
     if decimation > 1:
         offset = pos_int % decimation
         pos_grid = (pos_int - offset) / decimation
-        source = image[offset[0]::decimation, offset[1]::decimation]
+        source = image[offset[0] :: decimation, offset[1] :: decimation]
     else:
         pos_grid = pos_int.astype(np.float64)
         source = image
@@ -89,7 +89,7 @@ def sample_patch(
 def center_crop(pixels: np.ndarray, size: int) -> np.ndarray:
     """The central size x size window of a larger square patch."""
     margin = (pixels.shape[0] - size) // 2
-    return np.ascontiguousarray(pixels[margin:margin + size, margin:margin + size])
+    return np.ascontiguousarray(pixels[margin : margin + size, margin : margin + size])
 
 
 def sample_location(coords: np.ndarray, sample_size: int) -> tuple[np.ndarray, float]:
@@ -129,8 +129,7 @@ def encode_ltrb(box: np.ndarray, feature_size: int, stride: int) -> np.ndarray:
     return (ltrb / (feature_size * stride)).astype(np.float32)
 
 
-def decode_ltrb(ltrb: np.ndarray, cell: tuple[int, int], coords: np.ndarray, sample_size: int,
-                stride: int) -> np.ndarray:
+def decode_ltrb(ltrb: np.ndarray, cell: tuple[int, int], coords: np.ndarray, sample_size: int, stride: int) -> np.ndarray:
     """Box (x, y, w, h) in image pixels from the ltrb map [4, F, F] at `cell` (row, col)."""
     row, col = cell
     center_y, center_x = row * stride + stride // 2, col * stride + stride // 2

@@ -16,7 +16,8 @@ WHICH_LIBRARY = (
     "TensorRT for RTX (pip install 'tomp-deploy[tensorrt-rtx]') for GeForce RTX and RTX workstation cards: it "
     "builds portable engines ahead of time, even on a machine without a GPU, and compiles them for the card at "
     "first run; TensorRT 10 or 11 (pip install 'tomp-deploy[tensorrt]', wheels from NVIDIA's package index) for "
-    "data-centre GPUs such as A100, H100 or L4, where it builds on the GPU that will run the engines")
+    "data-centre GPUs such as A100, H100 or L4, where it builds on the GPU that will run the engines"
+)
 CUDA_HINT = "pip install 'tomp-deploy[cuda]' (pycuda and cuda-python), on a machine with an NVIDIA GPU and driver"
 
 
@@ -46,8 +47,10 @@ def engine_library(name: str | None = None):
         if not installed:
             raise ToMPError(f"No TensorRT library is installed. Install {WHICH_LIBRARY}.")
         if len(installed) > 1:
-            raise ToMPError("Both TensorRT and TensorRT for RTX are installed; choose one with --library "
-                            f"tensorrt or --library tensorrt-rtx: {WHICH_LIBRARY}.")
+            raise ToMPError(
+                "Both TensorRT and TensorRT for RTX are installed; choose one with --library "
+                f"tensorrt or --library tensorrt-rtx: {WHICH_LIBRARY}."
+            )
         name = installed[0]
     if name not in ENGINE_LIBRARIES:
         raise ToMPError(f"Unknown engine library {name!r}; choose {' or '.join(ENGINE_LIBRARIES)}.")
@@ -66,8 +69,10 @@ def cuda_device(index: int = 0):
     except cuda.Error as exc:
         raise ToMPError(f"CUDA cannot be initialised ({exc}); check the NVIDIA driver and CUDA_VISIBLE_DEVICES.") from None
     if index >= count:
-        raise ToMPError(f"No CUDA GPU {index} is visible ({count} found); TensorRT engines need an NVIDIA GPU. "
-                        "Check the driver and CUDA_VISIBLE_DEVICES, or use --backend onnxruntime.")
+        raise ToMPError(
+            f"No CUDA GPU {index} is visible ({count} found); TensorRT engines need an NVIDIA GPU. "
+            "Check the driver and CUDA_VISIBLE_DEVICES, or use --backend onnxruntime."
+        )
     return cuda, cuda.Device(index)
 
 

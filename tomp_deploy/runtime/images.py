@@ -49,9 +49,11 @@ def check_image_size(width: int, height: int, what: str) -> None:
     """Refuses a frame larger than `max_image_pixels()`, naming the setting that raises the bound."""
     limit = max_image_pixels()
     if width * height > limit:
-        raise ToMPError(f"{what} is {width}x{height} ({width * height / 1e6:.0f} megapixels), above the bound of "
-                        f"{limit / 1e6:.0f} megapixels; downscale it, or raise the bound with "
-                        f"{MAX_IMAGE_PIXELS_VARIABLE}=PIXELS.")
+        raise ToMPError(
+            f"{what} is {width}x{height} ({width * height / 1e6:.0f} megapixels), above the bound of "
+            f"{limit / 1e6:.0f} megapixels; downscale it, or raise the bound with "
+            f"{MAX_IMAGE_PIXELS_VARIABLE}=PIXELS."
+        )
 
 
 def natural_key(path: Path) -> list:
@@ -97,9 +99,11 @@ def _check_declared_size(path: Path) -> None:
         pillow_bound = 2 * Image.MAX_IMAGE_PIXELS
         if max_image_pixels() >= pillow_bound:
             return
-        raise ToMPError(f"{shown_path(path)} declares more than {pillow_bound / 1e6:.0f} megapixels, above the bound of "
-                        f"{max_image_pixels() / 1e6:.0f} megapixels; downscale it, or raise the bound with "
-                        f"{MAX_IMAGE_PIXELS_VARIABLE}=PIXELS.") from None
+        raise ToMPError(
+            f"{shown_path(path)} declares more than {pillow_bound / 1e6:.0f} megapixels, above the bound of "
+            f"{max_image_pixels() / 1e6:.0f} megapixels; downscale it, or raise the bound with "
+            f"{MAX_IMAGE_PIXELS_VARIABLE}=PIXELS."
+        ) from None
     except (OSError, ValueError):
         return
     check_image_size(width, height, shown_path(path))

@@ -62,18 +62,15 @@ class ModelConfig:
         for size in (f for f in fields(self) if "limit" in f.metadata):
             name, limit, value = size.name, size.metadata["limit"], getattr(self, size.name)
             if type(value) is not int or not 1 <= value <= limit:
-                raise ToMPError(f"{name} = {value!r} is not a whole number in 1..{limit}; the model config is damaged "
-                                "or not a ToMP one.")
+                raise ToMPError(
+                    f"{name} = {value!r} is not a whole number in 1..{limit}; the model config is damaged or not a ToMP one."
+                )
         if type(self.use_test_frame_encoding) is not bool:
             raise ToMPError(f"use_test_frame_encoding = {self.use_test_frame_encoding!r} is not true or false.")
         if self.backbone not in BACKBONE_CHANNELS:
-            raise ToMPError(
-                f"Unsupported backbone {self.backbone!r}; choose one of {sorted(BACKBONE_CHANNELS)}."
-            )
+            raise ToMPError(f"Unsupported backbone {self.backbone!r}; choose one of {sorted(BACKBONE_CHANNELS)}.")
         if self.feature_dim % self.num_heads:
-            raise ToMPError(
-                f"feature_dim {self.feature_dim} is not divisible by num_heads {self.num_heads}."
-            )
+            raise ToMPError(f"feature_dim {self.feature_dim} is not divisible by num_heads {self.num_heads}.")
         if self.feature_dim % 4:
             raise ToMPError(f"feature_dim {self.feature_dim} must be a multiple of 4 (box encoding MLP).")
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tomp_deploy.runtime.backends.base import Backend
+from tomp_deploy.runtime.contract import BACKBONE, CROP, DECODE
 from tomp_deploy.runtime.errors import ToMPError
 from tomp_deploy.runtime.geometry import Patch
 from tomp_deploy.runtime.presets import TrackerParams
@@ -45,7 +46,8 @@ class _Stream:
 class MultiStreamTracker:
     """ToMP over several streams with several targets each; one backbone and one predictor+head call a step.
 
-    `params` overrides the tracker parameters the backend's model records. Frames are RGB arrays as for
+    `params` overrides the tracker parameters the backend's model records (`backend.tracker_params`): the one
+    place they are resolved, for every target of every stream. Frames are RGB arrays as for
     `ToMPTracker`; a stream is any hashable key (a camera name, a file), and every frame of a stream must
     have the size of its first. Target ids are unique across streams.
     """
@@ -65,8 +67,9 @@ class MultiStreamTracker:
         """Ids of the targets tracked in `stream`, oldest first."""
         return list(self._stream(stream).targets)
 
-    def step(self, frames: Mapping[Hashable, np.ndarray],
-             new_targets: Mapping[Hashable, Sequence] | None = None) -> dict[Hashable, StreamStep]:
+    def step(
+        self, frames: Mapping[Hashable, np.ndarray], new_targets: Mapping[Hashable, Sequence] | None = None
+    ) -> dict[Hashable, StreamStep]:
         """Tracks the targets of every stream given a frame, and starts the targets of `new_targets`
         (stream -> initial (x, y, w, h) boxes on this step's frame of that stream; they are tracked from the
         stream's next frame on). Returns what happened per stream given a frame. Nothing changes when a
@@ -77,17 +80,20 @@ class MultiStreamTracker:
         if orphans:
             raise ToMPError(f"New targets for stream(s) {orphans} need the frame their boxes are on in the same step.")
         frames = {stream: self._checked_frame(stream, frame) for stream, frame in frames.items()}
-        joining = [(stream, TargetState(self.backend.config, self.params, frames[stream].shape, box,
-                                        self.backend.new_memory()))
-                   for stream, boxes in new_targets.items() for box in boxes]
+        joining = [
+            (stream, TargetState(self.backend.config, self.params, frames[stream].shape, box, self.backend.new_memory()))
+            for stream, boxes in new_targets.items()
+            for box in boxes
+        ]
         self._check_capacity(len(joining))
-        tracked = [(stream, target_id) for stream in frames if stream in self._streams
-                   for target_id in self._streams[stream].targets]
+        tracked = [
+            (stream, target_id) for stream in frames if stream in self._streams for target_id in self._streams[stream].targets
+        ]
         patches = [self._targets[target_id].search_patch(frames[stream]) for stream, target_id in tracked]
         patches += [state.initial_patch(frames[stream]) for stream, state in joining]
         cropped = time.perf_counter()
         features = self._extract(patches) if patches else None
-        shared = {"crop": cropped - started, "backbone": time.perf_counter() - cropped}
+        shared = {CROP: cropped - started, BACKBONE: time.perf_counter() - cropped}
 
         steps = {}
         for stream, frame in frames.items():
@@ -100,7 +106,7 @@ class MultiStreamTracker:
         for index, ((stream, target_id), state, found) in enumerate(zip(tracked, states, located)):
             decode_started = time.perf_counter()
             result = state.update(patches[index], features, index, found.scores, found.ltrb)
-            result.times = {**shared, **found.seconds, "decode": time.perf_counter() - decode_started}
+            result.times = {**shared, **found.seconds, DECODE: time.perf_counter() - decode_started}
             result.memory_frames = memory_frames[index]
             steps[stream].results[target_id] = result
         for index, (stream, state) in enumerate(joining, start=len(tracked)):
@@ -141,16 +147,19 @@ class MultiStreamTracker:
             raise ToMPError(
                 f"Frame {record.frames_seen} of stream {stream!r} is {frame.shape[1]}x{frame.shape[0]} but the stream "
                 f"started at {width}x{height}; a stream is one video of one frame size. Resize the frames or "
-                "give the new video as another stream.")
+                "give the new video as another stream."
+            )
         return frame
 
     def _check_capacity(self, joining: int) -> None:
         """Every target may be in one step, so the backend must take them all in one batch."""
         limit, wanted = self.backend.max_batch, len(self._targets) + joining
         if limit is not None and wanted > limit:
-            raise ToMPError(f"{wanted} targets need batches of {wanted}, but this {self.backend.name} model takes at "
-                            f"most {limit}; rebuild the engines with 'tomp-deploy build --max-batch {wanted}' "
-                            "(or track fewer targets).")
+            raise ToMPError(
+                f"{wanted} targets need batches of {wanted}, but this {self.backend.name} model takes at "
+                f"most {limit}; rebuild the engines with 'tomp-deploy build --max-batch {wanted}' "
+                "(or track fewer targets)."
+            )
 
     def _extract(self, patches: list[Patch]):
         batch = np.stack([p.pixels.transpose(2, 0, 1) for p in patches]).astype(np.float32)

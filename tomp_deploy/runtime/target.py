@@ -68,13 +68,12 @@ def as_rgb_frame(frame: np.ndarray) -> np.ndarray:
         raise ToMPError(
             f"A frame must be uint8 RGB (0..255); got dtype {frame.dtype}. Convert it first: float frames in 0..1 "
             "with (frame * 255).round().astype(np.uint8), float frames in 0..255 with "
-            "np.clip(frame, 0, 255).round().astype(np.uint8), 16-bit ones with (frame >> 8).astype(np.uint8).")
+            "np.clip(frame, 0, 255).round().astype(np.uint8), 16-bit ones with (frame >> 8).astype(np.uint8)."
+        )
     if frame.ndim == 2:
         frame = frame[:, :, None]
     if frame.ndim != 3 or frame.shape[2] not in (1, 3, 4) or min(frame.shape[:2]) < 1:
-        raise ToMPError(
-            f"A frame must be H x W (grey), H x W x 3 (RGB) or H x W x 4 (RGBA); got shape {frame.shape}."
-        )
+        raise ToMPError(f"A frame must be H x W (grey), H x W x 3 (RGB) or H x W x 4 (RGBA); got shape {frame.shape}.")
     check_image_size(frame.shape[1], frame.shape[0], "A frame")
     if frame.shape[2] == 1:
         frame = np.repeat(frame, 3, axis=2)
@@ -95,8 +94,10 @@ def validate_box(box, frame_shape: tuple[int, ...]) -> np.ndarray:
         raise ToMPError(f"The initial box {values.tolist()} contains NaN or infinity.")
     x, y, w, h = values
     if w < MIN_BOX_SIDE or h < MIN_BOX_SIDE:
-        raise ToMPError(f"The initial box {values.tolist()} is smaller than {MIN_BOX_SIDE:g} pixel in width or height; "
-                        "give x,y,w,h in pixels with w,h >= 1.")
+        raise ToMPError(
+            f"The initial box {values.tolist()} is smaller than {MIN_BOX_SIDE:g} pixel in width or height; "
+            "give x,y,w,h in pixels with w,h >= 1."
+        )
     height, width = frame_shape[:2]
     if x >= width or y >= height or x + w <= 0 or y + h <= 0:
         raise ToMPError(
@@ -115,8 +116,9 @@ class TargetState:
     """Everything the tracker knows about one target; the backend calls are left to the caller so that
     several targets share one batched backbone call and one batched predictor and head call."""
 
-    def __init__(self, config: ModelConfig, params: TrackerParams, frame_shape: tuple[int, ...], box: np.ndarray,
-                 memory: FeatureMemory):
+    def __init__(
+        self, config: ModelConfig, params: TrackerParams, frame_shape: tuple[int, ...], box: np.ndarray, memory: FeatureMemory
+    ):
         self.config = config
         self.params = params
         self.frame_shape = frame_shape[:2]
@@ -150,8 +152,7 @@ class TargetState:
     def set_initial_feature(self, features, index: int) -> None:
         self._store(0, features, index, self.pos, self.init_sample_pos, self.target_scale)
 
-    def _store(self, slot: int, features, index: int, pos: np.ndarray, sample_pos: np.ndarray,
-               sample_scale: float) -> None:
+    def _store(self, slot: int, features, index: int, pos: np.ndarray, sample_pos: np.ndarray, sample_scale: float) -> None:
         size = self.config.search_size
         center = self.config.feature_size * (pos - sample_pos) / (sample_scale * size)
         self.memory.store(slot, features, index)
@@ -186,8 +187,8 @@ class TargetState:
         for slot in range(config.memory_size):
             hidden_in_cls = not self.memory_valid[slot]
             hidden_in_bbreg = hidden_in_cls or slot > 0  # the box regressor sees the annotated frame only
-            mask[0, slot * cells:(slot + 1) * cells] = hidden_in_cls
-            mask[1, slot * cells:(slot + 1) * cells] = hidden_in_bbreg
+            mask[0, slot * cells : (slot + 1) * cells] = hidden_in_cls
+            mask[1, slot * cells : (slot + 1) * cells] = hidden_in_bbreg
         return self.memory_label, ltrb, mask
 
     def update(self, patch: Patch, features, index: int, scores: np.ndarray, ltrb: np.ndarray) -> TrackResult:
@@ -214,14 +215,17 @@ class TargetState:
         if confident:
             self._store(self._replace_slot(), features, index, self.pos, sample_pos, sample_scale)
 
-        output = np.array([
-            self.pos[1] - (self.target_size[1] - 1) / 2,
-            self.pos[0] - (self.target_size[0] - 1) / 2,
-            self.target_size[1],
-            self.target_size[0],
-        ])
-        region = np.array([patch.coords[1], patch.coords[0], patch.coords[3] - patch.coords[1] - 1,
-                           patch.coords[2] - patch.coords[0] - 1])
+        output = np.array(
+            [
+                self.pos[1] - (self.target_size[1] - 1) / 2,
+                self.pos[0] - (self.target_size[0] - 1) / 2,
+                self.target_size[1],
+                self.target_size[0],
+            ]
+        )
+        region = np.array(
+            [patch.coords[1], patch.coords[0], patch.coords[3] - patch.coords[1] - 1, patch.coords[2] - patch.coords[0] - 1]
+        )
         return TrackResult(output, found.max_score, found.flag, scores, region)
 
     def _replace_slot(self) -> int:

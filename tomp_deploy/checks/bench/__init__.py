@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from tomp_deploy.checks.bench.comparing import accuracy, summarise
@@ -18,39 +19,65 @@ from tomp_deploy.checks.bench.reporting import TABLE_COLUMNS, markdown_table, ro
 from tomp_deploy.checks.bench.running import REFERENCE, run_backends
 from tomp_deploy.evaluation.datasets import Sequence
 from tomp_deploy.evaluation.host_facts import host_facts
-from tomp_deploy.runtime.backends import BACKENDS
+from tomp_deploy.runtime.backends import BackendOptions, backend_names, backend_spec
 from tomp_deploy.runtime.errors import ToMPError
 
 
-def bench(model_name: str, model_for: Callable[[str], Path], backends: list[str], sequences: list[Sequence], out: Path,
-          device: str = "cpu", warmup: int = 5, progress=lambda text: None, on_frame=lambda: None,
-          command: str = "", options: dict | None = None) -> dict:
-    """Runs every backend (torch first, the reference) over `sequences`; `model_for(backend)` gives the
-    model file or folder that backend takes, or raises `ToMPError` to have it reported as skipped.
-    `options` (e.g. threads) go to every backend that takes them."""
-    unknown = [b for b in backends if b not in BACKENDS]
-    if unknown:
-        raise ToMPError(f"Unknown backend(s) {unknown}; available backends: {', '.join(BACKENDS)}.")
-    if not sequences:
-        raise ToMPError("The dataset holds no sequence to benchmark.")
-    names = [REFERENCE] + [b for b in backends if b != REFERENCE]
+@dataclass(frozen=True)
+class BenchPlan:
+    """What a bench runs: the backends (the torch reference first, whether named or not) over the same
+    sequences, with the options each takes, timing all frames but the first `warmup` of each backend."""
+
+    model_name: str
+    backends: list[str]
+    sequences: list[Sequence]
+    options: BackendOptions = BackendOptions()
+    warmup: int = 5
+    command: str = ""
+    """The command line that asked for it, recorded in the report."""
+
+    def backend_order(self) -> list[str]:
+        """The backends in the order they run, once every name and option is known to apply."""
+        unknown = [b for b in self.backends if b not in backend_names()]
+        if unknown:
+            raise ToMPError(f"Unknown backend(s) {unknown}; available backends: {', '.join(backend_names())}.")
+        if not self.sequences:
+            raise ToMPError("The dataset holds no sequence to benchmark.")
+        names = [REFERENCE] + [b for b in self.backends if b != REFERENCE]
+        for option in self.options.given():
+            if not any(option in backend_spec(name).takes for name in names):
+                takers = [name for name in backend_names() if option in backend_spec(name).takes]
+                raise ToMPError(
+                    f"--{option.replace('_', '-')} applies to {', '.join(takers)}, none of which this bench "
+                    f"runs ({', '.join(names)})."
+                )
+        return names
+
+
+def bench(
+    plan: BenchPlan, model_for: Callable[[str], Path], out: Path, progress=lambda text: None, on_frame=lambda: None
+) -> dict:
+    """Runs every backend of `plan` (torch first, the reference); `model_for(backend)` gives the model file or
+    folder that backend takes, or raises `ToMPError` to have it reported as skipped. The plan's options go to
+    every backend that takes them (the torch reference takes none but threads, so it stays FP32)."""
+    names, sequences = plan.backend_order(), plan.sequences
     out.mkdir(parents=True, exist_ok=True)
-    runs = run_backends(names, model_for, sequences, device, warmup, progress, on_frame, options)
+    runs = run_backends(names, model_for, sequences, plan.options, plan.warmup, progress, on_frame)
     reference_run = runs[REFERENCE] if runs[REFERENCE].status == "ok" else None
     reference = accuracy(reference_run, sequences) if reference_run else None
     report = {
-        "machine": {**host_facts(), "device": device},
+        "machine": {**host_facts(), "device": plan.options.device},
         "reference": REFERENCE,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": command,
-        "model": model_name,
+        "command": plan.command,
+        "model": plan.model_name,
         "sequences": [s.name for s in sequences],
         "frames": sum(len(s.frames) for s in sequences),
-        "warmup_frames": warmup,
+        "warmup_frames": plan.warmup,
         "backends": {name: summarise(name, runs[name], sequences, reference_run, reference) for name in names},
     }
     write_report(report, runs, sequences, out)
     return report
 
 
-__all__ = ["TABLE_COLUMNS", "bench", "markdown_table", "row_label", "table_rows", "table_title"]
+__all__ = ["TABLE_COLUMNS", "BenchPlan", "bench", "markdown_table", "row_label", "table_rows", "table_title"]

@@ -45,8 +45,9 @@ def speed(run: BackendRun) -> dict:
     }
 
 
-def summarise(name: str, run: BackendRun, sequences: list[Sequence], reference_run: BackendRun | None,
-              reference: dict | None) -> dict:
+def summarise(
+    name: str, run: BackendRun, sequences: list[Sequence], reference_run: BackendRun | None, reference: dict | None
+) -> dict:
     """One backend's entry of the report; agreement figures when the reference's run and accuracy are given."""
     if run.status != "ok":
         return {"status": run.status, "error": run.error}

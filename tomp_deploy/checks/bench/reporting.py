@@ -9,8 +9,8 @@ from pathlib import Path
 from tomp_deploy.checks.bench.running import BackendRun
 from tomp_deploy.evaluation.datasets import Sequence
 from tomp_deploy.evaluation.metrics import OVERLAP_THRESHOLDS, average, sequence_curves
+from tomp_deploy.runtime.contract import STAGES
 from tomp_deploy.runtime.files import write_atomically
-from tomp_deploy.runtime.tracker import STAGES
 
 
 def write_report(report: dict, runs: dict[str, BackendRun], sequences: list[Sequence], out: Path) -> None:
@@ -20,8 +20,19 @@ def write_report(report: dict, runs: dict[str, BackendRun], sequences: list[Sequ
     plot(report, runs, sequences, out / "bench.png")
 
 
-TABLE_COLUMNS = ("backend", "status", "AUC", "ΔAUC", "precision", "norm. prec.", "IoU vs ref (mean/min)", "score err",
-                 "FPS (p10-p90)", "steady FPS", "ms " + "/".join(STAGES))
+TABLE_COLUMNS = (
+    "backend",
+    "status",
+    "AUC",
+    "ΔAUC",
+    "precision",
+    "norm. prec.",
+    "IoU vs ref (mean/min)",
+    "score err",
+    "FPS (p10-p90)",
+    "steady FPS",
+    "ms " + "/".join(STAGES),
+)
 """FPS is end to end (the tracker's whole time per frame); the stage times are medians beside it."""
 
 
@@ -34,13 +45,21 @@ def table_rows(report: dict) -> list[list[str]]:
             rows.append([name, entry["status"], entry["error"], *[""] * (len(TABLE_COLUMNS) - 3)])
             continue
         delta, score = entry.get("delta_auc"), entry.get("score_max_rel_error")
-        rows.append([
-            row_label(name, entry), "ok", f"{entry['auc']:.1f}", "" if delta is None else f"{delta:+.2f}",
-            f"{entry['precision']:.1f}", f"{entry['norm_precision']:.1f}",
-            f"{entry.get('iou_mean', 1):.4f} / {entry.get('iou_min', 1):.4f}",
-            "" if score is None else f"{score:.1e}", f"{entry['fps']:.1f} ({entry['fps_p10']:.1f}-{entry['fps_p90']:.1f})",
-            f"{entry['fps_steady']:.1f}",
-            "/".join(f"{entry['stage_ms'][s]:.1f}" for s in STAGES)])
+        rows.append(
+            [
+                row_label(name, entry),
+                "ok",
+                f"{entry['auc']:.1f}",
+                "" if delta is None else f"{delta:+.2f}",
+                f"{entry['precision']:.1f}",
+                f"{entry['norm_precision']:.1f}",
+                f"{entry.get('iou_mean', 1):.4f} / {entry.get('iou_min', 1):.4f}",
+                "" if score is None else f"{score:.1e}",
+                f"{entry['fps']:.1f} ({entry['fps_p10']:.1f}-{entry['fps_p90']:.1f})",
+                f"{entry['fps_steady']:.1f}",
+                "/".join(f"{entry['stage_ms'][s]:.1f}" for s in STAGES),
+            ]
+        )
     return rows
 
 
@@ -54,8 +73,10 @@ def row_label(name: str, entry: dict) -> str:
 
 
 def table_title(report: dict) -> str:
-    return (f"bench: {Path(report['model']).name} on {len(report['sequences'])} sequences "
-            f"({report['machine']['device']}), reference {report['reference']}")
+    return (
+        f"bench: {Path(report['model']).name} on {len(report['sequences'])} sequences "
+        f"({report['machine']['device']}), reference {report['reference']}"
+    )
 
 
 def markdown_table(columns, rows) -> str:
@@ -68,20 +89,29 @@ def markdown(report: dict) -> str:
     machine = report["machine"]
     reference = report["backends"].get(report["reference"], {})
     versions = ", ".join(f"{name} {version}" for name, version in machine.get("versions", {}).items())
-    return "\n".join([
-        f"# tomp-deploy bench: {Path(report['model']).name}", "",
-        f"{report['date']} on {machine['cpu']} ({machine['cpu_count']} cores; "
-        f"{', '.join(machine.get('cpu_features', [])) or 'no AMX/AVX512 flags read'})"
-        f"{''.join(f', {gpu}' for gpu in machine['gpus'])}, device {machine['device']}; "
-        f"{len(report['sequences'])} sequences, {report['frames']} frames; Python {machine.get('python', '?')}, "
-        f"{versions}.",
-        f"Command: `{report['command']}`", "",
-        f"Reference: {row_label(report['reference'], reference)}. ΔAUC, IoU vs ref and score err compare each row with "
-        "it on the same frames; each row's name carries the precision it computes in and a CPU backend's threads. "
-        "Each backend ran in a process of its own. FPS is end to end (the tracker's whole time per frame, the "
-        "median frame's); steady FPS is the timed frames over their total time (the rate a long run sustains, "
-        "slow frames included); warm-up frames are left out of both.", "",
-        markdown_table(TABLE_COLUMNS, table_rows(report))]) + "\n"
+    return (
+        "\n".join(
+            [
+                f"# tomp-deploy bench: {Path(report['model']).name}",
+                "",
+                f"{report['date']} on {machine['cpu']} ({machine['cpu_count']} cores; "
+                f"{', '.join(machine.get('cpu_features', [])) or 'no AMX/AVX512 flags read'})"
+                f"{''.join(f', {gpu}' for gpu in machine['gpus'])}, device {machine['device']}; "
+                f"{len(report['sequences'])} sequences, {report['frames']} frames; Python {machine.get('python', '?')}, "
+                f"{versions}.",
+                f"Command: `{report['command']}`",
+                "",
+                f"Reference: {row_label(report['reference'], reference)}. ΔAUC, IoU vs ref and score err compare each row with "
+                "it on the same frames; each row's name carries the precision it computes in and a CPU backend's threads. "
+                "Each backend ran in a process of its own. FPS is end to end (the tracker's whole time per frame, the "
+                "median frame's); steady FPS is the timed frames over their total time (the rate a long run sustains, "
+                "slow frames included); warm-up frames are left out of both.",
+                "",
+                markdown_table(TABLE_COLUMNS, table_rows(report)),
+            ]
+        )
+        + "\n"
+    )
 
 
 def plot(report: dict, runs: dict[str, BackendRun], sequences: list[Sequence], path: Path) -> None:
@@ -94,10 +124,13 @@ def plot(report: dict, runs: dict[str, BackendRun], sequences: list[Sequence], p
     ok = [n for n, e in report["backends"].items() if e["status"] == "ok"]
     for name in ok:
         curve = average([sequence_curves(runs[name].boxes[s.name], s) for s in sequences]).success
-        success_axis.plot(OVERLAP_THRESHOLDS, curve * 100, linewidth=2,
-                          label=f"{row_label(name, report['backends'][name])} [{report['backends'][name]['auc']:.1f}]")
-    success_axis.set(xlabel="Overlap threshold", ylabel="Overlap Precision [%]", xlim=(0, 1), ylim=(0, 100),
-                     title="Success plot")
+        success_axis.plot(
+            OVERLAP_THRESHOLDS,
+            curve * 100,
+            linewidth=2,
+            label=f"{row_label(name, report['backends'][name])} [{report['backends'][name]['auc']:.1f}]",
+        )
+    success_axis.set(xlabel="Overlap threshold", ylabel="Overlap Precision [%]", xlim=(0, 1), ylim=(0, 100), title="Success plot")
     success_axis.grid(True, linestyle=":")
     success_axis.legend(loc="lower left")
     fps = [report["backends"][n]["fps"] for n in ok]
@@ -109,4 +142,3 @@ def plot(report: dict, runs: dict[str, BackendRun], sequences: list[Sequence], p
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
-

@@ -22,12 +22,12 @@ import numpy as np
 
 from tomp_deploy.checks.parity import OutputKey, compare_outputs, contract_outputs
 from tomp_deploy.evaluation.datasets import Sequence
-from tomp_deploy.runtime.backends import open_backend
+from tomp_deploy.runtime.backends import BackendOptions, backend_spec, open_backend
 from tomp_deploy.runtime.backends.recording import RecordedCalls, RecordingBackend
+from tomp_deploy.runtime.contract import STAGES
 from tomp_deploy.runtime.driver import track_frames
 from tomp_deploy.runtime.errors import ToMPError
 from tomp_deploy.runtime.sources import FrameSource
-from tomp_deploy.runtime.tracker import STAGES
 
 REFERENCE = "torch"
 RECORDED_CALLS = 5
@@ -56,6 +56,7 @@ class BackendRun:
 class ProcessOutcome:
     """What a backend's process sends back: its run, and the contract outputs on the recorded calls (the
     reference also sends the calls it recorded)."""
+
     run: BackendRun
     outputs: dict[OutputKey, list[np.ndarray]] | None = None
     recorded: RecordedCalls | None = None
@@ -83,12 +84,18 @@ def track_timed(backend, sequences: list[Sequence], warmup: int, on_frame: Calla
     return run
 
 
-def run_backends(names: list[str], model_for: Callable[[str], Path], sequences: list[Sequence], device: str,
-                 warmup: int, progress: Callable[[str], None], on_frame: Callable[[], None],
-                 options: dict | None = None) -> dict[str, BackendRun]:
-    """Every backend of `names` (the reference first) over `sequences`, each in its own process with
-    `options` (those a backend takes). A backend whose model cannot be made or that cannot be opened is
-    `skipped`, one that fails while running `failed`; the others still run."""
+def run_backends(
+    names: list[str],
+    model_for: Callable[[str], Path],
+    sequences: list[Sequence],
+    options: BackendOptions,
+    warmup: int,
+    progress: Callable[[str], None],
+    on_frame: Callable[[], None],
+) -> dict[str, BackendRun]:
+    """Every backend of `names` (the reference first) over `sequences`, each in its own process with the
+    `options` it takes. A backend whose model cannot be made or that cannot be opened is `skipped`, one
+    that fails while running `failed`; the others still run."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload([__name__])
     runs: dict[str, BackendRun] = {}
@@ -100,10 +107,11 @@ def run_backends(names: list[str], model_for: Callable[[str], Path], sequences: 
         except ToMPError as exc:
             runs[name] = BackendRun(status="skipped", error=str(exc))
             continue
-        taken = {key: value for key, value in (options or {}).items() if takes_option(name, key)}
         recorded = reference.recorded if reference is not None else None
-        outcome = _in_own_process(context, _backend_process, (name, model, sequences, device, warmup, taken, recorded),
-                                  progress, on_frame)
+        taken = options.only_for(backend_spec(name))
+        outcome = _in_own_process(
+            context, _backend_process, (name, model, sequences, taken, warmup, recorded), progress, on_frame
+        )
         runs[name] = outcome.run
         if name == REFERENCE and outcome.run.status == "ok":
             reference = outcome
@@ -114,19 +122,9 @@ def run_backends(names: list[str], model_for: Callable[[str], Path], sequences: 
     return runs
 
 
-def takes_option(backend: str, option: str) -> bool:
-    """Whether `backend` takes `option` (a bench-wide `threads` goes to the CPU backends only)."""
-    from tomp_deploy.runtime.backends import checked_options
-
-    try:
-        checked_options(backend, {option: None})
-    except ToMPError:
-        return False
-    return True
-
-
-def _in_own_process(context, target: Callable, arguments: tuple, progress: Callable[[str], None],
-                    on_frame: Callable[[], None]) -> ProcessOutcome:
+def _in_own_process(
+    context, target: Callable, arguments: tuple, progress: Callable[[str], None], on_frame: Callable[[], None]
+) -> ProcessOutcome:
     """Runs `target(*arguments, news)` in a new process, relaying its news to `progress` and `on_frame` until
     it sends its outcome; a process that ends without one is a failed run."""
     news = context.Queue()
@@ -139,8 +137,11 @@ def _in_own_process(context, target: Callable, arguments: tuple, progress: Calla
             except queue.Empty:
                 if process.is_alive():
                     continue
-                return ProcessOutcome(BackendRun(status="failed", error=(
-                    f"the backend's process ended without a result (exit code {process.exitcode})")))
+                return ProcessOutcome(
+                    BackendRun(
+                        status="failed", error=(f"the backend's process ended without a result (exit code {process.exitcode})")
+                    )
+                )
             if kind == "frame":
                 on_frame()
             elif kind == "progress":
@@ -154,11 +155,12 @@ def _in_own_process(context, target: Callable, arguments: tuple, progress: Calla
         news.close()
 
 
-def _backend_process(name: str, model: Path, sequences: list[Sequence], device: str, warmup: int, options: dict,
-                     recorded: RecordedCalls | None, news) -> None:
+def _backend_process(
+    name: str, model: Path, sequences: list[Sequence], options: BackendOptions, warmup: int, recorded: RecordedCalls | None, news
+) -> None:
     """One backend's whole bench run, in its own process; the outcome goes back on `news`."""
     try:
-        backend = open_backend(name, model, device=device, **options)
+        backend = open_backend(name, model, options)
     except ToMPError as exc:
         news.put(("outcome", ProcessOutcome(BackendRun(status="skipped", error=str(exc)))))
         return

@@ -18,12 +18,38 @@ OTB_FIRST_FRAME = {"BlurCar1": 247, "BlurCar3": 3, "BlurCar4": 18, "David": 300}
 OTB_SKIPPED_FRAMES = {"Tiger1": 5}
 """Leading frames the OTB protocol leaves out of the sequence and its annotation."""
 UAV123_FIRST_FRAME = {
-    "bird1_2": 775, "bird1_3": 1573, "car1_2": 751, "car1_3": 1627, "car16_2": 415, "car6_2": 487,
-    "car6_3": 1807, "car6_4": 2953, "car6_5": 3925, "car8_2": 1357, "group1_2": 1333, "group1_3": 2515,
-    "group1_4": 3925, "group2_2": 907, "group2_3": 1771, "group3_2": 1567, "group3_3": 2827, "group3_4": 4369,
-    "person12_2": 601, "person14_2": 847, "person14_3": 1813, "person17_2": 1501, "person19_2": 1243,
-    "person19_3": 2791, "person2_2": 1189, "person4_2": 1501, "person5_2": 877, "person7_2": 1249,
-    "person8_2": 1075, "truck4_2": 577, "uav1_2": 1555, "uav1_3": 2473,
+    "bird1_2": 775,
+    "bird1_3": 1573,
+    "car1_2": 751,
+    "car1_3": 1627,
+    "car16_2": 415,
+    "car6_2": 487,
+    "car6_3": 1807,
+    "car6_4": 2953,
+    "car6_5": 3925,
+    "car8_2": 1357,
+    "group1_2": 1333,
+    "group1_3": 2515,
+    "group1_4": 3925,
+    "group2_2": 907,
+    "group2_3": 1771,
+    "group3_2": 1567,
+    "group3_3": 2827,
+    "group3_4": 4369,
+    "person12_2": 601,
+    "person14_2": 847,
+    "person14_3": 1813,
+    "person17_2": 1501,
+    "person19_2": 1243,
+    "person19_3": 2791,
+    "person2_2": 1189,
+    "person4_2": 1501,
+    "person5_2": 877,
+    "person7_2": 1249,
+    "person8_2": 1075,
+    "truck4_2": 577,
+    "uav1_2": 1555,
+    "uav1_3": 2473,
 }
 """UAV123 sequences cut from a longer video: the image their annotation starts at (others start at 1)."""
 
@@ -113,14 +139,14 @@ def read_otb(root: Path) -> list[Sequence]:
     sequences = []
     for path in annotations:
         folder = path.parent
-        suffix = path.name[len("groundtruth_rect"):-len(".txt")].strip(".")
+        suffix = path.name[len("groundtruth_rect") : -len(".txt")].strip(".")
         name = f"{folder.name}_{suffix}" if suffix else folder.name
         image_folder = folder / "img" if (folder / "img").is_dir() else folder / "jpg"
         images = _images(image_folder)
         boxes = load_boxes(path)
         first = OTB_FIRST_FRAME.get(folder.name, 1) - 1
         skipped = OTB_SKIPPED_FRAMES.get(folder.name, 0)
-        frames = images[first + skipped:first + len(boxes)]
+        frames = images[first + skipped : first + len(boxes)]
         sequences.append(Sequence(name, frames, boxes[skipped:], None, [], "otb"))
     return sequences
 
@@ -133,7 +159,7 @@ def read_nfs(root: Path) -> list[Sequence]:
         raise ToMPError(f"{root} is not in the NFS layout ROOT/sequences/<Seq>/00001.jpg + ROOT/anno/nfs_<Seq>.txt.")
     sequences = []
     for path in sorted(anno.glob("nfs_*.txt")):
-        name = path.stem[len("nfs_"):]
+        name = path.stem[len("nfs_") :]
         boxes = load_boxes(path)
         frames = _images(root / "sequences" / name)[: len(boxes)]
         sequences.append(Sequence(path.stem, frames, boxes, None, [], "nfs"))
@@ -151,7 +177,7 @@ def read_uav123(root: Path) -> list[Sequence]:
         video = re.sub(r"_\d+$", "", path.stem) if path.stem in UAV123_FIRST_FRAME or path.stem.endswith("_1") else path.stem
         boxes = load_boxes(path)
         first = UAV123_FIRST_FRAME.get(path.stem, 1) - 1
-        frames = _images(root / "data_seq" / "UAV123" / video)[first:first + len(boxes)]
+        frames = _images(root / "data_seq" / "UAV123" / video)[first : first + len(boxes)]
         sequences.append(Sequence(path.stem, frames, boxes, None, [], "uav"))
     return sequences
 

@@ -24,8 +24,9 @@ def lasot_to_vot(root: Path, fps: int = 30) -> list[str]:
         for index, frame in enumerate(sequence.frames, start=1):
             frame.replace(folder / "color" / (FRAME_PATTERN % index))
         (folder / "groundtruth.txt").write_text("".join(format_box(box) + "\n" for box in sequence.ground_truth))
-        (folder / "sequence").write_text(f"name={sequence.name}\nfps={fps}\nformat=default\n"
-                                         f"channels.color=color/{FRAME_PATTERN}\n")
+        (folder / "sequence").write_text(
+            f"name={sequence.name}\nfps={fps}\nformat=default\nchannels.color=color/{FRAME_PATTERN}\n"
+        )
     for class_folder in {sequence.frames[0].parent.parent.parent for sequence in sequences}:
         shutil.rmtree(class_folder)
     (root / "list.txt").write_text("".join(f"{sequence.name}\n" for sequence in sequences))

@@ -28,9 +28,13 @@ def _write_one(job: tuple) -> list[str]:
     return write_family_sequence(family, folder, np.random.default_rng([seed, index]), frames, size, index)
 
 
-def generate_benchmark(out: str | Path, sequences: int, frames: int, seed: int = 0,
-                       size: tuple[int, int] = (320, 240), family: str = "patches", workers: int = 1,
-                       progress=None) -> list[str]:
+FRAME_SIZE = (320, 240)
+"""Width and height of every synthetic frame."""
+
+
+def generate_benchmark(
+    out: str | Path, sequences: int, frames: int, seed: int = 0, family: str = "patches", workers: int = 1, progress=None
+) -> list[str]:
     """Writes `sequences` sequences of `frames` frames under OUT/<class>/<class>-<k>/ plus
     OUT/attributes.json (per-sequence attributes in the reference's attribute-file format). Sequence k
     depends on (family, seed, k) only, whatever the number of `workers`."""
@@ -39,7 +43,7 @@ def generate_benchmark(out: str | Path, sequences: int, frames: int, seed: int =
     out = Path(out)
     name_of = class_name(family)
     names = [f"{name_of}-{k}" for k in range(1, sequences + 1)]
-    jobs = [(family, out / name_of / name, seed, k, frames, size) for k, name in enumerate(names, start=1)]
+    jobs = [(family, out / name_of / name, seed, k, frames, FRAME_SIZE) for k, name in enumerate(names, start=1)]
     attribute_file = {"att_name_short": list(ATTRIBUTES), "att_name_long": list(ATTRIBUTES.values())}
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:

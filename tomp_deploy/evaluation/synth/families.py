@@ -106,7 +106,7 @@ def _occluders(rng: np.random.Generator, frames: int, target: Layer, material: C
         start = int(rng.integers(frames // 5, max(frames // 5 + 1, frames * 3 // 5)))
         length = max(frames // 6, 4)
         shown = np.zeros(frames, bool)
-        shown[start:start + length] = True
+        shown[start : start + length] = True
         side = target.size.max(1, keepdims=True) * rng.uniform(0.6, 1.2)
         direction = rng.choice([-1, 1])
         progress = np.clip((np.arange(frames) - start) / length, 0, 1)[:, None]
@@ -115,14 +115,19 @@ def _occluders(rng: np.random.Generator, frames: int, target: Layer, material: C
     if rng.random() < 0.2:
         start = int(rng.integers(frames // 4, max(frames // 4 + 1, frames * 3 // 4)))
         shown = np.zeros(frames, bool)
-        shown[start:start + max(frames // 10, 3)] = True
+        shown[start : start + max(frames // 10, 3)] = True
         side = target.size * 1.6
         occluders.append(Layer(material(1.0), target.center.copy(), side, shown=shown))
     return occluders
 
 
-def _object_scene(rng: np.random.Generator, frames: int, size: tuple[int, int],
-                  material: Callable[[np.random.Generator, float], Sprite], background: np.ndarray) -> Scene:
+def _object_scene(
+    rng: np.random.Generator,
+    frames: int,
+    size: tuple[int, int],
+    material: Callable[[np.random.Generator, float], Sprite],
+    background: np.ndarray,
+) -> Scene:
     """A target of `material` moving (wandering or smooth) over `background`, with scale, aspect, rotation
     and shape change, look-alike distractors, occluders, camera pan and zoom, illumination, blur and noise.
     Its path is shifted so that it starts wholly inside the frame (the first box initialises a tracker)."""
@@ -156,8 +161,16 @@ def _object_scene(rng: np.random.Generator, frames: int, size: tuple[int, int],
     zoom_range = rng.uniform(1.05, 1.35) if rng.random() < 0.4 else 1.0
     frame_background = photo_crop(rng, background, int(width * 2), int(height * 2))
     camera = camera_path(rng, frames, np.array([width, height], float), pan, zoom_range, 0.7)
-    return Scene(frame_background, camera, target, behind, front, _gain(rng, frames, 0.35),
-                 _motion_blur(rng, path, 0.3 if not fast else 0.7), float(rng.uniform(0, 6)))
+    return Scene(
+        frame_background,
+        camera,
+        target,
+        behind,
+        front,
+        _gain(rng, frames, 0.35),
+        _motion_blur(rng, path, 0.3 if not fast else 0.7),
+        float(rng.uniform(0, 6)),
+    )
 
 
 def cutouts_scene(rng: np.random.Generator, frames: int, size: tuple[int, int]) -> Scene:
@@ -184,14 +197,22 @@ def _held_out_object(rng: np.random.Generator, kind: int, backdrop: int) -> Spri
         face = cv2.resize(faces[rng.integers(len(faces))], (SPRITE_RESOLUTION, SPRITE_RESOLUTION))
         pixels = np.repeat(face[..., None], 3, axis=2) * np.array([1.0, 0.92, 0.82], np.float32)
         alpha = np.zeros((SPRITE_RESOLUTION, SPRITE_RESOLUTION), np.float32)
-        cv2.ellipse(alpha, (SPRITE_RESOLUTION // 2, SPRITE_RESOLUTION // 2),
-                    (SPRITE_RESOLUTION * 2 // 5, SPRITE_RESOLUTION // 2 - 1), 0, 0, 360, 1.0, -1)
+        cv2.ellipse(
+            alpha,
+            (SPRITE_RESOLUTION // 2, SPRITE_RESOLUTION // 2),
+            (SPRITE_RESOLUTION * 2 // 5, SPRITE_RESOLUTION // 2 - 1),
+            0,
+            0,
+            360,
+            1.0,
+            -1,
+        )
         return Sprite(pixels.astype(np.float32), cv2.GaussianBlur(alpha, (0, 0), 1.5))
     if kind == 1:
         coins = held_out_coins()
         radius = int(rng.integers(18, 30))
         y, x = int(rng.integers(radius, coins.shape[0] - radius)), int(rng.integers(radius, coins.shape[1] - radius))
-        pixels = cv2.resize(coins[y - radius:y + radius, x - radius:x + radius], (SPRITE_RESOLUTION, SPRITE_RESOLUTION))
+        pixels = cv2.resize(coins[y - radius : y + radius, x - radius : x + radius], (SPRITE_RESOLUTION, SPRITE_RESOLUTION))
         pixels = pixels * np.array([1.0, 0.85, 0.6], np.float32)
         alpha = np.zeros((SPRITE_RESOLUTION, SPRITE_RESOLUTION), np.float32)
         cv2.circle(alpha, (SPRITE_RESOLUTION // 2, SPRITE_RESOLUTION // 2), SPRITE_RESOLUTION // 2 - 1, 1.0, -1)
@@ -230,12 +251,26 @@ def bouncing_scene(rng: np.random.Generator, frames: int, size: tuple[int, int])
         spots = [x for x in np.linspace(clear, width - clear, 16) if abs(x - path[0, 0]) > clear]
         if spots:
             x = float(rng.choice(spots))
-            front.append(Layer(Sprite(pillar.astype(np.float32), np.ones(pillar.shape[:2], np.float32)),
-                               np.full((frames, 2), [x, height / 2]), np.full((frames, 2), [pillar_width, height])))
+            front.append(
+                Layer(
+                    Sprite(pillar.astype(np.float32), np.ones(pillar.shape[:2], np.float32)),
+                    np.full((frames, 2), [x, height / 2]),
+                    np.full((frames, 2), [pillar_width, height]),
+                )
+            )
     background = photo_crop(rng, photos[backdrop], width * 2, height * 2)
     camera = camera_path(rng, frames, np.array([width, height], float), 0.0, rng.uniform(1.0, 1.3), 0.6)
-    scene = Scene(background, camera, target, behind, front, _gain(rng, frames, 0.3), _motion_blur(rng, path, 0.4),
-                  float(rng.uniform(0, 5)), "an object thrown and bouncing in front of a photograph")
+    scene = Scene(
+        background,
+        camera,
+        target,
+        behind,
+        front,
+        _gain(rng, frames, 0.3),
+        _motion_blur(rng, path, 0.4),
+        float(rng.uniform(0, 5)),
+        "an object thrown and bouncing in front of a photograph",
+    )
     return scene
 
 
@@ -257,8 +292,7 @@ def filmed_scene(rng: np.random.Generator, frames: int, size: tuple[int, int], f
     photo = skimage_photo(name)
     object_center = np.array([x + w / 2, y + h / 2])
     least_zoom = max(width / photo.shape[1], height / photo.shape[0]) * 1.02
-    zoom = np.maximum(least_zoom * rng.uniform(1.05, 1.5) * _varying(rng, frames, rng.uniform(0.1, 0.3), (0.3, 1.0)),
-                      least_zoom)
+    zoom = np.maximum(least_zoom * rng.uniform(1.05, 1.5) * _varying(rng, frames, rng.uniform(0.1, 0.3), (0.3, 1.0)), least_zoom)
     t = np.linspace(0, 1, frames)[:, None]
     sway = np.sin(2 * math.pi * rng.uniform(0.3, 1.0, 2) * t) * rng.choice([-1, 1], 2)
     shake = cv2.GaussianBlur(rng.normal(0, 3, (frames, 2)), (1, 0), 1.5).reshape(frames, 2)
@@ -266,11 +300,18 @@ def filmed_scene(rng: np.random.Generator, frames: int, size: tuple[int, int], f
     center = object_center + sway * half_view * 0.45 + shake / zoom[:, None]
     center = np.clip(center, half_view, np.array(photo.shape[1::-1]) - half_view)
     camera = np.concatenate([center, zoom[:, None]], 1)
-    sprite = Sprite(photo[y:y + h, x:x + w].copy(), np.ones((h, w), np.float32))
+    sprite = Sprite(photo[y : y + h, x : x + w].copy(), np.ones((h, w), np.float32))
     placed = (object_center - center) * zoom[:, None] + np.array([width, height]) / 2
     target = Layer(sprite, placed, np.array([w, h]) * zoom[:, None])
-    return Scene(photo, camera, target, gain=_gain(rng, frames, 0.5), blur=_motion_blur(rng, placed, 0.5),
-                 noise=float(rng.uniform(0, 3)), description=f"{what}, filmed with a handheld camera")
+    return Scene(
+        photo,
+        camera,
+        target,
+        gain=_gain(rng, frames, 0.5),
+        blur=_motion_blur(rng, placed, 0.5),
+        noise=float(rng.uniform(0, 3)),
+        description=f"{what}, filmed with a handheld camera",
+    )
 
 
 SCENES = {"cutouts": cutouts_scene, "shapes": shapes_scene, "bouncing": bouncing_scene}
@@ -285,8 +326,9 @@ def class_name(family: str) -> str:
     return patches.CLASS_NAME if family == "patches" else family
 
 
-def write_family_sequence(family: str, folder: Path, rng: np.random.Generator, frames: int,
-                          size: tuple[int, int], index: int) -> list[str]:
+def write_family_sequence(
+    family: str, folder: Path, rng: np.random.Generator, frames: int, size: tuple[int, int], index: int
+) -> list[str]:
     """Renders sequence `index` (from 1) of `family` into `folder` (LaSOT files) and returns its
     attributes. `filmed` takes its objects in turn, the astronaut's head first."""
     if family == "patches":

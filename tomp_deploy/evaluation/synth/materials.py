@@ -18,7 +18,7 @@ def photo_crop(rng: np.random.Generator, photo: np.ndarray, width: int, height: 
     resized = cv2.resize(photo, size)
     y = rng.integers(0, resized.shape[0] - height + 1)
     x = rng.integers(0, resized.shape[1] - width + 1)
-    return resized[y:y + height, x:x + width].copy()
+    return resized[y : y + height, x : x + width].copy()
 
 
 def tinted(rng: np.random.Generator, grey: np.ndarray) -> np.ndarray:
@@ -68,8 +68,9 @@ def text_sprite(rng: np.random.Generator, height: int) -> Sprite:
     """A short random word in a random font and colour: the mask is the glyphs (dilated a little)."""
     letters = "ABCDEFGHKMNPRSTUVWXYZ0123456789"
     word = "".join(rng.choice(list(letters), int(rng.integers(2, 5))))
-    font = int(rng.choice([cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_TRIPLEX,
-                           cv2.FONT_HERSHEY_COMPLEX]))
+    font = int(
+        rng.choice([cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_TRIPLEX, cv2.FONT_HERSHEY_COMPLEX])
+    )
     scale = height / 30
     thickness = max(int(height / 12), 2)
     (text_width, text_height), baseline = cv2.getTextSize(word, font, scale, thickness)

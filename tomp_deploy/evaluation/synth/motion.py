@@ -17,8 +17,9 @@ def smooth_path(rng: np.random.Generator, frames: int, width: int, height: int, 
     return np.array([width, height]) / 2 + amplitude * path
 
 
-def wandering_path(rng: np.random.Generator, frames: int, width: int, height: int, speed: float,
-                   margin: float = 0.1) -> np.ndarray:
+def wandering_path(
+    rng: np.random.Generator, frames: int, width: int, height: int, speed: float, margin: float = 0.1
+) -> np.ndarray:
     """A velocity that drifts as an Ornstein-Uhlenbeck process (speed in pixels per frame), reflected at
     the frame's inner margin: starts, stops and turns at random."""
     low = np.array([width, height]) * margin
@@ -62,8 +63,9 @@ def bouncing_path(rng: np.random.Generator, frames: int, width: int, height: int
     return path
 
 
-def camera_path(rng: np.random.Generator, frames: int, center: np.ndarray, pan: float, zoom_range: float,
-                base_zoom: float) -> np.ndarray:
+def camera_path(
+    rng: np.random.Generator, frames: int, center: np.ndarray, pan: float, zoom_range: float, base_zoom: float
+) -> np.ndarray:
     """[N, 3] camera centre and zoom: a slow pan of up to `pan` background pixels and a zoom that varies by
     up to a factor `zoom_range` around `base_zoom`."""
     t = np.linspace(0, 1, frames)

@@ -31,8 +31,7 @@ def _paste(canvas: np.ndarray, patch: np.ndarray, mask: np.ndarray, x: int, y: i
     canvas[y0:y1, x0:x1] = canvas[y0:y1, x0:x1] * (1 - alpha) + patch[region] * alpha
 
 
-def _occlude(canvas: np.ndarray, occluder: np.ndarray, box: tuple[int, int, int, int], progress: float,
-             full: bool) -> float:
+def _occlude(canvas: np.ndarray, occluder: np.ndarray, box: tuple[int, int, int, int], progress: float, full: bool) -> float:
     """Pastes the occluder over the target box (x, y, w, h): a wide block standing on it (full occlusion) or
     a narrow one sliding across it as `progress` goes 0 -> 1. Returns the fraction of the box covered."""
     x, y, w, h = box
@@ -67,24 +66,33 @@ def write_sequence(folder: Path, rng: np.random.Generator, frames: int, size: tu
     texture = cv2.addWeighted(texture, 0.8, np.full_like(texture, rng.uniform(60, 200)), 0.2, 0)
     path = smooth_path(rng, frames, width, height, "FM" in attributes)
     t = np.linspace(0, 1, frames)
-    scale = np.exp(np.log(rng.uniform(1.6, 2.2)) * np.sin(math.pi * t * rng.uniform(0.5, 1.5))) if "SV" in attributes \
+    scale = (
+        np.exp(np.log(rng.uniform(1.6, 2.2)) * np.sin(math.pi * t * rng.uniform(0.5, 1.5)))
+        if "SV" in attributes
         else np.ones(frames)
+    )
     aspect = np.exp(0.35 * np.sin(2 * math.pi * t * rng.uniform(0.5, 1.5))) if "ARC" in attributes else np.ones(frames)
     occlusion_start = rng.integers(frames // 4, frames // 2)
     occlusion_length = max(frames // 8, 3)
     occluder = photo_crop(rng, samples[order[2]], 256, 256)
     distractor_path = smooth_path(rng, frames, width, height, False)
-    gain = 1 + 0.45 * np.sin(2 * math.pi * t * rng.uniform(0.5, 2.0) + rng.uniform(0, 6)) if "IV" in attributes \
-        else np.ones(frames)
+    gain = (
+        1 + 0.45 * np.sin(2 * math.pi * t * rng.uniform(0.5, 2.0) + rng.uniform(0, 6)) if "IV" in attributes else np.ones(frames)
+    )
     blur_frames = set(rng.choice(frames, size=frames // 5, replace=False).tolist()) if "MB" in attributes else set()
-    camera = (np.stack([np.sin(2 * math.pi * t), np.cos(2 * math.pi * t * 0.7)], 1) * pan * 0.9).astype(int) \
-        if pan else np.zeros((frames, 2), int)
+    camera = (
+        (np.stack([np.sin(2 * math.pi * t), np.cos(2 * math.pi * t * 0.7)], 1) * pan * 0.9).astype(int)
+        if pan
+        else np.zeros((frames, 2), int)
+    )
 
     boxes, full_occlusion = [], []
     image_folder = folder / "img"
     image_folder.mkdir(parents=True, exist_ok=True)
     for i in range(frames):
-        canvas = background[pan + camera[i, 1]:pan + camera[i, 1] + height, pan + camera[i, 0]:pan + camera[i, 0] + width].copy()
+        canvas = background[
+            pan + camera[i, 1] : pan + camera[i, 1] + height, pan + camera[i, 0] : pan + camera[i, 0] + width
+        ].copy()
         w = max(int(base * scale[i] * math.sqrt(aspect[i])), 12)
         h = max(int(base * scale[i] / math.sqrt(aspect[i])), 12)
         cx, cy = path[i]
@@ -102,8 +110,9 @@ def write_sequence(folder: Path, rng: np.random.Generator, frames: int, size: tu
             covered = _occlude(canvas, occluder, (x, y, w, h), progress, full="FOC" in attributes)
         canvas *= gain[i]
         image = np.clip(_motion_blur(canvas) if i in blur_frames else canvas, 0, 255).astype(np.uint8)
-        cv2.imwrite(str(image_folder / f"{i + 1:08d}.jpg"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
-                    [cv2.IMWRITE_JPEG_QUALITY, 92])
+        cv2.imwrite(
+            str(image_folder / f"{i + 1:08d}.jpg"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92]
+        )
         x0, y0 = max(x, 0), max(y, 0)
         x1, y1 = min(x + w, width), min(y + h, height)
         boxes.append([x0, y0, max(x1 - x0, 0), max(y1 - y0, 0)])

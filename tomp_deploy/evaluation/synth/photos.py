@@ -14,8 +14,16 @@ import numpy as np
 from tomp_deploy.runtime.errors import ToMPError
 from tomp_deploy.runtime.images import read_rgb
 
-TRAINING_PHOTOS = ("astronaut.png", "rocket.jpg", "motorcycle_left.png", "hubble_deep_field.jpg", "ihc.png",
-                   "color.png", "retina.jpg", "logo.png")
+TRAINING_PHOTOS = (
+    "astronaut.png",
+    "rocket.jpg",
+    "motorcycle_left.png",
+    "hubble_deep_field.jpg",
+    "ihc.png",
+    "color.png",
+    "retina.jpg",
+    "logo.png",
+)
 TRAINING_GREY = ("brick.png", "grass.png", "gravel.png", "camera.png", "moon.png", "page.png", "text.png", "cell.png")
 """Single-channel photographs; scenes tint them."""
 HELD_OUT_PHOTOS = ("chelsea.png", "coffee.png")
@@ -26,8 +34,10 @@ HELD_OUT_FACES = "lfw_subset.npy"
 def _skimage_data() -> Path:
     spec = importlib.util.find_spec("skimage")
     if spec is None or not spec.submodule_search_locations:
-        raise ToMPError("The synthetic scenes use the photographs bundled with scikit-image, which is not installed: "
-                        "pip install scikit-image.")
+        raise ToMPError(
+            "The synthetic scenes use the photographs bundled with scikit-image, which is not installed: "
+            "pip install scikit-image."
+        )
     return Path(spec.submodule_search_locations[0]) / "data"
 
 
@@ -63,8 +73,10 @@ def matplotlib_samples() -> tuple[np.ndarray, ...]:
     """matplotlib's two sample photos and two colour-mapped reliefs (the `patches` family's material)."""
     from matplotlib import cbook
 
-    photos = [read_rgb(Path(cbook.get_sample_data(name, asfileobj=False))).astype(np.float32)
-              for name in ("grace_hopper.jpg", "Minduka_Present_Blue_Pack.png")]
+    photos = [
+        read_rgb(Path(cbook.get_sample_data(name, asfileobj=False))).astype(np.float32)
+        for name in ("grace_hopper.jpg", "Minduka_Present_Blue_Pack.png")
+    ]
     return tuple(photos + _colour_mapped_reliefs())
 
 

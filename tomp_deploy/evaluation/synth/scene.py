@@ -13,9 +13,18 @@ import cv2
 import numpy as np
 
 ATTRIBUTES = {
-    "IV": "Illumination Variation", "POC": "Partial Occlusion", "DEF": "Deformation", "MB": "Motion Blur",
-    "CM": "Camera Motion", "ROT": "Rotation", "BC": "Background Clutter", "SV": "Scale Variation",
-    "FOC": "Full Occlusion", "FM": "Fast Motion", "OV": "Out-of-View", "LR": "Low Resolution",
+    "IV": "Illumination Variation",
+    "POC": "Partial Occlusion",
+    "DEF": "Deformation",
+    "MB": "Motion Blur",
+    "CM": "Camera Motion",
+    "ROT": "Rotation",
+    "BC": "Background Clutter",
+    "SV": "Scale Variation",
+    "FOC": "Full Occlusion",
+    "FM": "Fast Motion",
+    "OV": "Out-of-View",
+    "LR": "Low Resolution",
     "ARC": "Aspect Ratio Change",
 }
 """LaSOT's attributes (less viewpoint change), in LaSOT's order."""
@@ -79,8 +88,10 @@ def _warped(sprite: Sprite, amplitude: float, phase: float) -> Sprite:
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
     map_x = xs + amplitude * width * np.sin(2 * math.pi * ys / height + phase).astype(np.float32)
     map_y = ys + amplitude * height * np.sin(2 * math.pi * xs / width + 1.7 * phase).astype(np.float32)
-    return Sprite(cv2.remap(sprite.pixels, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT),
-                  cv2.remap(sprite.alpha, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0))
+    return Sprite(
+        cv2.remap(sprite.pixels, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT),
+        cv2.remap(sprite.alpha, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0),
+    )
 
 
 def _place(canvas: np.ndarray, layer: Layer, index: int) -> np.ndarray:
@@ -116,8 +127,9 @@ def _streak(image: np.ndarray, streak: np.ndarray) -> np.ndarray:
     return cv2.filter2D(image, -1, kernel / kernel.sum(), borderType=cv2.BORDER_REFLECT)
 
 
-def render_frame(scene: Scene, index: int, size: tuple[int, int], rng: np.random.Generator
-                 ) -> tuple[np.ndarray, list[int], float]:
+def render_frame(
+    scene: Scene, index: int, size: tuple[int, int], rng: np.random.Generator
+) -> tuple[np.ndarray, list[int], float]:
     """Frame `index` as uint8 RGB, the target's box [x, y, w, h] (zeros when out of view) and the
     fraction of the target hidden by occluders."""
     canvas = _camera_view(scene, index, size)
@@ -143,8 +155,9 @@ def render_frame(scene: Scene, index: int, size: tuple[int, int], rng: np.random
     return np.clip(canvas, 0, 255).astype(np.uint8), box, covered
 
 
-def write_lasot_sequence(folder: Path, scene: Scene, frames: int, size: tuple[int, int], rng: np.random.Generator,
-                         description: str) -> tuple[np.ndarray, list[float]]:
+def write_lasot_sequence(
+    folder: Path, scene: Scene, frames: int, size: tuple[int, int], rng: np.random.Generator, description: str
+) -> tuple[np.ndarray, list[float]]:
     """Renders every frame into FOLDER/img/ and writes LaSOT's annotation files; returns the boxes and
     the hidden fractions."""
     image_folder = folder / "img"
@@ -152,8 +165,9 @@ def write_lasot_sequence(folder: Path, scene: Scene, frames: int, size: tuple[in
     boxes, hidden = [], []
     for index in range(frames):
         image, box, covered = render_frame(scene, index, size, rng)
-        cv2.imwrite(str(image_folder / f"{index + 1:08d}.jpg"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
-                    [cv2.IMWRITE_JPEG_QUALITY, 92])
+        cv2.imwrite(
+            str(image_folder / f"{index + 1:08d}.jpg"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92]
+        )
         boxes.append(box)
         hidden.append(covered)
     write_annotations(folder, np.array(boxes), [int(c > 0.9) for c in hidden], description)
@@ -170,38 +184,39 @@ def write_annotations(folder: Path, boxes: np.ndarray, full_occlusion: list[int]
 
 def measured_attributes(scene: Scene, boxes: np.ndarray, hidden: list[float], size: tuple[int, int]) -> list[str]:
     """LaSOT attributes read off what was rendered, with LaSOT's definitions where they are numeric."""
-    seen = boxes[(boxes[:, 2] > 0) & (boxes[:, 3] > 0)]
-    found = set()
-    if len(seen) < len(boxes):
-        found.add("OV")
-    if len(seen):
-        areas = seen[:, 2] * seen[:, 3]
-        ratios = seen[:, 2] / seen[:, 3]
-        first_area, first_ratio = areas[0], ratios[0]
-        if np.any((areas / first_area > 4) | (areas / first_area < 0.25)):
-            found.add("SV")
-        if np.any((ratios / first_ratio > 2) | (ratios / first_ratio < 0.5)):
-            found.add("ARC")
-        if np.any(areas < 1000):
-            found.add("LR")
-        centers = seen[:, :2] + seen[:, 2:] / 2
-        steps = np.hypot(*np.diff(centers, axis=0).T) if len(seen) > 1 else np.zeros(1)
-        if np.any(steps > np.sqrt(areas[1:] if len(seen) > 1 else areas)):
-            found.add("FM")
-    if any(0.1 < c <= 0.9 for c in hidden):
-        found.add("POC")
-    if any(c > 0.9 for c in hidden):
-        found.add("FOC")
-    if scene.gain is not None and np.ptp(scene.gain) > 0.3:
-        found.add("IV")
-    if scene.blur is not None and np.any(np.hypot(*scene.blur.T) >= 2):
-        found.add("MB")
-    if np.ptp(scene.camera[:, :2], axis=0).max() > 0.05 * max(size) or np.ptp(scene.camera[:, 2]) > 0.1:
-        found.add("CM")
-    if scene.behind:
-        found.add("BC")
-    if scene.target.warp > 0:
-        found.add("DEF")
-    if scene.target.angle is not None and np.ptp(scene.target.angle) > 30:
-        found.add("ROT")
+    found = _box_attributes(boxes) | _scene_attributes(scene, hidden, size)
     return [a for a in ATTRIBUTES if a in found]
+
+
+def _box_attributes(boxes: np.ndarray) -> set[str]:
+    """Out of view, scale variation, aspect ratio change, low resolution and fast motion: the box track's."""
+    seen = boxes[(boxes[:, 2] > 0) & (boxes[:, 3] > 0)]
+    if not len(seen):
+        return {"OV"}
+    areas, ratios = seen[:, 2] * seen[:, 3], seen[:, 2] / seen[:, 3]
+    centers = seen[:, :2] + seen[:, 2:] / 2
+    steps = np.hypot(*np.diff(centers, axis=0).T)
+    present = {
+        "OV": len(seen) < len(boxes),
+        "SV": np.any((areas / areas[0] > 4) | (areas / areas[0] < 0.25)),
+        "ARC": np.any((ratios / ratios[0] > 2) | (ratios / ratios[0] < 0.5)),
+        "LR": np.any(areas < 1000),
+        "FM": np.any(steps > np.sqrt(areas[1:])),
+    }
+    return {attribute for attribute, holds in present.items() if holds}
+
+
+def _scene_attributes(scene: Scene, hidden: list[float], size: tuple[int, int]) -> set[str]:
+    """Occlusions, illumination, blur, camera motion, background clutter, deformation and rotation: the scene's."""
+    camera_moves = np.ptp(scene.camera[:, :2], axis=0).max() > 0.05 * max(size) or np.ptp(scene.camera[:, 2]) > 0.1
+    present = {
+        "POC": any(0.1 < c <= 0.9 for c in hidden),
+        "FOC": any(c > 0.9 for c in hidden),
+        "IV": scene.gain is not None and np.ptp(scene.gain) > 0.3,
+        "MB": scene.blur is not None and np.any(np.hypot(*scene.blur.T) >= 2),
+        "CM": camera_moves,
+        "BC": bool(scene.behind),
+        "DEF": scene.target.warp > 0,
+        "ROT": scene.target.angle is not None and np.ptp(scene.target.angle) > 30,
+    }
+    return {attribute for attribute, holds in present.items() if holds}

@@ -1,31 +1,19 @@
-"""Inference backends behind one protocol; each is imported only when asked for.
+"""Inference backends behind one protocol, found through the `tomp_deploy.backends` entry-point group.
 
-`open_backend("onnxruntime", ...)` never imports torch, so the runtime embeds without it.
+The registry names no backend: every installed distribution registers its own (`BackendSpec`, pyproject's
+entry points), this package's five among them, and a backend's class is imported only when it is opened,
+so `open_backend("onnxruntime", ...)` never imports torch and the runtime embeds without it.
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
-import re
 from pathlib import Path
 
 from tomp_deploy.runtime.backends.base import Backend
-from tomp_deploy.runtime.backends.fitting import MODEL_FORMS, check_known, fitting_model, form_of, installed_backends
+from tomp_deploy.runtime.backends.fitting import fitting_model, form_of
+from tomp_deploy.runtime.backends.options import BackendOptions, BackendSpec
+from tomp_deploy.runtime.backends.registry import backend_names, backend_spec, installed_backends
 from tomp_deploy.runtime.errors import ToMPError
-
-BACKENDS = {
-    "torch": ("tomp_deploy.model.torch_backend", "TorchBackend"),
-    "onnxruntime": ("tomp_deploy.runtime.backends.onnxruntime_backend", "OnnxRuntimeBackend"),
-    "openvino": ("tomp_deploy.runtime.backends.openvino_backend", "OpenVinoBackend"),
-    "torch-cuda": ("tomp_deploy.model.torch_cuda_backend", "TorchCudaBackend"),
-    "tensorrt": ("tomp_deploy.runtime.backends.tensorrt_backend", "TensorRTBackend"),
-}
-"""Backend name -> (module, class). Each class takes (model, device=..., **options): a checkpoint for
-torch and torch-cuda, an export folder for onnxruntime and openvino, an engine folder for tensorrt."""
-
-EXTRAS = {"openvino": "openvino", "nncf": "openvino"}
-"""Python package -> the tomp-deploy extra that installs it, for backends outside the dependencies."""
 
 
 def parse_backend_spec(spec: str) -> tuple[str, str]:
@@ -55,37 +43,31 @@ def default_backend(model: str | Path, device: str = "cpu") -> tuple[str, str]:
     return "onnxruntime", "the fastest torch-free backend on the CPU at FP32 (the reference's numbers)"
 
 
-GPU_ONLY = ("torch-cuda", "tensorrt")
-"""Backends that run only on a CUDA GPU: they take cuda:0 when the device given is the CPU."""
-
-
-def open_backend(name: str, model: str | Path, device: str = "cpu", **options) -> Backend:
-    """Loads `model` into the named backend; `options` go to the backend (e.g. `threads` for onnxruntime)."""
-    if not re.fullmatch(r"cpu|cuda(:\d+)?", device):
-        raise ToMPError(f"--device {device!r} is not a device; use cpu, cuda or cuda:N.")
-    if name in GPU_ONLY and not device.startswith("cuda"):
-        device = "cuda"
-    backend_class = checked_options(name, options)
-    return backend_class(fitting_model(name, model), device=device, **options)
-
-
-def checked_options(name: str, options: dict):
-    """The backend's class, once every option given applies to it (the backend's module is imported here)."""
-    check_known(name)
-    module_name, class_name = BACKENDS[name]
+def open_backend(name: str, model: str | Path, options: BackendOptions | None = None) -> Backend:
+    """Loads `model` into the named backend with `options` (`BackendOptions`: device, precision, threads,
+    CUDA graphs); an option given that the backend does not take is an error. A GPU-only backend given the
+    CPU as device runs on cuda:0."""
+    options = options or BackendOptions()
+    spec = backend_spec(name)
+    arguments = options.arguments_for(name, spec)
+    device = "cuda" if spec.gpu_only and not options.device.startswith("cuda") else options.device
     try:
-        module = importlib.import_module(module_name)
+        backend_class = spec.load()
     except ImportError as exc:
-        extra = EXTRAS.get(exc.name or "")
-        install = f"pip install -e '.[{extra}]'" if extra else "Install tomp-deploy with its dependencies (pip install -e .)"
-        raise ToMPError(f"The {name} backend needs the Python package '{exc.name}', which is not installed. {install}.") from None
-    backend_class = getattr(module, class_name)
-    accepted = [p for p in list(inspect.signature(backend_class).parameters)[1:] if p != "device"]
-    for option in options:
-        if option not in accepted:
-            raise ToMPError(f"--{option.replace('_', '-')} does not apply to the {name} backend.")
-    return backend_class
+        raise ToMPError(
+            f"The {name} backend needs the Python package '{exc.name}', which is not installed: {spec.install}."
+        ) from None
+    return backend_class(fitting_model(name, model), device=device, **arguments)
 
 
-__all__ = ["BACKENDS", "MODEL_FORMS", "Backend", "checked_options", "default_backend", "installed_backends", "open_backend",
-           "parse_backend_spec"]
+__all__ = [
+    "Backend",
+    "BackendOptions",
+    "BackendSpec",
+    "backend_names",
+    "backend_spec",
+    "default_backend",
+    "installed_backends",
+    "open_backend",
+    "parse_backend_spec",
+]

@@ -116,8 +116,14 @@ def fuse_attention(model: onnx.ModelProto, num_heads: int, embed_dim: int) -> tu
             if mask not in keep_masks:
                 keep_masks[mask] = f"{mask}_keep_int32"
             inputs += ["", keep_masks[mask]]
-        node = helper.make_node("MultiHeadAttention", inputs, [output.output[0]], name=f"fused_attention_{len(replacements)}",
-                                domain=MICROSOFT, num_heads=num_heads)
+        node = helper.make_node(
+            "MultiHeadAttention",
+            inputs,
+            [output.output[0]],
+            name=f"fused_attention_{len(replacements)}",
+            domain=MICROSOFT,
+            num_heads=num_heads,
+        )
         replacements[output.output[0]] = [node]
     if not replacements:
         return fused_model, 0
@@ -129,13 +135,18 @@ def fuse_attention(model: onnx.ModelProto, num_heads: int, embed_dim: int) -> tu
     return fused_model, len(replacements)
 
 
-def _rewritten_nodes(graph: onnx.GraphProto, replacements: dict[str, list[onnx.NodeProto]],
-                     keep_masks: dict[str, str]) -> list[onnx.NodeProto]:
+def _rewritten_nodes(
+    graph: onnx.GraphProto, replacements: dict[str, list[onnx.NodeProto]], keep_masks: dict[str, str]
+) -> list[onnx.NodeProto]:
     """The graph's nodes with the fused blocks' output nodes replaced, and each mask's int32 "keep" form
     (Not, Cast) made right after the mask is (first, for a graph input)."""
-    mask_nodes = {mask: [helper.make_node("Not", [mask], [f"{mask}_keep"]),
-                         helper.make_node("Cast", [f"{mask}_keep"], [keep], to=onnx.TensorProto.INT32)]
-                  for mask, keep in keep_masks.items()}
+    mask_nodes = {
+        mask: [
+            helper.make_node("Not", [mask], [f"{mask}_keep"]),
+            helper.make_node("Cast", [f"{mask}_keep"], [keep], to=onnx.TensorProto.INT32),
+        ]
+        for mask, keep in keep_masks.items()
+    }
     graph_inputs = {i.name for i in graph.input}
     rewritten = [node for mask in keep_masks if mask in graph_inputs for node in mask_nodes[mask]]
     for node in graph.node:

@@ -21,7 +21,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from tomp_deploy.runtime.contract import GraphTensor, Tensors, graph_feeds, graph_io_problems
+from tomp_deploy.runtime.contract import HEAD, PREDICTOR, GraphTensor, Tensors, graph_feeds, graph_io_problems
 from tomp_deploy.runtime.errors import ToMPError
 from tomp_deploy.runtime.manifests.export import ExportFolder
 from tomp_deploy.runtime.presets import ModelConfig, TrackerParams
@@ -53,8 +53,11 @@ class TargetQuery:
 
 def stacked_inputs(queries: Sequence[TargetQuery]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The predictor's `train_label`, `train_ltrb` and `key_padding_mask` of a batch of targets."""
-    return (np.stack([q.train_label for q in queries]), np.stack([q.train_ltrb for q in queries]),
-            np.stack([q.key_padding_mask for q in queries]))
+    return (
+        np.stack([q.train_label for q in queries]),
+        np.stack([q.train_ltrb for q in queries]),
+        np.stack([q.key_padding_mask for q in queries]),
+    )
 
 
 class FeatureMemory(Protocol):
@@ -147,13 +150,19 @@ class HostTracking(BackendLifecycle):
     def locate(self, queries: Sequence[TargetQuery]) -> list[Located]:
         started = time.perf_counter()
         train_label, train_ltrb, key_padding_mask = stacked_inputs(queries)
-        predicted = self.run("predictor", {
-            "train_feat": np.stack([q.memory.feat for q in queries]), "train_label": train_label,
-            "train_ltrb": train_ltrb, "test_feat": np.stack([q.features[q.index] for q in queries]),
-            "key_padding_mask": key_padding_mask})
+        predicted = self.run(
+            "predictor",
+            {
+                "train_feat": np.stack([q.memory.feat for q in queries]),
+                "train_label": train_label,
+                "train_ltrb": train_ltrb,
+                "test_feat": np.stack([q.features[q.index] for q in queries]),
+                "key_padding_mask": key_padding_mask,
+            },
+        )
         middle = time.perf_counter()
         located = self.run("head", predicted)
-        seconds = {"predictor": middle - started, "head": time.perf_counter() - middle}
+        seconds = {PREDICTOR: middle - started, HEAD: time.perf_counter() - middle}
         return [Located(scores, ltrb, seconds) for scores, ltrb in zip(located["scores"], located["ltrb"])]
 
 
@@ -170,8 +179,10 @@ class ExportedGraphs(HostTracking):
         """Refuses a loaded graph whose inputs and outputs are not the contract's."""
         problems = graph_io_problems(self.config, graph, actual)
         if problems:
-            raise ToMPError(f"The {graph} graph in {self.exported.folder} does not follow its model.json's contract ("
-                            f"{'; '.join(problems)}): the folder mixes files of different models. Export the model again.")
+            raise ToMPError(
+                f"The {graph} graph in {self.exported.folder} does not follow its model.json's contract ("
+                f"{'; '.join(problems)}): the folder mixes files of different models. Export the model again."
+            )
 
     @property
     def max_batch(self) -> int:
@@ -213,6 +224,8 @@ def thread_budget(threads: int | None) -> int:
         return int(inherited) if inherited.isdigit() and int(inherited) > 0 else physical_cores()
     limit = THREADS_PER_CPU * (os.cpu_count() or 1)
     if type(threads) is not int or not 1 <= threads <= limit:
-        raise ToMPError(f"--threads {threads!r}: give a whole number from 1 to {limit} ({THREADS_PER_CPU} per CPU of "
-                        f"this machine, which has {os.cpu_count()}).")
+        raise ToMPError(
+            f"--threads {threads!r}: give a whole number from 1 to {limit} ({THREADS_PER_CPU} per CPU of "
+            f"this machine, which has {os.cpu_count()})."
+        )
     return threads

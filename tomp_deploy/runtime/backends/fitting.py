@@ -3,34 +3,16 @@ for any other: it names the backends the given form fits and the command that co
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
+from tomp_deploy.runtime.backends.registry import backend_names, backend_spec
 from tomp_deploy.runtime.cache_files import user_cache
 from tomp_deploy.runtime.errors import ToMPError
 from tomp_deploy.runtime.manifests.engine import ENGINE_MANIFEST_FILE
 from tomp_deploy.runtime.manifests.export import EXPORT_MANIFEST_FILE
 from tomp_deploy.runtime.shipped import SHIPPED, resolve_model
 
-MODEL_FORMS = {"torch": "checkpoint", "onnxruntime": "export", "openvino": "export", "torch-cuda": "checkpoint",
-               "tensorrt": "engines"}
-"""Backend -> the form of a model it loads."""
 FORM_NAMES = {"checkpoint": "a checkpoint file", "export": "an export folder", "engines": "an engine folder"}
-REQUIRED_PACKAGES = {"torch": ("torch",), "onnxruntime": ("onnxruntime",), "openvino": ("openvino",),
-                     "torch-cuda": ("torch",), "tensorrt": ("tensorrt", "tensorrt_rtx")}
-"""Backend -> the Python packages of which one must be importable (a GPU is checked when it opens)."""
-
-
-def installed_backends() -> list[str]:
-    return [name for name, packages in REQUIRED_PACKAGES.items()
-            if any(importlib.util.find_spec(package) is not None for package in packages)]
-
-
-def check_known(backend: str) -> None:
-    if backend not in MODEL_FORMS:
-        installed = installed_backends()
-        raise ToMPError(f"Unknown backend {backend!r}; the backends are {', '.join(MODEL_FORMS)}, of which "
-                        f"{', '.join(installed) or 'none'} {'is' if len(installed) == 1 else 'are'} installed here.")
 
 
 def form_of(path: Path) -> str | None:
@@ -45,7 +27,7 @@ def form_of(path: Path) -> str | None:
 
 
 def backends_for(form: str) -> list[str]:
-    return [backend for backend, taken in MODEL_FORMS.items() if taken == form]
+    return [backend for backend in backend_names() if backend_spec(backend).model_form == form]
 
 
 def conversion(path: Path, form: str, wanted: str) -> str:
@@ -57,27 +39,31 @@ def conversion(path: Path, form: str, wanted: str) -> str:
         export = f"tomp-deploy export {path} --out {stem}-fp16 --precision fp16 && " if form == "checkpoint" else ""
         source = f"{stem}-fp16" if form == "checkpoint" else str(path)
         return f"{export}tomp-deploy build {source} --out {stem}-engines, then --model {stem}-engines"
-    return (f"give the checkpoint it was made from (its {EXPORT_MANIFEST_FILE} names it under \"checkpoint\"), or "
-            "export that checkpoint again")
+    return (
+        f'give the checkpoint it was made from (its {EXPORT_MANIFEST_FILE} names it under "checkpoint"), or '
+        "export that checkpoint again"
+    )
 
 
 def fitting_model(backend: str, model: str | Path) -> Path:
     """The path `backend` loads for `model`: a shipped model's name becomes its checkpoint (export-folder and
     engine backends are given its export by the commands, which make it once into the user cache)."""
-    check_known(backend)
-    wanted = MODEL_FORMS[backend]
+    wanted = backend_spec(backend).model_form
     if str(model) in SHIPPED and not Path(model).exists():
         if wanted == "checkpoint":
             return resolve_model(model)
         raise ToMPError(
             f"{model!r} names the shipped model's checkpoint, and the {backend} backend loads {FORM_NAMES[wanted]}. "
             f"The commands (track, eval, trax, bench) make it once into {user_cache('shipped')}; in Python: "
-            f"open_backend({backend!r}, tomp_deploy.pipeline.model_for_backend({str(model)!r}, {backend!r})).")
+            f"open_backend({backend!r}, tomp_deploy.pipeline.model_for_backend({str(model)!r}, {backend!r}))."
+        )
     path = Path(model)
     form = form_of(path)
     if form is None or form == wanted:
         return path
     fits = " or ".join(backends_for(form))
-    raise ToMPError(f"{path} is {FORM_NAMES[form]}, which --backend {fits} runs; the {backend} backend loads "
-                    f"{FORM_NAMES[wanted]}. Use --backend {backends_for(form)[0]}, or convert it: "
-                    f"{conversion(path, form, wanted)}.")
+    raise ToMPError(
+        f"{path} is {FORM_NAMES[form]}, which --backend {fits} runs; the {backend} backend loads "
+        f"{FORM_NAMES[wanted]}. Use --backend {backends_for(form)[0]}, or convert it: "
+        f"{conversion(path, form, wanted)}."
+    )

@@ -62,8 +62,13 @@ class OnnxRuntimeBackend(ExportedGraphs):
         """The export's precision, which ONNX Runtime computes in."""
         return self.exported.manifest.precision
 
-    def __init__(self, export: str | Path | ExportFolder, device: str = "cpu", providers: list[str] | None = None,
-                 threads: int | None = None):
+    def __init__(
+        self,
+        export: str | Path | ExportFolder,
+        device: str = "cpu",
+        providers: list[str] | None = None,
+        threads: int | None = None,
+    ):
         self.exported = export if isinstance(export, ExportFolder) else read_export(export)
         self.config = self.exported.config
         self.tracker_params = self.exported.tracker
@@ -97,10 +102,16 @@ class OnnxRuntimeBackend(ExportedGraphs):
 
     def _check_io(self, graph: str) -> None:
         session = self.sessions[graph]
-        self._check_graph_io(graph, [GraphTensor(a.name, is_input, tuple(d if isinstance(d, int) else DYNAMIC for d in a.shape),
-                                                 ORT_DTYPES.get(a.type, a.type))
-                                     for is_input, tensors in ((True, session.get_inputs()), (False, session.get_outputs()))
-                                     for a in tensors])
+        self._check_graph_io(
+            graph,
+            [
+                GraphTensor(
+                    a.name, is_input, tuple(d if isinstance(d, int) else DYNAMIC for d in a.shape), ORT_DTYPES.get(a.type, a.type)
+                )
+                for is_input, tensors in ((True, session.get_inputs()), (False, session.get_outputs()))
+                for a in tensors
+            ],
+        )
 
     def _run(self, graph: str, feeds: Tensors) -> Tensors:
         session = self.sessions[graph]

@@ -21,7 +21,8 @@ from tomp_deploy.runtime.contract import DYNAMIC, GRAPHS, GraphTensor, Tensors
 from tomp_deploy.runtime.errors import ToMPError
 from tomp_deploy.runtime.manifests.export import COMPILE_CACHE_FOLDER, ExportFolder, read_export
 
-PRECISIONS = ("auto", "fp32", "bf16", "int8")
+COMPUTE_PRECISIONS = ("auto", "fp32", "bf16", "int8")
+"""What `--precision` may ask the openvino backend to compute in (`auto`: `choose_precision` decides)."""
 INFERENCE_PRECISION = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
 """OpenVINO's inference precision hint per precision: an INT8 graph's quantised layers run in INT8 and
 the layers it keeps in float (softmax, LayerNorm, the mask path) in FP32."""
@@ -36,19 +37,24 @@ def cpu_capabilities(core: ov.Core) -> list[str]:
 
 def choose_precision(requested: str, export_precision: str, capabilities: list[str]) -> str:
     """The precision to compile for, or a ToMPError saying why the requested one cannot run here."""
-    if requested not in PRECISIONS:
-        raise ToMPError(f"--precision {requested!r}: the openvino backend runs {', '.join(PRECISIONS)}.")
+    if requested not in COMPUTE_PRECISIONS:
+        raise ToMPError(f"--precision {requested!r}: the openvino backend runs {', '.join(COMPUTE_PRECISIONS)}.")
     if export_precision == "int8":
         if requested not in ("auto", "int8"):
-            raise ToMPError(f"The export is quantised to INT8; run it with --precision int8 (or auto), or give the "
-                            f"FP32 export for --precision {requested}.")
+            raise ToMPError(
+                f"The export is quantised to INT8; run it with --precision int8 (or auto), or give the "
+                f"FP32 export for --precision {requested}."
+            )
         return "int8"
     if requested == "int8":
-        raise ToMPError("--precision int8 needs an INT8 export: make one with 'tomp-deploy quantize EXPORT --out DIR "
-                        "--calibration DATASET' and give DIR.")
+        raise ToMPError(
+            "--precision int8 needs an INT8 export: make one with 'tomp-deploy quantize EXPORT --out DIR "
+            "--calibration DATASET' and give DIR."
+        )
     if requested == "bf16" and "BF16" not in capabilities:
-        raise ToMPError(f"This CPU has no BF16 units OpenVINO can use (it reports {', '.join(capabilities)}); "
-                        "use --precision fp32.")
+        raise ToMPError(
+            f"This CPU has no BF16 units OpenVINO can use (it reports {', '.join(capabilities)}); use --precision fp32."
+        )
     if requested == "auto":
         return "bf16" if "BF16" in capabilities and export_precision == "fp32" else "fp32"
     return requested
@@ -90,8 +96,9 @@ class OpenVinoBackend(ExportedGraphs):
 
     name = "openvino"
 
-    def __init__(self, export: str | Path | ExportFolder, device: str = "cpu", precision: str = "auto",
-                 threads: int | None = None):
+    def __init__(
+        self, export: str | Path | ExportFolder, device: str = "cpu", precision: str = "auto", threads: int | None = None
+    ):
         if device != "cpu":
             raise ToMPError(f"The openvino backend runs on the CPU; --device {device} is for torch-cuda or tensorrt.")
         self.threads = thread_budget(threads)
@@ -102,10 +109,17 @@ class OpenVinoBackend(ExportedGraphs):
         self.capabilities = cpu_capabilities(core)
         self.precision = choose_precision(precision, self.exported.manifest.precision, self.capabilities)
         self.cache = cache_folder(self.exported.folder, self.precision)
-        properties = {"INFERENCE_PRECISION_HINT": INFERENCE_PRECISION[self.precision], "PERFORMANCE_HINT": "LATENCY",
-                      "INFERENCE_NUM_THREADS": self.threads}
-        compiled_for = {"precision": self.precision, "openvino": ov.__version__,
-                        "cpu": core.get_property("CPU", "FULL_DEVICE_NAME"), "capabilities": self.capabilities}
+        properties = {
+            "INFERENCE_PRECISION_HINT": INFERENCE_PRECISION[self.precision],
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_NUM_THREADS": self.threads,
+        }
+        compiled_for = {
+            "precision": self.precision,
+            "openvino": ov.__version__,
+            "cpu": core.get_property("CPU", "FULL_DEVICE_NAME"),
+            "capabilities": self.capabilities,
+        }
         self.requests = {}
         for graph in GRAPHS:
             compiled = self._compiled(core, graph, properties, compiled_for)
@@ -126,21 +140,27 @@ class OpenVinoBackend(ExportedGraphs):
         try:
             compiled = core.compile_model(str(self.exported.graph_path(graph)), "CPU", properties)
         except RuntimeError as exc:
-            advice = ("quantise the FP32 export again with the default --quantizer nncf" if self.precision == "int8"
-                      else "export the model again")
-            raise ToMPError(f"OpenVINO cannot compile the {graph} graph of {self.exported.folder} "
-                            f"({_reason(exc)}); {advice}.") from None
+            advice = (
+                "quantise the FP32 export again with the default --quantizer nncf"
+                if self.precision == "int8"
+                else "export the model again"
+            )
+            raise ToMPError(
+                f"OpenVINO cannot compile the {graph} graph of {self.exported.folder} ({_reason(exc)}); {advice}."
+            ) from None
         write_entry(entry, compiled.export_model().getvalue(), made_from)
         return compiled
 
     def _check_io(self, graph: str, compiled) -> None:
         def tensor(port, is_input: bool) -> GraphTensor:
             shape = tuple(d.get_length() if d.is_static else DYNAMIC for d in port.get_partial_shape())
-            return GraphTensor(port.get_any_name(), is_input, shape,
-                               OPENVINO_DTYPES.get(port.get_element_type().get_type_name(), "other"))
+            return GraphTensor(
+                port.get_any_name(), is_input, shape, OPENVINO_DTYPES.get(port.get_element_type().get_type_name(), "other")
+            )
 
-        self._check_graph_io(graph, [tensor(port, True) for port in compiled.inputs]
-                             + [tensor(port, False) for port in compiled.outputs])
+        self._check_graph_io(
+            graph, [tensor(port, True) for port in compiled.inputs] + [tensor(port, False) for port in compiled.outputs]
+        )
 
     def _run(self, graph: str, feeds: Tensors) -> Tensors:
         request = self.requests[graph]

@@ -27,6 +27,8 @@ from tomp_deploy.runtime.cache_files import read_entry, write_entry
 from tomp_deploy.runtime.contract import (
     DYNAMIC,
     GRAPHS,
+    HEAD,
+    PREDICTOR,
     GraphTensor,
     Tensors,
     TensorSpec,
@@ -73,8 +75,9 @@ class DeviceMemory:
     def store(self, slot: int, features: DeviceFeatures, index: int) -> None:
         if not 0 <= index < features.batch:
             raise IndexError(f"feature {index} of a batch of {features.batch}")
-        self._cuda.memcpy_dtod_async(int(self.buffer) + slot * self.item_bytes,
-                                     features.pointer + index * self.item_bytes, self.item_bytes, self._stream)
+        self._cuda.memcpy_dtod_async(
+            int(self.buffer) + slot * self.item_bytes, features.pointer + index * self.item_bytes, self.item_bytes, self._stream
+        )
 
 
 class CapturedLaunch:
@@ -89,8 +92,7 @@ class CapturedLaunch:
         self._cudart, self._stream = cudart, stream_handle
         if not context.execute_async_v3(stream_handle):  # TensorRT finishes deferred setup on a first run
             raise ToMPError("TensorRT failed to run an engine before CUDA graph capture.")
-        self._check(cudart.cudaStreamBeginCapture(stream_handle,
-                                                  cudart.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal))
+        self._check(cudart.cudaStreamBeginCapture(stream_handle, cudart.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal))
         launched = context.execute_async_v3(stream_handle)
         graph = self._check(cudart.cudaStreamEndCapture(stream_handle))
         if not launched:
@@ -133,7 +135,7 @@ class TensorRTBackend(BackendLifecycle):
         self.library = library
         self.config, self.tracker_params = exported.config, exported.tracker
         self.precision = manifest.precision
-        self.max_batch = int(manifest.build_options.get("max_batch", 1))
+        self.max_batch = manifest.max_batch
         self._cuda = cuda
         self._context = gpu.retain_primary_context()
         self._context.push()
@@ -164,8 +166,11 @@ class TensorRTBackend(BackendLifecycle):
         validity, diagnostics = self._runtime.get_engine_validity(blob)
         if validity != trt.EngineValidity.INVALID:
             return None
-        reasons = [flag for flag in dir(trt.EngineInvalidityDiagnostics) if flag.isupper()
-                   and diagnostics & int(getattr(trt.EngineInvalidityDiagnostics, flag))]
+        reasons = [
+            flag
+            for flag in dir(trt.EngineInvalidityDiagnostics)
+            if flag.isupper() and diagnostics & int(getattr(trt.EngineInvalidityDiagnostics, flag))
+        ]
         return ", ".join(reason.lower().replace("_", " ") for reason in reasons) or "invalid"
 
     def _create_context(self, trt, engine):
@@ -189,29 +194,42 @@ class TensorRTBackend(BackendLifecycle):
         blob = path.read_bytes()
         problem = self._validity_problem(trt, blob)
         if problem:
-            raise ToMPError(f"{trt.__name__} {trt.__version__} cannot run {path} on this GPU ({problem}); rebuild it "
-                            "here with 'tomp-deploy build'.")
+            raise ToMPError(
+                f"{trt.__name__} {trt.__version__} cannot run {path} on this GPU ({problem}); rebuild it "
+                "here with 'tomp-deploy build'."
+            )
         engine = self._runtime.deserialize_cuda_engine(blob)
         if engine is None:
-            raise ToMPError(f"{trt.__name__} {trt.__version__} cannot deserialize {path}: it is damaged or was built "
-                            "by another release. Rebuild it with 'tomp-deploy build'.")
+            raise ToMPError(
+                f"{trt.__name__} {trt.__version__} cannot deserialize {path}: it is damaged or was built "
+                "by another release. Rebuild it with 'tomp-deploy build'."
+            )
         tensors = []
         for i in range(engine.num_io_tensors):
             name = engine.get_tensor_name(i)
-            tensors.append(GraphTensor(name, engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT,
-                                       tuple(DYNAMIC if d == -1 else d for d in engine.get_tensor_shape(name)),
-                                       TRT_DTYPES.get(engine.get_tensor_dtype(name).name, "other")))
+            tensors.append(
+                GraphTensor(
+                    name,
+                    engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT,
+                    tuple(DYNAMIC if d == -1 else d for d in engine.get_tensor_shape(name)),
+                    TRT_DTYPES.get(engine.get_tensor_dtype(name).name, "other"),
+                )
+            )
         inputs, outputs = self._io[graph]
         problems = graph_io_problems(self.config, graph, tensors)
         if problems:
-            raise ToMPError(f"{path} does not follow the split-graph contract of its model.json:\n  "
-                            + "\n  ".join(problems) + "\nRebuild the engines from the matching export.")
+            raise ToMPError(
+                f"{path} does not follow the split-graph contract of its model.json:\n  "
+                + "\n  ".join(problems)
+                + "\nRebuild the engines from the matching export."
+            )
         context = self._create_context(trt, engine)
         for spec in inputs + outputs:
             if spec.name not in self.device_buffers:
                 self.device_buffers[spec.name] = self._cuda.mem_alloc(spec.nbytes(self.max_batch))
                 self.host_buffers[spec.name] = self._cuda.pagelocked_empty(
-                    spec.concrete_shape(self.max_batch), np.bool_ if spec.dtype == "bool" else np.float32)
+                    spec.concrete_shape(self.max_batch), np.bool_ if spec.dtype == "bool" else np.float32
+                )
             context.set_tensor_address(spec.name, int(self.device_buffers[spec.name]))
         self.engines[graph], self.contexts[graph] = engine, context
 
@@ -232,8 +250,10 @@ class TensorRTBackend(BackendLifecycle):
 
     def _check_batch(self, batch: int, what: str) -> None:
         if batch > self.max_batch:
-            raise ToMPError(f"{batch} {what} need a batch of {batch}, but the engines were built for at most "
-                            f"{self.max_batch}; rebuild with 'tomp-deploy build --max-batch {batch}'.")
+            raise ToMPError(
+                f"{batch} {what} need a batch of {batch}, but the engines were built for at most "
+                f"{self.max_batch}; rebuild with 'tomp-deploy build --max-batch {batch}'."
+            )
 
     def _upload(self, name: str, array: np.ndarray) -> None:
         host = self.host_buffers[name][: array.shape[0]]
@@ -262,10 +282,15 @@ class TensorRTBackend(BackendLifecycle):
         self._check_batch(batch, "targets")
         memory_bytes = self.config.memory_size * self.item_bytes
         for row, query in enumerate(queries):
-            cuda.memcpy_dtod_async(int(self.device_buffers["train_feat"]) + row * memory_bytes, query.memory.buffer,
-                                   memory_bytes, stream)
-            cuda.memcpy_dtod_async(int(self.device_buffers["test_feat"]) + row * self.item_bytes,
-                                   query.features.pointer + query.index * self.item_bytes, self.item_bytes, stream)
+            cuda.memcpy_dtod_async(
+                int(self.device_buffers["train_feat"]) + row * memory_bytes, query.memory.buffer, memory_bytes, stream
+            )
+            cuda.memcpy_dtod_async(
+                int(self.device_buffers["test_feat"]) + row * self.item_bytes,
+                query.features.pointer + query.index * self.item_bytes,
+                self.item_bytes,
+                stream,
+            )
         for name, array in zip(("train_label", "train_ltrb", "key_padding_mask"), stacked_inputs(queries)):
             self._upload(name, array)
         start, middle, end = self._events
@@ -276,7 +301,7 @@ class TensorRTBackend(BackendLifecycle):
         end.record(stream)
         scores, ltrb = self._download("scores", batch), self._download("ltrb", batch)
         stream.synchronize()
-        seconds = {"predictor": start.time_till(middle) / 1000, "head": middle.time_till(end) / 1000}
+        seconds = {PREDICTOR: start.time_till(middle) / 1000, HEAD: middle.time_till(end) / 1000}
         return [Located(scores[row].copy(), ltrb[row].copy(), seconds) for row in range(batch)]
 
     # --- the numpy contract, for parity checks ---

@@ -19,12 +19,15 @@ from tomp_deploy.runtime.manifests.export import EXPORT_PRECISIONS
 from tomp_deploy.runtime.manifests.json_files import checked_field, read_manifest_json, write_manifest_json
 
 ENGINE_FORMAT = "tomp-deploy-engines"
-ENGINE_VERSION = 2
+ENGINE_VERSION = 3
+"""3: `max_batch` is a field of its own (2 kept it among the build options)."""
 ENGINE_MANIFEST_FILE = "manifest.json"
 RUNTIME_CACHE_FILE = "runtime.cache"
 """TensorRT for RTX compiles its engines for the GPU at first run; the compiled kernels are kept here."""
 REBUILD = "rebuild the engines with 'tomp-deploy build EXPORT_DIR --out ENGINE_DIR'"
 LIBRARY_NAMES = {"tensorrt": "TensorRT", "tensorrt-rtx": "TensorRT for RTX"}
+DEFAULT_MAX_BATCH = 4
+"""Crops and targets per call of engines built without `--max-batch`."""
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,10 @@ class EngineManifest:
     """That GPU's compute capability: a TensorRT engine runs there only."""
     target_compute_capabilities: list[str] = field(default_factory=list)
     """Compute capabilities a TensorRT for RTX engine runs on (its library's portable set by default)."""
+    max_batch: int = DEFAULT_MAX_BATCH
+    """The most crops per backbone call and targets per predictor and head call (the profiles' maximum)."""
     build_options: dict = field(default_factory=dict)
+    """How the engines were built beyond the above (workspace, timing cache, portable default), as recorded."""
     engine_bytes: dict[str, int] = field(default_factory=dict)
     built_at: str = ""
     build_seconds: float = 0.0
@@ -85,9 +91,8 @@ def _checked_fields(fields: dict) -> dict:
     checked_field(fields.get("compute_capability"), "compute_capability", optional_text)
     for capability in checked_field(fields.get("target_compute_capabilities", []), "target_compute_capabilities", list):
         checked_field(capability, "target_compute_capabilities", str)
-    options = checked_field(fields.get("build_options", {}), "build_options", dict)
-    if "max_batch" in options:
-        checked_field(options["max_batch"], "build_options.max_batch", int, 1, MAX_BATCH)
+    checked_field(fields.get("max_batch"), "max_batch", int, 1, MAX_BATCH)
+    checked_field(fields.get("build_options", {}), "build_options", dict)
     for graph, size in checked_field(fields.get("engine_bytes", {}), "engine_bytes", dict).items():
         checked_field(size, f"engine_bytes.{graph}", int, 0)
     checked_field(fields.get("built_at", ""), "built_at", str)
@@ -107,14 +112,19 @@ def mismatches(manifest: EngineManifest, target: EngineTarget, export_sha256: di
         problems.append(f"built with {manifest.built_with}, this runtime uses {here}")
     if manifest.library == "tensorrt-rtx":
         targets = manifest.target_compute_capabilities
-        beyond_newest = manifest.build_options.get("portable_default") and \
-            _capability(target.compute_capability) > max(map(_capability, targets))
+        beyond_newest = manifest.build_options.get("portable_default") and _capability(target.compute_capability) > max(
+            map(_capability, targets)
+        )
         if target.compute_capability not in targets and not beyond_newest:
-            problems.append(f"built for compute capabilities {', '.join(targets)}, this GPU ({target.gpu_name}) is "
-                            f"{target.compute_capability}; build with --compute-capability {target.compute_capability}")
+            problems.append(
+                f"built for compute capabilities {', '.join(targets)}, this GPU ({target.gpu_name}) is "
+                f"{target.compute_capability}; build with --compute-capability {target.compute_capability}"
+            )
     elif manifest.compute_capability != target.compute_capability:
-        problems.append(f"built for compute capability {manifest.compute_capability} ({manifest.gpu_name}), this GPU "
-                        f"is {target.compute_capability} ({target.gpu_name})")
+        problems.append(
+            f"built for compute capability {manifest.compute_capability} ({manifest.gpu_name}), this GPU "
+            f"is {target.compute_capability} ({target.gpu_name})"
+        )
     elif manifest.gpu_name != target.gpu_name:
         problems.append(f"built on a {manifest.gpu_name}, this GPU is a {target.gpu_name}")
     if export_sha256 is not None:
@@ -127,5 +137,8 @@ def mismatches(manifest: EngineManifest, target: EngineTarget, export_sha256: di
 def check_engines(manifest: EngineManifest, target: EngineTarget, export_sha256: dict[str, str] | None = None) -> None:
     problems = mismatches(manifest, target, export_sha256)
     if problems:
-        raise ToMPError("These engines cannot run here:\n  " + "\n  ".join(problems)
-                        + "\nRebuild them for this machine: tomp-deploy build EXPORT_DIR --out ENGINE_DIR")
+        raise ToMPError(
+            "These engines cannot run here:\n  "
+            + "\n  ".join(problems)
+            + "\nRebuild them for this machine: tomp-deploy build EXPORT_DIR --out ENGINE_DIR"
+        )

@@ -31,6 +31,9 @@ COMPILE_CACHE_FOLDER = ".openvino-cache"
 once the export is replaced."""
 REEXPORT = "export the model again with 'tomp-deploy export'"
 EXPORT_PRECISIONS = ("fp32", "fp16", "int8")
+"""The number formats an export's graphs are written in (model.json's `precision`; engines take theirs from
+the graphs): `export --precision` writes the first two, `quantize` the last. Not to be confused with a
+backend's compute precision (`--precision` of the tracking commands), which each backend names itself."""
 OPSETS = (18, 20)
 """The opsets an export may record: the exporter's lowest native one to TensorRT 10.0's parser's highest."""
 
@@ -108,8 +111,10 @@ class ExportManifest:
             confined_file(path.parent, entry.file, f"{path}'s {graph} graph", REEXPORT)
             inputs, outputs = expected_io[graph]
             if (entry.inputs, entry.outputs) != ([s.to_dict() for s in inputs], [s.to_dict() for s in outputs]):
-                raise ToMPError(f"The {graph} graph's recorded inputs/outputs in {path} do not match the model config "
-                                f"it records (another model's files were mixed in); {REEXPORT}.")
+                raise ToMPError(
+                    f"The {graph} graph's recorded inputs/outputs in {path} do not match the model config "
+                    f"it records (another model's files were mixed in); {REEXPORT}."
+                )
 
 
 def _graph_file(graph: str, entry) -> GraphFile:
@@ -119,10 +124,13 @@ def _graph_file(graph: str, entry) -> GraphFile:
         sha256=checked_field(entry["sha256"], f"graphs.{graph}.sha256", str),
         inputs=checked_field(entry["inputs"], f"graphs.{graph}.inputs", list),
         outputs=checked_field(entry["outputs"], f"graphs.{graph}.outputs", list),
-        fp32_nodes=[checked_field(node, f"graphs.{graph}.fp32_nodes", str)
-                    for node in checked_field(entry.get("fp32_nodes", []), f"graphs.{graph}.fp32_nodes", list)],
-        fp16_weight_fraction=checked_field(entry.get("fp16_weight_fraction", 0.0), f"graphs.{graph}.fp16_weight_fraction",
-                                           (int, float), 0.0, 1.0),
+        fp32_nodes=[
+            checked_field(node, f"graphs.{graph}.fp32_nodes", str)
+            for node in checked_field(entry.get("fp32_nodes", []), f"graphs.{graph}.fp32_nodes", list)
+        ],
+        fp16_weight_fraction=checked_field(
+            entry.get("fp16_weight_fraction", 0.0), f"graphs.{graph}.fp16_weight_fraction", (int, float), 0.0, 1.0
+        ),
     )
 
 
@@ -156,8 +164,7 @@ class ExportFolder:
 
     def graph_path(self, graph: str) -> Path:
         """The graph's file, which must lie inside the folder."""
-        return confined_file(self.folder, self.manifest.graphs[graph].file, f"{EXPORT_MANIFEST_FILE}'s {graph} graph",
-                             REEXPORT)
+        return confined_file(self.folder, self.manifest.graphs[graph].file, f"{EXPORT_MANIFEST_FILE}'s {graph} graph", REEXPORT)
 
     def graph_hashes(self) -> dict[str, str]:
         return {graph: self.manifest.graphs[graph].sha256 for graph in GRAPHS}
@@ -167,8 +174,9 @@ def read_export_manifest(folder: str | Path) -> ExportFolder:
     """The folder's `model.json` alone, validated (an engine folder carries it without the ONNX files)."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise ToMPError(f"{folder} is not an export folder (expected a folder with {EXPORT_MANIFEST_FILE} "
-                        "and three .onnx files).")
+        raise ToMPError(
+            f"{folder} is not an export folder (expected a folder with {EXPORT_MANIFEST_FILE} and three .onnx files)."
+        )
     return ExportFolder(folder, ExportManifest.read(folder))
 
 
@@ -180,6 +188,8 @@ def read_export(folder: str | Path, verify_hashes: bool = True) -> ExportFolder:
         if not path.is_file():
             raise ToMPError(f"{path} is missing from the export folder; {REEXPORT}.")
         if verify_hashes and file_sha256(path) != digest:
-            raise ToMPError(f"{path} is not the file {EXPORT_MANIFEST_FILE} was written for (its hash differs): it was "
-                            f"replaced or damaged; {REEXPORT}.")
+            raise ToMPError(
+                f"{path} is not the file {EXPORT_MANIFEST_FILE} was written for (its hash differs): it was "
+                f"replaced or damaged; {REEXPORT}."
+            )
     return exported

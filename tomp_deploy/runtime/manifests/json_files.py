@@ -35,8 +35,7 @@ def read_manifest_json(path: Path, file_format: str, version: int, what: str, re
         raise ToMPError(f"{path.name} is missing from {path.parent}; {remedy}.")
     size = path.stat().st_size
     if size > MAX_MANIFEST_BYTES:
-        raise ToMPError(f"{path} is {size / 1e6:.0f} MB, and a manifest is at most {MAX_MANIFEST_BYTES >> 20} MiB; "
-                        f"{remedy}.")
+        raise ToMPError(f"{path} is {size / 1e6:.0f} MB, and a manifest is at most {MAX_MANIFEST_BYTES >> 20} MiB; {remedy}.")
     too_deep = ToMPError(f"{path} is nested deeper than a manifest ever is ({MAX_MANIFEST_DEPTH} levels); {remedy}.")
     try:
         content = json.loads(path.read_text())
@@ -49,8 +48,9 @@ def read_manifest_json(path: Path, file_format: str, version: int, what: str, re
     if not isinstance(content, dict) or content.get("format") != file_format:
         raise ToMPError(f"{path} is not a {what}; {remedy}.")
     if type(content.get("version")) is not int or content["version"] != version:
-        raise ToMPError(f"{path} is a {what} of version {content.get('version')}, and this tomp-deploy reads version "
-                        f"{version}; {remedy}.")
+        raise ToMPError(
+            f"{path} is a {what} of version {content.get('version')}, and this tomp-deploy reads version {version}; {remedy}."
+        )
     return {k: v for k, v in content.items() if k not in ("format", "version")}
 
 
@@ -67,8 +67,14 @@ def _depth(value) -> int:
     return deepest
 
 
-def checked_field(value, field: str, kind: type | tuple[type, ...], low: float | None = None, high: float | None = None,
-                  choices: tuple | None = None):
+def checked_field(
+    value,
+    field: str,
+    kind: type | tuple[type, ...],
+    low: float | None = None,
+    high: float | None = None,
+    choices: tuple | None = None,
+):
     """`value` if it is of `kind` (a bool is not a number here), finite and in low..high, and one of
     `choices` when given; else a ValueError naming `field`, which the manifest readers turn into a
     `ToMPError` with the remedy."""
@@ -95,8 +101,10 @@ def confined_file(folder: Path, name, what: str, remedy: str) -> Path:
         raise ToMPError(f"{what} names {_shown(name)}, which is not a file name inside its folder; {remedy}.")
     path = Path(folder) / name
     if not path.resolve().is_relative_to(Path(folder).resolve()):
-        raise ToMPError(f"{what} names {name}, which leads out of {folder} (a symbolic link to "
-                        f"{path.resolve()}); a folder's files must lie inside it; {remedy}.")
+        raise ToMPError(
+            f"{what} names {name}, which leads out of {folder} (a symbolic link to "
+            f"{path.resolve()}); a folder's files must lie inside it; {remedy}."
+        )
     return path
 
 
