@@ -20,11 +20,12 @@ class TorchBackend(HostTracking):
     On the CPU the convolutions run channels-last (oneDNN's native layout): ToMP-50's backbone 88 -> 78 ms
     on two AMD EPYC cores, outputs equal up to float rounding (2e-6 relative).
 
-    `threads` is the thread budget (`thread_budget`: one per physical core by default), set with
-    `torch.set_num_threads`, which holds for the whole process. PyTorch's OpenMP threads keep their default
-    of waiting actively between operations: passive waiting (OMP_WAIT_POLICY=PASSIVE, read once when torch
-    loads) costs the tiny model a third of its speed on two idle cores (21.3 -> 14.9 FPS); where other work
-    shares the cores, a smaller `threads` is the remedy (benchmarks/thread_fairness.py measures both)."""
+    `threads` is the thread budget (`thread_budget`), set with `torch.set_num_threads`, which holds for the
+    whole process. PyTorch's OpenMP threads keep their default of waiting actively between operations: on
+    two idle AMD EPYC cores the tiny model's bench row is 20.6 FPS so, 16.6 with passive waiting
+    (OMP_WAIT_POLICY=PASSIVE, read once when torch loads) and 13.1 on one thread; with one core busy with
+    other work the active wait falls to 9.9 while passive waiting gives 12.0 and one thread 13.0
+    (benchmarks/results/thread_fairness_tiny_cpu.md). Under load, `threads` 1 is the remedy."""
 
     name = "torch"
     precision = "fp32"
