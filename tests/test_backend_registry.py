@@ -78,6 +78,7 @@ def test_the_package_registers_its_five_backends_without_importing_them():
 
 def test_a_third_party_backend_is_found_and_tracks(third_party_installed, shipped_export):
     assert "mirror" in backend_names() and "mirror" in installed_backends()
+    assert "broken" in backend_names() and "broken" not in installed_backends()
     images, boxes = moving_target_sequence(frames=6)
     with open_backend("onnxruntime", shipped_export, BackendOptions(threads=1)) as ours:
         expected = track_boxes(ours, images, boxes[0])

@@ -53,12 +53,17 @@ def backend_spec(name: str) -> BackendSpec:
 
 
 def installed_backends() -> list[str]:
-    """The registered backends whose Python packages are importable (a GPU is checked when one opens)."""
-    return [
-        name
-        for name in backend_names()
-        if any(importlib.util.find_spec(package) is not None for package in backend_spec(name).packages)
-    ]
+    """The registered backends whose Python packages are importable (a GPU is checked when one opens). A
+    registration that cannot be loaded counts as not installed here; opening that backend says why."""
+    return [name for name in backend_names() if _is_installed(name)]
+
+
+def _is_installed(name: str) -> bool:
+    try:
+        packages = backend_spec(name).packages
+    except ToMPError:
+        return False
+    return any(importlib.util.find_spec(package) is not None for package in packages)
 
 
 def check_known(backend: str) -> None:
