@@ -111,7 +111,7 @@ def test_a_backend_failing_mid_run_is_reported(exported, sequences, monkeypatch)
 
     monkeypatch.setattr(OnnxRuntimeBackend, "_run", breaks_on_the_fifth_frame)
     news = News()
-    _backend_process("onnxruntime", exported, sequences, "cpu", 1, {}, None, news)
+    _backend_process("onnxruntime", exported, sequences, BackendOptions(device="cpu"), 1, None, news)
     assert [kind for kind, _ in news] == ["progress"] + ["frame"] * 4 + ["outcome"], "frames 1-4 tracked, not the 5th"
     outcome = news[-1][1]
     assert (outcome.run.status, outcome.run.error) == ("failed", "RuntimeError: device lost")
@@ -310,7 +310,7 @@ def test_bench_memory_stays_flat_over_2000_frames(checkpoint, tmp_path):
     news = News()
     tracemalloc.start()
     try:
-        _backend_process("torch", checkpoint, long_sequences, "cpu", 2, {}, None, news)
+        _backend_process("torch", checkpoint, long_sequences, BackendOptions(device="cpu"), 2, None, news)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()

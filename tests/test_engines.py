@@ -22,6 +22,7 @@ from tomp_deploy.engines.plan import precision_problems, profile_problems, profi
 from tomp_deploy.export.onnx_export import export_model
 from tomp_deploy.runtime.contract import GraphTensor, TensorSpec, graph_io, graph_io_problems
 from tomp_deploy.runtime.manifests.engine import (
+    ENGINE_VERSION,
     EngineManifest,
     EngineTarget,
     check_engines,
@@ -170,7 +171,9 @@ def test_manifest_read_errors(tmp_path):
     with pytest.raises(ToMPError, match="not a tomp-deploy engine manifest"):
         EngineManifest.read(tmp_path)
     (tmp_path / "manifest.json").write_text('{"format": "tomp-deploy-engines", "version": 1, "tensorrt": "10.3.0"}')
-    with pytest.raises(ToMPError, match="of version 1, and this tomp-deploy reads version 2; rebuild the engines"):
+    with pytest.raises(
+        ToMPError, match=f"of version 1, and this tomp-deploy reads version {ENGINE_VERSION}; rebuild the engines"
+    ):
         EngineManifest.read(tmp_path)
 
 
