@@ -11,6 +11,8 @@ from tests.seeded import seeded_model
 from tests.sequences import moving_target_sequence
 from tomp_deploy import ToMPError
 from tomp_deploy.model import save_checkpoint
+from tomp_deploy.runtime.backends import open_backend
+from tomp_deploy.runtime.driver import track_frames
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +58,12 @@ def test_lasot_folder_needs_no_init_box(tmp_path, checkpoint, sequence):
     written = read_boxes(out)
     assert written.shape == (8, 4)
     np.testing.assert_allclose(written[0], boxes[0])
+    with open_backend("torch", checkpoint) as backend:
+        expected = [step.confidences[0] for step in track_frames(backend, images, [boxes[0]])]
+    confidences = np.loadtxt(tmp_path / "boxes_confidence.value")
+    np.testing.assert_allclose(confidences, expected, atol=1e-6)
+    assert confidences[0] == 1.0 and ((0 <= confidences) & (confidences <= 1)).all()
+    assert f"confidences: {tmp_path / 'boxes_confidence.value'}" in result.stdout.replace("\n", "")
     capture = cv2.VideoCapture(str(video))
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 8
     assert (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))) == (320, 240)
@@ -71,6 +79,7 @@ def test_video_file_with_init_box_and_two_targets(tmp_path, checkpoint, sequence
     assert result.returncode == 0, result.stderr
     first, second = read_boxes(tmp_path / "boxes_1.txt"), read_boxes(tmp_path / "boxes_2.txt")
     assert first.shape == second.shape == (8, 4)
+    assert [len(np.loadtxt(tmp_path / f"boxes_{k}_confidence.value")) for k in (1, 2)] == [8, 8]
     np.testing.assert_allclose(second[0], [200, 150, 50, 40])
 
 

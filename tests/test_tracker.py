@@ -240,3 +240,20 @@ print(tracker.track(frame).flag)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "normal"
+
+
+def test_every_result_says_how_sure_it_is_and_whether_the_target_is_there():
+    """Default mode: the peak clipped to [0, 1]; present unless the localisation says not_found; a score
+    map with NaN is never present."""
+    over_one = peak_map({(9, 9): 1.3})
+    distractor = peak_map({(9, 9): 0.95, (1, 1): 0.9})
+    lost = peak_map({(9, 9): 0.2})
+    broken = peak_map({(9, 9): 0.95})
+    broken[3, 3] = np.nan
+    tracker = ToMPTracker(ScriptedBackend([over_one, distractor, lost, broken]))
+    images = frames(5)
+    tracker.initialize(images[0], [140, 100, 40, 40])
+    results = [tracker.track(image) for image in images[1:]]
+    assert [r.flag for r in results] == ["normal", "hard_negative", "not_found", "not_found"]
+    assert [r.confidence for r in results] == pytest.approx([1.0, 0.95, 0.2, 0.0])
+    assert [r.present for r in results] == [True, True, False, False]

@@ -86,6 +86,15 @@ def _print_score(score, title: str) -> None:
         for attribute, values in overall.get("attributes", {}).items()
     ]
     print_table(title, ("", "AUC", "precision", "norm. precision", "sequences"), rows)
+    if score.long_term is not None:
+        best = score.long_term.summary()
+        print_table(
+            "long-term (ground truth marks absent frames)",
+            ("F-score", "tracking precision", "tracking recall", "at confidence"),
+            [[f"{best[k]:.3f}" for k in ("f_score", "tracking_precision", "tracking_recall", "confidence_threshold")]],
+        )
+    elif score.long_term_skipped:
+        console.print(f"[yellow]note:[/] no long-term measures: {score.long_term_skipped}.")
 
 
 def _check_score_outputs(json_path: Path | None, plot_path: Path | None) -> None:

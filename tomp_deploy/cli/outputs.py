@@ -8,13 +8,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from tomp_deploy.runtime.box_text import format_box
 from tomp_deploy.runtime.errors import ToMPError
 from tomp_deploy.runtime.files import check_output_file
 
 
 class ResultWriter:
-    """Writes one `x,y,w,h` line per frame (the reference's result format) into a temporary file beside
+    """Writes one line per frame (`x,y,w,h`, the reference's result format, or a confidence) into a temporary file beside
     `path`, flushed each time, and renames it to `path` when closed: a run that stops mid-way keeps every
     box written so far, a run that fails before its first frame leaves an existing file untouched, and
     two runs writing one path never interleave (the last to finish wins, whole)."""
@@ -26,14 +25,14 @@ class ResultWriter:
         self._temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         self._file = None
 
-    def write(self, box: np.ndarray) -> None:
+    def write(self, line: str) -> None:
         try:
             if self._file is None:
                 self._file = open(self._temporary, "w")
-            self._file.write(format_box(box) + "\n")
+            self._file.write(line + "\n")
             self._file.flush()
         except OSError as exc:
-            raise ToMPError(f"{self.option} {self.path}: cannot write the boxes ({exc.strerror}).") from None
+            raise ToMPError(f"{self.option} {self.path}: cannot write the results ({exc.strerror}).") from None
         self.lines += 1
 
     def close(self) -> None:
@@ -48,7 +47,7 @@ class ResultWriter:
             os.replace(self._temporary, self.path)
         except OSError as exc:
             raise ToMPError(
-                f"{self.option} {self.path}: cannot write the boxes ({exc.strerror}); they are in {self._temporary}."
+                f"{self.option} {self.path}: cannot write the results ({exc.strerror}); they are in {self._temporary}."
             ) from None
 
 

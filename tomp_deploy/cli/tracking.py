@@ -129,8 +129,11 @@ class _TrackOutputs:
 
     def __init__(self, output: Path | None, targets: int, video_out: Path | None, show: bool):
         from tomp_deploy.cli.outputs import ResultWriter
+        from tomp_deploy.evaluation.longterm import confidence_path
 
-        self.writers = [ResultWriter(p) for p in _output_paths(output, targets)] if output else []
+        paths = _output_paths(output, targets) if output else []
+        self.writers = [ResultWriter(p) for p in paths]
+        self.confidence_writers = [ResultWriter(confidence_path(p)) for p in paths]
         self.video_out, self.show = video_out, show
         self.video = None
         self.written = 0
@@ -139,9 +142,12 @@ class _TrackOutputs:
     def emit(self, step, fps: float | None) -> bool:
         """Writes one tracked frame; False when the user closed the window with q."""
         from tomp_deploy.cli.outputs import VideoWriter, draw_overlay
+        from tomp_deploy.runtime.box_text import format_box
 
         for writer, box in zip(self.writers, step.boxes):
-            writer.write(box)
+            writer.write(format_box(box))
+        for writer, confidence in zip(self.confidence_writers, step.confidences):
+            writer.write(f"{confidence:.6f}")
         self.written = step.index + 1
         if not (self.video_out or self.show):
             return True
@@ -165,7 +171,7 @@ class _TrackOutputs:
         return "no --output was given."
 
     def close(self) -> None:
-        for writer in self.writers:
+        for writer in self.writers + self.confidence_writers:
             writer.close()
         if self.video is not None:
             self.video.close()
@@ -173,8 +179,8 @@ class _TrackOutputs:
     def report(self) -> None:
         if self.stop_reason:
             console.print(f"[yellow]note:[/] {self.stop_reason}; {self.written} frames tracked.")
-        for writer in self.writers:
-            console.print(f"boxes: {writer.path} ({self.written} lines)")
+        for writer, confidences in zip(self.writers, self.confidence_writers):
+            console.print(f"boxes: {writer.path} ({self.written} lines), confidences: {confidences.path}")
         if self.video is not None:
             console.print(f"video: {self.video.path}")
 

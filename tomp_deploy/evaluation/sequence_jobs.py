@@ -13,6 +13,7 @@ from typing import Protocol
 import numpy as np
 
 from tomp_deploy.evaluation.datasets import Sequence
+from tomp_deploy.evaluation.longterm import confidence_path
 from tomp_deploy.runtime.backends.options import BackendOptions
 from tomp_deploy.runtime.box_text import format_box
 from tomp_deploy.runtime.driver import track_frames
@@ -33,9 +34,12 @@ class SequenceResult:
     name: str
     boxes: str
     times: str
+    confidences: str
 
     def write(self, results: Path) -> None:
+        """The boxes file last: it marks the sequence finished."""
         write_atomically(results / f"{self.name}_time.txt", self.times)
+        write_atomically(confidence_path(results / f"{self.name}.txt"), self.confidences)
         write_atomically(results / f"{self.name}.txt", self.boxes)
 
 
@@ -61,18 +65,22 @@ def track_or_fail(
 def track_sequence(
     backend, sequence: Sequence, on_frame: Callable[[], None] | None = None, params: TrackerParams | None = None
 ) -> SequenceResult:
-    boxes, times = [], []
+    boxes, times, confidences = [], [], []
     frames = (frame.image for frame in FrameSource.of_images(sequence.frames))
     try:
         for step in track_frames(backend, frames, [sequence.init_box], params):
             boxes.append(step.boxes[0])
             times.append(step.seconds)
+            confidences.append(step.confidences[0])
             if on_frame:
                 on_frame()
     except ToMPError as exc:
         raise ToMPError(f"Sequence {sequence.name}: {exc}") from None
     return SequenceResult(
-        sequence.name, "".join(format_box(b) + "\n" for b in np.asarray(boxes)), "".join(f"{t:.6f}\n" for t in times)
+        sequence.name,
+        "".join(format_box(b) + "\n" for b in np.asarray(boxes)),
+        "".join(f"{t:.6f}\n" for t in times),
+        "".join(f"{c:.6f}\n" for c in confidences),
     )
 
 

@@ -3,8 +3,10 @@
 One process serves one TraX session: the backend is loaded once, and every `initialize` request (the
 first frame of a sequence, or a re-initialisation) starts a new tracker on it. Regions arrive as
 rectangles, polygons or masks and are tracked as their bounding boxes; the reply is a rectangle with the
-tracker's score as `confidence`. Images are read from the paths the client sends (RGB channel), bounded
-in size before they are decoded (`images`). The client's messages reach libtrax through a bounded relay
+tracker's confidence (in [0, 1]) as `confidence`, never an empty region (the toolkit counts two empty
+regions as overlap 1); the reply to an initialisation carries none, so the toolkit takes it as 0.
+Images are read from the paths the client sends (RGB channel), bounded in size before they are decoded
+(`images`). The client's messages reach libtrax through a bounded relay
 (`trax_channel`). A failure (a bad model, a protocol error, an image too large or unreadable) is sent to
 the client as the session's quit reason, so the toolkit reports it instead of waiting, and the server exits
 with an error. `vot-trax` is imported only here (the `vot` extra).
@@ -116,4 +118,4 @@ def _answer_requests(trax, server, relay: BoundedRelay, backend: Backend, params
         if tracker is None:
             raise ToMPError("The client sent a frame before initialising the tracker.")
         result = tracker.track(image)
-        server.status([(trax.Rectangle.create(*map(float, result.box)), {"confidence": float(result.score)})])
+        server.status([(trax.Rectangle.create(*map(float, result.box)), {"confidence": result.confidence})])

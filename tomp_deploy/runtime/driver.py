@@ -24,6 +24,8 @@ class TrackedFrame:
     """(x, y, w, h) per target; the initial boxes on frame 0."""
     scores: list[float]
     """Score peak per target (1.0 on frame 0)."""
+    confidences: list[float]
+    """Confidence per target that it is present, in [0, 1] (1.0 on frame 0)."""
     seconds: float
     """Time the tracker spent on this frame (initialisation on frame 0); reading frames is not counted."""
     results: list[TrackResult] = field(default_factory=list)
@@ -40,13 +42,18 @@ def track_frames(
         started = time.perf_counter()
         if index == 0:
             tracker.initialize(image, boxes)
-            yield TrackedFrame(
-                0, image, [np.asarray(b, np.float64) for b in boxes], [1.0] * len(boxes), time.perf_counter() - started
-            )
+            initial = [np.asarray(b, np.float64) for b in boxes]
+            yield TrackedFrame(0, image, initial, [1.0] * len(boxes), [1.0] * len(boxes), time.perf_counter() - started)
             continue
         results = tracker.track(image)
         yield TrackedFrame(
-            index, image, [r.box for r in results], [r.score for r in results], time.perf_counter() - started, results
+            index,
+            image,
+            [r.box for r in results],
+            [r.score for r in results],
+            [r.confidence for r in results],
+            time.perf_counter() - started,
+            results,
         )
 
 

@@ -22,6 +22,15 @@ class Localization:
     max_score: float
 
 
+def default_confidence(found: Localization) -> tuple[float, bool]:
+    """The default mode's `confidence` and `present`: the score peak clipped to [0, 1], and whether the
+    localisation found the target (any outcome but not_found). A non-finite peak is confidence 0 and
+    never present (the tracker flags it not_found)."""
+    if not math.isfinite(found.max_score):
+        return 0.0, False
+    return min(max(float(found.max_score), 0.0), 1.0), found.flag != NOT_FOUND
+
+
 def localize(
     scores: np.ndarray,
     target_size: np.ndarray,

@@ -29,7 +29,7 @@ from tomp_deploy.runtime.geometry import (
     sample_patch,
 )
 from tomp_deploy.runtime.images import check_image_size
-from tomp_deploy.runtime.localization import NOT_FOUND, UNCERTAIN, Localization, localize
+from tomp_deploy.runtime.localization import NOT_FOUND, UNCERTAIN, Localization, default_confidence, localize
 from tomp_deploy.runtime.presets import ModelConfig, TrackerParams
 
 MAX_BOX_TO_FRAME = 4
@@ -52,6 +52,10 @@ class TrackResult:
     """[F, F] classifier scores over the search region."""
     search_region: np.ndarray
     """(x, y, w, h) of the search region in image pixels."""
+    confidence: float
+    """How sure the tracker is that the target is in `box`, in [0, 1] (`localization.default_confidence`)."""
+    present: bool
+    """Whether the tracker found the target on this frame; False whenever the score is not finite."""
     times: dict[str, float] = field(default_factory=dict)
     """Seconds spent per stage (crop, backbone, predictor, head, decode)."""
     memory_frames: int = 0
@@ -226,7 +230,7 @@ class TargetState:
         region = np.array(
             [patch.coords[1], patch.coords[0], patch.coords[3] - patch.coords[1] - 1, patch.coords[2] - patch.coords[0] - 1]
         )
-        return TrackResult(output, found.max_score, found.flag, scores, region)
+        return TrackResult(output, found.max_score, found.flag, scores, region, *default_confidence(found))
 
     def _replace_slot(self) -> int:
         """The annotated frame (slot 0) is kept; the newest confident frame replaces the oldest recent

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from tomp_deploy.evaluation.datasets.sequence import Sequence, load_boxes, load_flags, polygon_to_box
+from tomp_deploy.runtime.box_text import parse_row
 from tomp_deploy.runtime.errors import ToMPError
 from tomp_deploy.runtime.images import list_images
 
@@ -193,11 +194,35 @@ def read_vot(root: Path) -> list[Sequence]:
     for name in names:
         folder = root / name
         _require(folder / "groundtruth.txt", "VOT layout ROOT/<seq>/groundtruth.txt")
-        values = load_boxes(folder / "groundtruth.txt", columns=8, allow_short=True)
-        boxes = polygon_to_box(values) if values.shape[1] == 8 else values[:, :4]
+        boxes = read_vot_regions(folder / "groundtruth.txt")
         frames = _images(folder / "color" if (folder / "color").is_dir() else folder)
         sequences.append(Sequence(name, frames[: len(boxes)], boxes, None, [], "vot"))
     return sequences
+
+
+def read_vot_regions(path: Path) -> np.ndarray:
+    """A VOT region file as x,y,w,h rows: rectangles as they are, polygons (4 corners) by `polygon_to_box`,
+    and NaN for a frame whose target is absent (a row of NaN, or one special code such as `0`, as the
+    toolkit writes an empty region)."""
+    rows = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        values = parse_row(line, f"{path} line {number}")
+        if len(values) == 1 or np.isnan(values).any():
+            rows.append(np.full(4, np.nan))
+        elif len(values) == 4:
+            rows.append(values)
+        elif len(values) == 8:
+            rows.append(polygon_to_box(values[None])[0])
+        else:
+            raise ToMPError(
+                f"{path} line {number}: a VOT region is a rectangle (4 numbers), a polygon (8) or one special "
+                f"code; found {len(values)} numbers."
+            )
+    if not rows:
+        raise ToMPError(f"{path} holds no regions.")
+    return np.array(rows, dtype=np.float64)
 
 
 def read_folders(root: Path) -> list[Sequence]:

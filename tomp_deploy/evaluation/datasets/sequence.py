@@ -36,6 +36,15 @@ class Sequence:
         return self.ground_truth[0]
 
     @property
+    def target_present(self) -> np.ndarray:
+        """Frames where the target is in view: annotated with a box of positive size and not flagged absent."""
+        sizes = np.nan_to_num(self.ground_truth[:, 2:], nan=0.0)
+        present = (sizes > 0).all(axis=1)
+        if self.target_visible is not None:
+            present &= self.target_visible
+        return present
+
+    @property
     def valid(self) -> np.ndarray:
         """Frames that count in the metrics: annotated with positive coordinates and size (the reference
         analysis' rule, which also drops boxes touching x = 0 or y = 0) and visible where flagged."""
