@@ -138,3 +138,20 @@ def test_vot_layout_holds_the_lasot_sequences_frame_for_frame(tmp_path):
         assert [p.name for p in b.frames] == [f"{k:08d}.jpg" for k in range(1, 7)]
         assert "channels.color=color/%08d.jpg" in (tmp_path / "vot" / b.name / "sequence").read_text()
     assert not (tmp_path / "vot" / "bouncing").exists(), "the LaSOT class folder is gone"
+
+
+def test_the_long_term_family_flags_absent_frames_in_both_layouts(tmp_path):
+    """The target leaves the view (a zero box and the out-of-view flag in the LaSOT layout) and comes back;
+    in the VOT layout its absent frames are NaN rows; the first frame always shows it."""
+    from tomp_deploy.evaluation.datasets.vot_layout import lasot_to_vot
+
+    for root in (tmp_path / "lasot", tmp_path / "vot"):
+        generate_benchmark(root, sequences=2, frames=160, seed=4, family="longterm-heldout")
+    lasot_to_vot(tmp_path / "vot")
+    for lasot, vot in zip(open_dataset(tmp_path / "lasot", "lasot"), open_dataset(tmp_path / "vot", "vot")):
+        present = lasot.target_present
+        assert present[0] and not present.all()
+        assert np.abs(np.diff(present.astype(int))).sum() >= 2, "the target leaves and comes back"
+        np.testing.assert_array_equal(vot.target_present, present)
+        assert np.isnan(vot.ground_truth[~present]).all()
+        np.testing.assert_array_equal(vot.ground_truth[present], lasot.ground_truth[present])

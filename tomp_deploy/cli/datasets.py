@@ -42,7 +42,8 @@ def synth(
         str,
         typer.Option(
             help="Scene family: patches, cutouts, shapes (training families), "
-            "bouncing (held out from training) or filmed (the demo's)."
+            "bouncing (held out from training), filmed (the demo's), longterm (the target leaves the view and "
+            "comes back; absent frames flagged) or longterm-heldout (the same with held-out objects)."
         ),
     ] = "patches",
     workers: Annotated[int, typer.Option(help="Processes writing sequences in parallel.", min=1)] = 1,

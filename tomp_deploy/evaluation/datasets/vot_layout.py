@@ -15,7 +15,8 @@ FRAME_PATTERN = "%08d.jpg"
 
 def lasot_to_vot(root: Path, fps: int = 30) -> list[str]:
     """Rearranges a benchmark in the LaSOT layout under `root` (ROOT/<class>/<seq>/img/) into the VOT
-    layout in place: frames are moved, not copied. Returns the sequence names, as list.txt lists them."""
+    layout in place: frames are moved, not copied; a frame whose target is absent (fully occluded or out of
+    view) gets a NaN row, VOT's empty region. Returns the sequence names, as list.txt lists them."""
     root = Path(root)
     sequences = read_lasot(root)
     for sequence in sequences:
@@ -23,7 +24,9 @@ def lasot_to_vot(root: Path, fps: int = 30) -> list[str]:
         (folder / "color").mkdir(parents=True)
         for index, frame in enumerate(sequence.frames, start=1):
             frame.replace(folder / "color" / (FRAME_PATTERN % index))
-        (folder / "groundtruth.txt").write_text("".join(format_box(box) + "\n" for box in sequence.ground_truth))
+        present = sequence.target_present
+        rows = [format_box(box) if shown else "nan,nan,nan,nan" for box, shown in zip(sequence.ground_truth, present)]
+        (folder / "groundtruth.txt").write_text("".join(row + "\n" for row in rows))
         (folder / "sequence").write_text(
             f"name={sequence.name}\nfps={fps}\nformat=default\nchannels.color=color/{FRAME_PATTERN}\n"
         )

@@ -13,6 +13,8 @@ from tomp_deploy.evaluation.synth.families import (
     DEMO_FAMILY,
     FAMILIES,
     HELD_OUT_FAMILY,
+    LONG_TERM_FAMILY,
+    LONG_TERM_HELD_OUT_FAMILY,
     TRAINING_FAMILIES,
     class_name,
     write_family_sequence,
@@ -20,7 +22,16 @@ from tomp_deploy.evaluation.synth.families import (
 from tomp_deploy.evaluation.synth.scene import ATTRIBUTES
 from tomp_deploy.runtime.errors import ToMPError
 
-__all__ = ["ATTRIBUTES", "DEMO_FAMILY", "FAMILIES", "HELD_OUT_FAMILY", "TRAINING_FAMILIES", "generate_benchmark"]
+__all__ = [
+    "ATTRIBUTES",
+    "DEMO_FAMILY",
+    "FAMILIES",
+    "HELD_OUT_FAMILY",
+    "LONG_TERM_FAMILY",
+    "LONG_TERM_HELD_OUT_FAMILY",
+    "TRAINING_FAMILIES",
+    "generate_benchmark",
+]
 
 
 def _write_one(job: tuple) -> list[str]:

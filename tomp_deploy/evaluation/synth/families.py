@@ -1,7 +1,9 @@
 """The scene families. Training uses `patches`, `cutouts` and `shapes`; `bouncing` is the held-out family:
 other photographs (scikit-image's held-out pool), other objects (faces, coins, a cat) and another motion
 model (thrown and bouncing under gravity, spinning), used only to evaluate. `filmed` (objects in real
-photographs under a moving camera) is the demo's, in no training mix."""
+photographs under a moving camera) is the demo's, in no training mix. `longterm` and `longterm-heldout`
+are the long-term families: the target leaves the view and comes back elsewhere, or hides behind a panel,
+among look-alikes; the held-out one with the held-out objects and photographs, only to evaluate."""
 
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from tomp_deploy.evaluation.synth.materials import (
     text_sprite,
     tinted,
 )
-from tomp_deploy.evaluation.synth.motion import bouncing_path, camera_path, smooth_path, wandering_path
+from tomp_deploy.evaluation.synth.motion import bouncing_path, camera_path, roaming_path, smooth_path, wandering_path
 from tomp_deploy.evaluation.synth.photos import (
     held_out_coins,
     held_out_faces,
@@ -274,6 +276,59 @@ def bouncing_scene(rng: np.random.Generator, frames: int, size: tuple[int, int])
     return scene
 
 
+def longterm_scene(rng: np.random.Generator, frames: int, size: tuple[int, int], held_out: bool) -> Scene:
+    """The long-term family: a target that wanders, leaves the view and comes back across another border
+    (`roaming_path`), may be hidden for 12 to 40 frames behind a panel while it moves on in view, among one to
+    three look-alikes that stay in view. Training materials (cut-outs and shapes over training photographs),
+    or, `held_out`, the held-out family's objects over held-out photographs, its look-alikes objects of the
+    same kind (other faces, other coins)."""
+    width, height = size
+    side = min(width, height) * rng.uniform(0.12, 0.25)
+    if held_out:
+        photos = held_out_photos()
+        backdrop = int(rng.integers(len(photos)))
+        kind = int(rng.integers(3))
+        sprite = _held_out_object(rng, kind, backdrop)
+        background = photos[backdrop]
+    else:
+        material = _cutout if rng.random() < 0.5 else _shape
+        sprite = material(rng, float(np.exp(rng.uniform(-0.6, 0.6))))
+        background = _training_image(rng)
+    aspect = sprite.alpha.shape[1] / sprite.alpha.shape[0]
+    sizes = np.repeat([[side * math.sqrt(aspect), side / math.sqrt(aspect)]], frames, axis=0)
+    reach = float(np.hypot(*sizes[0])) / 2 + 2
+    path = roaming_path(rng, frames, width, height, reach, rng.uniform(0.8, 3), int(rng.integers(20, 50)))
+    target = Layer(sprite, path, sizes)
+    behind = []
+    for _ in range(int(rng.integers(1, 4))):
+        other = _held_out_object(rng, kind, backdrop) if held_out else look_alike(rng, sprite, rng.uniform(0.3, 1.0))
+        behind.append(Layer(other, wandering_path(rng, frames, width, height, rng.uniform(0.8, 3)), sizes))
+    front = []
+    length = int(rng.integers(12, 41))
+    in_view = np.all((path >= reach) & (path <= np.array([width, height]) - reach), axis=1)
+    starts = [k for k in range(20, frames - length) if in_view[k : k + length].all()]
+    if starts and rng.random() < 0.7:
+        start = int(rng.choice(starts))
+        shown = np.zeros(frames, bool)
+        shown[start : start + length] = True
+        panel = photo_crop(rng, background, int(side * 2), int(side * 2)) * rng.uniform(0.5, 0.9)
+        front.append(
+            Layer(Sprite(panel.astype(np.float32), np.ones(panel.shape[:2], np.float32)), path.copy(), sizes * 2.2, shown=shown)
+        )
+    camera = camera_path(rng, frames, np.array([width, height], float), 0.0, rng.uniform(1.0, 1.15), 0.6)
+    return Scene(
+        photo_crop(rng, background, width * 2, height * 2),
+        camera,
+        target,
+        behind,
+        front,
+        _gain(rng, frames, 0.3),
+        None,
+        float(rng.uniform(0, 4)),
+        "an object that leaves the view and comes back elsewhere, among look-alikes",
+    )
+
+
 FILMED_OBJECTS = (
     ("astronaut.png", (155, 15, 145, 165), "the astronaut's head"),
     ("astronaut.png", (135, 345, 75, 72), "the mission patch on a space suit"),
@@ -314,10 +369,20 @@ def filmed_scene(rng: np.random.Generator, frames: int, size: tuple[int, int], f
     )
 
 
-SCENES = {"cutouts": cutouts_scene, "shapes": shapes_scene, "bouncing": bouncing_scene}
+SCENES = {
+    "cutouts": cutouts_scene,
+    "shapes": shapes_scene,
+    "bouncing": bouncing_scene,
+    "longterm": lambda rng, frames, size: longterm_scene(rng, frames, size, held_out=False),
+    "longterm-heldout": lambda rng, frames, size: longterm_scene(rng, frames, size, held_out=True),
+}
 FAMILIES = ("patches", *SCENES, "filmed")
 TRAINING_FAMILIES = ("patches", "cutouts", "shapes")
 HELD_OUT_FAMILY = "bouncing"
+LONG_TERM_FAMILY = "longterm"
+"""Targets leaving the view and coming back elsewhere, with training materials: for training and tuning."""
+LONG_TERM_HELD_OUT_FAMILY = "longterm-heldout"
+"""The same motion with the held-out family's objects and photographs: only to evaluate."""
 DEMO_FAMILY = "filmed"
 
 

@@ -75,3 +75,62 @@ def camera_path(
     y = center[1] + pan * 0.6 * np.sin(2 * math.pi * cycles[1] * t + phases[1])
     zoom = base_zoom * np.exp(math.log(zoom_range) * np.sin(2 * math.pi * cycles[2] * t + phases[2]))
     return np.stack([x, y, zoom], axis=1)
+
+
+def roaming_path(
+    rng: np.random.Generator, frames: int, width: int, height: int, reach: float, speed: float, first_exit: int
+) -> np.ndarray:
+    """A wandering centre (wholly in view: at least `reach`, the object's half extent, from every border)
+    that, from frame `first_exit` on, now and then heads for a border, leaves the view entirely (its
+    centre `reach` beyond the border), stays away for 15 to 60 frames and comes back across a border
+    somewhere else: the long-term family's motion."""
+    size = np.array([width, height], float)
+    low = np.maximum(size * 0.1, reach)
+    high = size - low
+    position = rng.uniform(low, high)
+    velocity = rng.normal(0, speed, 2)
+    path = np.empty((frames, 2))
+    index = 0
+    next_exit = first_exit
+    while index < frames:
+        path[index] = position
+        index += 1
+        if index < next_exit:
+            velocity = 0.9 * velocity + rng.normal(0, speed * 0.45, 2)
+            position = position + velocity
+            for axis in range(2):
+                if not low[axis] <= position[axis] <= high[axis]:
+                    position[axis] = np.clip(position[axis], low[axis], high[axis])
+                    velocity[axis] = -velocity[axis]
+            continue
+        outside = _point_beyond_border(rng, size, reach)
+        step = rng.uniform(4, 9)
+        while index < frames and np.linalg.norm(outside - position) > step:
+            position = position + (outside - position) / np.linalg.norm(outside - position) * step
+            path[index] = position
+            index += 1
+        away = int(rng.integers(15, 61))
+        path[index : index + away] = outside
+        index += away
+        position = _point_beyond_border(rng, size, reach)
+        inside = rng.uniform(low, high)
+        while index < frames and np.linalg.norm(inside - position) > step:
+            position = position + (inside - position) / np.linalg.norm(inside - position) * step
+            path[index] = position
+            index += 1
+        velocity = rng.normal(0, speed, 2)
+        next_exit = index + int(rng.integers(30, 90))
+    return path
+
+
+def _point_beyond_border(rng: np.random.Generator, size: np.ndarray, reach: float) -> np.ndarray:
+    """A point `reach` beyond a random border of the frame, anywhere along it."""
+    border = int(rng.integers(4))
+    along = rng.uniform(0.1, 0.9)
+    if border == 0:
+        return np.array([-reach, along * size[1]])
+    if border == 1:
+        return np.array([size[0] + reach, along * size[1]])
+    if border == 2:
+        return np.array([along * size[0], -reach])
+    return np.array([along * size[0], size[1] + reach])
