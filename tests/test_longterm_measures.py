@@ -9,7 +9,13 @@ import pytest
 
 from tests.cli import run_cli
 from tomp_deploy.evaluation.datasets import Sequence, open_dataset
-from tomp_deploy.evaluation.longterm import LongTermRun, confidence_thresholds, long_term_curves, long_term_run
+from tomp_deploy.evaluation.longterm import (
+    LongTermRun,
+    confidence_thresholds,
+    long_term_curves,
+    long_term_run,
+    reacquisitions,
+)
 from tomp_deploy.evaluation.metrics import overlaps
 from tomp_deploy.evaluation.runner import evaluate
 from tomp_deploy.evaluation.scoring import score_results
@@ -35,9 +41,24 @@ def test_precision_recall_and_f_score_by_hand():
     np.testing.assert_allclose(curves.recall, [0.0, 0.8 / 3, 0.8 / 3, 1.4 / 3, 1.9 / 3, 1.9 / 3])
     f_at_02 = 2 * (1.9 / 4) * (1.9 / 3) / (1.9 / 4 + 1.9 / 3)
     assert curves.summary() == pytest.approx(
-        {"f_score": f_at_02, "tracking_precision": 1.9 / 4, "tracking_recall": 1.9 / 3, "confidence_threshold": 0.2}
+        {
+            "f_score": f_at_02,
+            "tracking_precision": 1.9 / 4,
+            "tracking_recall": 1.9 / 3,
+            "confidence_threshold": 0.2,
+            "reentries": 1,
+            "reacquired_within_30_frames": 0,
+        }
     )
     assert f_at_02 == pytest.approx(0.542857, abs=1e-6)
+
+
+def test_reacquisition_counts_returns_overlapped_within_the_window():
+    visible = np.array([True, False, False, True, True, True, False, True, True])
+    overlap = np.array([0.0, 0.0, 0.0, 0.2, 0.3, 0.7, 0.0, 0.4, 0.4])
+    run = LongTermRun(overlap, np.ones(9), visible)
+    assert reacquisitions(run) == (2, 1), "the first return is overlapped two frames later, the second never"
+    assert reacquisitions(run, within=2) == (2, 0)
 
 
 def test_sequences_are_averaged_at_shared_thresholds():

@@ -14,6 +14,7 @@ from tomp_deploy.cli.options import (
     Backend,
     Device,
     JsonOut,
+    LongTerm,
     Model,
     Plot,
     Precision,
@@ -22,6 +23,7 @@ from tomp_deploy.cli.options import (
     backend_and_model,
     backend_options,
     progress_bar,
+    tracker_overrides,
 )
 from tomp_deploy.cli.render import print_table
 from tomp_deploy.runtime.errors import ToMPError
@@ -91,8 +93,11 @@ def _print_score(score, title: str) -> None:
         best = score.long_term.summary()
         print_table(
             "long-term (ground truth marks absent frames)",
-            ("F-score", "tracking precision", "tracking recall", "at confidence"),
-            [[f"{best[k]:.3f}" for k in ("f_score", "tracking_precision", "tracking_recall", "confidence_threshold")]],
+            ("F-score", "tracking precision", "tracking recall", "at confidence", "re-acquired within 30 frames"),
+            [
+                [f"{best[k]:.3f}" for k in ("f_score", "tracking_precision", "tracking_recall", "confidence_threshold")]
+                + [f"{best['reacquired_within_30_frames']} of {best['reentries']}"]
+            ],
         )
     elif score.long_term_skipped:
         console.print(f"[yellow]note:[/] no long-term measures: {score.long_term_skipped}.")
@@ -180,6 +185,7 @@ def eval_command(
     json_out: JsonOut = None,
     plot: Plot = None,
     tracker_param: TrackerParam = None,
+    long_term: LongTerm = False,
 ) -> None:
     """Track every sequence of a dataset (resuming finished ones), then score the results."""
     from tomp_deploy.evaluation.datasets import open_dataset
@@ -195,7 +201,7 @@ def eval_command(
     backend, loaded = backend_and_model(backend, model, options)
     backend_label = backend + (f"_{precision}" if precision else "")
     results = results or Path("results") / f"{model.stem}_{model_fingerprint(loaded)[:8]}_{backend_label}"
-    setup = TrackerSetup(backend, str(loaded), options, tuple(tracker_param or ()))
+    setup = TrackerSetup(backend, str(loaded), options, tuple(tracker_overrides(tracker_param, long_term)))
     with _cluster(ray, ray_cpus_per_task) as cluster:
         claim_results(results, setup)
         done = sum(result_is_complete(results / f"{s.name}.txt", s) for s in sequences)

@@ -30,6 +30,14 @@ TrackerParam = Annotated[
     list[str] | None,
     typer.Option("--tracker-param", help="Override a tracker parameter of the model, key=value (e.g. conf_ths=0.8); repeatable."),
 ]
+LongTerm = Annotated[
+    bool,
+    typer.Option(
+        "--long-term",
+        help="Long-term mode: presence from score and appearance, whole-frame re-detection while the target is absent "
+        "(the tracker parameter long_term=true).",
+    ),
+]
 Threads = Annotated[
     int | None,
     typer.Option(help="Compute threads of a CPU backend (torch, onnxruntime, openvino). Default: one per physical core."),
@@ -49,6 +57,11 @@ def progress_bar(*columns, shown_on: Console = console) -> Progress:
     return Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), *columns, TimeElapsedColumn(), console=shown_on
     )
+
+
+def tracker_overrides(tracker_param: list[str] | None, long_term: bool) -> list[str]:
+    """The key=value tracker overrides of --tracker-param, with --long-term's."""
+    return [*(tracker_param or ()), *(["long_term=true"] if long_term else [])]
 
 
 def backend_options(

@@ -18,9 +18,10 @@ class ResultWriter:
     box written so far, a run that fails before its first frame leaves an existing file untouched, and
     two runs writing one path never interleave (the last to finish wins, whole)."""
 
-    def __init__(self, path: Path, option: str = "--output"):
+    def __init__(self, path: Path, option: str = "--output", what: str = "boxes"):
         self.path = check_output_file(path, option)
         self.option = option
+        self.what = what
         self.lines = 0
         self._temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         self._file = None
@@ -32,7 +33,7 @@ class ResultWriter:
             self._file.write(line + "\n")
             self._file.flush()
         except OSError as exc:
-            raise ToMPError(f"{self.option} {self.path}: cannot write the results ({exc.strerror}).") from None
+            raise ToMPError(f"{self.option} {self.path}: cannot write the {self.what} ({exc.strerror}).") from None
         self.lines += 1
 
     def close(self) -> None:
@@ -47,7 +48,7 @@ class ResultWriter:
             os.replace(self._temporary, self.path)
         except OSError as exc:
             raise ToMPError(
-                f"{self.option} {self.path}: cannot write the results ({exc.strerror}); they are in {self._temporary}."
+                f"{self.option} {self.path}: cannot write the {self.what} ({exc.strerror}); they are in {self._temporary}."
             ) from None
 
 

@@ -13,12 +13,14 @@ from tomp_deploy.cli.options import (
     Backend,
     CudaGraphs,
     Device,
+    LongTerm,
     Precision,
     Threads,
     TrackerParam,
     backend_and_model,
     backend_options,
     progress_bar,
+    tracker_overrides,
 )
 from tomp_deploy.cli.render import print_table
 from tomp_deploy.runtime.errors import ToMPError
@@ -86,6 +88,7 @@ def track(
     precision: Precision = None,
     cuda_graphs: CudaGraphs = None,
     tracker_param: TrackerParam = None,
+    long_term: LongTerm = False,
 ) -> None:
     """Track one or more targets through a video, an image folder or a camera."""
     from tomp_deploy.runtime.backends import open_backend
@@ -100,7 +103,7 @@ def track(
     options = backend_options(device, threads, precision, cuda_graphs)
     backend, loaded = backend_and_model(backend, model, options)
     with open_backend(backend, loaded, options) as runtime:
-        params = overridden_tracker_params(runtime.tracker_params, tracker_param)
+        params = overridden_tracker_params(runtime.tracker_params, tracker_overrides(tracker_param, long_term))
         if backend == "openvino":
             console.print(f"openvino computes in {runtime.precision} (the CPU plugin reports {', '.join(runtime.capabilities)})")
         outputs = _TrackOutputs(output, len(boxes), video_out, show)
@@ -133,7 +136,7 @@ class _TrackOutputs:
 
         paths = _output_paths(output, targets) if output else []
         self.writers = [ResultWriter(p) for p in paths]
-        self.confidence_writers = [ResultWriter(confidence_path(p)) for p in paths]
+        self.confidence_writers = [ResultWriter(confidence_path(p), what="confidences") for p in paths]
         self.video_out, self.show = video_out, show
         self.video = None
         self.written = 0

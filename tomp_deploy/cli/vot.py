@@ -11,12 +11,14 @@ from tomp_deploy.cli.options import (
     Backend,
     CudaGraphs,
     Device,
+    LongTerm,
     Model,
     Precision,
     Threads,
     TrackerParam,
     backend_and_model,
     backend_options,
+    tracker_overrides,
 )
 from tomp_deploy.evaluation.trax_channel import DEFAULT_MAX_MESSAGE_BYTES
 
@@ -30,6 +32,7 @@ def trax(
     precision: Precision = None,
     cuda_graphs: CudaGraphs = None,
     tracker_param: TrackerParam = None,
+    long_term: LongTerm = False,
     max_message_bytes: Annotated[
         int,
         typer.Option(
@@ -50,4 +53,5 @@ def trax(
         name, loaded = backend_and_model(backend, model, options, say=error_console)
         return open_backend(name, loaded, options)
 
-    serve(prepared_backend, lambda loaded: overridden_tracker_params(loaded.tracker_params, tracker_param), max_message_bytes)
+    overrides = tracker_overrides(tracker_param, long_term)
+    serve(prepared_backend, lambda loaded: overridden_tracker_params(loaded.tracker_params, overrides), max_message_bytes)

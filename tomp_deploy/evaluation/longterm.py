@@ -31,6 +31,8 @@ from tomp_deploy.evaluation.metrics import overlaps
 from tomp_deploy.runtime.errors import ToMPError
 
 THRESHOLD_RESOLUTION = 100
+REACQUIRE_WITHIN = 30
+"""Frames after the target comes back into view within which a tracker must overlap it (IoU > 0.5)."""
 CONFIDENCE_SUFFIX = "_confidence.value"
 """A results file's confidences lie beside it: `<name>.txt` -> `<name>_confidence.value`, one number per
 frame (the VOT toolkit's naming of per-frame values)."""
@@ -66,6 +68,10 @@ class LongTermRun:
 class LongTermCurves:
     thresholds: np.ndarray
     """Decreasing confidence thresholds, from +inf to -inf."""
+    reentries: int
+    """How often a target came back into view, over all sequences."""
+    reacquired: int
+    """How many of those returns the tracker overlapped (IoU > 0.5) within `REACQUIRE_WITHIN` frames."""
     precision: np.ndarray
     """Tracking precision at each threshold, averaged over sequences."""
     recall: np.ndarray
@@ -85,6 +91,8 @@ class LongTermCurves:
             "tracking_precision": float(self.precision[best]),
             "tracking_recall": float(self.recall[best]),
             "confidence_threshold": float(self.thresholds[best]),
+            "reentries": self.reentries,
+            "reacquired_within_30_frames": self.reacquired,
         }
 
 
@@ -117,9 +125,22 @@ def long_term_curves(runs: list[LongTermRun], resolution: int = THRESHOLD_RESOLU
         raise ToMPError("No sequence to score.")
     thresholds = confidence_thresholds(np.concatenate([run.confidence for run in runs]), resolution)
     curves = [sequence_precision_recall(run, thresholds) for run in runs]
+    returns = [reacquisitions(run) for run in runs]
     return LongTermCurves(
-        thresholds, np.mean([precision for precision, _ in curves], axis=0), np.mean([recall for _, recall in curves], axis=0)
+        thresholds,
+        sum(count for count, _ in returns),
+        sum(hits for _, hits in returns),
+        np.mean([precision for precision, _ in curves], axis=0),
+        np.mean([recall for _, recall in curves], axis=0),
     )
+
+
+def reacquisitions(run: LongTermRun, within: int = REACQUIRE_WITHIN) -> tuple[int, int]:
+    """How often the target comes back into view (an absent frame followed by a visible one), and how many
+    of those times the reported box overlaps it (IoU > 0.5) on one of the `within` frames from its return."""
+    returns = np.flatnonzero(~run.visible[:-1] & run.visible[1:]) + 1
+    hits = sum(bool((run.overlap[start : start + within] > 0.5).any()) for start in returns)
+    return len(returns), hits
 
 
 def long_term_run(pred: np.ndarray, confidence: np.ndarray, sequence: Sequence, origin: str = "results") -> LongTermRun:

@@ -25,6 +25,8 @@ GRAPHS = (BACKBONE, PREDICTOR, HEAD)
 STAGES = (CROP, BACKBONE, PREDICTOR, HEAD, DECODE)
 """Where a frame's tracking time goes, in order (`TrackResult.times`): the crops, the three graphs, and
 decoding the boxes."""
+REDETECT = "redetect"
+"""Long-term mode's whole-frame search, timed apart (in `TrackResult.times` on the frames that run one)."""
 MAX_BATCH = 64
 """Most crops (backbone) or targets (predictor, head) one call of an exported graph takes."""
 BATCH = "batch"

@@ -142,6 +142,19 @@ class TrackerParams:
     search_area_rescaling_at_occlusion: bool = True
     min_box_size: float = 10.0
     """Smallest width/height of the reported box in pixels when it is clipped to the image."""
+    long_term: bool = False
+    """Long-term mode (`runtime.long_term`): presence from score and appearance, whole-frame re-detection
+    while the target is absent. Off, the tracker is the reference's."""
+    lt_presence_threshold: float = 0.3
+    """Long-term mode: the least score peak of a frame that shows the target."""
+    lt_appearance_threshold: float = 0.8
+    """Long-term mode: the least colour similarity (Bhattacharyya coefficient) to the annotated target."""
+    lt_redetect_after: int = _positive(3)
+    """Long-term mode: absent frames before the first whole-frame search."""
+    lt_redetect_every: int = _positive(5)
+    """Long-term mode: absent frames between whole-frame searches (bounds their cost)."""
+    lt_redetect_threshold: float = 0.5
+    """Long-term mode: the least score peak of a re-detection candidate."""
 
     def __post_init__(self) -> None:
         if self.border_mode not in ("inside_major", "inside", "replicate"):

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tomp_deploy.runtime.backends.base import Backend
-from tomp_deploy.runtime.contract import BACKBONE, CROP, DECODE
+from tomp_deploy.runtime.contract import BACKBONE, CROP, DECODE, REDETECT
 from tomp_deploy.runtime.errors import ToMPError
 from tomp_deploy.runtime.geometry import Patch
+from tomp_deploy.runtime.long_term import best_candidate, tile_patches
 from tomp_deploy.runtime.presets import TrackerParams
 from tomp_deploy.runtime.target import TargetState, TrackResult, as_rgb_frame
 
@@ -105,8 +106,10 @@ class MultiStreamTracker:
         located = self.backend.locate([state.query(features, index) for index, state in enumerate(states)]) if states else []
         for index, ((stream, target_id), state, found) in enumerate(zip(tracked, states, located)):
             decode_started = time.perf_counter()
-            result = state.update(patches[index], features, index, found.scores, found.ltrb)
+            result = state.update(patches[index], features, index, found.scores, found.ltrb, frames[stream])
             result.times = {**shared, **found.seconds, DECODE: time.perf_counter() - decode_started}
+            if state.redetection_due():
+                result = self._redetect(state, frames[stream], result)
             result.memory_frames = memory_frames[index]
             steps[stream].results[target_id] = result
         for index, (stream, state) in enumerate(joining, start=len(tracked)):
@@ -160,6 +163,27 @@ class MultiStreamTracker:
                 f"most {limit}; rebuild the engines with 'tomp-deploy build --max-batch {wanted}' "
                 "(or track fewer targets)."
             )
+
+    def _redetect(self, state: TargetState, frame: np.ndarray, result: TrackResult) -> TrackResult:
+        """Long-term mode's whole-frame search for an absent target (`runtime.long_term`): the tiles as
+        batches of crops and of targets sharing its memory, at most `max_batch` a call; its time is
+        `TrackResult.times[REDETECT]`."""
+        started = time.perf_counter()
+        config = self.backend.config
+        patches = tile_patches(frame, state.present_scale * config.search_size, config.search_size)
+        chunk = self.backend.max_batch or len(patches)
+        located = []
+        for first in range(0, len(patches), chunk):
+            part = patches[first : first + chunk]
+            features = self._extract(part)
+            located += self.backend.locate([state.query(features, index) for index in range(len(part))])
+        candidate = best_candidate(
+            patches, located, frame, state.similarity, config.search_size, config.feature_stride, self.params
+        )
+        if candidate is not None:
+            result = state.redetected(candidate, result)
+        result.times[REDETECT] = time.perf_counter() - started
+        return result
 
     def _extract(self, patches: list[Patch]):
         batch = np.stack([p.pixels.transpose(2, 0, 1) for p in patches]).astype(np.float32)

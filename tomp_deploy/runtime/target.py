@@ -30,6 +30,7 @@ from tomp_deploy.runtime.geometry import (
 )
 from tomp_deploy.runtime.images import check_image_size
 from tomp_deploy.runtime.localization import NOT_FOUND, UNCERTAIN, Localization, default_confidence, localize
+from tomp_deploy.runtime.long_term import Candidate, appearance_similarity, colour_histogram
 from tomp_deploy.runtime.presets import ModelConfig, TrackerParams
 
 MAX_BOX_TO_FRAME = 4
@@ -135,6 +136,14 @@ class TargetState:
         self.sigma = math.sqrt(np.prod(config.feature_size / size * self.base_target_size)) * params.output_sigma_factor
         self.target_scales: list[float] = []
         self.not_found_count = 0
+        self.appearance: np.ndarray | None = None
+        """The annotated target's colours (long-term mode's presence check), set from the first frame."""
+        self.recent_appearance: np.ndarray | None = None
+        """Long-term mode: the colours of the newest frame stored in the memory (lighting drifts)."""
+        self.absent_frames = 0
+        """Long-term mode: consecutive frames without the target."""
+        self.present_scale = self.target_scale
+        """Long-term mode: the target's scale on the last frame that showed it (re-detection tiles at it)."""
 
         slots = config.memory_size
         cells = config.feature_size
@@ -148,6 +157,8 @@ class TargetState:
     def initial_patch(self, frame: np.ndarray) -> Patch:
         """The annotated frame's crop, sampled at `init_expansion_factor` times the size and centre-cropped."""
         self.init_sample_pos = np.round(self.pos)
+        if self.params.long_term:
+            self.appearance = colour_histogram(frame, self.output_box())
         size = self.config.search_size
         expanded = size * self.params.init_expansion_factor
         patch = sample_patch(frame, self.init_sample_pos, np.full(2, self.target_scale * expanded), expanded)
@@ -195,7 +206,9 @@ class TargetState:
             mask[1, slot * cells : (slot + 1) * cells] = hidden_in_bbreg
         return self.memory_label, ltrb, mask
 
-    def update(self, patch: Patch, features, index: int, scores: np.ndarray, ltrb: np.ndarray) -> TrackResult:
+    def update(self, patch: Patch, features, index: int, scores: np.ndarray, ltrb: np.ndarray, frame: np.ndarray) -> TrackResult:
+        """Where the target is on `frame`, from its crop's score and ltrb maps; moves the target there and
+        stores the frame in the memory when confident (in long-term mode, only where the frame shows it)."""
         config, params = self.config, self.params
         size = config.search_size
         sample_pos, sample_scale = sample_location(patch.coords, size)
@@ -207,19 +220,28 @@ class TargetState:
 
         box = decode_ltrb(ltrb, tuple(found.cell), patch.coords, size, config.feature_stride)
         box = clip_box(box, self.frame_shape[1], self.frame_shape[0], params.min_box_size)
+        confidence, present = default_confidence(found)
+        if params.long_term:
+            confidence, present = self._long_term_presence(found, frame, box)
         if found.flag != NOT_FOUND:
-            self.pos = np.array([box[1] + box[3] / 2, box[0] + box[2] / 2])
-            self.target_size = np.array([box[3], box[2]])
-            self.target_scale = math.sqrt(np.prod(self.target_size) / np.prod(self.base_target_size))
-            self.target_scales.append(self.target_scale)
+            self._move_to(box)
         elif params.search_area_rescaling_at_occlusion:
             self._rescale_search_area()
 
-        confident = found.flag not in (NOT_FOUND, UNCERTAIN) and found.max_score > params.conf_ths
+        confident = found.flag not in (NOT_FOUND, UNCERTAIN) and found.max_score > params.conf_ths and present
         if confident:
             self._store(self._replace_slot(), features, index, self.pos, sample_pos, sample_scale)
+            if params.long_term:
+                self.recent_appearance = colour_histogram(frame, box)
 
-        output = np.array(
+        region = np.array(
+            [patch.coords[1], patch.coords[0], patch.coords[3] - patch.coords[1] - 1, patch.coords[2] - patch.coords[0] - 1]
+        )
+        return TrackResult(self.output_box(), found.max_score, found.flag, scores, region, confidence, present)
+
+    def output_box(self) -> np.ndarray:
+        """The target's (x, y, w, h) as the tracker reports it."""
+        return np.array(
             [
                 self.pos[1] - (self.target_size[1] - 1) / 2,
                 self.pos[0] - (self.target_size[0] - 1) / 2,
@@ -227,10 +249,53 @@ class TargetState:
                 self.target_size[0],
             ]
         )
-        region = np.array(
-            [patch.coords[1], patch.coords[0], patch.coords[3] - patch.coords[1] - 1, patch.coords[2] - patch.coords[0] - 1]
+
+    def _move_to(self, box: np.ndarray) -> None:
+        self.pos = np.array([box[1] + box[3] / 2, box[0] + box[2] / 2])
+        self.target_size = np.array([box[3], box[2]])
+        self.target_scale = math.sqrt(np.prod(self.target_size) / np.prod(self.base_target_size))
+        self.target_scales.append(self.target_scale)
+
+    def _long_term_presence(self, found: Localization, frame: np.ndarray, box: np.ndarray) -> tuple[float, bool]:
+        """Long-term mode's confidence and presence (`runtime.long_term`); counts the absent frames."""
+        params = self.params
+        similarity = self.similarity(frame, box) if math.isfinite(found.max_score) else 0.0
+        confidence = default_confidence(found)[0] * similarity
+        present = (
+            found.flag not in (NOT_FOUND, UNCERTAIN)
+            and found.max_score >= params.lt_presence_threshold
+            and similarity >= params.lt_appearance_threshold
         )
-        return TrackResult(output, found.max_score, found.flag, scores, region, *default_confidence(found))
+        if present:
+            self.absent_frames = 0
+            self.present_scale = math.sqrt(np.prod([box[3], box[2]]) / np.prod(self.base_target_size))
+        else:
+            self.absent_frames += 1
+        return confidence, present
+
+    def similarity(self, frame: np.ndarray, box: np.ndarray) -> float:
+        """How much `box` on `frame` looks like the target: its colours against the annotated frame's and the
+        newest memory frame's, the closer of the two."""
+        references = [h for h in (self.appearance, self.recent_appearance) if h is not None]
+        return max(appearance_similarity(reference, frame, box) for reference in references)
+
+    def redetection_due(self) -> bool:
+        """Long-term mode: whether this frame's whole-frame search is due (the target absent long enough)."""
+        after, every = int(self.params.lt_redetect_after), int(self.params.lt_redetect_every)
+        return self.params.long_term and self.absent_frames >= after and (self.absent_frames - after) % every == 0
+
+    def redetected(self, candidate: Candidate, result: TrackResult) -> TrackResult:
+        """Moves the target to a verified re-detection more confident than the frame's own result, and
+        reports it there."""
+        if candidate.confidence <= result.confidence:
+            return result
+        self._move_to(candidate.box)
+        self.not_found_count = 0
+        self.absent_frames = 0
+        self.present_scale = self.target_scale
+        result.box = self.output_box()
+        result.confidence, result.present = candidate.confidence, True
+        return result
 
     def _replace_slot(self) -> int:
         """The annotated frame (slot 0) is kept; the newest confident frame replaces the oldest recent
