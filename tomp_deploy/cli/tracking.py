@@ -145,12 +145,13 @@ class _TrackOutputs:
     def emit(self, step, fps: float | None) -> bool:
         """Writes one tracked frame; False when the user closed the window with q."""
         from tomp_deploy.cli.outputs import VideoWriter, draw_overlay
+        from tomp_deploy.evaluation.longterm import format_confidence
         from tomp_deploy.runtime.box_text import format_box
 
         for writer, box in zip(self.writers, step.boxes):
             writer.write(format_box(box))
         for writer, confidence in zip(self.confidence_writers, step.confidences):
-            writer.write(f"{confidence:.6f}")
+            writer.write(format_confidence(confidence))
         self.written = step.index + 1
         if not (self.video_out or self.show):
             return True

@@ -42,6 +42,11 @@ def confidence_path(boxes: Path) -> Path:
     return boxes.with_name(boxes.stem + CONFIDENCE_SUFFIX)
 
 
+def format_confidence(confidence: float) -> str:
+    """One line of a confidence file."""
+    return f"{confidence:.6f}"
+
+
 @dataclass
 class LongTermRun:
     """One sequence's per-frame overlap with the ground truth and the tracker's confidence."""

@@ -69,7 +69,7 @@ def score_results(sequences: list[Sequence], results: Path, missing: str = "erro
             f"{len(absent)} of {len(sequences)} sequences have no results file in {results}: {shown}. "
             "Run them, or pass --missing zero to count them as failures."
         )
-    curves, attributes = {}, {}
+    curves, attributes, predictions = {}, {}, {}
     for sequence in sequences:
         if (~np.isnan(sequence.ground_truth).any(axis=1)).sum() <= 1:
             raise ToMPError(
@@ -80,19 +80,22 @@ def score_results(sequences: list[Sequence], results: Path, missing: str = "erro
         if sequence.name in absent:
             curves[sequence.name] = SequenceCurves.zero()
         else:
-            curves[sequence.name] = sequence_curves(load_boxes(path), sequence, str(path))
+            predictions[sequence.name] = load_boxes(path)
+            curves[sequence.name] = sequence_curves(predictions[sequence.name], sequence, str(path))
         for attribute in sequence.attributes:
             attributes.setdefault(attribute, []).append(sequence.name)
-    long_term, skipped = _long_term(sequences, results, absent)
+    long_term, skipped = _long_term(sequences, results, predictions)
     return Score(average(list(curves.values())), curves, attributes, absent, long_term, skipped)
 
 
-def _long_term(sequences: list[Sequence], results: Path, absent: list[str]) -> tuple[LongTermCurves | None, str]:
+def _long_term(sequences: list[Sequence], results: Path, predictions: dict[str, np.ndarray]) -> tuple[LongTermCurves | None, str]:
     """The long-term measures, where some sequence's ground truth marks the target absent after the first
-    frame; they need every sequence's results and confidences."""
+    frame; they need every sequence's results (`predictions`, the boxes read) and confidences."""
     if all(sequence.target_present[1:].all() for sequence in sequences):
         return None, ""
-    unscored = [s.name for s in sequences if s.name in absent or not confidence_path(results / f"{s.name}.txt").is_file()]
+    unscored = [
+        s.name for s in sequences if s.name not in predictions or not confidence_path(results / f"{s.name}.txt").is_file()
+    ]
     if unscored:
         return None, (
             f"{len(unscored)} sequences have no results or no confidences (<sequence>{CONFIDENCE_SUFFIX}), e.g. {unscored[0]}"
@@ -101,7 +104,7 @@ def _long_term(sequences: list[Sequence], results: Path, absent: list[str]) -> t
     for sequence in sequences:
         boxes = results / f"{sequence.name}.txt"
         confidence = load_boxes(confidence_path(boxes), columns=1)[:, 0]
-        runs.append(long_term_run(load_boxes(boxes), confidence, sequence, str(boxes)))
+        runs.append(long_term_run(predictions[sequence.name], confidence, sequence, str(boxes)))
     return long_term_curves(runs), ""
 
 

@@ -13,7 +13,7 @@ from typing import Protocol
 import numpy as np
 
 from tomp_deploy.evaluation.datasets import Sequence
-from tomp_deploy.evaluation.longterm import confidence_path
+from tomp_deploy.evaluation.longterm import confidence_path, format_confidence
 from tomp_deploy.runtime.backends.options import BackendOptions
 from tomp_deploy.runtime.box_text import format_box
 from tomp_deploy.runtime.driver import track_frames
@@ -80,7 +80,7 @@ def track_sequence(
         sequence.name,
         "".join(format_box(b) + "\n" for b in np.asarray(boxes)),
         "".join(f"{t:.6f}\n" for t in times),
-        "".join(f"{c:.6f}\n" for c in confidences),
+        "".join(format_confidence(c) + "\n" for c in confidences),
     )
 
 

@@ -66,7 +66,13 @@ class Candidate:
 
     @property
     def confidence(self) -> float:
-        return min(max(self.score, 0.0), 1.0) * self.similarity
+        return long_term_confidence(self.score, self.similarity)
+
+
+def long_term_confidence(score: float, similarity: float) -> float:
+    """Long-term mode's confidence: the score peak clipped to [0, 1] times the colour similarity; 0 for a
+    score that is not finite."""
+    return min(max(score, 0.0), 1.0) * similarity if math.isfinite(score) else 0.0
 
 
 def tile_patches(frame: np.ndarray, crop_side: float, search_size: int) -> list[Patch]:

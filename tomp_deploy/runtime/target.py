@@ -30,7 +30,7 @@ from tomp_deploy.runtime.geometry import (
 )
 from tomp_deploy.runtime.images import check_image_size
 from tomp_deploy.runtime.localization import NOT_FOUND, UNCERTAIN, Localization, default_confidence, localize
-from tomp_deploy.runtime.long_term import Candidate, appearance_similarity, colour_histogram
+from tomp_deploy.runtime.long_term import Candidate, appearance_similarity, colour_histogram, long_term_confidence
 from tomp_deploy.runtime.presets import ModelConfig, TrackerParams
 
 MAX_BOX_TO_FRAME = 4
@@ -225,6 +225,8 @@ class TargetState:
             confidence, present = self._long_term_presence(found, frame, box)
         if found.flag != NOT_FOUND:
             self._move_to(box)
+            if params.long_term and present:
+                self.present_scale = self.target_scale
         elif params.search_area_rescaling_at_occlusion:
             self._rescale_search_area()
 
@@ -260,7 +262,7 @@ class TargetState:
         """Long-term mode's confidence and presence (`runtime.long_term`); counts the absent frames."""
         params = self.params
         similarity = self.similarity(frame, box) if math.isfinite(found.max_score) else 0.0
-        confidence = default_confidence(found)[0] * similarity
+        confidence = long_term_confidence(float(found.max_score), similarity)
         present = (
             found.flag not in (NOT_FOUND, UNCERTAIN)
             and found.max_score >= params.lt_presence_threshold
@@ -268,7 +270,6 @@ class TargetState:
         )
         if present:
             self.absent_frames = 0
-            self.present_scale = math.sqrt(np.prod([box[3], box[2]]) / np.prod(self.base_target_size))
         else:
             self.absent_frames += 1
         return confidence, present
