@@ -1,19 +1,24 @@
 """Long-term mode (`TrackerParams(long_term=True)`): off, the tracker is the reference's; on, identical up
 to the first frame it reports the target absent; a target that vanishes and reappears far from where it
-was is found again by the whole-frame search, in chunks of the backend's batch limit."""
+was is found again by the whole-frame search, in chunks of the backend's batch limit; a frame the
+calibrated confidence doubts never enters the memory."""
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
 
+from tests.scripted_backend import ScriptedBackend, peak_map
 from tests.sequences import moving_target_sequence, smooth_texture
 from tomp_deploy.evaluation.metrics import overlaps
 from tomp_deploy.runtime.backends import open_backend
 from tomp_deploy.runtime.backends.recording import RecordingBackend
+from tomp_deploy.runtime.confidence import FEATURES
 from tomp_deploy.runtime.contract import REDETECT
 from tomp_deploy.runtime.long_term import tile_patches
 from tomp_deploy.runtime.presets import TrackerParams
+from tomp_deploy.runtime.shipped import resolve_model
 from tomp_deploy.runtime.tracker import ToMPTracker
 
 HEIGHT, WIDTH = 240, 480
@@ -76,6 +81,21 @@ def test_a_target_back_far_away_is_found_again_only_in_long_term_mode(shipped_ex
     assert searched and all(k in range(8, 30) for k in searched)
 
 
+@pytest.mark.parametrize("backend_name", ["torch", "openvino"])
+def test_every_cpu_backend_finds_the_target_again(backend_name, shipped_export):
+    """Long-term mode is the tracker's, not a backend's: torch (on the checkpoint the export names) and
+    OpenVINO re-detect the returning target as ONNX Runtime does."""
+    if backend_name == "openvino":
+        pytest.importorskip("openvino", reason="the openvino backend needs the 'openvino' extra: pip install -e '.[openvino]'")
+    model = resolve_model("tiny") if backend_name == "torch" else shipped_export
+    images, boxes = vanishing_target()
+    with open_backend(backend_name, model) as backend:
+        results = track(backend, images, boxes[0], dataclasses.replace(backend.tracker_params, long_term=True))
+    overlap = overlaps(np.array([r.box for r in results])[-10:], boxes[-10:])
+    assert (overlap > 0.5).all() and all(r.present for r in results[-10:]), overlap.round(2)
+    assert any(REDETECT in r.times for r in results)
+
+
 def test_redetection_runs_in_chunks_of_the_batch_limit(shipped_export):
     images, boxes = vanishing_target()
     with open_backend("onnxruntime", shipped_export) as backend:
@@ -121,3 +141,36 @@ def test_the_default_mode_never_searches_the_whole_frame(shipped_export):
     with open_backend("onnxruntime", shipped_export) as backend:
         results = track(backend, images, boxes[0], backend.tracker_params)
     assert not any(REDETECT in r.times for r in results)
+
+
+def scripted_params(**weights) -> TrackerParams:
+    """Long-term mode with a logistic model of the given weights (the others 0), for scripted score maps."""
+    zero = {f"lt_weight_{name}": 0.0 for name in FEATURES}
+    return TrackerParams(long_term=True, lt_calibration_bias=-5.0, **{**zero, **weights})
+
+
+def test_a_frame_the_calibrated_confidence_doubts_never_enters_the_memory():
+    """A peak of 0.95 with a look-alike's peak of 0.9 far away: the default tracker stores the frame (score
+    above conf_ths, hard negative); with confidence sigmoid(-5 + 10 peak - 10 second_peak) it is absent in
+    long-term mode and the memory keeps the previous frame. A map with NaN is never present."""
+    single = peak_map({(9, 9): 0.95})
+    look_alike = peak_map({(9, 9): 0.95, (1, 1): 0.9})
+    broken = peak_map({(9, 9): 0.95})
+    broken[3, 3] = np.nan
+    images = [np.full((240, 320, 3), 90, np.uint8) for _ in range(5)]
+    memories = {}
+    for mode, params in (
+        ("default", TrackerParams()),
+        ("long-term", scripted_params(lt_weight_peak=10.0, lt_weight_second_peak=-10.0)),
+    ):
+        backend = ScriptedBackend([single, look_alike, single.copy(), broken])
+        tracker = ToMPTracker(backend, params)
+        tracker.initialize(images[0], [140, 100, 40, 40])
+        results = [tracker.track(image) for image in images[1:]]
+        memories[mode] = [call["memory_ids"][1] for call in backend.predictor_calls]
+        if mode == "long-term":
+            assert [r.present for r in results] == [True, False, True, False]
+            assert results[0].confidence == pytest.approx(1 / (1 + math.exp(-(-5 + 9.5))))
+            assert results[1].confidence == pytest.approx(1 / (1 + math.exp(-(-5 + 9.5 - 10 * 0.9 / 0.95))), rel=1e-5)
+            assert (results[3].confidence, results[3].confidence_features) == (0.0, None)
+    assert memories["default"][2] == 3 and memories["long-term"][2] == 2, "frame 2 (feature 3) stored only by default"

@@ -145,16 +145,26 @@ class TrackerParams:
     long_term: bool = False
     """Long-term mode (`runtime.long_term`): presence from score and appearance, whole-frame re-detection
     while the target is absent. Off, the tracker is the reference's."""
-    lt_presence_threshold: float = 0.3
-    """Long-term mode: the least score peak of a frame that shows the target."""
-    lt_appearance_threshold: float = 0.8
-    """Long-term mode: the least colour similarity (Bhattacharyya coefficient) to the annotated target."""
+    lt_presence_threshold: float = 0.5
+    """Long-term mode: the least calibrated confidence (`runtime.confidence`) of a frame that shows the target."""
     lt_redetect_after: int = _positive(3)
-    """Long-term mode: absent frames before the first whole-frame search."""
+    """Long-term mode: absent frames (the calibrated confidence low, or the target not found) before the first
+    whole-frame search."""
     lt_redetect_every: int = _positive(5)
     """Long-term mode: absent frames between whole-frame searches (bounds their cost)."""
     lt_redetect_threshold: float = 0.5
-    """Long-term mode: the least score peak of a re-detection candidate."""
+    """Long-term mode: the least calibrated confidence of a re-detection candidate."""
+    lt_calibration_bias: float = 2.55
+    """Long-term mode: the logistic model's bias (`runtime.confidence`; `tomp-deploy calibrate` fits it). The
+    defaults were fitted for the shipped tiny model on the `longterm` synthetic family
+    (benchmarks/results/long_term_tiny_cpu.md); refit them for other models."""
+    lt_weight_peak: float = -1.73
+    lt_weight_sidelobe: float = -0.87
+    lt_weight_second_peak: float = 0.27
+    lt_weight_entropy: float = -5.24
+    lt_weight_colour: float = 4.54
+    lt_weight_template: float = 0.42
+    """Long-term mode: the logistic model's weights, one per feature of `runtime.confidence.FEATURES`."""
 
     def __post_init__(self) -> None:
         if self.border_mode not in ("inside_major", "inside", "replicate"):

@@ -177,9 +177,7 @@ class MultiStreamTracker:
             part = patches[first : first + chunk]
             features = self._extract(part)
             located += self.backend.locate([state.query(features, index) for index in range(len(part))])
-        candidate = best_candidate(
-            patches, located, frame, state.similarity, config.search_size, config.feature_stride, self.params
-        )
+        candidate = best_candidate(patches, located, frame, state.assess, config.search_size, config.feature_stride, self.params)
         if candidate is not None:
             result = state.redetected(candidate, result)
         result.times[REDETECT] = time.perf_counter() - started

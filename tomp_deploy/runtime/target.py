@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tomp_deploy.runtime.backends.base import FeatureMemory, TargetQuery
+from tomp_deploy.runtime.confidence import Appearance, calibrated_confidence, score_map_features
 from tomp_deploy.runtime.errors import ToMPError
 from tomp_deploy.runtime.geometry import (
     Patch,
@@ -30,7 +31,7 @@ from tomp_deploy.runtime.geometry import (
 )
 from tomp_deploy.runtime.images import check_image_size
 from tomp_deploy.runtime.localization import NOT_FOUND, UNCERTAIN, Localization, default_confidence, localize
-from tomp_deploy.runtime.long_term import Candidate, appearance_similarity, colour_histogram, long_term_confidence
+from tomp_deploy.runtime.long_term import Candidate
 from tomp_deploy.runtime.presets import ModelConfig, TrackerParams
 
 MAX_BOX_TO_FRAME = 4
@@ -61,6 +62,9 @@ class TrackResult:
     """Seconds spent per stage (crop, backbone, predictor, head, decode)."""
     memory_frames: int = 0
     """Memory frames the predictor saw for this frame (the annotated one, plus recent ones once confident)."""
+    confidence_features: np.ndarray | None = None
+    """Long-term mode: the features `confidence` was calibrated from (`runtime.confidence.FEATURES`); None in
+    the default mode and where the scores were not finite."""
 
 
 def as_rgb_frame(frame: np.ndarray) -> np.ndarray:
@@ -136,10 +140,8 @@ class TargetState:
         self.sigma = math.sqrt(np.prod(config.feature_size / size * self.base_target_size)) * params.output_sigma_factor
         self.target_scales: list[float] = []
         self.not_found_count = 0
-        self.appearance: np.ndarray | None = None
-        """The annotated target's colours (long-term mode's presence check), set from the first frame."""
-        self.recent_appearance: np.ndarray | None = None
-        """Long-term mode: the colours of the newest frame stored in the memory (lighting drifts)."""
+        self.appearance: Appearance | None = None
+        """Long-term mode: the target's look on the annotated frame and the newest memory frame."""
         self.absent_frames = 0
         """Long-term mode: consecutive frames without the target."""
         self.present_scale = self.target_scale
@@ -158,7 +160,7 @@ class TargetState:
         """The annotated frame's crop, sampled at `init_expansion_factor` times the size and centre-cropped."""
         self.init_sample_pos = np.round(self.pos)
         if self.params.long_term:
-            self.appearance = colour_histogram(frame, self.output_box())
+            self.appearance = Appearance(frame, self.output_box())
         size = self.config.search_size
         expanded = size * self.params.init_expansion_factor
         patch = sample_patch(frame, self.init_sample_pos, np.full(2, self.target_scale * expanded), expanded)
@@ -222,7 +224,7 @@ class TargetState:
         box = clip_box(box, self.frame_shape[1], self.frame_shape[0], params.min_box_size)
         confidence, present = default_confidence(found)
         if params.long_term:
-            confidence, present = self._long_term_presence(found, frame, box)
+            cues, confidence, present = self._long_term_presence(found, scores, frame, box, sample_scale)
         if found.flag != NOT_FOUND:
             self._move_to(box)
             if params.long_term and present:
@@ -234,12 +236,15 @@ class TargetState:
         if confident:
             self._store(self._replace_slot(), features, index, self.pos, sample_pos, sample_scale)
             if params.long_term:
-                self.recent_appearance = colour_histogram(frame, box)
+                self.appearance.remember(frame, box)
 
         region = np.array(
             [patch.coords[1], patch.coords[0], patch.coords[3] - patch.coords[1] - 1, patch.coords[2] - patch.coords[0] - 1]
         )
-        return TrackResult(self.output_box(), found.max_score, found.flag, scores, region, confidence, present)
+        result = TrackResult(self.output_box(), found.max_score, found.flag, scores, region, confidence, present)
+        if params.long_term:
+            result.confidence_features = cues
+        return result
 
     def output_box(self) -> np.ndarray:
         """The target's (x, y, w, h) as the tracker reports it."""
@@ -258,27 +263,28 @@ class TargetState:
         self.target_scale = math.sqrt(np.prod(self.target_size) / np.prod(self.base_target_size))
         self.target_scales.append(self.target_scale)
 
-    def _long_term_presence(self, found: Localization, frame: np.ndarray, box: np.ndarray) -> tuple[float, bool]:
-        """Long-term mode's confidence and presence (`runtime.long_term`); counts the absent frames."""
-        params = self.params
-        similarity = self.similarity(frame, box) if math.isfinite(found.max_score) else 0.0
-        confidence = long_term_confidence(float(found.max_score), similarity)
-        present = (
-            found.flag not in (NOT_FOUND, UNCERTAIN)
-            and found.max_score >= params.lt_presence_threshold
-            and similarity >= params.lt_appearance_threshold
-        )
-        if present:
-            self.absent_frames = 0
+    def _long_term_presence(
+        self, found: Localization, scores: np.ndarray, frame: np.ndarray, box: np.ndarray, sample_scale: float
+    ) -> tuple[np.ndarray | None, float, bool]:
+        """Long-term mode's confidence features, calibrated confidence and presence (`runtime.long_term`);
+        counts the absent frames. A frame whose scores are not finite has no features and confidence 0."""
+        if math.isfinite(found.max_score):
+            features, confidence = self.assess(scores, box, frame, sample_scale)
         else:
-            self.absent_frames += 1
-        return confidence, present
+            features, confidence = None, 0.0
+        present = found.flag != NOT_FOUND and confidence >= self.params.lt_presence_threshold
+        self.absent_frames = 0 if present else self.absent_frames + 1
+        return features, confidence, present
 
-    def similarity(self, frame: np.ndarray, box: np.ndarray) -> float:
-        """How much `box` on `frame` looks like the target: its colours against the annotated frame's and the
-        newest memory frame's, the closer of the two."""
-        references = [h for h in (self.appearance, self.recent_appearance) if h is not None]
-        return max(appearance_similarity(reference, frame, box) for reference in references)
+    def assess(self, scores: np.ndarray, box: np.ndarray, frame: np.ndarray, sample_scale: float) -> tuple[np.ndarray, float]:
+        """The confidence features (`runtime.confidence.FEATURES`) of a box read from a finite score map of a
+        crop at `sample_scale`, and their calibrated confidence."""
+        config = self.config
+        neighbourhood = (
+            self.params.target_neighborhood_scale * (self.target_size / sample_scale) * (config.feature_size / config.search_size)
+        )
+        features = np.concatenate([score_map_features(scores, neighbourhood), self.appearance.similarity(frame, box)])
+        return features, calibrated_confidence(features, self.params)
 
     def redetection_due(self) -> bool:
         """Long-term mode: whether this frame's whole-frame search is due (the target absent long enough)."""
@@ -296,6 +302,7 @@ class TargetState:
         self.present_scale = self.target_scale
         result.box = self.output_box()
         result.confidence, result.present = candidate.confidence, True
+        result.confidence_features = candidate.features
         return result
 
     def _replace_slot(self) -> int:
