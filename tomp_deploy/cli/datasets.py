@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from contextlib import nullcontext
 from pathlib import Path
@@ -224,3 +225,65 @@ def eval_command(
     value = score_results(sequences, results)
     _print_score(value, f"{model.name} ({backend}) on {dataset_root}")
     _score_outputs({f"{model.stem} ({backend})": value}, json_out, plot, dataset_root.name)
+
+
+@command()
+def calibrate(
+    dataset_root: Annotated[Path, typer.Option(help="Dataset folder whose ground truth marks the frames without the target.")],
+    model: Annotated[Path, typer.Option(help="Checkpoint whose long-term confidence to refit, or 'tiny'.")],
+    output: Annotated[Path, typer.Option(help="The new checkpoint: the same weights, the refitted tracker parameters.")],
+    format: Format = "lasot",
+    backend: Backend = None,
+    device: Device = "cpu",
+    threads: Threads = None,
+    tracker_param: TrackerParam = None,
+) -> None:
+    """Refit long-term mode's calibrated confidence on your sequences (targets that leave the view, are hidden
+    and come back) and write a new checkpoint that records it."""
+    from tomp_deploy.evaluation.calibration import collect_samples, fit_calibration
+    from tomp_deploy.evaluation.datasets import open_dataset
+    from tomp_deploy.model.checkpoint import load_model, save_checkpoint
+    from tomp_deploy.runtime.backends import open_backend
+    from tomp_deploy.runtime.confidence import FEATURES, weight_parameter
+    from tomp_deploy.runtime.overrides import apply_overrides
+    from tomp_deploy.runtime.shipped import resolve_model
+
+    source = resolve_model(model)
+    if not source.is_file():
+        raise ToMPError(
+            f"--model {model} is not a checkpoint file; calibrate records the fit in a checkpoint's metadata. "
+            "Calibrate the checkpoint the export or engines came from, then export and build again."
+        )
+    output = check_output_file(output, "--output")
+    if output.resolve() == source.resolve():
+        raise ToMPError(f"--output {output} is the input checkpoint; give a new file name (inputs are never overwritten).")
+    sequences = open_dataset(dataset_root, format)
+    options = backend_options(device, threads)
+    backend_name, loaded = backend_and_model(backend, source, options)
+    tracker_backend = open_backend(backend_name, loaded, options)
+    params = apply_overrides(tracker_backend.tracker_params, tracker_param or [], "tracker parameter")
+    with progress_bar() as progress:
+        frames = progress.add_task("tracking in long-term mode", total=sum(len(s.frames) for s in sequences))
+        samples = collect_samples(tracker_backend, sequences, params, on_frame=lambda: progress.advance(frames))
+    fitted, report = fit_calibration(samples, params)
+    weights = {"lt_calibration_bias": fitted.lt_calibration_bias} | {
+        weight_parameter(name): getattr(fitted, weight_parameter(name)) for name in FEATURES
+    }
+    network = load_model(source)
+    meta = dict(network.checkpoint_info.meta) | {
+        "tracker": fitted.to_dict(),
+        "calibration": {"dataset": str(dataset_root), "backend": backend_name, **dataclasses.asdict(report)},
+    }
+    save_checkpoint(network, output, meta)
+    print_table(
+        f"long-term confidence on {report.frames} frames ({report.on_target} on the target)",
+        ("model", "ROC AUC", "log loss"),
+        [
+            ["before", f"{report.auc_before:.3f}", f"{report.log_loss_before:.3f}"],
+            ["refitted", f"{report.auc_after:.3f}", f"{report.log_loss_after:.3f}"],
+        ],
+    )
+    console.print(f"wrote {output}; engines and exports made before take the fit as:", highlight=False)
+    console.print(
+        " ".join(f"--tracker-param {key}={value:.6g}" for key, value in weights.items()), highlight=False, soft_wrap=True
+    )
