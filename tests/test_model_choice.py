@@ -2,6 +2,7 @@
 made once into the user cache, checked, remade when damaged), the one default-backend rule, and the errors
 for a model form the backend does not load or a backend that does not exist."""
 
+import dataclasses
 import importlib.util
 import json
 import re
@@ -18,7 +19,6 @@ from tests.test_track_cli import write_lasot_sequence
 from tomp_deploy import load_model
 from tomp_deploy.model import save_checkpoint
 from tomp_deploy.pipeline import ModelForms, model_for_backend
-from tomp_deploy.pipeline.model_forms import _made_from as made_from
 from tomp_deploy.runtime.backends import default_backend, open_backend
 from tomp_deploy.runtime.errors import ToMPError
 from tomp_deploy.runtime.geometry import iou
@@ -168,8 +168,13 @@ def test_model_forms_reuse_intact_exports_and_remake_damaged_ones_side_by_side(s
     forms.make_exports(["fp32", "fp16"], said.append)
     assert said == [] and written == {path: path.stat().st_mtime_ns for path in work.rglob("*.onnx")}
     assert forms.export_folder() == work / "export"
-    assert not made_from(work / "export", file_sha256(resolve_model("tiny")), "fp16"), "nor at another precision"
-    assert not made_from(work / "export", "0" * 64), "an export of another checkpoint is not taken"
+    assert not forms._made_here(work / "export", "fp16"), "nor at another precision"
+    other = ModelForms(checkpoint=resolve_model("tiny"), work=work)
+    other.checkpoint_sha256 = "0" * 64
+    assert not other._made_here(work / "export"), "an export of another checkpoint is not taken"
+    stale = ModelForms(checkpoint=resolve_model("tiny"), work=work)
+    stale.checkpoint_tracker = dataclasses.replace(forms.checkpoint_tracker, lt_calibration_bias=-1.0)
+    assert not stale._made_here(work / "export"), "nor one recording other tracker parameters (an older release's defaults)"
 
     for name in ("export", "export-fp16"):
         (work / name / "head.onnx").write_bytes(b"damaged")

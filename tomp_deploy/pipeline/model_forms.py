@@ -20,6 +20,7 @@ from tomp_deploy.runtime.errors import ToMPError
 from tomp_deploy.runtime.manifests.engine import DEFAULT_MAX_BATCH, ENGINE_MANIFEST_FILE
 from tomp_deploy.runtime.manifests.export import EXPORT_MANIFEST_FILE, read_export, read_export_manifest
 from tomp_deploy.runtime.manifests.json_files import file_sha256
+from tomp_deploy.runtime.presets import TrackerParams
 from tomp_deploy.runtime.shipped import SHIPPED, resolve_model
 
 
@@ -114,7 +115,7 @@ class ModelForms:
         cores)."""
         if self.checkpoint is None:
             return
-        missing = [p for p in precisions if not _made_from(self._export_path(p), self.checkpoint_sha256, p)]
+        missing = [p for p in precisions if not self._made_here(self._export_path(p), p)]
         if not missing:
             return
         first, *others = missing
@@ -131,14 +132,39 @@ class ModelForms:
         if self.checkpoint is None:
             raise ToMPError("an engine folder cannot be run by ONNX Runtime and names no checkpoint to export")
         folder = self._export_path(precision)
-        if not _made_from(folder, self.checkpoint_sha256, precision):
+        if not self._made_here(folder, precision):
             progress(f"exporting the checkpoint to ONNX ({precision})")
             export_checkpoint(self.checkpoint, folder, precision)
         return folder
 
+    def _made_here(self, folder: Path, precision: str | None = None) -> bool:
+        """Whether `folder` is an intact export (or engine folder) of this checkpoint, at `precision` where
+        given, recording the tracker parameters exporting it now would record (a release that changes their
+        defaults makes the shipped model's exports again)."""
+        if not folder.is_dir():
+            return False
+        try:
+            exported = read_export_manifest(folder) if (folder / ENGINE_MANIFEST_FILE).is_file() else read_export(folder)
+        except ToMPError:
+            return False
+        source, manifest = exported.manifest.checkpoint, exported.manifest
+        return (
+            source is not None
+            and source.sha256 == self.checkpoint_sha256
+            and manifest.tracker == self.checkpoint_tracker
+            and precision in (None, manifest.precision)
+        )
+
     @functools.cached_property
     def checkpoint_sha256(self) -> str:
         return file_sha256(self.checkpoint)
+
+    @functools.cached_property
+    def checkpoint_tracker(self) -> TrackerParams:
+        """The tracker parameters an export of the checkpoint records: its own, else the defaults."""
+        from tomp_deploy.model.checkpoint import load_checkpoint
+
+        return load_checkpoint(self.checkpoint)[2].tracker_params
 
 
 def export_checkpoint(checkpoint: Path, folder: Path, precision: str) -> None:
@@ -169,19 +195,6 @@ def model_for_backend(model: str | Path, backend: str, options: BackendOptions |
     suffix = "" if max_batch == DEFAULT_MAX_BATCH else f"-batch{max_batch}"
     forms = ModelForms(checkpoint=checkpoint, work=Path(cache, f"{model}-{digest[:16]}{suffix}"), max_batch=max_batch)
     forms.checkpoint_sha256 = digest
-    if (forms.work / "engines" / ENGINE_MANIFEST_FILE).is_file() and _made_from(forms.work / "engines", digest):
+    if (forms.work / "engines" / ENGINE_MANIFEST_FILE).is_file() and forms._made_here(forms.work / "engines"):
         forms.engines = forms.work / "engines"
     return forms.for_backend(backend, progress)
-
-
-def _made_from(folder: Path, checkpoint_sha256: str, precision: str | None = None) -> bool:
-    """Whether `folder` is an intact export (or engine folder) of the checkpoint with this sha256, at
-    `precision` where given."""
-    if not folder.is_dir():
-        return False
-    try:
-        exported = read_export_manifest(folder) if (folder / ENGINE_MANIFEST_FILE).is_file() else read_export(folder)
-    except ToMPError:
-        return False
-    source = exported.manifest.checkpoint
-    return source is not None and source.sha256 == checkpoint_sha256 and precision in (None, exported.manifest.precision)
