@@ -89,6 +89,35 @@ def test_bench_report_schema_and_reference(exported, sequences, tmp_path):
     assert (tmp_path / "bench.png").stat().st_size > 10_000
 
 
+def test_a_long_term_bench_adds_a_long_term_row_per_backend(exported, sequences, tmp_path):
+    """Each backend runs twice, in a process each: in the default mode and in long-term mode. The long-term
+    row counts its whole-frame searches (this barely trained model doubts every frame, so they run) and gives
+    their median time; the default rows have none."""
+    report = run_bench(exported, ["onnxruntime"], sequences, tmp_path, warmup=2, long_term=True)
+    assert list(report["backends"]) == ["torch", "torch long-term", "onnxruntime", "onnxruntime long-term"]
+    for name, entry in report["backends"].items():
+        assert entry["status"] == "ok" and entry["frames_timed"] == sum(len(s.frames) - 1 for s in sequences) - 2
+        if name.endswith("long-term"):
+            assert entry["searches"] >= 1 and entry["search_ms"] > 0
+        else:
+            assert "searches" not in entry
+    rows = {line.split(" |")[0].strip("| "): line for line in (tmp_path / "bench.md").read_text().splitlines()}
+    searched = report["backends"]["onnxruntime long-term"]
+    assert any(name.startswith("onnxruntime long-term") for name in rows)
+    assert f"| {searched['searches']} ({searched['search_ms']:.0f}) |" in (tmp_path / "bench.md").read_text()
+
+
+def test_fps_leaves_out_the_frames_with_a_search_and_steady_fps_keeps_them():
+    from tomp_deploy.checks.bench.comparing import speed
+    from tomp_deploy.checks.bench.running import BackendRun
+
+    run = BackendRun(frame_seconds=[0.1, 0.1, 1.0, 0.1], search_seconds=[None, None, 0.9, None])
+    run.stage_seconds = {stage: [0.01] * 4 for stage in run.stage_seconds}
+    figures = speed(run)
+    assert figures["fps"] == pytest.approx(10.0) and figures["fps_steady"] == pytest.approx(4 / 1.3)
+    assert (figures["searches"], figures["search_ms"]) == (1, pytest.approx(900.0))
+
+
 class News(list):
     """What a backend's process sends its parent, kept in order when the process function runs in the test."""
 
@@ -97,7 +126,7 @@ class News(list):
 
 
 def test_a_backend_failing_mid_run_is_reported(exported, sequences, monkeypatch):
-    from tomp_deploy.checks.bench.running import _backend_process
+    from tomp_deploy.checks.bench.running import TrackingJob, _backend_process
     from tomp_deploy.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 
     calls = {"count": 0}
@@ -111,7 +140,7 @@ def test_a_backend_failing_mid_run_is_reported(exported, sequences, monkeypatch)
 
     monkeypatch.setattr(OnnxRuntimeBackend, "_run", breaks_on_the_fifth_frame)
     news = News()
-    _backend_process("onnxruntime", exported, sequences, BackendOptions(device="cpu"), 1, None, news)
+    _backend_process("onnxruntime", exported, TrackingJob(sequences, BackendOptions(device="cpu"), 1), None, news)
     assert [kind for kind, _ in news] == ["progress"] + ["frame"] * 4 + ["outcome"], "frames 1-4 tracked, not the 5th"
     outcome = news[-1][1]
     assert (outcome.run.status, outcome.run.error) == ("failed", "RuntimeError: device lost")
@@ -303,14 +332,14 @@ def test_bench_memory_stays_flat_over_2000_frames(checkpoint, tmp_path):
     that it is traced) stays under 64 MB."""
     import tracemalloc
 
-    from tomp_deploy.checks.bench.running import _backend_process
+    from tomp_deploy.checks.bench.running import TrackingJob, _backend_process
 
     generate_benchmark(tmp_path / "data", sequences=2, frames=1000, seed=5)
     long_sequences = open_dataset(tmp_path / "data", "lasot")
     news = News()
     tracemalloc.start()
     try:
-        _backend_process("torch", checkpoint, long_sequences, BackendOptions(device="cpu"), 2, None, news)
+        _backend_process("torch", checkpoint, TrackingJob(long_sequences, BackendOptions(device="cpu"), 2), None, news)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()

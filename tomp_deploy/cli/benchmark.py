@@ -3,6 +3,7 @@ pipeline on the shipped model."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
@@ -23,6 +24,8 @@ from tomp_deploy.runtime.files import ensure_folder
 
 DEMO_SEED = 7
 DEMO_FRAMES = 60
+LONG_TERM_DEMO_FRAMES = 240
+"""Frames of `demo --long-term`'s video: long enough for its target to leave the view and come back."""
 
 
 class TimeSplit:
@@ -74,6 +77,7 @@ def _run_bench(
     out: Path,
     options: BackendOptions,
     warmup: int,
+    long_term: bool = False,
     on_status=lambda text: None,
 ) -> dict:
     from tomp_deploy.checks.bench import BenchPlan, bench
@@ -86,7 +90,8 @@ def _run_bench(
             on_status(text)
             progress.update(task, description=text, completed=0 if text.endswith("tracking") else None)
 
-        plan = BenchPlan(forms.name, backend_names, sequences, options, warmup, " ".join(["tomp-deploy", *sys.argv[1:]]))
+        command_line = " ".join(["tomp-deploy", *sys.argv[1:]])
+        plan = BenchPlan(forms.name, backend_names, sequences, options, warmup, command_line, long_term)
         report = bench(
             plan,
             lambda backend: forms.for_backend(backend, status),
@@ -129,6 +134,14 @@ def bench_command(
     precision: Precision = None,
     cuda_graphs: CudaGraphs = None,
     out: Annotated[Path, typer.Option(help="Folder for bench.json, bench.md and bench.png.")] = Path("bench"),
+    long_term: Annotated[
+        bool,
+        typer.Option(
+            "--long-term",
+            help="Also run every backend in long-term mode (a second row each): its FPS while tracking and the "
+            "number and time of its whole-frame searches.",
+        ),
+    ] = False,
 ) -> None:
     """Accuracy parity and FPS of every backend against the PyTorch reference, side by side."""
     from tomp_deploy.runtime.shipped import resolve_model
@@ -137,7 +150,7 @@ def bench_command(
     ensure_folder(out, "--out")
     loaded = _bench_sequences(dataset_root, format, sequences, out, 60, 0)
     options = backend_options(device, threads, precision, cuda_graphs)
-    _run_bench(ModelForms.from_path(resolve_model(model), out / ".work"), names, loaded, out, options, warmup)
+    _run_bench(ModelForms.from_path(resolve_model(model), out / ".work"), names, loaded, out, options, warmup, long_term)
 
 
 @command()
@@ -146,6 +159,14 @@ def demo(
     model: Annotated[Path, typer.Option(help="Checkpoint to use instead of the shipped tiny model.")] = Path("tiny"),
     sequences: Annotated[int, typer.Option(help="Filmed sequences to write and benchmark.")] = 3,
     frames: Annotated[int, typer.Option(help="Frames per sequence.")] = DEMO_FRAMES,
+    long_term: Annotated[
+        bool,
+        typer.Option(
+            "--long-term",
+            help="Long-term mode: the video tracks a held-out long-term sequence (the target leaves and comes back) "
+            "in long-term mode, and the benchmark adds a long-term row per backend.",
+        ),
+    ] = False,
 ) -> None:
     """The whole pipeline on the embedded default: objects in real photographs filmed by a moving camera,
     the shipped tiny model, ONNX export, engines where TensorRT exists, a tracked video, and a benchmark
@@ -154,7 +175,7 @@ def demo(
 
     from tomp_deploy.evaluation.datasets import open_dataset
     from tomp_deploy.evaluation.host_facts import cpu_name
-    from tomp_deploy.evaluation.synth import DEMO_FAMILY, generate_benchmark
+    from tomp_deploy.evaluation.synth import DEMO_FAMILY, LONG_TERM_HELD_OUT_FAMILY, generate_benchmark
     from tomp_deploy.runtime.backends import open_backend
     from tomp_deploy.runtime.gpu import installed_engine_libraries
     from tomp_deploy.runtime.shipped import resolve_model
@@ -173,6 +194,8 @@ def demo(
             family=DEMO_FAMILY,
             progress=lambda name: status.update(f"writing sequence {name}"),
         )
+        if long_term:
+            generate_benchmark(out / "long-term-sequence", 1, LONG_TERM_DEMO_FRAMES, DEMO_SEED, LONG_TERM_HELD_OUT_FAMILY)
         split.start("ONNX exports")
         forms.make_exports(["fp32"] + (["fp16"] if installed_engine_libraries() else []), status.update)
         forms.export_folder(status.update)
@@ -191,10 +214,11 @@ def demo(
         console.print(f"[yellow]-[/] engines: not built ({escape(str(exc))})")
 
     split.start("tracked video")
-    sequence = open_dataset(data, "lasot")[0]
+    sequence = open_dataset(out / "long-term-sequence" if long_term else data, "lasot")[0]
     video_path = out / "tracked.mp4"
     with console.status(f"tracking {sequence.name} into {video_path}"), open_backend("onnxruntime", forms.export) as backend:
-        boxes = write_tracked_video(backend, sequence, video_path)
+        params = dataclasses.replace(backend.tracker_params, long_term=True) if long_term else None
+        boxes = write_tracked_video(backend, sequence, video_path, params)
     np.savetxt(out / f"{sequence.name}.txt", boxes, fmt="%.2f", delimiter=",")
     console.print(f"[green]✓[/] tracked video: {video_path} (white: ground truth)")
 
@@ -205,6 +229,7 @@ def demo(
         out,
         BackendOptions(),
         5,
+        long_term,
         on_status=lambda text: split.start(f"bench {text.split(':')[0]}"),
     )
     split.stop()
@@ -212,9 +237,10 @@ def demo(
     console.print(f"{split.line()}; CPU {cpu_name()}, {os.cpu_count()} cores", highlight=False, soft_wrap=True)
 
 
-def write_tracked_video(backend, sequence, video_path: Path) -> np.ndarray:
-    """Tracks `sequence` into an MP4 with the boxes, the ground truth and the tracker's mean frame rate so
-    far (tracker time only: reading and video writing are not counted); returns the boxes."""
+def write_tracked_video(backend, sequence, video_path: Path, params=None) -> np.ndarray:
+    """Tracks `sequence` (with tracker parameters `params`, None: the model's) into an MP4 with the boxes,
+    their confidence, the ground truth and the tracker's mean frame rate so far (tracker time only: reading
+    and video writing are not counted); returns the boxes."""
     from tomp_deploy.cli.outputs import VideoWriter, draw_overlay
     from tomp_deploy.runtime.driver import track_frames
     from tomp_deploy.runtime.sources import FrameSource
@@ -222,12 +248,13 @@ def write_tracked_video(backend, sequence, video_path: Path) -> np.ndarray:
     video, boxes, tracked_seconds = None, [], 0.0
     frames_in = (frame.image for frame in FrameSource.of_images(sequence.frames))
     try:
-        for step in track_frames(backend, frames_in, [sequence.init_box]):
+        for step in track_frames(backend, frames_in, [sequence.init_box], params):
             if video is None:
                 video = VideoWriter(video_path, (step.image.shape[1], step.image.shape[0]))
             tracked_seconds += step.seconds if step.index else 0.0
             fps = step.index / max(tracked_seconds, 1e-9) if step.index else None
-            video.write(draw_overlay(step.image, step.boxes, step.scores, fps, sequence.ground_truth[step.index]))
+            present = [r.present for r in step.results] or None
+            video.write(draw_overlay(step.image, step.boxes, step.confidences, fps, sequence.ground_truth[step.index], present))
             boxes.append(step.boxes[0])
     finally:
         if video is not None:

@@ -53,10 +53,16 @@ class ResultWriter:
 
 
 def draw_overlay(
-    image: np.ndarray, boxes: list[np.ndarray], scores: list[float], fps: float | None, ground_truth: np.ndarray | None = None
+    image: np.ndarray,
+    boxes: list[np.ndarray],
+    scores: list[float],
+    fps: float | None,
+    ground_truth: np.ndarray | None = None,
+    present: list[bool] | None = None,
 ) -> np.ndarray:
-    """A BGR copy of an RGB frame with the boxes, their scores, the tracker's frame rate and, where
-    known, the ground-truth box (thin white) drawn on it."""
+    """A BGR copy of an RGB frame with the boxes, their scores (or confidences), the tracker's frame rate
+    and, where known, the ground-truth box (thin white) drawn on it; a box whose target the tracker reports
+    absent (`present`) is drawn thin and labelled so."""
     canvas = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
     if ground_truth is not None and ground_truth[2] > 0 and ground_truth[3] > 0:
         x, y, w, h = (int(round(v)) for v in ground_truth)
@@ -64,9 +70,11 @@ def draw_overlay(
     colours = [(0, 255, 0), (0, 128, 255), (255, 0, 255), (255, 255, 0), (0, 0, 255)]
     for i, (box, score) in enumerate(zip(boxes, scores)):
         colour = colours[i % len(colours)]
+        shown = present is None or present[i]
         x, y, w, h = (int(round(v)) for v in box)
-        cv2.rectangle(canvas, (x, y), (x + w, y + h), colour, 2)
-        cv2.putText(canvas, f"{score:.2f}", (x, max(y - 5, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
+        cv2.rectangle(canvas, (x, y), (x + w, y + h), colour, 2 if shown else 1)
+        label = f"{score:.2f}" if shown else f"absent {score:.2f}"
+        cv2.putText(canvas, label, (x, max(y - 5, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
     if fps is not None:
         cv2.putText(
             canvas,

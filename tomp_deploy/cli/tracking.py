@@ -155,7 +155,7 @@ class _TrackOutputs:
         self.written = step.index + 1
         if not (self.video_out or self.show):
             return True
-        canvas = draw_overlay(step.image, step.boxes, step.scores, fps)
+        canvas = draw_overlay(step.image, step.boxes, step.confidences, fps, present=[r.present for r in step.results] or None)
         if self.video_out:
             if self.video is None:
                 self.video = VideoWriter(self.video_out, (step.image.shape[1], step.image.shape[0]))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tomp_deploy.checks.bench.comparing import accuracy, summarise
 from tomp_deploy.checks.bench.reporting import TABLE_COLUMNS, markdown_table, row_label, table_rows, table_title, write_report
-from tomp_deploy.checks.bench.running import REFERENCE, run_backends
+from tomp_deploy.checks.bench.running import REFERENCE, TrackingJob, run_backends
 from tomp_deploy.evaluation.datasets import Sequence
 from tomp_deploy.evaluation.host_facts import host_facts
 from tomp_deploy.runtime.backends import BackendOptions, backend_names, backend_spec
@@ -35,6 +35,8 @@ class BenchPlan:
     warmup: int = 5
     command: str = ""
     """The command line that asked for it, recorded in the report."""
+    long_term: bool = False
+    """Also run every backend in long-term mode (a second row each, `<name> long-term`)."""
 
     def backend_order(self) -> list[str]:
         """The backends in the order they run, once every name and option is known to apply."""
@@ -62,7 +64,8 @@ def bench(
     every backend that takes them (the torch reference takes none but threads, so it stays FP32)."""
     names, sequences = plan.backend_order(), plan.sequences
     out.mkdir(parents=True, exist_ok=True)
-    runs = run_backends(names, model_for, sequences, plan.options, plan.warmup, progress, on_frame)
+    job = TrackingJob(sequences, plan.options, plan.warmup, plan.long_term)
+    runs = run_backends(names, model_for, job, progress, on_frame)
     reference_run = runs[REFERENCE] if runs[REFERENCE].status == "ok" else None
     reference = accuracy(reference_run, sequences) if reference_run else None
     report = {
@@ -74,7 +77,7 @@ def bench(
         "sequences": [s.name for s in sequences],
         "frames": sum(len(s.frames) for s in sequences),
         "warmup_frames": plan.warmup,
-        "backends": {name: summarise(name, runs[name], sequences, reference_run, reference) for name in names},
+        "backends": {name: summarise(name, run, sequences, reference_run, reference) for name, run in runs.items()},
     }
     write_report(report, runs, sequences, out)
     return report

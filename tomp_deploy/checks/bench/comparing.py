@@ -30,19 +30,27 @@ def agreement(run: BackendRun, curves: dict, reference_run: BackendRun, referenc
 
 
 def speed(run: BackendRun) -> dict:
-    """FPS end to end (the median frame's, and the p10-p90 spread of frame times), the steady FPS (timed
-    frames over their total time: the rate a long run sustains, slow frames included) and stage medians."""
+    """FPS end to end (the median frame's, and the p10-p90 spread of frame times) over the frames without a
+    whole-frame search (all of them but in long-term mode), the steady FPS (all timed frames over their total
+    time: the rate a long run sustains, slow frames and searches included), stage medians, and in long-term
+    mode how many searches ran and their median time."""
     times = np.array(run.frame_seconds)
-    if times.size == 0:
+    searched = np.array([seconds is not None for seconds in run.search_seconds], bool)
+    tracking = times[~searched] if searched.size == times.size else times
+    if tracking.size == 0:
         raise ToMPError("No frame was timed: lower --warmup or add frames.")
-    return {
-        "fps": float(1 / np.median(times)),
-        "fps_p10": float(1 / np.percentile(times, 90)),
-        "fps_p90": float(1 / np.percentile(times, 10)),
+    figures = {
+        "fps": float(1 / np.median(tracking)),
+        "fps_p10": float(1 / np.percentile(tracking, 90)),
+        "fps_p90": float(1 / np.percentile(tracking, 10)),
         "fps_steady": float(times.size / times.sum()),
         "frames_timed": int(times.size),
         "stage_ms": {stage: float(np.median(v) * 1000) for stage, v in run.stage_seconds.items()},
     }
+    if searched.any():
+        figures["searches"] = int(searched.sum())
+        figures["search_ms"] = float(np.median([s for s in run.search_seconds if s is not None]) * 1000)
+    return figures
 
 
 def summarise(

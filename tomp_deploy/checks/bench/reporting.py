@@ -32,8 +32,10 @@ TABLE_COLUMNS = (
     "FPS (p10-p90)",
     "steady FPS",
     "ms " + "/".join(STAGES),
+    "searches (ms)",
 )
-"""FPS is end to end (the tracker's whole time per frame); the stage times are medians beside it."""
+"""FPS is end to end (the tracker's whole time per frame, frames with a whole-frame search left out); the
+stage times are medians beside it; long-term rows add how many whole-frame searches ran and their median."""
 
 
 def table_rows(report: dict) -> list[list[str]]:
@@ -58,6 +60,7 @@ def table_rows(report: dict) -> list[list[str]]:
                 f"{entry['fps']:.1f} ({entry['fps_p10']:.1f}-{entry['fps_p90']:.1f})",
                 f"{entry['fps_steady']:.1f}",
                 "/".join(f"{entry['stage_ms'][s]:.1f}" for s in STAGES),
+                f"{entry['searches']} ({entry['search_ms']:.0f})" if "searches" in entry else "",
             ]
         )
     return rows
@@ -104,8 +107,10 @@ def markdown(report: dict) -> str:
                 f"Reference: {row_label(report['reference'], reference)}. ΔAUC, IoU vs ref and score err compare each row with "
                 "it on the same frames; each row's name carries the precision it computes in and a CPU backend's threads. "
                 "Each backend ran in a process of its own. FPS is end to end (the tracker's whole time per frame, the "
-                "median frame's); steady FPS is the timed frames over their total time (the rate a long run sustains, "
-                "slow frames included); warm-up frames are left out of both.",
+                "median frame's, frames with a whole-frame search left out); steady FPS is the timed frames over their total "
+                "time (the rate a long run sustains, slow frames and searches included); warm-up frames are left out of "
+                "both. A `long-term` row is the same backend in long-term mode; its searches column counts the "
+                "whole-frame searches and gives their median time.",
                 "",
                 markdown_table(TABLE_COLUMNS, table_rows(report)),
             ]
