@@ -81,6 +81,38 @@ def load_model_config():
     return model_preset("tiny")
 
 
+def test_absent_test_frames_are_crops_off_the_target(training_sources):
+    """With absent_test_probability 1 every test crop misses the target: label and regression region all
+    zero, while the memory frames still show it. The default (0) draws the same samples as before."""
+    loaded, _ = training_sources
+    absent = dataclasses.replace(SMALL, absent_test_probability=1.0)
+    sampler = FrameSampler(loaded, absent.dataset_weights, absent)
+    model = load_model_config()
+    for index in range(4):
+        rng = sampler.rng(0, index)
+        sample = process(*sampler.sample(rng), rng, model, absent)
+        assert sample["test_label"].max() == 0 and sample["test_region"].max() == 0
+        assert sample["train_label"].max() > 0.5 and sample["train_region"].sum() >= 1
+    plain_sampler = FrameSampler(loaded, SMALL.dataset_weights, SMALL)
+    rng = plain_sampler.rng(0, 0)
+    plain = process(*plain_sampler.sample(rng), rng, model, SMALL)
+    assert plain["test_label"].max() > 0.5, "the reference's sampling: the target in every test crop"
+
+
+def test_a_crop_moved_off_the_target_leaves_it_outside():
+    from tomp_deploy.train.processing import away_from_target
+
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        box = np.concatenate([rng.uniform(0, 300, 2), rng.uniform(5, 80, 2)])
+        region = jittered_box(box, rng, 0.5, 4.5)
+        moved = away_from_target(box, region, rng, SMALL)
+        half_side = math.sqrt(moved[2] * moved[3]) * SMALL.tracker.search_area_scale / 2
+        gap = np.abs((moved[:2] + moved[2:] / 2) - (box[:2] + box[2:] / 2)) - box[2:] / 2
+        assert (gap >= half_side - 1e-9).any(), "the target lies beyond the crop's edge on one axis"
+        np.testing.assert_array_equal(moved[2:], region[2:])
+
+
 def test_process_outputs(training_sources):
     loaded, _ = training_sources
     sampler = FrameSampler(loaded, SMALL.dataset_weights, SMALL)
@@ -108,7 +140,11 @@ def test_giou_loss_by_hand():
     assert ious.item() == pytest.approx(4 / 8, rel=1e-5)  # IoU 4/8, enclosing box = union -> GIoU = IoU
     assert loss.item() == pytest.approx(0.5, rel=1e-5)
     weights = torch.tensor([0.0]).view(1, 1, 1)
-    assert giou_loss(pred, target, weights)[0].item() == pytest.approx(0.5, rel=1e-5)  # all-zero weights: mean
+    pred.requires_grad_(True)
+    nothing, ious = giou_loss(pred, target, weights)
+    assert nothing.item() == 0.0 and ious.numel() == 0, "no counted cell (test frames without the target): no box loss"
+    nothing.backward()
+    assert (pred.grad == 0).all()
 
 
 def test_frozen_parameters_and_two_learning_rates(training_sources, tmp_path):

@@ -33,6 +33,11 @@ class TrainConfig:
     center_sampling_radius: float = 1.0
     grayscale_probability: float = 0.05
     flip_probability: float = 0.5
+    absent_test_probability: float = 0.0
+    """How often a test frame is a search region without the target (its crop moved off the target, as the
+    tracker's crops are once the target has gone): the classifier's label is all zero there and no box is
+    regressed, so the score falls where the target is not (what long-term mode's presence and re-detection
+    read). 0 keeps the reference's sampling."""
     brightness_jitter: float = 0.2
     hinge_threshold: float = 0.05
     weight_clf: float = 100.0
@@ -78,7 +83,7 @@ class TrainConfig:
         ]
         wrong += [
             f"{name}={getattr(self, name)!r} (must be in 0..1)"
-            for name in ("grayscale_probability", "flip_probability")
+            for name in ("grayscale_probability", "flip_probability", "absent_test_probability")
             if not 0 <= getattr(self, name) <= 1
         ]
         if type(self.num_workers) is not int or self.num_workers < 0:

@@ -20,7 +20,8 @@ def giou_loss(
     """1 - GIoU of ltrb distance boxes sharing each cell as origin, averaged over cells with weight > 0.
 
     pred, target: [..., 4, H, W] (left, top, right, bottom); weights: [..., 1, H, W] or None.
-    counted_cells: what the summed loss of the counted cells is divided by (default: their number). Under
+    counted_cells: what the summed loss of the counted cells is divided by (default: their number); without
+    a counted cell (a batch of test frames without the target) the loss is 0, gradients included. Under
     DistributedDataParallel, which averages the ranks' gradients, the mean count over ranks makes that
     average the gradient of the global batch's mean (as DETR normalises its box losses).
     Returns (loss, IoUs of the counted cells).
@@ -46,4 +47,4 @@ def giou_loss(
     divisor = counted.sum() if counted_cells is None else counted_cells
     if divisor > 0:
         return losses[counted].sum() / divisor, ious[counted]
-    return losses.mean(), ious
+    return losses[counted].sum(), ious[counted]

@@ -44,6 +44,16 @@ def crop_around(
     return patch.pixels, mapped
 
 
+def away_from_target(box: np.ndarray, crop_box: np.ndarray, rng: np.random.Generator, config: TrainConfig) -> np.ndarray:
+    """`crop_box` (its size kept) centred in a random direction from `box` just far enough that its search
+    region no longer overlaps it."""
+    half_side = math.sqrt(crop_box[2] * crop_box[3]) * config.tracker.search_area_scale / 2
+    angle = rng.uniform(0, 2 * math.pi)
+    direction = np.array([math.cos(angle), math.sin(angle)])
+    centre = box[:2] + box[2:] / 2 + direction * (half_side + box[2:].max()) / np.abs(direction).max()
+    return np.concatenate([centre - crop_box[2:] / 2, crop_box[2:]])
+
+
 def sampling_region(box: np.ndarray, feature_size: int, stride: int, radius: float) -> np.ndarray:
     """[1, F, F] cells whose centre lies within `radius` cells of the box centre and inside the box."""
     centers = (np.arange(feature_size) * stride + stride // 2).astype(np.float64)
@@ -82,7 +92,8 @@ def process(
     model: ModelConfig,
     config: TrainConfig,
 ) -> dict[str, np.ndarray]:
-    """One training sample: images (0..255, CHW), labels, ltrb targets and the test sampling region."""
+    """One training sample: images (0..255, CHW), labels, ltrb targets and the test sampling region. A test
+    frame drawn absent (`absent_test_probability`) is cropped off the target: label and region all zero."""
     grey = rng.random() < config.grayscale_probability
     joint_flip = rng.random() < config.flip_probability
     output = {}
@@ -98,16 +109,20 @@ def process(
                 image = np.repeat(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
             if joint_flip:
                 image, box = _flip(image, box)
-            crop, crop_box = crop_around(
-                image, box, jittered_box(box, rng, scale_jitter, center_jitter), config, model.search_size
-            )
+            region_box = jittered_box(box, rng, scale_jitter, center_jitter)
+            absent = split == "test" and config.absent_test_probability > 0 and rng.random() < config.absent_test_probability
+            if absent:
+                region_box = away_from_target(box, region_box, rng, config)
+            crop, crop_box = crop_around(image, box, region_box, config, model.search_size)
             crop = np.clip(crop * rng.uniform(1 - config.brightness_jitter, 1 + config.brightness_jitter), 0, 255)
             if split_flip:
                 crop, crop_box = _flip(crop, crop_box)
             images.append(crop.transpose(2, 0, 1))
-            labels.append(training_label(crop_box, model, config))
+            label = training_label(crop_box, model, config)
+            region = sampling_region(crop_box, model.feature_size, model.feature_stride, config.center_sampling_radius)
+            labels.append(np.zeros_like(label) if absent else label)
             ltrbs.append(encode_ltrb(crop_box, model.feature_size, model.feature_stride))
-            regions.append(sampling_region(crop_box, model.feature_size, model.feature_stride, config.center_sampling_radius))
+            regions.append(np.zeros_like(region) if absent else region)
         output[f"{split}_images"] = np.stack(images).astype(np.float32)
         output[f"{split}_label"] = np.stack(labels)
         output[f"{split}_ltrb"] = np.stack(ltrbs)
