@@ -12,6 +12,7 @@ from tomp_deploy.evaluation.datasets import Sequence, open_dataset
 from tomp_deploy.evaluation.longterm import (
     LongTermRun,
     confidence_thresholds,
+    load_confidences,
     long_term_curves,
     long_term_run,
     reacquisitions,
@@ -155,3 +156,16 @@ def test_vot_region_files_mark_absent_frames(tmp_path):
     (folder / "groundtruth.txt").write_text("10,10,20,20\n1,2,3\n")
     with pytest.raises(ToMPError, match="line 2: a VOT region is a rectangle"):
         open_dataset(tmp_path, "vot")
+
+
+def test_confidence_files_keep_the_toolkits_empty_initialisation_line(tmp_path):
+    """The VOT toolkit writes no confidence for the initialisation frame (an empty first line); every line
+    is a frame, an empty one NaN, and a line that is not a number names the file and line."""
+    written = tmp_path / "seq_001_confidence.value"
+    written.write_text("\n0.25\n1\n")
+    np.testing.assert_array_equal(load_confidences(written), [np.nan, 0.25, 1.0])
+    written.write_text("1.0\n0.5")
+    np.testing.assert_array_equal(load_confidences(written), [1.0, 0.5])
+    written.write_text("1.0\nhigh\n")
+    with pytest.raises(ToMPError, match="line 2: 'high' is not a confidence"):
+        load_confidences(written)

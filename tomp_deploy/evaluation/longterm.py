@@ -42,6 +42,22 @@ def confidence_path(boxes: Path) -> Path:
     return boxes.with_name(boxes.stem + CONFIDENCE_SUFFIX)
 
 
+def load_confidences(path: Path) -> np.ndarray:
+    """One confidence per line; an empty line is a frame without one (NaN), as the VOT toolkit writes for
+    the initialisation frame. Errors name the file and line."""
+    text = Path(path).read_text()
+    lines = text.split("\n")
+    if text.endswith("\n"):
+        lines.pop()
+    values = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            values.append(float(line) if line.strip() else math.nan)
+        except ValueError:
+            raise ToMPError(f"{path} line {number}: {line.strip()!r} is not a confidence (one number per line).") from None
+    return np.array(values, dtype=np.float64)
+
+
 def format_confidence(confidence: float) -> str:
     """One line of a confidence file."""
     return f"{confidence:.6f}"

@@ -12,6 +12,7 @@ from tomp_deploy.evaluation.longterm import (
     CONFIDENCE_SUFFIX,
     LongTermCurves,
     confidence_path,
+    load_confidences,
     long_term_curves,
     long_term_run,
 )
@@ -103,7 +104,7 @@ def _long_term(sequences: list[Sequence], results: Path, predictions: dict[str, 
     runs = []
     for sequence in sequences:
         boxes = results / f"{sequence.name}.txt"
-        confidence = load_boxes(confidence_path(boxes), columns=1)[:, 0]
+        confidence = load_confidences(confidence_path(boxes))
         runs.append(long_term_run(predictions[sequence.name], confidence, sequence, str(boxes)))
     return long_term_curves(runs), ""
 
