@@ -130,10 +130,6 @@ def run_backends(
         recorded = reference.recorded if reference is not None else None
         taken = dataclasses.replace(job, options=job.options.only_for(backend_spec(name)), long_term=False)
         outcome = _in_own_process(context, _backend_process, (name, model, taken, recorded), progress, on_frame)
-        if job.long_term:
-            long_term = dataclasses.replace(taken, long_term=True)
-            arguments = (name, model, long_term, None)
-            runs[name + LONG_TERM_SUFFIX] = _in_own_process(context, _backend_process, arguments, progress, on_frame).run
         runs[name] = outcome.run
         if name == REFERENCE and outcome.run.status == "ok":
             reference = outcome
@@ -141,6 +137,9 @@ def run_backends(
         elif reference is not None and outcome.outputs is not None:
             rows = compare_outputs(reference.outputs, outcome.outputs)
             outcome.run.score_error = next(r.max_rel for r in rows if r.output == "scores")
+        if job.long_term:
+            arguments = (name, model, dataclasses.replace(taken, long_term=True), None)
+            runs[name + LONG_TERM_SUFFIX] = _in_own_process(context, _backend_process, arguments, progress, on_frame).run
     return runs
 
 
