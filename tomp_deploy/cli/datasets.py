@@ -259,7 +259,7 @@ def calibrate(
         raise ToMPError(f"--output {output} is the input checkpoint; give a new file name (inputs are never overwritten).")
     sequences = open_dataset(dataset_root, format)
     options = backend_options(device, threads)
-    backend_name, loaded = backend_and_model(backend, source, options)
+    backend_name, loaded = backend_and_model(backend, model, options)
     tracker_backend = open_backend(backend_name, loaded, options)
     params = apply_overrides(tracker_backend.tracker_params, tracker_param or [], "tracker parameter")
     with progress_bar() as progress:
