@@ -89,6 +89,7 @@ def test_bench_report_schema_and_reference(exported, sequences, tmp_path):
     assert (tmp_path / "bench.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow  # 14 s: four bench processes; the split of search frames is tested by hand below
 def test_a_long_term_bench_adds_a_long_term_row_per_backend(exported, sequences, tmp_path):
     """Each backend runs twice, in a process each: in the default mode and in long-term mode. The long-term
     row counts its whole-frame searches (this barely trained model doubts every frame, so they run) and gives

@@ -44,6 +44,7 @@ def test_samples_label_the_frames_on_the_target(long_term_data, shipped_export):
     assert not samples.on_target[~sequence.target_present[1:]].any(), "a frame without the target is never on it"
 
 
+@pytest.mark.slow  # 25 s: tracks 118 frames and exports; the samples and the fit are in the default suite
 def test_calibrate_writes_a_new_checkpoint_that_exports_with_the_fit(long_term_data, tmp_path):
     source = resolve_model("tiny")
     before = file_sha256(source)

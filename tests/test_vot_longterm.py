@@ -70,6 +70,7 @@ def run_vot(workspace: Path, *args: str, timeout: float = 600) -> str:
     return done.stdout + done.stderr
 
 
+@pytest.mark.slow  # 80 s: the toolkit tracks two 60-frame sequences through TraX, then analyses them
 def test_the_long_term_stack_scores_us_as_score_does(workspace, tmp_path):
     from vot.region.io import read_trajectory
 
@@ -106,16 +107,24 @@ def test_the_long_term_stack_scores_us_as_score_does(workspace, tmp_path):
     )
     assert scored.returncode == 0, scored.stderr
     measured = json.loads((tmp_path / "score.json").read_text())["long_term"]
-    assert measured["f_score"] == pytest.approx(ours["f_score"], abs=1e-9), "score reads the files the toolkit wrote"
+    assert measured["f_score"] == pytest.approx(ours["f_score"], abs=1e-6), "score reads the boxes (4 decimals) the toolkit wrote"
     assert measured["reentries"] == ours["reentries"]
 
 
+@pytest.mark.slow  # 75 s: the toolkit writes and tracks its generated sequences through TraX
 def test_the_redetection_experiment_runs_us(workspace):
-    """The toolkit moves the target to a corner of a canvas three times the frame; every frame gets a box
-    and a confidence."""
+    """The toolkit makes one sequence per source sequence (named by a hash): the annotated frame on a canvas
+    three times its size, then the target moved to the canvas's far corner. Every frame gets a box and a
+    confidence (the initialisation none, as the toolkit writes it)."""
+    from vot.region.io import read_trajectory
+
     output = run_vot(workspace, "evaluate", "tomp_lt")
     assert "Evaluation concluded" in output, output[-3000:]
-    for sequence in open_dataset(workspace / "sequences", "vot"):
-        stored = workspace / "results" / "tomp_lt" / "redetection" / sequence.name
-        confidence = load_confidences(stored / f"{sequence.name}_001_confidence.value")
-        assert len(confidence) == 24 and np.isfinite(confidence[1:]).all()
+    generated = sorted((workspace / "results" / "tomp_lt" / "redetection").iterdir())
+    assert len(generated) == len(open_dataset(workspace / "sequences", "vot"))
+    for folder in generated:
+        regions = read_trajectory(str(folder / f"{folder.name}_001.bin"))
+        confidence = load_confidences(folder / f"{folder.name}_001_confidence.value")
+        assert len(regions) == len(confidence) >= 2 and np.isnan(confidence[0])
+        assert ((confidence[1:] >= 0) & (confidence[1:] <= 1)).all()
+        assert all(region.width > 0 and region.height > 0 for region in regions[1:]), "never an empty region"
