@@ -141,7 +141,15 @@ def test_eval_never_resumes_another_models_results(dataset, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "case", ["huge_box", "output_is_folder", "output_under_a_file", "output_unwritable", "device", "threads"]
+    "case",
+    [
+        pytest.param("huge_box", marks=pytest.mark.slow),  # 17 s: the tracker's crop of a box 4x the frame
+        "output_is_folder",
+        "output_under_a_file",
+        "output_unwritable",
+        "device",
+        "threads",
+    ],
 )
 def test_track_input_errors(sequence_folder, tmp_path, case, shipped_export):
     (tmp_path / "file").write_text("")

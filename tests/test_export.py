@@ -98,6 +98,7 @@ print(len(track_boxes(open_backend('onnxruntime', {str(folder)!r}), frames, boxe
     assert result.stdout.strip() == "3"
 
 
+@pytest.mark.slow  # 16 s: three exports from the command line
 def test_export_cli_replaces_only_an_earlier_export(tmp_path, tiny_export):
     """--force replaces what an export writes and nothing else: a folder holding other files is refused,
     with or without it, and keeps them."""

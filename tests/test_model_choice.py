@@ -155,6 +155,7 @@ def test_a_file_named_like_the_shipped_model_is_the_users(tmp_path, tiny_model, 
         model_for_backend("tiny", "onnxruntime")
 
 
+@pytest.mark.slow  # 23 s: two exports remade side by side; the cached export's checks stay in the default suite
 def test_model_forms_reuse_intact_exports_and_remake_damaged_ones_side_by_side(shipped_exports, tmp_path):
     """`bench` and `demo` keep their exports in a work folder: an intact export of the same checkpoint at
     the same precision is taken as it is; damaged ones are made again, the FP16 one in a process of its own
