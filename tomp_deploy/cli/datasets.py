@@ -260,9 +260,8 @@ def calibrate(
     sequences = open_dataset(dataset_root, format)
     options = backend_options(device, threads)
     backend_name, loaded = backend_and_model(backend, model, options)
-    tracker_backend = open_backend(backend_name, loaded, options)
-    params = apply_overrides(tracker_backend.tracker_params, tracker_param or [], "tracker parameter")
-    with progress_bar() as progress:
+    with open_backend(backend_name, loaded, options) as tracker_backend, progress_bar() as progress:
+        params = apply_overrides(tracker_backend.tracker_params, tracker_param or [], "tracker parameter")
         frames = progress.add_task("tracking in long-term mode", total=sum(len(s.frames) for s in sequences))
         samples = collect_samples(tracker_backend, sequences, params, on_frame=lambda: progress.advance(frames))
     fitted, report = fit_calibration(samples, params)

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from tomp_deploy.runtime.geometry import argmax2d
+from tomp_deploy.runtime.localization import peak_window
 
 FEATURES = ("peak", "sidelobe", "second_peak", "entropy", "colour", "template")
 """peak: the score map's maximum. sidelobe: log(1 + peak-to-sidelobe ratio), the peak above the mean of
@@ -52,12 +53,8 @@ def score_map_features(scores: np.ndarray, neighbourhood: np.ndarray) -> np.ndar
     columns) is the target's extent around the peak in cells, masked out for the sidelobe."""
     peak, cell = argmax2d(scores)
     peak = float(peak)
-    top = max(round(cell[0] - neighbourhood[0] / 2), 0)
-    bottom = min(round(cell[0] + neighbourhood[0] / 2 + 1), scores.shape[0])
-    left = max(round(cell[1] - neighbourhood[1] / 2), 0)
-    right = min(round(cell[1] + neighbourhood[1] / 2 + 1), scores.shape[1])
     outside = np.ones(scores.shape, bool)
-    outside[top:bottom, left:right] = False
+    outside[peak_window(cell, neighbourhood, scores.shape)] = False
     sidelobe = scores[outside] if outside.any() else np.zeros(1, scores.dtype)
     ratio = (peak - float(sidelobe.mean())) / (float(sidelobe.std()) + 1e-3)
     second = float(sidelobe.max()) / peak if peak > 1e-3 else 1.0
@@ -76,24 +73,22 @@ class Appearance:
     newest frame stored in the memory (lighting drifts); a box is compared with both and the closer counts."""
 
     def __init__(self, frame: np.ndarray, box: np.ndarray):
-        annotated = describe(frame, box)
-        self.references = [annotated] if annotated is not None else []
-        self._annotated_count = len(self.references)
+        self.annotated = describe(frame, box)
+        self.recent = None
 
     def remember(self, frame: np.ndarray, box: np.ndarray) -> None:
         """The newest memory frame's look replaces the previous one's."""
-        recent = describe(frame, box)
-        if recent is not None:
-            self.references = self.references[: self._annotated_count] + [recent]
+        self.recent = describe(frame, box) or self.recent
 
     def similarity(self, frame: np.ndarray, box: np.ndarray) -> np.ndarray:
         """colour and template of `box` against the target (0, 0 for a box without pixels in the frame)."""
         described = describe(frame, box)
-        if described is None or not self.references:
+        references = [look for look in (self.annotated, self.recent) if look is not None]
+        if described is None or not references:
             return np.zeros(2)
         histogram, template = described
-        colour = max(float(np.sqrt(reference[0] * histogram).sum()) for reference in self.references)
-        correlation = max(float((reference[1] * template).sum()) for reference in self.references)
+        colour = max(float(np.sqrt(reference[0] * histogram).sum()) for reference in references)
+        correlation = max(float((reference[1] * template).sum()) for reference in references)
         return np.array([colour, correlation])
 
 

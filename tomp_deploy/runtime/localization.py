@@ -31,6 +31,16 @@ def default_confidence(found: Localization) -> tuple[float, bool]:
     return min(max(float(found.max_score), 0.0), 1.0), found.flag != NOT_FOUND
 
 
+def peak_window(cell: np.ndarray, extent: np.ndarray, shape: tuple[int, int]) -> tuple[slice, slice]:
+    """The rows and columns of a map of `shape` within `extent` (rows, columns, in cells) around `cell`:
+    the neighbourhood masked out when looking for a second peak."""
+    top = max(round(cell[0] - extent[0] / 2), 0)
+    bottom = min(round(cell[0] + extent[0] / 2 + 1), shape[0])
+    left = max(round(cell[1] - extent[1] / 2), 0)
+    right = min(round(cell[1] + extent[1] / 2 + 1), shape[1])
+    return slice(top, bottom), slice(left, right)
+
+
 def localize(
     scores: np.ndarray,
     target_size: np.ndarray,
@@ -56,12 +66,8 @@ def localize(
         return Localization(NOT_FOUND, peak1, max_score1)
 
     neighbourhood = params.target_neighborhood_scale * (target_size / sample_scale) * (size / sample_size)
-    top = max(round(peak1[0] - neighbourhood[0] / 2), 0)
-    bottom = min(round(peak1[0] + neighbourhood[0] / 2 + 1), scores.shape[0])
-    left = max(round(peak1[1] - neighbourhood[1] / 2), 0)
-    right = min(round(peak1[1] + neighbourhood[1] / 2 + 1), scores.shape[1])
     masked = scores.copy()
-    masked[top:bottom, left:right] = 0
+    masked[peak_window(peak1, neighbourhood, scores.shape)] = 0
     max_score2, peak2 = argmax2d(masked)
 
     if max_score2 > params.distractor_threshold * max_score1:

@@ -36,7 +36,7 @@ def speed(run: BackendRun) -> dict:
     mode how many searches ran and their median time."""
     times = np.array(run.frame_seconds)
     searched = np.array([seconds is not None for seconds in run.search_seconds], bool)
-    tracking = times[~searched] if searched.size == times.size else times
+    tracking = times[~searched]
     if tracking.size == 0:
         raise ToMPError("No frame was timed: lower --warmup or add frames.")
     figures = {
