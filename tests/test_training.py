@@ -222,6 +222,7 @@ def test_one_epoch_run_loads_exports_and_tracks(tmp_path):
         (["--data", "synthetic", "--set", "learning_rate=3"], "Unknown training setting 'learning_rate'"),
         (["--data", "synthetic", "--set", "epochs=many"], "epochs=many"),
         (["--data", "bouncing"], "held out for evaluation"),
+        (["--data", "synthetic,longterm-heldout"], "held out for evaluation"),
         (["--data", "cutouts,lasot="], "names no folder"),
     ],
 )

@@ -57,7 +57,7 @@ READERS = {
 def parse_data_spec(spec: str) -> dict[str, Path | None]:
     """'lasot=/data/lasot,got10k=/data/got10k' -> {name: root}. A synthetic family stands by its name and
     has no root ('cutouts,lasot=/data/lasot'); 'synthetic' stands for every training family."""
-    from tomp_deploy.evaluation.synth import FAMILIES, HELD_OUT_FAMILY, TRAINING_FAMILIES
+    from tomp_deploy.evaluation.synth import FAMILIES, HELD_OUT_FAMILY, LONG_TERM_HELD_OUT_FAMILY, TRAINING_FAMILIES
 
     roots: dict[str, Path | None] = {}
     for item in (part.strip() for part in spec.split(",")):
@@ -65,7 +65,7 @@ def parse_data_spec(spec: str) -> dict[str, Path | None]:
         if not separator:
             if name == "synthetic":
                 roots.update(dict.fromkeys(TRAINING_FAMILIES))
-            elif name == HELD_OUT_FAMILY:
+            elif name in (HELD_OUT_FAMILY, LONG_TERM_HELD_OUT_FAMILY):
                 raise ToMPError(
                     f"The {name!r} synthetic family is held out for evaluation; train on "
                     f"{', '.join(TRAINING_FAMILIES)} (or 'synthetic' for all of them)."
