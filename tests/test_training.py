@@ -14,6 +14,7 @@ from tests.cli import run_cli
 from tests.seeded import seeded_model
 from tests.training_setup import SMALL
 from tomp_deploy import ToMPError, load_model
+from tomp_deploy.cli.training import _training_config
 from tomp_deploy.evaluation.datasets.readers import read_lasot
 from tomp_deploy.model import save_checkpoint
 from tomp_deploy.runtime.overrides import apply_overrides
@@ -235,6 +236,16 @@ def test_bad_input_fails_before_training(tmp_path, args, message):
 def test_data_spec_names_synthetic_families_and_dataset_roots(tmp_path):
     assert parse_data_spec("synthetic") == {"patches": None, "cutouts": None, "shapes": None}
     assert parse_data_spec(f"shapes,lasot={tmp_path}") == {"shapes": None, "lasot": tmp_path}
+
+
+def test_synthetic_families_without_set_weights_take_the_defaults_and_longterm_weighs_one():
+    def weights(preset, data, *overrides):
+        return _training_config(preset, list(overrides), None, False, parse_data_spec(data)).dataset_weights
+
+    assert weights("tiny", "synthetic") == {"patches": 1.0, "cutouts": 2.0, "shapes": 1.0}
+    assert weights("tiny", "cutouts,longterm") == {"patches": 1.0, "cutouts": 2.0, "shapes": 1.0, "longterm": 1.0}
+    assert weights("tomp50", "shapes")["shapes"] == 1.0
+    assert weights("tiny", "cutouts,longterm", "dataset_weights=cutouts:3") == {"cutouts": 3.0}
 
 
 def test_synthetic_families_are_written_per_family_and_mixed_by_the_preset_weights(training_sources):

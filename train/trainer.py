@@ -7,6 +7,7 @@ import dataclasses
 import json
 import time
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -106,6 +107,15 @@ class TrainingStep(torch.nn.Module):
         return forward_losses(self.model, batch, self.config)
 
 
+class TrainingProgress(Protocol):
+    """What the main rank reports while training."""
+
+    def step(self, epoch: int, step: int, steps: int, losses: dict[str, float], rate: float, lr: float) -> None: ...
+
+    def epoch_done(self, metrics: dict) -> None:
+        """After the epoch's checkpoint and metrics line are written."""
+
+
 class Trainer:
     def __init__(
         self,
@@ -115,7 +125,7 @@ class Trainer:
         device: str = "cpu",
         start: RunStart = RunStart(),
         tensorboard: bool = False,
-        progress=None,
+        progress: TrainingProgress | None = None,
     ):
         self.config = config
         self.run_dir = Path(run_dir)
@@ -241,7 +251,7 @@ class Trainer:
                 totals[key] = totals.get(key, 0.0) + value
             step_losses.append(averaged["loss"])
             if self.progress and self.ranks.is_main:
-                self.progress(
+                self.progress.step(
                     epoch,
                     steps,
                     len(loader),
@@ -293,5 +303,7 @@ class Trainer:
                 if self.writer:
                     for key, value in metrics.items():
                         self.writer.add_scalar(key, value, epoch + 1)
+                if self.progress:
+                    self.progress.epoch_done(metrics)
             history.append(metrics)
         return history

@@ -69,41 +69,50 @@ def train(
         TextColumn("{task.fields[rate]:.1f} samples/s"),
     )
     with progress_bar(*columns, shown_on=shown) as progress:
-        task = progress.add_task("epoch 0", total=None, loss=0.0, clf=0.0, giou=0.0, lr=0.0, rate=0.0)
-
-        def report(epoch, step, steps, losses, rate, lr):
-            progress.update(
-                task,
-                completed=step,
-                total=steps,
-                description=f"epoch {epoch + 1}/{config.epochs}",
-                loss=losses["loss"],
-                clf=losses["clf"],
-                giou=losses["giou"],
-                lr=lr,
-                rate=rate,
-            )
-
-        trainer = Trainer(config, sampler, out, device=device, start=start, tensorboard=tensorboard, progress=report)
+        trainer = Trainer(
+            config, sampler, out, device=device, start=start, tensorboard=tensorboard, progress=_EpochBar(progress, config.epochs)
+        )
         if trainer.start_epoch >= config.epochs:
             raise ToMPError(
                 f"{out}/latest.pt already finished epoch {trainer.start_epoch} of {config.epochs}; raise --epochs to continue."
             )
         for note in trainer.notes:
             shown.print(f"[yellow]note:[/] {note}")
-        history = trainer.fit(config.epochs)
+        trainer.fit(config.epochs)
     distributed.finish()
-    for metrics in history:
-        shown.print(
-            f"epoch {metrics['epoch']}: loss {metrics['loss']:.4f}, mean IoU {metrics['iou']:.3f}, "
-            f"{metrics['samples_per_s']:.1f} samples/s"
-        )
     shown.print(f"checkpoint: {out / 'latest.pt'} (load it with load_model, export it with tomp-deploy export)")
 
 
+class _EpochBar:
+    """The training bar, and a line per finished epoch (also in a log, where rich draws no bar)."""
+
+    def __init__(self, progress, epochs: int):
+        self.progress, self.epochs = progress, epochs
+        self.task = progress.add_task("epoch 0", total=None, loss=0.0, clf=0.0, giou=0.0, lr=0.0, rate=0.0)
+
+    def step(self, epoch, step, steps, losses, rate, lr):
+        self.progress.update(
+            self.task,
+            completed=step,
+            total=steps,
+            description=f"epoch {epoch + 1}/{self.epochs}",
+            loss=losses["loss"],
+            clf=losses["clf"],
+            giou=losses["giou"],
+            lr=lr,
+            rate=rate,
+        )
+
+    def epoch_done(self, metrics):
+        self.progress.console.print(
+            f"epoch {metrics['epoch']}: loss {metrics['loss']:.4f}, mean IoU {metrics['iou']:.3f}, "
+            f"{metrics['samples_per_s']:.1f} samples/s, checkpoint saved"
+        )
+
+
 def _training_config(preset: str, overrides: list[str], epochs: int | None, no_pretrained: bool, spec: dict):
-    """The preset with the command's overrides; synthetic data without weights of its own is sampled with
-    the synthetic families' default weights."""
+    """The preset with the command's overrides. Unless --set gives dataset_weights, a synthetic family the
+    preset has no weight for is sampled with its default weight (1 for a family without one, `longterm`)."""
     import dataclasses
 
     from tomp_deploy.runtime.overrides import apply_overrides
@@ -115,7 +124,9 @@ def _training_config(preset: str, overrides: list[str], epochs: int | None, no_p
         config = dataclasses.replace(config, epochs=epochs)
     if no_pretrained:
         config = dataclasses.replace(config, pretrained=False)
-    synthetic = [name for name, root in spec.items() if root is None]
-    if synthetic and not any(name in config.dataset_weights for name in synthetic):
-        config = dataclasses.replace(config, dataset_weights={name: SYNTHETIC_WEIGHTS[name] for name in synthetic})
+    weights_set = any(item.partition("=")[0].strip() == "dataset_weights" for item in overrides)
+    unweighted = [name for name, root in spec.items() if root is None and name not in config.dataset_weights]
+    if unweighted and not weights_set:
+        defaults = {name: SYNTHETIC_WEIGHTS.get(name, 1.0) for name in unweighted}
+        config = dataclasses.replace(config, dataset_weights={**config.dataset_weights, **defaults})
     return config
