@@ -17,13 +17,17 @@ from tomp_deploy.train.trainer import Trainer
 
 
 def interrupt_after(steps: int):
-    """A progress callback that interrupts the run after `steps` steps, as Ctrl-C or a kill would."""
+    """A progress report that interrupts the run after `steps` steps, as Ctrl-C or a kill would."""
 
-    def report(epoch, step, *_):
-        if step >= steps:
-            raise KeyboardInterrupt(f"interrupted after {step} steps")
+    class Interrupting:
+        def step(self, epoch, step, *_):
+            if step >= steps:
+                raise KeyboardInterrupt(f"interrupted after {step} steps")
 
-    return report
+        def epoch_done(self, metrics):
+            pass
+
+    return Interrupting()
 
 
 @pytest.mark.parametrize("mixed_precision", [(), pytest.param(("cpu",), marks=pytest.mark.slow)], ids=["fp32", "amp"])

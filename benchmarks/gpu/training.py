@@ -4,7 +4,7 @@ through the LaSOT training reader, and a resume check: a run continued from its 
 weights, optimiser and gradient-scaler state, and trains on.
 
 Throughput is timed inside one epoch, from the end of the warm-up steps to the last step, and the epoch is
-stopped at the part's deadline (through the trainer's per-step progress callback), so a slow recipe cannot
+stopped at the part's deadline (through the trainer's progress report after each step), so a slow recipe cannot
 overrun the budget."""
 
 from __future__ import annotations
@@ -80,14 +80,18 @@ def throughput(plan: Plan, name: str, samplers: Samplers, deadline: Deadline) ->
     step_ends: list[float] = []
     losses: list[float] = []
 
-    def progress(epoch, steps, total, averaged, samples_per_s, lr) -> None:
-        step_ends.append(time.perf_counter())
-        losses.append(averaged["loss"])
-        if deadline.expired():
-            raise DeadlineReached
+    class StepTimes:
+        def step(self, epoch, steps, total, averaged, samples_per_s, lr) -> None:
+            step_ends.append(time.perf_counter())
+            losses.append(averaged["loss"])
+            if deadline.expired():
+                raise DeadlineReached
+
+        def epoch_done(self, metrics) -> None:
+            pass
 
     started = time.perf_counter()
-    trainer = Trainer(config, samplers(config), plan.work / f"training-{name}", device=plan.device, progress=progress)
+    trainer = Trainer(config, samplers(config), plan.work / f"training-{name}", device=plan.device, progress=StepTimes())
     try:
         trainer.train_epoch(0)
     except DeadlineReached:
