@@ -13,19 +13,16 @@ from tomp_deploy.model import ToMPNet, save_checkpoint
 from tomp_deploy.runtime.presets import preset as model_preset
 from tomp_deploy.train.data import FrameSampler
 from tomp_deploy.train.resume import RunStart
-from tomp_deploy.train.trainer import Trainer
+from tomp_deploy.train.trainer import Trainer, TrainingProgress
 
 
 def interrupt_after(steps: int):
     """A progress report that interrupts the run after `steps` steps, as Ctrl-C or a kill would."""
 
-    class Interrupting:
+    class Interrupting(TrainingProgress):
         def step(self, epoch, step, *_):
             if step >= steps:
                 raise KeyboardInterrupt(f"interrupted after {step} steps")
-
-        def epoch_done(self, metrics):
-            pass
 
     return Interrupting()
 

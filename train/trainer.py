@@ -113,7 +113,7 @@ class TrainingProgress(Protocol):
     def step(self, epoch: int, step: int, steps: int, losses: dict[str, float], rate: float, lr: float) -> None: ...
 
     def epoch_done(self, metrics: dict) -> None:
-        """After the epoch's checkpoint and metrics line are written."""
+        """After the epoch's checkpoint and metrics line are written; nothing unless a report overrides it."""
 
 
 class Trainer:

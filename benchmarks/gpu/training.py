@@ -24,7 +24,7 @@ from tomp_deploy.runtime.errors import ToMPError
 from tomp_deploy.train.config import TrainConfig, preset
 from tomp_deploy.train.data import FrameSampler, load_sources
 from tomp_deploy.train.resume import RunStart
-from tomp_deploy.train.trainer import Trainer
+from tomp_deploy.train.trainer import Trainer, TrainingProgress
 
 Samplers = Callable[[TrainConfig], FrameSampler]
 WARMUP_STEPS = {False: 3, True: 1}
@@ -80,15 +80,12 @@ def throughput(plan: Plan, name: str, samplers: Samplers, deadline: Deadline) ->
     step_ends: list[float] = []
     losses: list[float] = []
 
-    class StepTimes:
+    class StepTimes(TrainingProgress):
         def step(self, epoch, steps, total, averaged, samples_per_s, lr) -> None:
             step_ends.append(time.perf_counter())
             losses.append(averaged["loss"])
             if deadline.expired():
                 raise DeadlineReached
-
-        def epoch_done(self, metrics) -> None:
-            pass
 
     started = time.perf_counter()
     trainer = Trainer(config, samplers(config), plan.work / f"training-{name}", device=plan.device, progress=StepTimes())
