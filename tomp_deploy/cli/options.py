@@ -53,10 +53,44 @@ Plot = Annotated[Path | None, typer.Option(help="Write success and precision plo
 
 
 def progress_bar(*columns, shown_on: Console = console) -> Progress:
-    """A progress bar with a description, a count and the elapsed time, plus `columns`."""
-    return Progress(
+    """A progress bar with a description, a count and the elapsed time, plus `columns`; on a console that is
+    no terminal (a log, a pipe), a line per tenth of each task instead."""
+    return _ProgressWithLog(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), *columns, TimeElapsedColumn(), console=shown_on
     )
+
+
+class _ProgressWithLog(Progress):
+    """rich draws a bar only on a terminal: written to a log it shows nothing until the bar stops, so a
+    14-minute `calibrate` under nohup looked hung. Where the console is no terminal this one draws no bar and
+    prints a line whenever a task passes another tenth of its total (per description: training reuses one
+    task for every epoch)."""
+
+    def __init__(self, *columns, console: Console):
+        super().__init__(*columns, console=console, disable=not console.is_terminal)
+        self._tenths_logged: dict[tuple, int] = {}
+
+    def update(self, task_id, **changes) -> None:
+        super().update(task_id, **changes)
+        self._log(task_id)
+
+    def advance(self, task_id, advance: float = 1) -> None:
+        super().advance(task_id, advance)
+        self._log(task_id)
+
+    def _log(self, task_id) -> None:
+        task = self._tasks[task_id]
+        if not self.disable or not task.total:
+            return
+        tenth = min(10, int(10 * task.completed / task.total))
+        key = (task_id, task.description)
+        if tenth > self._tenths_logged.get(key, 0):
+            self._tenths_logged[key] = tenth
+            self.console.print(
+                f"{task.description}: {task.completed:.0f}/{task.total:.0f} ({100 * task.completed / task.total:.0f}%), "
+                f"{task.elapsed or 0:.0f} s",
+                highlight=False,
+            )
 
 
 def tracker_overrides(tracker_param: list[str] | None, long_term: bool) -> list[str]:
