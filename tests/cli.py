@@ -39,6 +39,16 @@ def run_cli(*args, cwd: Path | None = None) -> CliResult:
     return CliResult(result.exit_code, result.stdout, stderr)
 
 
+def error_message(stderr: str) -> str:
+    """The error a failed command printed: the whole of stderr from `error:` on, after nothing but the status
+    and progress lines a log shows (`... ...`, `...: 3/4 (75%), 2 s`); never a traceback."""
+    before, found, message = stderr.partition("error:")
+    assert found and "Traceback" not in stderr, stderr
+    assert not before or before.endswith("\n"), stderr
+    assert all(line.endswith((" ...", " s")) for line in before.splitlines()), stderr
+    return found + message
+
+
 def run_cli_process(*args, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "tomp_deploy", *map(str, args)], capture_output=True, text=True, **kwargs)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.cli import run_cli
+from tests.cli import error_message, run_cli
 from tests.reference_checkpoints import write_reference_checkpoint
 from tomp_deploy import ToMPError
 from tomp_deploy.evaluation.datasets import open_dataset
@@ -22,8 +22,7 @@ from tomp_deploy.runtime.shipped import resolve_model
 
 def assert_clean_error(result: subprocess.CompletedProcess, *phrases: str) -> None:
     assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr and result.stderr.startswith("error:"), result.stderr
-    message = " ".join(result.stderr.split())
+    message = " ".join(error_message(result.stderr).split())
     for phrase in phrases:
         assert phrase in message, (phrase, message)
 

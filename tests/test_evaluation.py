@@ -252,6 +252,6 @@ def test_the_thread_budget_takes_what_a_scheduler_hands_the_process(monkeypatch)
 def test_a_command_written_to_a_log_prints_its_progress_as_lines(tmp_path):
     result = run_cli("synth", tmp_path / "bench", "--sequences", "4", "--frames", "3")
     assert result.returncode == 0, result.stderr
-    progress = [line.rsplit(",", 1)[0] for line in result.stdout.splitlines() if line.startswith("writing")]
+    progress = [line.rsplit(",", 1)[0] for line in result.stderr.splitlines() if line.startswith("writing")]
     assert progress == [f"writing patches sequences: {n}/4 ({25 * n}%)" for n in range(1, 5)]
-    assert "━" not in result.stdout
+    assert "━" not in result.stdout + result.stderr

@@ -11,6 +11,7 @@ import tempfile
 import numpy as np
 import pytest
 
+from tests.cli import error_message
 from tests.huge_images import write_black_png
 from tomp_deploy.evaluation.trax_channel import MessageScanner, ProtocolError
 
@@ -38,7 +39,7 @@ def serve(export, payload: bytes, *options, timeout: float = 120) -> subprocess.
 
 def assert_quit_with(result: subprocess.CompletedProcess, reason: str) -> None:
     assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr and result.stderr.startswith("error:"), result.stderr
+    error_message(result.stderr)
     quits = [line for line in result.stdout.splitlines() if line.startswith("@@TRAX:quit")]
     assert len(quits) == 1 and reason in quits[0], result.stdout[-500:]
 
@@ -89,7 +90,7 @@ def test_a_huge_image_is_refused_with_the_bound(shipped_export, tmp_path):
         client.initialize({"color": FileImage.create(str(huge))}, [(Rectangle.create(100, 100, 40, 40), {})], {})
     assert server.wait(timeout=60) == 2
     stderr = server.stderr.read().decode()
-    assert stderr.startswith("error:") and "Traceback" not in stderr, stderr
+    error_message(stderr)
 
 
 def test_the_message_bound_can_be_raised(shipped_export):

@@ -19,8 +19,40 @@ app = typer.Typer(
     rich_markup_mode="rich",
     pretty_exceptions_show_locals=False,
 )
-console = Console()
-error_console = Console(stderr=True)
+
+
+class _LoggedStatus:
+    """What `status` gives where the console is no terminal: its message and each update as a line, on
+    stderr, so that a command's own output on stdout (`inspect --json`) stays clean when piped."""
+
+    def __init__(self, shown_on: Console, message: str):
+        self.shown_on, self.message = shown_on, message
+
+    def __enter__(self) -> _LoggedStatus:
+        self.shown_on.print(f"{self.message} ...", highlight=False, markup=False, soft_wrap=True)
+        return self
+
+    def __exit__(self, *exception) -> None:
+        return None
+
+    def update(self, message: str) -> None:
+        if message != self.message:
+            self.message = message
+            self.shown_on.print(f"{message} ...", highlight=False, markup=False, soft_wrap=True)
+
+
+class _CommandConsole(Console):
+    """rich's status spinner draws nothing without a terminal, so under nohup or in a pipe a command that
+    writes training data or exports for minutes showed nothing; there its status prints lines instead."""
+
+    def status(self, status, **spinner):
+        if self.is_terminal:
+            return super().status(status, **spinner)
+        return _LoggedStatus(error_console, str(status))
+
+
+console = _CommandConsole()
+error_console = _CommandConsole(stderr=True)
 
 
 def _print_version(value: bool) -> None:

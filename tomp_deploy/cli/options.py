@@ -54,7 +54,7 @@ Plot = Annotated[Path | None, typer.Option(help="Write success and precision plo
 
 def progress_bar(*columns, shown_on: Console = console) -> Progress:
     """A progress bar with a description, a count and the elapsed time, plus `columns`; on a console that is
-    no terminal (a log, a pipe), a line per tenth of each task instead."""
+    no terminal (a log, a pipe), a line on stderr per tenth of each task instead."""
     return _ProgressWithLog(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), *columns, TimeElapsedColumn(), console=shown_on
     )
@@ -69,6 +69,7 @@ class _ProgressWithLog(Progress):
     def __init__(self, *columns, console: Console):
         super().__init__(*columns, console=console, disable=not console.is_terminal)
         self._tenths_logged: dict[tuple, int] = {}
+        self._log_console = console if console.quiet else error_console
 
     def update(self, task_id, **changes) -> None:
         super().update(task_id, **changes)
@@ -86,10 +87,12 @@ class _ProgressWithLog(Progress):
         key = (task_id, task.description)
         if tenth > self._tenths_logged.get(key, 0):
             self._tenths_logged[key] = tenth
-            self.console.print(
+            self._log_console.print(
                 f"{task.description}: {task.completed:.0f}/{task.total:.0f} ({100 * task.completed / task.total:.0f}%), "
                 f"{task.elapsed or 0:.0f} s",
                 highlight=False,
+                markup=False,
+                soft_wrap=True,
             )
 
 
