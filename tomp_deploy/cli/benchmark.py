@@ -99,9 +99,8 @@ def _run_bench(
             progress=status,
             on_frame=lambda: progress.advance(task),
         )
-        ran = sum(row["status"] == "ok" for row in report["backends"].values())
-        # The last line shows the whole run, not the last backend's step (which may have been skipped).
-        progress.update(task, description=f"bench: {ran} of {len(report['backends'])} backends ran", completed=total)
+    ran = sum(row["status"] == "ok" for row in report["backends"].values())
+    console.print(f"bench: {ran} of {len(report['backends'])} backends ran")
     print_bench(report)
     for kind in ("json", "md", "png"):
         console.print(f"{kind}: {out / f'bench.{kind}'}")
