@@ -28,7 +28,7 @@ def long_term_data(tmp_path_factory):
     return root
 
 
-def test_samples_label_the_frames_on_the_target(long_term_data, shipped_export):
+def test_samples_label_the_frames_and_candidates_on_the_target(long_term_data, shipped_export):
     sequences = open_dataset(long_term_data, "lasot")
     with open_backend("onnxruntime", shipped_export) as backend:
         samples = collect_samples(backend, sequences[:1], backend.tracker_params)
@@ -36,12 +36,20 @@ def test_samples_label_the_frames_on_the_target(long_term_data, shipped_export):
         frames = (frame.image for frame in FrameSource.of_images(sequence.frames))
         params = dataclasses.replace(backend.tracker_params, long_term=True)
         tracked = [step for step in track_frames(backend, frames, [sequence.init_box], params)][1:]
+    truth, visible = np.nan_to_num(sequence.ground_truth[1:]), sequence.target_present[1:]
     boxes = np.array([step.boxes[0] for step in tracked])
-    expected = (overlaps(boxes, np.nan_to_num(sequence.ground_truth[1:])) > 0.5) & sequence.target_present[1:]
-    np.testing.assert_array_equal(samples.on_target, expected)
-    assert samples.features.shape == (59, len(FEATURES))
-    np.testing.assert_array_equal(samples.features, [step.results[0].confidence_features for step in tracked])
-    assert not samples.on_target[~sequence.target_present[1:]].any(), "a frame without the target is never on it"
+    np.testing.assert_array_equal(samples.frames.on_target, (overlaps(boxes, truth) > 0.5) & visible)
+    assert samples.frames.features.shape == (59, len(FEATURES))
+    np.testing.assert_array_equal(samples.frames.features, [step.results[0].confidence_features for step in tracked])
+    assert not samples.frames.on_target[~visible].any(), "a frame without the target is never on it"
+
+    searched = [(k, step.results[0].candidates) for k, step in enumerate(tracked) if step.results[0].candidates]
+    assert searched, "the target is gone long enough for whole-frame searches"
+    expected = [
+        visible[k] and overlaps(candidate.box[None], truth[k][None])[0] > 0.5 for k, found in searched for candidate in found
+    ]
+    np.testing.assert_array_equal(samples.candidates.on_target, expected)
+    np.testing.assert_array_equal(samples.candidates.features, [c.features for _, found in searched for c in found])
 
 
 @pytest.mark.slow  # 25 s: tracks 118 frames and exports; the samples and the fit are in the default suite
@@ -53,11 +61,14 @@ def test_calibrate_writes_a_new_checkpoint_that_exports_with_the_fit(long_term_d
         "calibrate", "--dataset-root", long_term_data, "--model", "tiny", "--output", output, "--backend", "onnxruntime"
     )
     assert done.returncode == 0, done.stderr
-    assert "ROC AUC" in done.stdout and "--tracker-param lt_calibration_bias=" in " ".join(done.stdout.split())
+    printed = " ".join(done.stdout.split())
+    assert "ROC AUC" in printed and "--tracker-param lt_calibration_bias=" in printed
+    assert "--tracker-param lt_candidate_weight_colour=" in printed
     assert file_sha256(source) == before, "the input checkpoint is never written"
     _, _, info = load_checkpoint(output)
     fitted = info.tracker_params
-    assert info.meta["calibration"]["frames"] == 118 and info.meta["calibration"]["auc_after"] > 0.5
+    presence = info.meta["calibration"]["presence"]
+    assert presence["samples"] == 118 and presence["auc_after"] > 0.5
     assert fitted.lt_calibration_bias == pytest.approx(info.meta["tracker"]["lt_calibration_bias"])
     assert fitted != load_checkpoint(source)[2].tracker_params
 

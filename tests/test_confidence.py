@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from tomp_deploy.evaluation.calibration import CalibrationSamples, fit_calibration
-from tomp_deploy.runtime.confidence import FEATURES, Appearance, calibrated_confidence, score_map_features
+from tomp_deploy.evaluation.calibration import CalibrationSamples, LabelledFeatures, fit_calibration
+from tomp_deploy.runtime.confidence import CANDIDATE, FEATURES, PRESENCE, Appearance, score_map_features
 from tomp_deploy.runtime.errors import ToMPError
 from tomp_deploy.runtime.presets import TrackerParams
 
@@ -38,13 +38,16 @@ def test_two_equal_peaks_and_a_uniform_map():
     assert entropy == 1.0, "a map without a positive score says nothing: as flat as can be"
 
 
-def test_the_logistic_model_by_hand():
+def test_the_logistic_models_by_hand():
     weights = dict(zip((f"lt_weight_{name}" for name in FEATURES), (1.0, -2.0, 0.5, 0.0, 3.0, 0.25)))
-    params = TrackerParams(lt_calibration_bias=-1.5, **weights)
+    candidate_weights = {f"lt_candidate_weight_{name}": 0.0 for name in FEATURES} | {"lt_candidate_weight_colour": 2.0}
+    params = TrackerParams(lt_calibration_bias=-1.5, **weights, lt_candidate_bias=0.5, **candidate_weights)
     features = np.array([0.6, 1.0, 0.2, 0.4, 0.9, -0.4])
     logit = -1.5 + 0.6 - 2.0 + 0.1 + 0.0 + 2.7 - 0.1
-    assert calibrated_confidence(features, params) == pytest.approx(1 / (1 + math.exp(-logit)))
-    assert calibrated_confidence(features * 1e6, params) == pytest.approx(1.0), "a huge logit saturates, never overflows"
+    assert PRESENCE.probability(features, params) == pytest.approx(1 / (1 + math.exp(-logit)))
+    assert PRESENCE.probability(features * 1e6, params) == pytest.approx(1.0), "a huge logit saturates, never overflows"
+    assert CANDIDATE.probability(features, params) == pytest.approx(1 / (1 + math.exp(-(0.5 + 1.8)))), "its own weights"
+    assert CANDIDATE.parameters(params) == {"lt_candidate_bias": 0.5, **candidate_weights}
 
 
 def test_appearance_compares_colours_and_layout_with_the_target():
@@ -59,12 +62,21 @@ def test_appearance_compares_colours_and_layout_with_the_target():
     colour, layout = look.similarity(recoloured, target)
     assert colour < 0.5 and layout < -0.9, "an inverted patch: other colours, the opposite layout"
     np.testing.assert_array_equal(look.similarity(frame, np.array([500.0, 500, 10, 10])), [0.0, 0.0])
+    dimmed = (frame * 0.6).round().astype(np.uint8)
+    colour, layout = look.similarity(dimmed, target)
+    assert colour > 0.95 and layout > 0.99, "a change of lighting scales every pixel: the same colours, the same layout"
     look.remember(recoloured, target)
     np.testing.assert_allclose(look.similarity(recoloured, target), [1.0, 1.0], err_msg="the newest memory frame's look counts")
     np.testing.assert_allclose(look.similarity(frame, target), [1.0, 1.0], err_msg="and the annotated one's still does")
 
 
-UNTRAINED = TrackerParams(lt_calibration_bias=0.0, **{f"lt_weight_{name}": 0.0 for name in FEATURES})
+UNTRAINED = TrackerParams(**{name: 0.0 for name in PRESENCE.parameters(TrackerParams()) | CANDIDATE.parameters(TrackerParams())})
+
+
+def labelled(rng, count: int) -> LabelledFeatures:
+    """Features around typical values, on the target where colour and peak are high."""
+    features = rng.normal([0.5, 2.0, 0.6, 0.5, 0.7, 0.3], [0.2, 1.0, 0.3, 0.2, 0.15, 0.3], (count, len(FEATURES)))
+    return LabelledFeatures(features, features[:, 4] + 0.3 * features[:, 0] + rng.normal(0, 0.05, count) > 0.85)
 
 
 def test_the_fit_is_scikit_learns_folded_into_raw_weights():
@@ -72,19 +84,27 @@ def test_the_fit_is_scikit_learns_folded_into_raw_weights():
     from sklearn.preprocessing import StandardScaler
 
     rng = np.random.default_rng(1)
-    features = rng.normal([0.5, 2.0, 0.6, 0.5, 0.7, 0.3], [0.2, 1.0, 0.3, 0.2, 0.15, 0.3], (400, len(FEATURES)))
-    on_target = features[:, 4] + 0.3 * features[:, 0] + rng.normal(0, 0.05, 400) > 0.85
-    fitted, report = fit_calibration(CalibrationSamples(features, on_target), UNTRAINED)
-    scaler = StandardScaler().fit(features)
-    expected = LogisticRegression(max_iter=1000).fit(scaler.transform(features), on_target)
-    ours = np.array([calibrated_confidence(f, fitted) for f in features])
-    np.testing.assert_allclose(ours, expected.predict_proba(scaler.transform(features))[:, 1], atol=1e-9)
-    assert report.auc_after > 0.95 and report.auc_before == 0.5, "untrained weights: one confidence for every frame"
-    assert report.log_loss_after < report.log_loss_before
-    assert dataclasses.replace(fitted, lt_calibration_bias=0.0, **{f"lt_weight_{n}": 0.0 for n in FEATURES}) == UNTRAINED
+    frames, candidates = labelled(rng, 400), labelled(rng, 300)
+    candidates.on_target = ~candidates.on_target  # another relation, so that the two fits must differ
+    fitted, report = fit_calibration(CalibrationSamples(frames, candidates), UNTRAINED)
+    for model, samples, fit in ((PRESENCE, frames, report.presence), (CANDIDATE, candidates, report.candidate)):
+        scaler = StandardScaler().fit(samples.features)
+        expected = LogisticRegression(max_iter=1000).fit(scaler.transform(samples.features), samples.on_target)
+        ours = np.array([model.probability(f, fitted) for f in samples.features])
+        np.testing.assert_allclose(ours, expected.predict_proba(scaler.transform(samples.features))[:, 1], atol=1e-9)
+        assert fit.auc_after > 0.95 and fit.auc_before == 0.5, "untrained weights: one probability for every sample"
+        assert fit.log_loss_after < fit.log_loss_before and fit.samples == len(samples.on_target)
+    untouched = {name: 0.0 for name in PRESENCE.parameters(fitted) | CANDIDATE.parameters(fitted)}
+    assert dataclasses.replace(fitted, **untouched) == UNTRAINED, "only the two models' parameters change"
 
 
-def test_a_fit_needs_frames_on_and_off_the_target():
+def test_a_fit_needs_frames_on_and_off_the_target_and_keeps_a_candidate_model_it_cannot_fit():
     features = np.zeros((100, len(FEATURES)))
+    none = LabelledFeatures(np.zeros((0, len(FEATURES))), np.zeros(0, bool))
     with pytest.raises(ToMPError, match="needs at least 20 frames where the tracker is on the target"):
-        fit_calibration(CalibrationSamples(features, np.arange(100) < 5), TrackerParams())
+        fit_calibration(CalibrationSamples(LabelledFeatures(features, np.arange(100) < 5), none), TrackerParams())
+    rng = np.random.default_rng(2)
+    few = labelled(rng, 30)
+    fitted, report = fit_calibration(CalibrationSamples(labelled(rng, 200), few), UNTRAINED)
+    assert report.candidate is None and CANDIDATE.parameters(fitted) == CANDIDATE.parameters(UNTRAINED)
+    assert PRESENCE.parameters(fitted) != PRESENCE.parameters(UNTRAINED)

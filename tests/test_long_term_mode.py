@@ -14,9 +14,9 @@ from tests.sequences import moving_target_sequence, smooth_texture
 from tomp_deploy.evaluation.metrics import overlaps
 from tomp_deploy.runtime.backends import open_backend
 from tomp_deploy.runtime.backends.recording import RecordingBackend
-from tomp_deploy.runtime.confidence import FEATURES
+from tomp_deploy.runtime.confidence import CANDIDATE, FEATURES, PRESENCE
 from tomp_deploy.runtime.contract import REDETECT
-from tomp_deploy.runtime.long_term import tile_patches
+from tomp_deploy.runtime.long_term import Candidate, best_candidate, tile_patches
 from tomp_deploy.runtime.presets import TrackerParams
 from tomp_deploy.runtime.shipped import resolve_model
 from tomp_deploy.runtime.tracker import ToMPTracker
@@ -46,14 +46,17 @@ def vanishing_target(frames: int = 40, gone: range = range(8, 16)):
 
 
 def scene_calibrated(backend) -> TrackerParams:
-    """Long-term mode with a calibration for this test scene: the colours and the layout of the box against
-    the target's. The shipped calibration was fitted on the `longterm` family, whose score maps are sharper;
-    on this smooth scene the tiny model's maps are broad (entropy 0.9) and it doubts frames the tracker
-    holds (benchmarks/results/long_term_tiny_cpu.md): these tests are about what the mode does with its
+    """Long-term mode with a calibration for this test scene (both models: tracked frames and re-detection
+    candidates): the colours and the layout of the box against the target's. The shipped calibration was
+    fitted on the `longterm` family, whose score maps are sharper; on this smooth scene the tiny model's
+    maps are broad (entropy 0.9) and it doubts frames the tracker holds
+    (benchmarks/results/long_term_tiny_cpu.md): these tests are about what the mode does with its
     confidence, not about that fit."""
-    zero = {f"lt_weight_{name}": 0.0 for name in FEATURES}
-    weights = {**zero, "lt_weight_colour": 4.0, "lt_weight_template": 4.0}
-    return dataclasses.replace(backend.tracker_params, long_term=True, lt_calibration_bias=-6.0, **weights)
+    weights = {}
+    for model in (PRESENCE, CANDIDATE):
+        weights |= {model.weight(name): 0.0 for name in FEATURES} | {model.bias: -6.0}
+        weights |= {model.weight("colour"): 4.0, model.weight("template"): 4.0}
+    return dataclasses.replace(backend.tracker_params, long_term=True, **weights)
 
 
 def track(backend, images, box, params):
@@ -145,6 +148,16 @@ def test_tiles_cover_the_whole_frame():
             inner = (bottom - top) // 4, (right - left) // 4
             covered[max(top + inner[0], 0) : bottom - inner[0], max(left + inner[1], 0) : right - inner[1]] = True
         assert covered.all(), f"tiles of {side} px leave part of the frame outside every tile's inner half"
+
+
+def test_the_most_confident_candidate_is_taken_from_the_threshold_on():
+    candidates = [
+        Candidate(np.array([k, 0.0, 10, 10]), confidence, np.zeros(len(FEATURES))) for k, confidence in enumerate((0.3, 0.7, 0.6))
+    ]
+    assert best_candidate(candidates, TrackerParams(lt_redetect_threshold=0.5)) is candidates[1]
+    assert best_candidate(candidates, TrackerParams(lt_redetect_threshold=0.7)) is candidates[1], "the threshold is reached"
+    assert best_candidate(candidates, TrackerParams(lt_redetect_threshold=0.75)) is None
+    assert best_candidate([], TrackerParams()) is None
 
 
 def test_long_term_parameters_are_checked():

@@ -227,6 +227,16 @@ def eval_command(
     _score_outputs({f"{model.stem} ({backend})": value}, json_out, plot, dataset_root.name)
 
 
+def _fit_row(name: str, samples: str, fit) -> list[str]:
+    """A row of calibrate's table: a refitted model's samples and its ranking before and after the fit."""
+    return [
+        name,
+        f"{fit.samples} {samples}, {fit.on_target} on the target",
+        f"{fit.auc_before:.3f} -> {fit.auc_after:.3f}",
+        f"{fit.log_loss_before:.3f} -> {fit.log_loss_after:.3f}",
+    ]
+
+
 @command()
 def calibrate(
     dataset_root: Annotated[Path, typer.Option(help="Dataset folder whose ground truth marks the frames without the target.")],
@@ -240,11 +250,11 @@ def calibrate(
 ) -> None:
     """Refit long-term mode's calibrated confidence on your sequences (targets that leave the view, are hidden
     and come back) and write a new checkpoint that records it."""
-    from tomp_deploy.evaluation.calibration import collect_samples, fit_calibration
+    from tomp_deploy.evaluation.calibration import MIN_SAMPLES_PER_LABEL, collect_samples, fit_calibration
     from tomp_deploy.evaluation.datasets import open_dataset
     from tomp_deploy.model.checkpoint import load_model, save_checkpoint
     from tomp_deploy.runtime.backends import open_backend
-    from tomp_deploy.runtime.confidence import FEATURES, weight_parameter
+    from tomp_deploy.runtime.confidence import CANDIDATE, PRESENCE
     from tomp_deploy.runtime.overrides import apply_overrides
     from tomp_deploy.runtime.shipped import resolve_model
 
@@ -265,23 +275,27 @@ def calibrate(
         frames = progress.add_task("tracking in long-term mode", total=sum(len(s.frames) for s in sequences))
         samples = collect_samples(tracker_backend, sequences, params, on_frame=lambda: progress.advance(frames))
     fitted, report = fit_calibration(samples, params)
-    weights = {"lt_calibration_bias": fitted.lt_calibration_bias} | {
-        weight_parameter(name): getattr(fitted, weight_parameter(name)) for name in FEATURES
-    }
     network = load_model(source)
     meta = dict(network.checkpoint_info.meta) | {
         "tracker": fitted.to_dict(),
         "calibration": {"dataset": str(dataset_root), "backend": backend_name, **dataclasses.asdict(report)},
     }
     save_checkpoint(network, output, meta)
-    print_table(
-        f"long-term confidence on {report.frames} frames ({report.on_target} on the target)",
-        ("model", "ROC AUC", "log loss"),
-        [
-            ["before", f"{report.auc_before:.3f}", f"{report.log_loss_before:.3f}"],
-            ["refitted", f"{report.auc_after:.3f}", f"{report.log_loss_after:.3f}"],
-        ],
-    )
+    candidates = samples.candidates
+    rows = [_fit_row("presence", "tracked frames", report.presence)]
+    if report.candidate is None:
+        count, on_target = len(candidates.on_target), int(candidates.on_target.sum())
+        rows.append(["re-detection candidates", f"kept: {count} candidates, {on_target} on the target", "", ""])
+    else:
+        rows.append(_fit_row("re-detection candidates", "candidates", report.candidate))
+    print_table("long-term confidence refitted", ("model", "fitted on", "ROC AUC", "log loss"), rows)
+    if report.candidate is None:
+        console.print(
+            f"the candidate model needs {MIN_SAMPLES_PER_LABEL} candidates on the target and as many off it; it was "
+            "kept as it was. Add sequences where the target is lost for longer (whole-frame searches make candidates).",
+            highlight=False,
+        )
+    weights = PRESENCE.parameters(fitted) | CANDIDATE.parameters(fitted)
     console.print(f"wrote {output}; engines and exports made before take the fit as:", highlight=False)
     console.print(
         " ".join(f"--tracker-param {key}={value:.6g}" for key, value in weights.items()), highlight=False, soft_wrap=True

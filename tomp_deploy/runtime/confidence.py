@@ -1,18 +1,21 @@
-"""Long-term mode's calibrated confidence: the probability that a reported box overlaps the target (IoU
-above 0.5), from what the tracker sees on the frame.
+"""Long-term mode's calibrated confidence: the probability that a box overlaps the target (IoU above 0.5),
+from what the tracker sees on the frame.
 
 The score peak alone is a poor probability: with the tiny model any compact textured patch scores 0.6 to
 0.9, and the tracker drifts onto background at 0.3 to 0.6. The shape of the score map and the box's
 appearance say more: one sharp peak over a flat map (peak-to-sidelobe ratio, low entropy, no second peak)
-on a box that looks like the annotated target. A logistic model over those features (`FEATURES`) turns
-them into a probability; its weights are tracker parameters (`lt_calibration_bias` and
-`lt_weight_<feature>`), so they travel with the model (model.json, checkpoint metadata) and `tomp-deploy
-calibrate` refits them on a user's own sequences. Numpy and OpenCV only, like the rest of the runtime.
+on a box that looks like the annotated target. Two logistic models over those features (`FEATURES`) turn
+them into probabilities: `PRESENCE` for the box the tracker reports on a frame, `CANDIDATE` for a
+whole-frame search's candidates. Their weights are tracker parameters (`lt_calibration_bias` and
+`lt_weight_<feature>`; `lt_candidate_bias` and `lt_candidate_weight_<feature>`), so they travel with the
+model (model.json, checkpoint metadata) and `tomp-deploy calibrate` refits both on a user's own sequences.
+Numpy and OpenCV only, like the rest of the runtime.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -25,8 +28,8 @@ FEATURES = ("peak", "sidelobe", "second_peak", "entropy", "colour", "template")
 the map outside the target's neighbourhood, in that region's standard deviations. second_peak: the highest
 score outside the neighbourhood over the peak. entropy: of the map's positive part as a distribution,
 over its largest value (1: flat, 0: a single cell). colour: Bhattacharyya coefficient of the box's colour
-histogram with the target's. template: normalised cross-correlation of the box, resized to
-`TEMPLATE_SIDE` square, with the target's."""
+histogram with the target's, both of the box brightness-normalised. template: normalised cross-correlation
+of the box, resized to `TEMPLATE_SIDE` square, with the target's."""
 TEMPLATE_SIDE = 16
 """Side of the appearance template in pixels: the target's layout at a resolution that blur, noise and
 small misalignments of the box do not change."""
@@ -35,17 +38,39 @@ HISTOGRAM_BINS = 8
 tell a colour-shifted look-alike from the target."""
 
 
-def weight_parameter(feature: str) -> str:
-    """The tracker parameter holding `feature`'s weight."""
-    return f"lt_weight_{feature}"
+@dataclass(frozen=True)
+class LogisticModel:
+    """A logistic model over `FEATURES` whose bias and weights are tracker parameters: `bias` names the
+    bias's, `weight_prefix` + a feature's name each weight's."""
+
+    bias: str
+    weight_prefix: str
+
+    def weight(self, feature: str) -> str:
+        """The tracker parameter holding `feature`'s weight."""
+        return f"{self.weight_prefix}{feature}"
+
+    def parameters(self, params) -> dict[str, float]:
+        """This model's tracker parameters and their values in `params`."""
+        return {self.bias: getattr(params, self.bias)} | {
+            self.weight(name): getattr(params, self.weight(name)) for name in FEATURES
+        }
+
+    def probability(self, features: np.ndarray, params) -> float:
+        """The model's probability for one feature vector (in `FEATURES` order)."""
+        logit = getattr(params, self.bias) + sum(
+            getattr(params, self.weight(name)) * float(value) for name, value in zip(FEATURES, features)
+        )
+        return 1.0 / (1.0 + math.exp(-min(max(logit, -50.0), 50.0)))
 
 
-def calibrated_confidence(features: np.ndarray, params) -> float:
-    """The logistic model's probability for one feature vector (in `FEATURES` order)."""
-    logit = params.lt_calibration_bias + sum(
-        getattr(params, weight_parameter(name)) * float(value) for name, value in zip(FEATURES, features)
-    )
-    return 1.0 / (1.0 + math.exp(-min(max(logit, -50.0), 50.0)))
+PRESENCE = LogisticModel("lt_calibration_bias", "lt_weight_")
+"""A tracked frame's confidence: the probability that the box the tracker reports overlaps the target."""
+CANDIDATE = LogisticModel("lt_candidate_bias", "lt_candidate_weight_")
+"""A re-detection candidate's confidence: the probability that a tile's peak box overlaps the target. A
+model of its own because a tile is not a tracked frame: its crop is not centred on where the target was, most
+tiles hold no target at all, and the score-map shape that marks a drift on a tracked frame (a high peak on
+a look-alike) is what a tile holding the target shows too."""
 
 
 def score_map_features(scores: np.ndarray, neighbourhood: np.ndarray) -> np.ndarray:
@@ -101,9 +126,22 @@ def describe(frame: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, np.ndarray
     if x2 - x1 < 2 or y2 - y1 < 2:
         return None
     region = np.ascontiguousarray(frame[y1:y2, x1:x2])
-    counts = cv2.calcHist([region], [0, 1, 2], None, [HISTOGRAM_BINS] * 3, [0, 256] * 3).ravel()
+    counts = cv2.calcHist([_brightness_normalised(region)], [0, 1, 2], None, [HISTOGRAM_BINS] * 3, [0, 256] * 3).ravel()
     template = cv2.resize(region, (TEMPLATE_SIDE, TEMPLATE_SIDE), interpolation=cv2.INTER_AREA).astype(np.float64)
     template -= template.mean()
     norm = np.linalg.norm(template)
     template = template / norm if norm > 0 else template
     return counts / counts.sum(), template
+
+
+NORMALISED_BRIGHTNESS = 128.0
+
+
+def _brightness_normalised(region: np.ndarray) -> np.ndarray:
+    """`region` scaled to a mean of `NORMALISED_BRIGHTNESS`: a change of lighting or exposure multiplies every
+    pixel by about the same gain, which this undoes, so the colour histogram compares the target's colours
+    rather than how brightly it is lit."""
+    mean = float(region.mean())
+    if mean <= 0:
+        return region
+    return np.clip(region.astype(np.float32) * (NORMALISED_BRIGHTNESS / mean), 0, 255).astype(np.uint8)

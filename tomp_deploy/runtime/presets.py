@@ -165,6 +165,16 @@ class TrackerParams:
     lt_weight_colour: float = 4.54
     lt_weight_template: float = 0.42
     """Long-term mode: the logistic model's weights, one per feature of `runtime.confidence.FEATURES`."""
+    lt_candidate_bias: float = -5.20
+    """Long-term mode: the re-detection candidates' logistic model's bias (`runtime.confidence.CANDIDATE`;
+    fitted with the presence model above, by the same command)."""
+    lt_candidate_weight_peak: float = 1.76
+    lt_candidate_weight_sidelobe: float = -0.41
+    lt_candidate_weight_second_peak: float = 1.58
+    lt_candidate_weight_entropy: float = -6.05
+    lt_candidate_weight_colour: float = 10.61
+    lt_candidate_weight_template: float = 0.17
+    """Long-term mode: the candidates' model's weights, one per feature of `runtime.confidence.FEATURES`."""
 
     def __post_init__(self) -> None:
         if self.border_mode not in ("inside_major", "inside", "replicate"):

@@ -20,7 +20,7 @@ from tomp_deploy.runtime.backends.base import Backend
 from tomp_deploy.runtime.contract import BACKBONE, CROP, DECODE, REDETECT
 from tomp_deploy.runtime.errors import ToMPError
 from tomp_deploy.runtime.geometry import Patch
-from tomp_deploy.runtime.long_term import best_candidate, tile_patches
+from tomp_deploy.runtime.long_term import best_candidate, tile_candidates, tile_patches
 from tomp_deploy.runtime.presets import TrackerParams
 from tomp_deploy.runtime.target import TargetState, TrackResult, as_rgb_frame
 
@@ -170,14 +170,18 @@ class MultiStreamTracker:
         `TrackResult.times[REDETECT]`."""
         started = time.perf_counter()
         config = self.backend.config
-        patches = tile_patches(frame, state.present_scale * config.search_size, config.search_size)
+        patches = tile_patches(frame, state.trusted_scale * config.search_size, config.search_size)
         chunk = self.backend.max_batch or len(patches)
         located = []
         for first in range(0, len(patches), chunk):
             part = patches[first : first + chunk]
             features = self._extract(part)
             located += self.backend.locate([state.query(features, index) for index in range(len(part))])
-        candidate = best_candidate(patches, located, frame, state.assess, config.search_size, config.feature_stride, self.params)
+        candidates = tile_candidates(
+            patches, located, frame, state.features, config.search_size, config.feature_stride, self.params
+        )
+        result.candidates = candidates
+        candidate = best_candidate(candidates, self.params)
         if candidate is not None:
             result = state.redetected(candidate, result)
         result.times[REDETECT] = time.perf_counter() - started

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tomp_deploy.runtime.backends.base import FeatureMemory, TargetQuery
-from tomp_deploy.runtime.confidence import Appearance, calibrated_confidence, score_map_features
+from tomp_deploy.runtime.confidence import PRESENCE, Appearance, score_map_features
 from tomp_deploy.runtime.errors import ToMPError
 from tomp_deploy.runtime.geometry import (
     Patch,
@@ -65,6 +65,9 @@ class TrackResult:
     confidence_features: np.ndarray | None = None
     """Long-term mode: the features `confidence` was calibrated from (`runtime.confidence.FEATURES`); None in
     the default mode and where the scores were not finite."""
+    candidates: list[Candidate] = field(default_factory=list)
+    """Long-term mode: the whole-frame search's candidates on a frame where one ran (`runtime.long_term`),
+    whether or not one was taken; empty on every other frame."""
 
 
 def as_rgb_frame(frame: np.ndarray) -> np.ndarray:
@@ -144,8 +147,10 @@ class TargetState:
         """Long-term mode: the target's look on the annotated frame and the newest memory frame."""
         self.absent_frames = 0
         """Long-term mode: consecutive frames without the target."""
-        self.present_scale = self.target_scale
-        """Long-term mode: the target's scale on the last frame that showed it (re-detection tiles at it)."""
+        self.trusted_scale = self.target_scale
+        """The target's scale on the newest frame stored in the memory (the annotated one at first): long-term
+        mode's re-detection tiles at it. A frame merely reported present may be on a look-alike of another
+        size, and tiles at that size miss the target."""
 
         slots = config.memory_size
         cells = config.feature_size
@@ -227,14 +232,13 @@ class TargetState:
             cues, confidence, present = self._long_term_presence(found, scores, frame, box, sample_scale)
         if found.flag != NOT_FOUND:
             self._move_to(box)
-            if params.long_term and present:
-                self.present_scale = self.target_scale
         elif params.search_area_rescaling_at_occlusion:
             self._rescale_search_area()
 
         confident = found.flag not in (NOT_FOUND, UNCERTAIN) and found.max_score > params.conf_ths and present
         if confident:
             self._store(self._replace_slot(), features, index, self.pos, sample_pos, sample_scale)
+            self.trusted_scale = self.target_scale
             if params.long_term:
                 self.appearance.remember(frame, box)
 
@@ -269,22 +273,22 @@ class TargetState:
         """Long-term mode's confidence features, calibrated confidence and presence (`runtime.long_term`);
         counts the absent frames. A frame whose scores are not finite has no features and confidence 0."""
         if math.isfinite(found.max_score):
-            features, confidence = self.assess(scores, box, frame, sample_scale)
+            features = self.features(scores, box, frame, sample_scale)
+            confidence = PRESENCE.probability(features, self.params)
         else:
             features, confidence = None, 0.0
         present = found.flag != NOT_FOUND and confidence >= self.params.lt_presence_threshold
         self.absent_frames = 0 if present else self.absent_frames + 1
         return features, confidence, present
 
-    def assess(self, scores: np.ndarray, box: np.ndarray, frame: np.ndarray, sample_scale: float) -> tuple[np.ndarray, float]:
+    def features(self, scores: np.ndarray, box: np.ndarray, frame: np.ndarray, sample_scale: float) -> np.ndarray:
         """The confidence features (`runtime.confidence.FEATURES`) of a box read from a finite score map of a
-        crop at `sample_scale`, and their calibrated confidence."""
+        crop at `sample_scale`."""
         config = self.config
         neighbourhood = (
             self.params.target_neighborhood_scale * (self.target_size / sample_scale) * (config.feature_size / config.search_size)
         )
-        features = np.concatenate([score_map_features(scores, neighbourhood), self.appearance.similarity(frame, box)])
-        return features, calibrated_confidence(features, self.params)
+        return np.concatenate([score_map_features(scores, neighbourhood), self.appearance.similarity(frame, box)])
 
     def redetection_due(self) -> bool:
         """Long-term mode: whether this frame's whole-frame search is due (the target absent long enough)."""
@@ -299,7 +303,6 @@ class TargetState:
         self._move_to(candidate.box)
         self.not_found_count = 0
         self.absent_frames = 0
-        self.present_scale = self.target_scale
         result.box = self.output_box()
         result.confidence, result.present = candidate.confidence, True
         result.confidence_features = candidate.features
