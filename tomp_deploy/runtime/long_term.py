@@ -68,10 +68,11 @@ def _centres(extent: int, side: float, step: float) -> list[float]:
 
 
 def tile_candidates(
-    patches: list[Patch], located: list, frame: np.ndarray, assess, search_size: int, stride: int, params
+    patches: list[Patch], located: list, frame: np.ndarray, features_of, search_size: int, stride: int, params
 ) -> list[Candidate]:
     """Each tile's peak box with its features and candidate confidence (`runtime.confidence.CANDIDATE`); a
-    tile whose maps are not finite gives none. `assess(scores, box, frame, sample_scale)` gives a box's features."""
+    tile whose maps are not finite gives none. `features_of(scores, box, frame, sample_scale)` gives a box's
+    features."""
     height, width = frame.shape[:2]
     candidates = []
     for patch, found in zip(patches, located):
@@ -80,7 +81,7 @@ def tile_candidates(
         _, cell = argmax2d(found.scores)
         box = decode_ltrb(found.ltrb, tuple(cell), patch.coords, search_size, stride)
         box = clip_box(box, width, height, params.min_box_size)
-        features = assess(found.scores, box, frame, sample_location(patch.coords, search_size)[1])
+        features = features_of(found.scores, box, frame, sample_location(patch.coords, search_size)[1])
         candidates.append(Candidate(box, CANDIDATE.probability(features, params), features))
     return candidates
 

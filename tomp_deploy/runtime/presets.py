@@ -153,7 +153,7 @@ class TrackerParams:
     lt_redetect_every: int = _positive(5)
     """Long-term mode: absent frames between whole-frame searches (bounds their cost)."""
     lt_redetect_threshold: float = 0.5
-    """Long-term mode: the least calibrated confidence of a re-detection candidate."""
+    """Long-term mode: the least confidence of a re-detection candidate (`runtime.confidence.CANDIDATE`)."""
     lt_calibration_bias: float = 2.55
     """Long-term mode: the logistic model's bias (`runtime.confidence`; `tomp-deploy calibrate` fits it). The
     defaults were fitted for the shipped tiny model on the `longterm` synthetic family
@@ -167,7 +167,8 @@ class TrackerParams:
     """Long-term mode: the logistic model's weights, one per feature of `runtime.confidence.FEATURES`."""
     lt_candidate_bias: float = -5.20
     """Long-term mode: the re-detection candidates' logistic model's bias (`runtime.confidence.CANDIDATE`;
-    fitted with the presence model above, by the same command)."""
+    `tomp-deploy calibrate` fits it with the presence model above). The defaults were fitted for the shipped
+    tiny model on the candidates of its whole-frame searches over the `longterm` synthetic family."""
     lt_candidate_weight_peak: float = 1.76
     lt_candidate_weight_sidelobe: float = -0.41
     lt_candidate_weight_second_peak: float = 1.58
