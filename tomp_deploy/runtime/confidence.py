@@ -36,6 +36,8 @@ small misalignments of the box do not change."""
 HISTOGRAM_BINS = 8
 """Bins per RGB channel of the colour histogram: coarse enough to ignore noise and blur, fine enough to
 tell a colour-shifted look-alike from the target."""
+NORMALISED_BRIGHTNESS = 128.0
+"""Mean pixel value a box is scaled to before its colour histogram is taken (`_brightness_normalised`)."""
 
 
 @dataclass(frozen=True)
@@ -132,9 +134,6 @@ def describe(frame: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, np.ndarray
     norm = np.linalg.norm(template)
     template = template / norm if norm > 0 else template
     return counts / counts.sum(), template
-
-
-NORMALISED_BRIGHTNESS = 128.0
 
 
 def _brightness_normalised(region: np.ndarray) -> np.ndarray:
