@@ -141,7 +141,9 @@ def plot(report: dict, runs: dict[str, BackendRun], sequences: list[Sequence], p
     fps = [report["backends"][n]["fps"] for n in ok]
     low = [f - report["backends"][n]["fps_p10"] for n, f in zip(ok, fps)]
     high = [report["backends"][n]["fps_p90"] - f for n, f in zip(ok, fps)]
-    fps_axis.bar([row_label(n, report["backends"][n]) for n in ok], fps, yerr=[low, high], capsize=6, color="tab:green")
+    # a row's settings on a line of their own: side by side, three or more rows' labels run into each other
+    bar_labels = [row_label(n, report["backends"][n]).replace(" (", "\n(", 1) for n in ok]
+    fps_axis.bar(bar_labels, fps, yerr=[low, high], capsize=6, color="tab:green")
     fps_axis.set(ylabel="frames per second, end to end (median, p10-p90)", title=f"Speed ({report['machine']['device']})")
     fps_axis.grid(True, axis="y", linestyle=":")
     figure.tight_layout()
