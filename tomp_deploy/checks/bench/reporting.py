@@ -137,15 +137,15 @@ def plot(report: dict, runs: dict[str, BackendRun], sequences: list[Sequence], p
         )
     success_axis.set(xlabel="Overlap threshold", ylabel="Overlap Precision [%]", xlim=(0, 1), ylim=(0, 100), title="Success plot")
     success_axis.grid(True, linestyle=":")
-    success_axis.legend(loc="lower left")
+    success_axis.legend(loc="lower left", fontsize="small")
     fps = [report["backends"][n]["fps"] for n in ok]
     low = [f - report["backends"][n]["fps_p10"] for n, f in zip(ok, fps)]
     high = [report["backends"][n]["fps_p90"] - f for n, f in zip(ok, fps)]
-    # a row's settings on a line of their own: side by side, three or more rows' labels run into each other
-    bar_labels = [row_label(n, report["backends"][n]).replace(" (", "\n(", 1) for n in ok]
-    fps_axis.bar(bar_labels, fps, yerr=[low, high], capsize=6, color="tab:green")
-    fps_axis.set(ylabel="frames per second, end to end (median, p10-p90)", title=f"Speed ({report['machine']['device']})")
-    fps_axis.grid(True, axis="y", linestyle=":")
+    # horizontal bars: the rows' labels (long-term rows double them) run into each other under vertical ones
+    fps_axis.barh([row_label(n, report["backends"][n]) for n in ok], fps, xerr=[low, high], capsize=6, color="tab:green")
+    fps_axis.invert_yaxis()
+    fps_axis.set(xlabel="frames per second, end to end (median, p10-p90)", title=f"Speed ({report['machine']['device']})")
+    fps_axis.grid(True, axis="x", linestyle=":")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
