@@ -22,7 +22,7 @@ from tomp_deploy.runtime.sources import FrameSource
 
 @pytest.fixture(scope="module")
 def long_term_data(tmp_path_factory):
-    """Two 60-frame sequences of the long-term family (seed 2: the target is absent from 15 and 19 frames)."""
+    """Two 60-frame sequences of the long-term family (seed 2: the target is absent from 28 and 8 frames)."""
     root = tmp_path_factory.mktemp("calibration") / "data"
     generate_benchmark(root, sequences=2, frames=60, seed=2, family=LONG_TERM_FAMILY)
     return root

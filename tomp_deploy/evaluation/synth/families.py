@@ -276,12 +276,22 @@ def bouncing_scene(rng: np.random.Generator, frames: int, size: tuple[int, int])
     return scene
 
 
+def _sibling(rng: np.random.Generator, source: np.ndarray, sprite: Sprite) -> Sprite:
+    """Another window of the image `sprite` was cut from, in `sprite`'s outline (mirrored half the time):
+    an object of the same kind, as another face is to a face, that colour alone does not tell apart."""
+    height, width = sprite.alpha.shape
+    alpha = sprite.alpha[:, ::-1].copy() if rng.random() < 0.5 else sprite.alpha.copy()
+    return Sprite(photo_crop(rng, source, width, height, zoom=3.0), alpha)
+
+
 def longterm_scene(rng: np.random.Generator, frames: int, size: tuple[int, int], held_out: bool) -> Scene:
     """The long-term family: a target that wanders, leaves the view and comes back across another border
     (`roaming_path`), may be hidden for 12 to 40 frames behind a panel while it moves on in view, among one to
-    three look-alikes that stay in view. Training materials (cut-outs and shapes over training photographs),
-    or, `held_out`, the held-out family's objects over held-out photographs, its look-alikes objects of the
-    same kind (other faces, other coins)."""
+    three look-alikes that stay in view. Training materials: a window of a training image in an irregular
+    or geometric outline over another training image, each look-alike either a sibling (another window of
+    the same image in the same outline: the colours alike, the layout not) or a colour-shifted copy. Or,
+    `held_out`, the held-out family's objects over held-out photographs, its look-alikes objects of the same
+    kind (other faces, other coins)."""
     width, height = size
     side = min(width, height) * rng.uniform(0.12, 0.25)
     if held_out:
@@ -291,8 +301,14 @@ def longterm_scene(rng: np.random.Generator, frames: int, size: tuple[int, int],
         sprite = _held_out_object(rng, kind, backdrop)
         background = photos[backdrop]
     else:
-        material = _cutout if rng.random() < 0.5 else _shape
-        sprite = material(rng, float(np.exp(rng.uniform(-0.6, 0.6))))
+        source = _training_image(rng)
+        sprite_width, sprite_height = _sprite_shape(float(np.exp(rng.uniform(-0.6, 0.6))))
+        outline = (
+            blob_mask(rng, sprite_width, sprite_height, rng.uniform(0, 0.5))
+            if rng.random() < 0.5
+            else shape_mask(rng, sprite_width, sprite_height)
+        )
+        sprite = Sprite(photo_crop(rng, source, sprite_width, sprite_height, zoom=3.0), outline)
         background = _training_image(rng)
     aspect = sprite.alpha.shape[1] / sprite.alpha.shape[0]
     sizes = np.repeat([[side * math.sqrt(aspect), side / math.sqrt(aspect)]], frames, axis=0)
@@ -301,7 +317,12 @@ def longterm_scene(rng: np.random.Generator, frames: int, size: tuple[int, int],
     target = Layer(sprite, path, sizes)
     behind = []
     for _ in range(int(rng.integers(1, 4))):
-        other = _held_out_object(rng, kind, backdrop) if held_out else look_alike(rng, sprite, rng.uniform(0.3, 1.0))
+        if held_out:
+            other = _held_out_object(rng, kind, backdrop)
+        elif rng.random() < 0.5:
+            other = _sibling(rng, source, sprite)
+        else:
+            other = look_alike(rng, sprite, rng.uniform(0.3, 1.0))
         behind.append(Layer(other, wandering_path(rng, frames, width, height, rng.uniform(0.8, 3)), sizes))
     front = []
     length = int(rng.integers(12, 41))
