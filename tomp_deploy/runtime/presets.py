@@ -156,8 +156,9 @@ class TrackerParams:
     """Long-term mode: the least confidence of a re-detection candidate (`runtime.confidence.CANDIDATE`)."""
     lt_calibration_bias: float = 2.55
     """Long-term mode: the logistic model's bias (`runtime.confidence`; `tomp-deploy calibrate` fits it). The
-    defaults were fitted for the shipped tiny model on the `longterm` synthetic family
-    (benchmarks/results/long_term_tiny_cpu.md); refit them for other models."""
+    defaults were fitted for the shipped tiny model on the `longterm` synthetic family as it was before its
+    siblings (benchmarks/results/long_term_tiny_cpu.md; refits on the family with siblings did worse on it);
+    refit them for other models."""
     lt_weight_peak: float = -1.73
     lt_weight_sidelobe: float = -0.87
     lt_weight_second_peak: float = 0.27
@@ -168,7 +169,7 @@ class TrackerParams:
     lt_candidate_bias: float = -5.20
     """Long-term mode: the re-detection candidates' logistic model's bias (`runtime.confidence.CANDIDATE`;
     `tomp-deploy calibrate` fits it with the presence model above). The defaults were fitted for the shipped
-    tiny model on the candidates of its whole-frame searches over the `longterm` synthetic family."""
+    tiny model on the candidates of its whole-frame searches over the `longterm` synthetic family (as above)."""
     lt_candidate_weight_peak: float = 1.76
     lt_candidate_weight_sidelobe: float = -0.41
     lt_candidate_weight_second_peak: float = 1.58
