@@ -276,12 +276,16 @@ def bouncing_scene(rng: np.random.Generator, frames: int, size: tuple[int, int])
     return scene
 
 
+def _window(rng: np.random.Generator, source: np.ndarray, outline: np.ndarray) -> Sprite:
+    """A random window of `source` in `outline` (its alpha, which sets the window's size)."""
+    height, width = outline.shape
+    return Sprite(photo_crop(rng, source, width, height, zoom=3.0), outline)
+
+
 def _sibling(rng: np.random.Generator, source: np.ndarray, sprite: Sprite) -> Sprite:
     """Another window of the image `sprite` was cut from, in `sprite`'s outline (mirrored half the time):
     an object of the same kind, as another face is to a face, that colour alone does not tell apart."""
-    height, width = sprite.alpha.shape
-    alpha = sprite.alpha[:, ::-1].copy() if rng.random() < 0.5 else sprite.alpha.copy()
-    return Sprite(photo_crop(rng, source, width, height, zoom=3.0), alpha)
+    return _window(rng, source, sprite.alpha[:, ::-1].copy() if rng.random() < 0.5 else sprite.alpha.copy())
 
 
 def longterm_scene(rng: np.random.Generator, frames: int, size: tuple[int, int], held_out: bool) -> Scene:
@@ -308,7 +312,7 @@ def longterm_scene(rng: np.random.Generator, frames: int, size: tuple[int, int],
             if rng.random() < 0.5
             else shape_mask(rng, sprite_width, sprite_height)
         )
-        sprite = Sprite(photo_crop(rng, source, sprite_width, sprite_height, zoom=3.0), outline)
+        sprite = _window(rng, source, outline)
         background = _training_image(rng)
     aspect = sprite.alpha.shape[1] / sprite.alpha.shape[0]
     sizes = np.repeat([[side * math.sqrt(aspect), side / math.sqrt(aspect)]], frames, axis=0)
