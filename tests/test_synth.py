@@ -155,3 +155,27 @@ def test_the_long_term_family_flags_absent_frames_in_both_layouts(tmp_path):
         np.testing.assert_array_equal(vot.target_present, present)
         assert np.isnan(vot.ground_truth[~present]).all()
         np.testing.assert_array_equal(vot.ground_truth[present], lasot.ground_truth[present])
+
+
+def test_a_sequence_appears_whole_or_not_at_all(tmp_path, monkeypatch):
+    """A run that fails (or is killed) while writing a sequence leaves the sequences it finished and no
+    folder with part of a sequence's frames; writing a sequence again replaces all of it."""
+    import tomp_deploy.evaluation.synth.scene as scene
+
+    root = tmp_path / "data"
+    generate_benchmark(root, sequences=1, frames=6, seed=1, family="longterm")
+    written = sorted(path.name for path in (root / "longterm" / "longterm-1" / "img").iterdir())
+    assert len(written) == 6
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("killed while writing the annotations")
+
+    monkeypatch.setattr(scene, "write_annotations", fail)
+    with pytest.raises(RuntimeError):
+        generate_benchmark(root, sequences=2, frames=4, seed=1, family="longterm")
+    assert sorted(path.name for path in (root / "longterm").iterdir()) == ["longterm-1"], "no partial or staging folder"
+    assert sorted(path.name for path in (root / "longterm" / "longterm-1" / "img").iterdir()) == written
+
+    monkeypatch.undo()
+    generate_benchmark(root, sequences=1, frames=4, seed=1, family="longterm")
+    assert len(list((root / "longterm" / "longterm-1" / "img").iterdir())) == 4, "no frame of the longer run is left"

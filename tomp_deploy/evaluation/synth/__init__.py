@@ -21,6 +21,7 @@ from tomp_deploy.evaluation.synth.families import (
 )
 from tomp_deploy.evaluation.synth.scene import ATTRIBUTES
 from tomp_deploy.runtime.errors import ToMPError
+from tomp_deploy.runtime.files import staged_folder
 
 __all__ = [
     "ATTRIBUTES",
@@ -35,8 +36,11 @@ __all__ = [
 
 
 def _write_one(job: tuple) -> list[str]:
+    """Writes one sequence into a staging folder that replaces `folder` whole once complete: a run killed
+    half-way leaves no sequence with part of its frames, and rewriting one leaves none of its old frames."""
     family, folder, seed, index, frames, size = job
-    return write_family_sequence(family, folder, np.random.default_rng([seed, index]), frames, size, index)
+    with staged_folder(folder, "OUT") as staging:
+        return write_family_sequence(family, staging, np.random.default_rng([seed, index]), frames, size, index)
 
 
 FRAME_SIZE = (320, 240)
